@@ -1,0 +1,1 @@
+//! Executes the PTX that nvcc emits on the CPU, with CUDA semantics.
