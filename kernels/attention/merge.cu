@@ -1,0 +1,94 @@
+// merge_states: combine two partial attention results over disjoint key sets.
+//
+// Given (O_a, lse_a) and (O_b, lse_b), each a softmax-weighted average over its own keys with the
+// natural-log sum of exponentials, the result over the union is
+//     m = max(lse_a, lse_b),  w_a = exp(lse_a - m),  w_b = exp(lse_b - m)
+//     O = (w_a O_a + w_b O_b) / (w_a + w_b),          lse = m + log(w_a + w_b).
+// An empty part has lse = -inf and weight exactly 0; its O is never read, so merging with it returns
+// the other part bit for bit. Both empty: O = 0, lse = -inf. A NaN lse gives NaN O and lse.
+//
+// Work split: a flat grid-stride loop over chunks of `vec` elements; chunk c covers row c / (d/vec).
+// Each thread reads one lse pair (L1-cached, shared by the d/vec threads of a row), one chunk of
+// O_a and O_b, writes one chunk of O; the thread of a row's first chunk writes lse.
+// With 16-bit T and vec = 8, each access is one 16-byte `ld.global.v4` / `st.global.v4`.
+//
+// Cost per row of d elements of T (s = sizeof(T)): FLOPs ~3d + O(1) (two products and a sum per
+// element; exp2/log2 per row are special-function ops); fewest bytes 3·d·s + 12.
+#include "attention/params.cuh"
+#include "common/dtype.cuh"
+#include "common/math.cuh"
+
+namespace sk {
+
+constexpr int kMergeThreads = 256;
+
+template <typename T>
+__device__ __forceinline__ void merge_chunk(const MergeStatesParams& p, uint64_t chunk) {
+  const uint32_t chunks_per_row = p.head_dim / p.vec;
+  const uint64_t row = chunk / chunks_per_row;
+  const uint64_t first = chunk * p.vec;  // element offset of this chunk
+
+  const float la = p.lse_a[row];
+  const float lb = p.lse_b[row];
+  const float m = fmaxf(la, lb);
+  const bool nan = isnan(la) || isnan(lb);
+  const bool empty = !nan && m == -CUDART_INF_F;
+  // exp2((l - m) log2 e): exactly 1 for the larger part, exactly 0 for an empty one.
+  const float wa = exp2f((la - m) * kLog2e);
+  const float wb = exp2f((lb - m) * kLog2e);
+  const float inv = 1.0f / (wa + wb);
+  const float ra = wa * inv;
+  const float rb = wb * inv;
+
+  const T* __restrict__ a = static_cast<const T*>(p.o_a) + first;
+  const T* __restrict__ b = static_cast<const T*>(p.o_b) + first;
+  T* __restrict__ o = static_cast<T*>(p.o) + first;
+
+  auto merge_one = [&](const T* xa, const T* xb) -> T {
+    if (nan) return from_float<T>(CUDART_NAN_F);
+    if (empty) return from_float<T>(0.0f);
+    if (rb == 0.0f) return *xa;  // b is empty or negligible: never read it (it may be garbage)
+    if (ra == 0.0f) return *xb;
+    return from_float<T>(fmaf(ra, to_float(*xa), rb * to_float(*xb)));
+  };
+
+  if (p.vec == 1) {
+    *o = merge_one(a, b);
+  } else {
+    // vec == Vec16<T>::kElems; the host checked head_dim % vec == 0 and 16-byte alignment.
+    Vec16<T> va, vb, vo;
+    if (!nan && !empty && ra != 0.0f) va = *reinterpret_cast<const Vec16<T>*>(a);
+    if (!nan && !empty && rb != 0.0f) vb = *reinterpret_cast<const Vec16<T>*>(b);
+#pragma unroll
+    for (int i = 0; i < Vec16<T>::kElems; ++i) vo.v[i] = merge_one(&va.v[i], &vb.v[i]);
+    *reinterpret_cast<Vec16<T>*>(o) = vo;
+  }
+
+  if (p.lse != nullptr && first % p.head_dim == 0) {
+    p.lse[row] = nan ? CUDART_NAN_F : (empty ? -CUDART_INF_F : m + log2f(wa + wb) * kLn2);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ void merge_states(const MergeStatesParams& p) {
+  const uint64_t chunks = p.rows * (p.head_dim / p.vec);
+  const uint64_t stride = uint64_t(gridDim.x) * blockDim.x;
+  for (uint64_t c = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < chunks; c += stride) {
+    merge_chunk<T>(p, c);
+  }
+}
+
+}  // namespace sk
+
+extern "C" __global__ void __launch_bounds__(sk::kMergeThreads)
+    attention_merge_states_f32(const __grid_constant__ sk::MergeStatesParams p) {
+  sk::merge_states<float>(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kMergeThreads)
+    attention_merge_states_f16(const __grid_constant__ sk::MergeStatesParams p) {
+  sk::merge_states<__half>(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kMergeThreads)
+    attention_merge_states_bf16(const __grid_constant__ sk::MergeStatesParams p) {
+  sk::merge_states<__nv_bfloat16>(p);
+}

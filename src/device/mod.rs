@@ -1,0 +1,153 @@
+//! Where kernels run: a [`Device`] is a CUDA stream (through cudarc) or the PTX VM, behind one API.
+//!
+//! Kernel wrappers validate, build one `#[repr(C)]` params struct and call [`Device::launch`]; the
+//! same params bytes go to the GPU or to the VM. Launches are stream-ordered and never synchronise.
+
+mod buffer;
+mod cuda;
+mod module;
+
+use std::sync::Arc;
+
+pub use buffer::{Buffer, Element, View, ViewMut};
+pub use module::{KernelModule, ALL as MODULES, NVCC};
+
+pub(crate) use module::generated as kernels;
+
+use crate::error::{Error, Result};
+use cuda::CudaBackend;
+
+/// A device that runs the crate's kernels. Cheap to clone (it is a handle).
+#[derive(Clone)]
+pub struct Device {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Cuda(Arc<CudaBackend>),
+}
+
+/// Grid, block and dynamic shared memory of one launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchDims {
+    /// Blocks in x, y, z.
+    pub grid: [u32; 3],
+    /// Threads per block in x, y, z.
+    pub block: [u32; 3],
+    /// Bytes of dynamic (`extern __shared__`) shared memory per block.
+    pub dynamic_smem: u32,
+}
+
+/// A device pointer handed to a kernel, with whatever keeps the launch ordered after the memory's
+/// last use (cudarc's event record); drop it only after the launch was queued.
+pub(crate) struct ArgPtr<'a> {
+    pub(crate) addr: u64,
+    _order: Option<cudarc::driver::SyncOnDrop<'a>>,
+}
+
+impl Device {
+    /// The CUDA GPU `ordinal` with its default stream.
+    ///
+    /// Never panics: without a CUDA driver library, or with no such GPU, it returns
+    /// [`Error::CudaUnavailable`] or [`Error::NoSuchDevice`].
+    pub fn cuda(ordinal: usize) -> Result<Device> {
+        Ok(Device { backend: Backend::Cuda(Arc::new(CudaBackend::new(ordinal)?)) })
+    }
+
+    /// A device that launches on a stream the caller already holds (candle, mistral.rs, cudarc code).
+    pub fn from_cuda_stream(stream: Arc<cudarc::driver::CudaStream>) -> Result<Device> {
+        Ok(Device { backend: Backend::Cuda(Arc::new(CudaBackend::from_stream(stream)?)) })
+    }
+
+    /// The CUDA stream launches go to, when this is a CUDA device.
+    pub fn cuda_stream(&self) -> Option<&Arc<cudarc::driver::CudaStream>> {
+        match &self.backend {
+            Backend::Cuda(c) => Some(&c.stream),
+        }
+    }
+
+    /// A one-line description: backend, device name and compute capability.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Cuda(c) => c.describe(),
+        }
+    }
+
+    /// Allocates `len` zeroed elements.
+    pub fn alloc_zeros<T: Element>(&self, len: usize) -> Result<Buffer<T>> {
+        match &self.backend {
+            Backend::Cuda(c) => c.alloc_zeros(len),
+        }
+    }
+
+    /// Copies `host` into a new device buffer.
+    pub fn upload<T: Element>(&self, host: &[T]) -> Result<Buffer<T>> {
+        match &self.backend {
+            Backend::Cuda(c) => c.upload(host),
+        }
+    }
+
+    /// Copies a view back to the host (waits for the work queued before it).
+    pub fn download<'a, T: Element>(&self, view: impl Into<View<'a, T>>) -> Result<Vec<T>> {
+        let view = view.into();
+        match &self.backend {
+            Backend::Cuda(c) => c.download(&view),
+        }
+    }
+
+    /// Sets every byte of `view` to `byte` (stream-ordered). Tests use it to poison outputs.
+    pub fn fill_bytes<T: Element>(&self, view: &mut ViewMut<'_, T>, byte: u8) -> Result<()> {
+        match &self.backend {
+            Backend::Cuda(c) => c.fill_bytes(view, byte),
+        }
+    }
+
+    /// Waits until every launch and copy queued on this device has finished.
+    pub fn synchronize(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Cuda(c) => c.synchronize(),
+        }
+    }
+
+    /// The address of `view` as a kernel sees it, checked to belong to this device.
+    pub(crate) fn ptr<'a, T: Element>(&'a self, name: &'static str, view: &'a View<'_, T>) -> Result<ArgPtr<'a>> {
+        match &self.backend {
+            Backend::Cuda(c) => c.ptr(name, view),
+        }
+    }
+
+    /// The address of a writable `view` as a kernel sees it, checked to belong to this device.
+    pub(crate) fn ptr_mut<'a, T: Element>(
+        &'a self,
+        name: &'static str,
+        view: &'a mut ViewMut<'_, T>,
+    ) -> Result<ArgPtr<'a>> {
+        match &self.backend {
+            Backend::Cuda(c) => c.ptr_mut(name, view),
+        }
+    }
+
+    /// Launches `kernel` of `module` with one params struct passed by value, the only way the
+    /// crate's kernels take arguments. The module is loaded once per device, on first use.
+    pub(crate) fn launch<P: bytemuck::Pod>(
+        &self,
+        module: &'static KernelModule,
+        kernel: &str,
+        dims: LaunchDims,
+        params: &P,
+    ) -> Result<()> {
+        if dims.grid.contains(&0) || dims.block.contains(&0) {
+            return Err(Error::invalid("dims", "non-zero grid and block extents", format!("{dims:?}")));
+        }
+        match &self.backend {
+            Backend::Cuda(c) => c.launch(module, kernel, dims, params),
+        }
+    }
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
