@@ -2,13 +2,22 @@
 
 use scaling_kernels::device::{MODULES, NVCC};
 
-/// The code of a PTX file: `.loc`/`.file` lines dropped (they name host paths and system-header line
-/// numbers that vary between machines) and the per-path hashes of internal symbol names masked.
+/// The code of a PTX file: `.loc`/`.file` lines and `.section .debug_*` blocks dropped (they name
+/// host paths, system-header line numbers and path hashes that vary between clones and machines) and
+/// the per-path hashes of internal symbol names masked.
 fn code_of(ptx: &str) -> Vec<String> {
+    let mut in_debug = false;
     ptx.lines()
         .filter(|l| {
             let t = l.trim_start();
-            !t.starts_with(".loc") && !t.starts_with(".file") && !t.starts_with("//")
+            if t.starts_with(".section") && t.contains(".debug_") {
+                in_debug = true;
+            }
+            let keep = !in_debug && !t.starts_with(".loc") && !t.starts_with(".file") && !t.starts_with("//");
+            if in_debug && t.starts_with('}') {
+                in_debug = false;
+            }
+            keep
         })
         .map(|l| {
             let mut out = String::with_capacity(l.len());
