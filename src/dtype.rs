@@ -1,6 +1,7 @@
 //! The floating-point element types kernels are instantiated for.
 
 use half::{bf16, f16};
+use ptx_vm::semantics::float::{f64_to_fmt, Fmt, Rnd};
 
 use crate::device::Element;
 
@@ -39,7 +40,8 @@ impl Float for f16 {
         self.to_f64()
     }
     fn from_f64(x: f64) -> Self {
-        f16::from_f64(x)
+        // Not `half::f16::from_f64`: it can round twice (via f32) and land one ulp off.
+        f16::from_bits(f64_to_fmt(x, Fmt::F16, Rnd::Rn) as u16)
     }
 }
 
@@ -49,6 +51,24 @@ impl Float for bf16 {
         self.to_f64()
     }
     fn from_f64(x: f64) -> Self {
-        bf16::from_f64(x)
+        bf16::from_bits(f64_to_fmt(x, Fmt::BF16, Rnd::Rn) as u16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_f64_rounds_once_to_nearest_even() {
+        // 20680.0000939 lies just above the midpoint 20680 of f16 neighbours 20672 and 20688; a
+        // rounding through f32 lands on the midpoint and then ties to even (20672).
+        assert_eq!(<f16 as Float>::from_f64(20680.0000939).to_f64(), 20688.0);
+        assert_eq!(<f16 as Float>::from_f64(20680.0).to_f64(), 20672.0, "a true tie goes to even");
+        // bf16: 1 + 2^-8 is the midpoint of 1 and 1 + 2^-7; a hair above it rounds up.
+        assert_eq!(<bf16 as Float>::from_f64(1.0 + 2f64.powi(-8)).to_f64(), 1.0);
+        assert_eq!(<bf16 as Float>::from_f64(1.0 + 2f64.powi(-8) + 2f64.powi(-40)).to_f64(), 1.0 + 2f64.powi(-7));
+        assert!(<bf16 as Float>::from_f64(f64::NAN).to_f64().is_nan());
+        assert_eq!(<f16 as Float>::from_f64(f64::NEG_INFINITY).to_f64(), f64::NEG_INFINITY);
     }
 }

@@ -17,15 +17,6 @@ pub(crate) struct MergeStatesParams {
     pub vec: u32,
 }
 
-/// The byte size of a kernel's single by-value param, read from its `.param` declaration in the PTX
-/// (`.param .align 8 .b8 <kernel>_param_0[N]`).
-#[cfg(test)]
-pub(crate) fn ptx_param_size(ptx: &str, kernel: &str) -> Option<usize> {
-    let decl = format!("{kernel}_param_0[");
-    let at = ptx.find(&decl)? + decl.len();
-    ptx[at..].split(']').next()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,9 +30,11 @@ mod tests {
         assert_eq!(offset_of!(MergeStatesParams, rows), 48);
         assert_eq!(offset_of!(MergeStatesParams, head_dim), 56);
         assert_eq!(offset_of!(MergeStatesParams, vec), 60);
+        // The PTX's `.param .align 8 .b8 <kernel>_param_0[N]` is the compiler's own witness.
+        let module = ptx_vm::Module::parse(ATTENTION_MERGE.ptx).unwrap();
         for t in ["f32", "f16", "bf16"] {
             let kernel = format!("attention_merge_states_{t}");
-            assert_eq!(ptx_param_size(ATTENTION_MERGE.ptx, &kernel), Some(size_of::<MergeStatesParams>()), "{kernel}");
+            assert_eq!(module.param_size(&kernel), Some(size_of::<MergeStatesParams>()), "{kernel}");
         }
     }
 }

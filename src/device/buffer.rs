@@ -15,6 +15,7 @@ impl<T: bytemuck::Pod + DeviceRepr + ValidAsZeroBits + Send + Sync + 'static> El
 
 pub(crate) enum BufferRepr<T> {
     Cuda(CudaSlice<T>),
+    Vm(super::vm::VmAlloc),
 }
 
 /// Owned device memory of `len` elements of `T`.
@@ -25,6 +26,7 @@ pub struct Buffer<T> {
 
 pub(crate) enum ViewRepr<'a, T> {
     Cuda(CudaView<'a, T>),
+    Vm { backend: &'a super::vm::VmBackend, addr: u64 },
 }
 
 /// A borrowed, read-only range of device memory (`&[T]` on the device).
@@ -35,6 +37,7 @@ pub struct View<'a, T> {
 
 pub(crate) enum ViewMutRepr<'a, T> {
     Cuda(CudaViewMut<'a, T>),
+    Vm { backend: &'a super::vm::VmBackend, addr: u64 },
 }
 
 /// A borrowed, writable range of device memory (`&mut [T]` on the device).
@@ -76,6 +79,7 @@ impl<T: Element> Buffer<T> {
     pub fn view(&self) -> View<'_, T> {
         let repr = match &self.repr {
             BufferRepr::Cuda(s) => ViewRepr::Cuda(s.as_view()),
+            BufferRepr::Vm(a) => ViewRepr::Vm { backend: &a.backend, addr: a.addr },
         };
         View { repr, len: self.len }
     }
@@ -85,6 +89,7 @@ impl<T: Element> Buffer<T> {
         let len = self.len;
         let repr = match &mut self.repr {
             BufferRepr::Cuda(s) => ViewMutRepr::Cuda(s.as_view_mut()),
+            BufferRepr::Vm(a) => ViewMutRepr::Vm { backend: &a.backend, addr: a.addr },
         };
         ViewMut { repr, len }
     }
@@ -94,6 +99,7 @@ impl<T: Element> Buffer<T> {
         let (start, end) = resolve(range, self.len)?;
         let repr = match &self.repr {
             BufferRepr::Cuda(s) => ViewRepr::Cuda(s.slice(start..end)),
+            BufferRepr::Vm(a) => ViewRepr::Vm { backend: &a.backend, addr: a.addr + (start * size_of::<T>()) as u64 },
         };
         Ok(View { repr, len: end - start })
     }
@@ -103,6 +109,9 @@ impl<T: Element> Buffer<T> {
         let (start, end) = resolve(range, self.len)?;
         let repr = match &mut self.repr {
             BufferRepr::Cuda(s) => ViewMutRepr::Cuda(s.slice_mut(start..end)),
+            BufferRepr::Vm(a) => {
+                ViewMutRepr::Vm { backend: &a.backend, addr: a.addr + (start * size_of::<T>()) as u64 }
+            }
         };
         Ok(ViewMut { repr, len: end - start })
     }
@@ -111,6 +120,7 @@ impl<T: Element> Buffer<T> {
     pub fn as_cuda(&self) -> Option<&CudaSlice<T>> {
         match &self.repr {
             BufferRepr::Cuda(s) => Some(s),
+            BufferRepr::Vm(_) => None,
         }
     }
 
@@ -118,6 +128,7 @@ impl<T: Element> Buffer<T> {
     pub fn into_cuda(self) -> Option<CudaSlice<T>> {
         match self.repr {
             BufferRepr::Cuda(s) => Some(s),
+            BufferRepr::Vm(_) => None,
         }
     }
 }
@@ -146,6 +157,7 @@ impl<'a, T: Element> View<'a, T> {
         let (start, end) = resolve(range, self.len)?;
         let repr = match &self.repr {
             ViewRepr::Cuda(v) => ViewRepr::Cuda(v.slice(start..end)),
+            ViewRepr::Vm { backend, addr } => ViewRepr::Vm { backend, addr: addr + (start * size_of::<T>()) as u64 },
         };
         Ok(View { repr, len: end - start })
     }
@@ -181,6 +193,9 @@ impl<'a, T: Element> ViewMut<'a, T> {
         let (start, end) = resolve(range, self.len)?;
         let repr = match &mut self.repr {
             ViewMutRepr::Cuda(v) => ViewMutRepr::Cuda(v.slice_mut(start..end)),
+            ViewMutRepr::Vm { backend, addr } => {
+                ViewMutRepr::Vm { backend, addr: *addr + (start * size_of::<T>()) as u64 }
+            }
         };
         Ok(ViewMut { repr, len: end - start })
     }
@@ -189,6 +204,7 @@ impl<'a, T: Element> ViewMut<'a, T> {
     pub fn as_view(&self) -> View<'_, T> {
         let repr = match &self.repr {
             ViewMutRepr::Cuda(v) => ViewRepr::Cuda(v.as_view()),
+            ViewMutRepr::Vm { backend, addr } => ViewRepr::Vm { backend, addr: *addr },
         };
         View { repr, len: self.len }
     }

@@ -26,6 +26,10 @@ fn cuda_err(during: impl Into<String>) -> impl FnOnce(DriverError) -> Error {
     move |e| Error::Cuda { during, error: e.to_string() }
 }
 
+fn vm_view(name: &'static str) -> Error {
+    Error::WrongDevice { name, detail: "a PTX VM buffer was passed to a CUDA device".into() }
+}
+
 /// Checks that a driver library exists before cudarc touches it: cudarc panics on the first driver
 /// call when libcuda cannot be loaded.
 fn driver_present() -> Result<()> {
@@ -86,6 +90,7 @@ impl CudaBackend {
             ViewRepr::Cuda(v) => {
                 self.stream.clone_dtoh(v).map_err(cuda_err(format!("downloading {} elements", view.len)))
             }
+            ViewRepr::Vm { .. } => Err(vm_view("view")),
         }
     }
 
@@ -99,6 +104,7 @@ impl CudaBackend {
                 unsafe { cudarc::driver::result::memset_d8_async(ptr, byte, bytes, self.stream.cu_stream()) }
                     .map_err(cuda_err(format!("filling {bytes} bytes")))
             }
+            ViewMutRepr::Vm { .. } => Err(vm_view("view")),
         }
     }
 
@@ -106,18 +112,19 @@ impl CudaBackend {
         self.stream.synchronize().map_err(cuda_err("synchronizing the stream"))
     }
 
-    pub(crate) fn ptr<'a, T: Element>(&'a self, _name: &'static str, view: &'a View<'_, T>) -> Result<ArgPtr<'a>> {
+    pub(crate) fn ptr<'a, T: Element>(&'a self, name: &'static str, view: &'a View<'_, T>) -> Result<ArgPtr<'a>> {
         match &view.repr {
             ViewRepr::Cuda(v) => {
                 let (addr, order) = v.device_ptr(&self.stream);
                 Ok(ArgPtr { addr, _order: Some(order) })
             }
+            ViewRepr::Vm { .. } => Err(vm_view(name)),
         }
     }
 
     pub(crate) fn ptr_mut<'a, T: Element>(
         &'a self,
-        _name: &'static str,
+        name: &'static str,
         view: &'a mut ViewMut<'_, T>,
     ) -> Result<ArgPtr<'a>> {
         match &mut view.repr {
@@ -125,6 +132,7 @@ impl CudaBackend {
                 let (addr, order) = v.device_ptr_mut(&self.stream);
                 Ok(ArgPtr { addr, _order: Some(order) })
             }
+            ViewMutRepr::Vm { .. } => Err(vm_view(name)),
         }
     }
 

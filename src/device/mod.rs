@@ -6,6 +6,7 @@
 mod buffer;
 mod cuda;
 mod module;
+mod vm;
 
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ pub(crate) use module::generated as kernels;
 
 use crate::error::{Error, Result};
 use cuda::CudaBackend;
+use vm::VmBackend;
+
+pub use ptx_vm::Arch as VmArch;
 
 /// A device that runs the crate's kernels. Cheap to clone (it is a handle).
 #[derive(Clone)]
@@ -26,6 +30,7 @@ pub struct Device {
 #[derive(Clone)]
 enum Backend {
     Cuda(Arc<CudaBackend>),
+    Vm(Arc<VmBackend>),
 }
 
 /// Grid, block and dynamic shared memory of one launch.
@@ -55,6 +60,22 @@ impl Device {
         Ok(Device { backend: Backend::Cuda(Arc::new(CudaBackend::new(ordinal)?)) })
     }
 
+    /// A PTX virtual machine with sm_80 limits: the kernels' own PTX, executed on the CPU with CUDA
+    /// semantics. Every call makes a new, independent VM with its own memory.
+    pub fn vm() -> Device {
+        Device::vm_with(VmArch::Sm80)
+    }
+
+    /// A PTX VM with the shared-memory limits of `arch`.
+    pub fn vm_with(arch: VmArch) -> Device {
+        Device { backend: Backend::Vm(Arc::new(VmBackend::new(arch))) }
+    }
+
+    /// Whether this device is the PTX VM.
+    pub fn is_vm(&self) -> bool {
+        matches!(self.backend, Backend::Vm(_))
+    }
+
     /// A device that launches on a stream the caller already holds (candle, mistral.rs, cudarc code).
     pub fn from_cuda_stream(stream: Arc<cudarc::driver::CudaStream>) -> Result<Device> {
         Ok(Device { backend: Backend::Cuda(Arc::new(CudaBackend::from_stream(stream)?)) })
@@ -64,6 +85,7 @@ impl Device {
     pub fn cuda_stream(&self) -> Option<&Arc<cudarc::driver::CudaStream>> {
         match &self.backend {
             Backend::Cuda(c) => Some(&c.stream),
+            Backend::Vm(_) => None,
         }
     }
 
@@ -71,6 +93,7 @@ impl Device {
     pub fn describe(&self) -> String {
         match &self.backend {
             Backend::Cuda(c) => c.describe(),
+            Backend::Vm(v) => v.describe(),
         }
     }
 
@@ -78,6 +101,7 @@ impl Device {
     pub fn alloc_zeros<T: Element>(&self, len: usize) -> Result<Buffer<T>> {
         match &self.backend {
             Backend::Cuda(c) => c.alloc_zeros(len),
+            Backend::Vm(v) => v.alloc_zeros(len),
         }
     }
 
@@ -85,6 +109,7 @@ impl Device {
     pub fn upload<T: Element>(&self, host: &[T]) -> Result<Buffer<T>> {
         match &self.backend {
             Backend::Cuda(c) => c.upload(host),
+            Backend::Vm(v) => v.upload(host),
         }
     }
 
@@ -93,6 +118,7 @@ impl Device {
         let view = view.into();
         match &self.backend {
             Backend::Cuda(c) => c.download(&view),
+            Backend::Vm(v) => v.download(&view),
         }
     }
 
@@ -100,6 +126,7 @@ impl Device {
     pub fn fill_bytes<T: Element>(&self, view: &mut ViewMut<'_, T>, byte: u8) -> Result<()> {
         match &self.backend {
             Backend::Cuda(c) => c.fill_bytes(view, byte),
+            Backend::Vm(v) => v.fill_bytes(view, byte),
         }
     }
 
@@ -107,6 +134,8 @@ impl Device {
     pub fn synchronize(&self) -> Result<()> {
         match &self.backend {
             Backend::Cuda(c) => c.synchronize(),
+            // VM launches and copies complete before they return.
+            Backend::Vm(_) => Ok(()),
         }
     }
 
@@ -114,6 +143,7 @@ impl Device {
     pub(crate) fn ptr<'a, T: Element>(&'a self, name: &'static str, view: &'a View<'_, T>) -> Result<ArgPtr<'a>> {
         match &self.backend {
             Backend::Cuda(c) => c.ptr(name, view),
+            Backend::Vm(v) => v.ptr(name, view),
         }
     }
 
@@ -125,6 +155,7 @@ impl Device {
     ) -> Result<ArgPtr<'a>> {
         match &self.backend {
             Backend::Cuda(c) => c.ptr_mut(name, view),
+            Backend::Vm(v) => v.ptr_mut(name, view),
         }
     }
 
@@ -142,7 +173,16 @@ impl Device {
         }
         match &self.backend {
             Backend::Cuda(c) => c.launch(module, kernel, dims, params),
+            Backend::Vm(v) => v.launch(module, kernel, dims, params),
         }
+    }
+}
+
+impl Default for Device {
+    /// The first CUDA GPU when a driver and a GPU are present, else the PTX VM;
+    /// [`Device::describe`] says which.
+    fn default() -> Self {
+        Device::cuda(0).unwrap_or_else(|_| Device::vm())
     }
 }
 

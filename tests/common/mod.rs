@@ -8,7 +8,7 @@ use scaling_kernels::Device;
 /// Every backend available here. A backend that is not prints why it was skipped, so a run that
 /// tested nothing on the GPU says so plainly.
 pub fn backends() -> Vec<Device> {
-    let mut devices = Vec::new();
+    let mut devices = vec![Device::vm()];
     match Device::cuda(0) {
         Ok(d) => devices.push(d),
         Err(e) => eprintln!("SKIPPED on CUDA: {e}"),

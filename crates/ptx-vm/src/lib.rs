@@ -1,1 +1,51 @@
 //! Executes the PTX that nvcc emits on the CPU, with CUDA semantics.
+//!
+//! The VM parses a module once into a compact IR (registers resolved to indices, immediates and
+//! per-thread constants turned into registers), then interprets it warp by warp: 32 lanes share
+//! one decoded instruction per step, each lane keeps its own program counter (Volta's independent
+//! thread scheduling), and a barrier or warp collective that can never complete is an error, not
+//! a hang. Blocks run in parallel on host threads; a race-free kernel gives bit-identical results
+//! for any thread count.
+//!
+//! ```
+//! use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder};
+//! let ptx = r#"
+//! .version 9.0
+//! .target sm_80
+//! .address_size 64
+//! .visible .entry fill(.param .u64 out, .param .u32 v)
+//! {
+//!     .reg .b32 %r<3>;
+//!     .reg .b64 %rd<4>;
+//!     ld.param.u64 %rd1, [out];
+//!     ld.param.u32 %r1, [v];
+//!     mov.u32 %r2, %tid.x;
+//!     mul.wide.u32 %rd2, %r2, 4;
+//!     add.s64 %rd3, %rd1, %rd2;
+//!     st.global.u32 [%rd3], %r1;
+//!     ret;
+//! }
+//! "#;
+//! let module = Module::parse(ptx)?;
+//! let mut m = Machine::new(Arch::Sm80);
+//! let out = m.alloc(32 * 4)?;
+//! let cfg = LaunchConfig { grid: [1, 1, 1], block: [32, 1, 1], dynamic_smem: 0 };
+//! m.launch(&module, "fill", &cfg, &ParamBuilder::new().ptr(out).u32(7).finish())?;
+//! let mut bytes = [0u8; 128];
+//! m.read(out, &mut bytes)?;
+//! assert_eq!(u32::from_le_bytes([bytes[124], bytes[125], bytes[126], bytes[127]]), 7);
+//! # Ok::<(), ptx_vm::VmError>(())
+//! ```
+
+mod error;
+mod exec;
+mod ir;
+mod lower;
+mod machine;
+mod memory;
+mod num;
+mod parse;
+pub mod semantics;
+
+pub use error::{Location, Result, VmError};
+pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};

@@ -1,0 +1,113 @@
+//! Interpreter throughput on a mix of real nvcc-compiled kernels (tests/ptx/core_bench.cu), run
+//! on one host thread: thread-instructions per second per core.
+//!
+//! `cargo run --release -p ptx-vm --example throughput`
+
+use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder, VmError};
+use std::time::Instant;
+
+const PTX: &str = include_str!("../tests/ptx/core_bench.ptx");
+
+fn upload(m: &mut Machine, bytes: &[u8]) -> Result<u64, VmError> {
+    let p = m.alloc(bytes.len())?;
+    m.write(p, bytes)?;
+    Ok(p)
+}
+
+fn f32s(n: usize, f: impl Fn(usize) -> f32) -> Vec<u8> {
+    (0..n).flat_map(|i| f(i).to_le_bytes()).collect()
+}
+
+fn cfg(grid: [u32; 3], block: [u32; 3], dynamic_smem: u32) -> LaunchConfig {
+    LaunchConfig { grid, block, dynamic_smem }
+}
+
+fn main() -> Result<(), VmError> {
+    let t0 = Instant::now();
+    let module = Module::parse(PTX)?;
+    println!(
+        "parsed and decoded {} kernels ({} bytes of PTX) in {:.1} ms",
+        module.kernel_names().len(),
+        PTX.len(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    let mut m = Machine::new(Arch::Sm80).with_threads(1);
+
+    let n = 1 << 20;
+    let x = upload(&mut m, &f32s(n, |i| (i % 113) as f32 * 0.01))?;
+    let y = upload(&mut m, &f32s(n, |i| (i % 7) as f32))?;
+    let acc = upload(&mut m, &[0u8; 8])?;
+    let keys: Vec<u8> = (0..64 * 1024u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect();
+    let kin = upload(&mut m, &keys)?;
+    let kout = m.alloc(keys.len())?;
+    let ints = upload(&mut m, &(0..256 * 256i32).flat_map(|i| (i % 9 - 4).to_le_bytes()).collect::<Vec<u8>>())?;
+    let iout = m.alloc(256 * 256 * 4)?;
+    let dim = 256usize;
+    let a = upload(&mut m, &f32s(dim * dim, |i| (i % 17) as f32 - 8.0))?;
+    let b = upload(&mut m, &f32s(dim * dim, |i| (i % 13) as f32 - 6.0))?;
+    let c = m.alloc(dim * dim * 4)?;
+    let bytes: Vec<u8> = (0..n as u32).map(|i| (i.wrapping_mul(2_246_822_519) >> 24) as u8).collect();
+    let hin = upload(&mut m, &bytes)?;
+    let bins = m.alloc(256 * 4)?;
+    let local_in = upload(&mut m, &(0..128 * 16i32).flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>())?;
+    let local_out = m.alloc(128 * 4)?;
+
+    type Case = (&'static str, LaunchConfig, Vec<u8>);
+    let cases: Vec<Case> = vec![
+        (
+            "saxpy",
+            cfg([(n / 256) as u32, 1, 1], [256, 1, 1], 0),
+            ParamBuilder::new().ptr(x).ptr(y).i32(n as i32).f32(1.5).finish(),
+        ),
+        (
+            "reduce_sum",
+            cfg([256, 1, 1], [256, 1, 1], 0),
+            ParamBuilder::new().ptr(x).ptr(acc).i32(n as i32).u32(0).finish(),
+        ),
+        ("block_sum", cfg([1024, 1, 1], [256, 1, 1], 0), ParamBuilder::new().ptr(x).ptr(y).finish()),
+        ("cub_sort", cfg([64, 1, 1], [256, 1, 1], 0), ParamBuilder::new().ptr(kin).ptr(kout).finish()),
+        ("cub_scan", cfg([256, 1, 1], [256, 1, 1], 0), ParamBuilder::new().ptr(ints).ptr(iout).finish()),
+        (
+            "matmul_tiled",
+            cfg([(dim / 16) as u32, (dim / 16) as u32, 1], [16, 16, 1], 0),
+            ParamBuilder::new().ptr(a).ptr(b).ptr(c).i32(dim as i32).i32(dim as i32).i32(dim as i32).finish(),
+        ),
+        (
+            "softmax_rows",
+            cfg([256, 1, 1], [128, 1, 1], 0),
+            ParamBuilder::new().ptr(x).ptr(y).i32(1024).i32(1024).finish(),
+        ),
+        ("histogram", cfg([256, 1, 1], [256, 1, 1], 0), ParamBuilder::new().ptr(hin).ptr(bins).i32(n as i32).finish()),
+        (
+            "local_and_call",
+            cfg([1, 1, 1], [128, 1, 1], 0),
+            ParamBuilder::new().ptr(local_in).ptr(local_out).i32(3).finish(),
+        ),
+    ];
+
+    println!(
+        "{:<16} {:>14} {:>12} {:>10} {:>16}",
+        "kernel", "thread-instr", "warp-instr", "seconds", "M thread-instr/s"
+    );
+    let (mut total_ti, mut total_s) = (0u64, 0f64);
+    for (name, c, params) in &cases {
+        let t = Instant::now();
+        let r = m.launch(&module, name, c, params)?;
+        let s = t.elapsed().as_secs_f64();
+        total_ti += r.thread_instructions;
+        total_s += s;
+        println!(
+            "{name:<16} {:>14} {:>12} {s:>10.3} {:>16.1}",
+            r.thread_instructions,
+            r.warp_instructions,
+            r.thread_instructions as f64 / s / 1e6
+        );
+    }
+    println!(
+        "{:<16} {total_ti:>14} {:>12} {total_s:>10.3} {:>16.1}",
+        "all (1 core)",
+        "",
+        total_ti as f64 / total_s / 1e6
+    );
+    Ok(())
+}

@@ -1,0 +1,1430 @@
+//! The interpreter: one thread block at a time, warp by warp.
+//!
+//! Each thread has its own program counter (Volta's independent thread scheduling, PTX ISA 9.0
+//! §2.2.3 / "Independent Thread Scheduling"), but a warp executes one instruction at a time for
+//! the lanes that share the lowest pc among its runnable lanes; lanes that diverged reconverge
+//! as soon as their pcs meet. A converged warp therefore runs one decoded instruction for 32
+//! lanes per step. Warp collectives wait until every lane of their member mask has arrived at
+//! the same instruction; `bar.sync` waits for the block's threads. When no warp of a block can
+//! move, the launch fails with a deadlock error instead of hanging.
+
+use crate::error::{Location, VmError};
+use crate::ir::*;
+use crate::lower::INT_OUT;
+use crate::memory::*;
+use crate::num::{ftz32, sat32, sat64};
+use crate::semantics;
+
+const FULL: u32 = u32::MAX;
+/// Instructions a warp runs before the block scheduler moves to the next warp (so that warps
+/// spinning on shared-memory flags let their producers run).
+const WARP_SLICE: u64 = 1 << 14;
+/// Backward branches a group may take while other lanes of its warp wait further ahead, before
+/// those lanes get a turn.
+const STARVE_LIMIT: u32 = 256;
+/// Instructions of such a turn at most.
+const ESCAPE_STEPS: u32 = 4096;
+
+/// Everything a block needs from the launch, shared by all worker threads.
+pub(crate) struct LaunchCtx<'a> {
+    pub kernel: &'a Kernel,
+    pub locs: &'a [String],
+    pub const_bank: &'a [u8],
+    pub global: &'a Global,
+    pub params: &'a [u8],
+    pub global_vars: &'a [u64],
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub dyn_smem: u32,
+}
+
+/// A fault inside a warp, before the block and thread are attached.
+struct Fault {
+    pc: u32,
+    lane: Option<u32>,
+    msg: String,
+}
+
+type Res<T> = std::result::Result<T, Fault>;
+
+fn fault(pc: u32, lane: Option<u32>, msg: impl Into<String>) -> Fault {
+    Fault { pc, lane, msg: msg.into() }
+}
+
+struct Warp {
+    regs: Vec<Lanes>,
+    pc: [u32; 32],
+    /// Lanes that exist (the last warp of a block may be partial).
+    valid: u32,
+    exited: u32,
+    /// Lanes waiting at a warp collective (their pc is the collective).
+    wait_coll: u32,
+    /// Lanes waiting at a barrier (their pc is the barrier).
+    wait_bar: u32,
+    bar_id: [u8; 32],
+    bar_gen: [u32; 32],
+    stack: Vec<Vec<u32>>,
+    local: Vec<u8>,
+    fparam: Vec<u8>,
+    clock: u64,
+    committed: [u32; 32],
+    /// Backward branches taken by a trailing group while other lanes waited ahead.
+    starve: u32,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Barrier {
+    arrived: u32,
+    expected: u32,
+    gen: u32,
+    acc_popc: u32,
+    acc_and: bool,
+    acc_or: bool,
+    result_popc: u32,
+    result_and: bool,
+    result_or: bool,
+    /// The instruction of the first arrival of this round.
+    pc: u32,
+}
+
+/// Reusable per-worker storage.
+#[derive(Default)]
+pub(crate) struct Workspace {
+    warps: Vec<Warp>,
+    smem: Vec<u8>,
+}
+
+/// Counters of one block.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub thread_instructions: u64,
+    pub warp_instructions: u64,
+}
+
+struct Block<'a, 'b> {
+    ctx: &'a LaunchCtx<'b>,
+    ctaid: [u32; 3],
+    smem: &'a mut Vec<u8>,
+    bars: [Barrier; 16],
+    nthreads: u32,
+    counts: Counts,
+    /// Index of the global allocation the last access hit.
+    gcache: std::cell::Cell<usize>,
+}
+
+/// Runs block `ctaid` to completion.
+pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) -> Result<Counts, VmError> {
+    let k = ctx.kernel;
+    let nthreads = ctx.block[0] * ctx.block[1] * ctx.block[2];
+    let nwarps = nthreads.div_ceil(32) as usize;
+    let smem_size = k.static_smem.div_ceil(k.dyn_smem_align) * k.dyn_smem_align + ctx.dyn_smem as usize;
+    ws.smem.clear();
+    ws.smem.resize(smem_size, 0);
+    ws.warps.truncate(nwarps);
+    while ws.warps.len() < nwarps {
+        ws.warps.push(Warp {
+            regs: Vec::new(),
+            pc: [0; 32],
+            valid: 0,
+            exited: 0,
+            wait_coll: 0,
+            wait_bar: 0,
+            bar_id: [0; 32],
+            bar_gen: [0; 32],
+            stack: vec![Vec::new(); 32],
+            local: Vec::new(),
+            fparam: Vec::new(),
+            clock: 0,
+            committed: [0; 32],
+            starve: 0,
+        });
+    }
+    for (w, warp) in ws.warps.iter_mut().enumerate() {
+        init_warp(ctx, ctaid, w as u32, nthreads, smem_size, warp);
+    }
+    let mut blk = Block {
+        ctx,
+        ctaid,
+        smem: &mut ws.smem,
+        bars: [Barrier::default(); 16],
+        nthreads,
+        counts: Counts::default(),
+        gcache: std::cell::Cell::new(0),
+    };
+    loop {
+        let mut progressed = false;
+        let mut live = false;
+        for w in 0..nwarps {
+            let warp = &mut ws.warps[w];
+            if warp.valid & !warp.exited == 0 {
+                continue;
+            }
+            live = true;
+            match blk.run_warp(warp) {
+                Ok(p) => progressed |= p,
+                Err(f) => return Err(blk.error(w as u32, f)),
+            }
+        }
+        if !live {
+            return Ok(blk.counts);
+        }
+        if !progressed {
+            return Err(blk.deadlock(&ws.warps));
+        }
+    }
+}
+
+fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size: usize, warp: &mut Warp) {
+    let k = ctx.kernel;
+    warp.regs.clear();
+    warp.regs.resize(k.nregs, [0; 32]);
+    warp.pc = [0; 32];
+    let first = w * 32;
+    let n = (nthreads - first).min(32);
+    warp.valid = if n == 32 { FULL } else { (1u32 << n) - 1 };
+    warp.exited = 0;
+    warp.wait_coll = 0;
+    warp.wait_bar = 0;
+    warp.clock = 0;
+    warp.committed = [0; 32];
+    warp.starve = 0;
+    for s in warp.stack.iter_mut() {
+        s.clear();
+    }
+    warp.local.clear();
+    warp.local.resize(k.local_size * 32, 0);
+    warp.fparam.clear();
+    warp.fparam.resize(k.fparam_size * 32, 0);
+    let [bx, by, _] = ctx.block;
+    let dyn_base = (k.static_smem.div_ceil(k.dyn_smem_align) * k.dyn_smem_align) as u64;
+    let tids: [[u32; 3]; 32] = std::array::from_fn(|l| {
+        let t = first + l as u32;
+        [t % bx, (t / bx) % by, t / (bx * by)]
+    });
+    for &(r, init) in &k.init {
+        let lanes = &mut warp.regs[r as usize];
+        let uniform = match init {
+            Init::Val(v) => Some(v),
+            Init::GlobalVar(i) => Some(ctx.global_vars.get(i as usize).copied().unwrap_or(0)),
+            Init::DynShared => Some(dyn_base),
+            Init::Special(_) => None,
+        };
+        if let Some(v) = uniform {
+            lanes.fill(v);
+            continue;
+        }
+        let Init::Special(s) = init else { continue };
+        for (l, v) in lanes.iter_mut().enumerate() {
+            *v = match s {
+                Sreg::Tid(d) => tids[l][d as usize] as u64,
+                Sreg::Ntid(d) => ctx.block[d as usize] as u64,
+                Sreg::Ctaid(d) => ctaid[d as usize] as u64,
+                Sreg::Nctaid(d) => ctx.grid[d as usize] as u64,
+                Sreg::Laneid => l as u64,
+                Sreg::Warpid => w as u64,
+                Sreg::Nwarpid => 64,
+                Sreg::LanemaskEq => 1u64 << l,
+                Sreg::LanemaskLt => (1u64 << l) - 1,
+                Sreg::LanemaskLe => (2u64 << l) - 1,
+                Sreg::LanemaskGt => (!((2u64 << l) - 1)) & 0xffff_ffff,
+                Sreg::LanemaskGe => (!((1u64 << l) - 1)) & 0xffff_ffff,
+                Sreg::Smid => 0,
+                Sreg::DynSmemSize => ctx.dyn_smem as u64,
+                Sreg::TotalSmemSize => smem_size as u64,
+                Sreg::GridId => 1,
+            };
+        }
+    }
+}
+
+#[inline(always)]
+fn lanes_of(mut m: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if m == 0 {
+            None
+        } else {
+            let l = m.trailing_zeros();
+            m &= m - 1;
+            Some(l as usize)
+        }
+    })
+}
+
+#[inline(always)]
+fn blend(d: &mut Lanes, v: &Lanes, m: u32) {
+    if m == FULL {
+        *d = *v;
+    } else {
+        for l in lanes_of(m) {
+            d[l] = v[l];
+        }
+    }
+}
+
+#[inline(always)]
+fn pred_mask(p: &Lanes) -> u32 {
+    let mut m = 0u32;
+    for (l, &v) in p.iter().enumerate() {
+        m |= ((v & 1) as u32) << l;
+    }
+    m
+}
+
+#[inline(always)]
+fn post(v: &mut Lanes, flags: u8) {
+    if flags & NAN32 != 0 {
+        for x in v.iter_mut() {
+            if (*x as u32 & 0x7fff_ffff) > 0x7f80_0000 {
+                *x = 0x7fff_ffff;
+            }
+        }
+    }
+    if flags & (FTZ32 | INT_OUT) == FTZ32 {
+        for x in v.iter_mut() {
+            *x = ftz32(*x);
+        }
+    }
+    if flags & SAT32 != 0 {
+        for x in v.iter_mut() {
+            *x = sat32(*x);
+        }
+    }
+    if flags & SAT64 != 0 {
+        for x in v.iter_mut() {
+            *x = sat64(*x);
+        }
+    }
+}
+
+#[inline(always)]
+fn ftz_in(v: &Lanes) -> Lanes {
+    let mut o = *v;
+    for x in o.iter_mut() {
+        *x = ftz32(*x);
+    }
+    o
+}
+
+fn rd(b: &[u8], off: usize, size: u8) -> Option<u64> {
+    let s = b.get(off..off + size as usize)?;
+    let mut x = [0u8; 8];
+    x[..size as usize].copy_from_slice(s);
+    Some(u64::from_le_bytes(x))
+}
+
+fn wr(b: &mut [u8], off: usize, size: u8, v: u64) -> bool {
+    match b.get_mut(off..off + size as usize) {
+        Some(s) => {
+            s.copy_from_slice(&v.to_le_bytes()[..size as usize]);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Resolves a generic address to its state space and the address within it (PTX ISA 6.4.1).
+#[inline(always)]
+fn generic(addr: u64) -> (Space, u64) {
+    if addr < SHARED_WIN {
+        return (Space::Global, addr);
+    }
+    match addr >> WIN_BITS {
+        0x71 => (Space::Shared, addr - SHARED_WIN),
+        0x72 => (Space::Local, addr - LOCAL_WIN),
+        0x73 => (Space::Const, addr - CONST_WIN),
+        0x74 | 0x75 => (Space::Param, addr),
+        _ => (Space::Global, addr),
+    }
+}
+
+fn space_name(s: Space) -> &'static str {
+    match s {
+        Space::Global => "global",
+        Space::Shared => "shared",
+        Space::Local => "local",
+        Space::Const => "const",
+        Space::Param => "param",
+        Space::Generic => "generic",
+    }
+}
+
+/// Applies an atomic operation; returns the new value (PTX ISA 9.7.13.5).
+fn atom_new(op: AtomOp, ty: AtomTy, old: u64, b: u64, c: u64) -> u64 {
+    use crate::num::*;
+    let w32 = !matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64);
+    let m = if w32 { 0xffff_ffff } else { u64::MAX };
+    let (old, b) = (old & m, b & m);
+    let r = match (op, ty) {
+        (AtomOp::Add, AtomTy::F32) => f32b(f32v(old) + f32v(b)),
+        (AtomOp::Add, AtomTy::F64) => f64b(f64v(old) + f64v(b)),
+        (AtomOp::Add, AtomTy::F16x2 | AtomTy::Bf16x2) => {
+            let bf = ty == AtomTy::Bf16x2;
+            let h = |x: u64| -> f64 {
+                if bf {
+                    half::bf16::from_bits(x as u16).to_f64()
+                } else {
+                    half::f16::from_bits(x as u16).to_f64()
+                }
+            };
+            let back = |x: f64| -> u64 {
+                if bf {
+                    half::bf16::from_f64(x).to_bits() as u64
+                } else {
+                    half::f16::from_f64(x).to_bits() as u64
+                }
+            };
+            back(h(old) + h(b)) | (back(h(old >> 16) + h(b >> 16)) << 16)
+        }
+        (AtomOp::Min | AtomOp::Max, AtomTy::F32) => {
+            let (x, y) = (f32v(old), f32v(b));
+            f32b(if op == AtomOp::Min { fmin32(x, y) } else { fmax32(x, y) })
+        }
+        (AtomOp::Min | AtomOp::Max, AtomTy::F64) => {
+            let (x, y) = (f64v(old), f64v(b));
+            f64b(if op == AtomOp::Min { fmin64(x, y) } else { fmax64(x, y) })
+        }
+        (AtomOp::Add, _) => old.wrapping_add(b),
+        (AtomOp::Min | AtomOp::Max, AtomTy::S32 | AtomTy::S64) => {
+            let (x, y) = if w32 { (old as u32 as i32 as i64, b as u32 as i32 as i64) } else { (old as i64, b as i64) };
+            (if (op == AtomOp::Min) == (x < y) { x } else { y }) as u64
+        }
+        (AtomOp::Min, _) => old.min(b),
+        (AtomOp::Max, _) => old.max(b),
+        (AtomOp::Exch, _) => b,
+        (AtomOp::Cas, _) => {
+            if old == b {
+                c
+            } else {
+                old
+            }
+        }
+        (AtomOp::And, _) => old & b,
+        (AtomOp::Or, _) => old | b,
+        (AtomOp::Xor, _) => old ^ b,
+        (AtomOp::Inc, _) => {
+            if old >= b {
+                0
+            } else {
+                old + 1
+            }
+        }
+        (AtomOp::Dec, _) => {
+            if old == 0 || old > b {
+                b
+            } else {
+                old - 1
+            }
+        }
+    };
+    r & m
+}
+
+/// ldmatrix/stmatrix take shared addresses; a generic one is mapped into the shared window.
+fn shared_addr(a: u64) -> u64 {
+    if (SHARED_WIN..LOCAL_WIN).contains(&a) {
+        a - SHARED_WIN
+    } else {
+        a
+    }
+}
+
+/// Evaluates a `Slow` operation for one lane.
+fn slow(k: Slow, a: u64, b: u64, c: u64) -> u64 {
+    use semantics::float as sf;
+    let two = |packed: bool, f: &dyn Fn(u16, u16, u16) -> u16| -> u64 {
+        let lo = f(a as u16, b as u16, c as u16) as u64;
+        if packed {
+            lo | (f((a >> 16) as u16, (b >> 16) as u16, (c >> 16) as u16) as u64) << 16
+        } else {
+            lo
+        }
+    };
+    match k {
+        Slow::HalfBin { op, fmt, ftz, packed } => two(packed, &|x, y, _| sf::half_binop(op, x, y, fmt, ftz)),
+        Slow::HalfFma { fmt, relu, sat, packed } => two(packed, &|x, y, z| sf::half_fma(x, y, z, fmt, relu, sat)),
+        Slow::HalfNegAbs { abs, packed } => two(packed, &|x, _, _| if abs { sf::half_abs(x) } else { sf::half_neg(x) }),
+        Slow::CvtHalf { fmt, rnd, relu, satfinite, f64_src, packed } => {
+            let val = |x: u64| if f64_src { f64::from_bits(x) } else { f32::from_bits(x as u32) as f64 };
+            let cv = |x: u64| sf::cvt_to_half(val(x), fmt, rnd, relu, satfinite) as u64;
+            if packed {
+                (cv(a) << 16) | cv(b)
+            } else {
+                cv(a)
+            }
+        }
+        Slow::Tf32 { satfinite } => sf::f32_to_tf32_rna(a as u32, satfinite) as u64,
+        Slow::F32Round { op, rnd } => {
+            let (x, y, z) =
+                (f32::from_bits(a as u32) as f64, f32::from_bits(b as u32) as f64, f32::from_bits(c as u32) as f64);
+            round_op(op, rnd, x, y, z, sf::Fmt::F32)
+        }
+        Slow::F64Round { op, rnd } => {
+            round_op(op, rnd, f64::from_bits(a), f64::from_bits(b), f64::from_bits(c), sf::Fmt::F64)
+        }
+    }
+}
+
+/// A directed-rounding add/sub/mul/fma/div, rounded once. Non-finite operands involve no rounding
+/// and are left to IEEE arithmetic.
+fn round_op(op: u8, rnd: semantics::float::Rnd, x: f64, y: f64, z: f64, fmt: semantics::float::Fmt) -> u64 {
+    use semantics::float as sf;
+    let finite = x.is_finite()
+        && (op >= 5 || y.is_finite())
+        && (op != 3 || z.is_finite())
+        && (op != 4 || y != 0.0)
+        && (op != 5 || x >= 0.0)
+        && (op != 6 || x != 0.0);
+    if !finite {
+        let v = match op {
+            0 => x + y,
+            1 => x - y,
+            2 => x * y,
+            3 => x.mul_add(y, z),
+            5 => x.sqrt(),
+            6 => 1.0 / x,
+            _ => x / y,
+        };
+        return match (fmt == sf::Fmt::F32, v.is_nan()) {
+            (true, true) => 0x7fff_ffff,
+            (true, false) => (v as f32).to_bits() as u64,
+            (false, _) => v.to_bits(),
+        };
+    }
+    match op {
+        0 => sf::add_round(x, y, fmt, rnd),
+        1 => sf::add_round(x, -y, fmt, rnd),
+        2 => sf::mul_round(x, y, fmt, rnd),
+        3 => sf::fma_round(x, y, z, fmt, rnd),
+        5 => sf::sqrt_round(x, fmt, rnd),
+        6 => sf::div_round(1.0, x, fmt, rnd),
+        _ => sf::div_round(x, y, fmt, rnd),
+    }
+}
+
+impl Block<'_, '_> {
+    fn error(&self, w: u32, f: Fault) -> VmError {
+        let k = self.ctx.kernel;
+        let (line, loc, name) = match k.code.get(f.pc as usize) {
+            Some(i) => (i.line, i.loc, k.names.get(i.name as usize).cloned().unwrap_or_default()),
+            None => (0, 0, String::new()),
+        };
+        let thread = f.lane.map(|l| self.tid(w * 32 + l));
+        VmError::Runtime {
+            kernel: k.name.clone(),
+            block: self.ctaid,
+            thread,
+            at: Location {
+                ptx_line: line,
+                source: if loc == 0 { None } else { self.ctx.locs.get(loc as usize).cloned() },
+            },
+            message: if name.is_empty() { f.msg } else { format!("`{name}`: {}", f.msg) },
+        }
+    }
+
+    fn tid(&self, t: u32) -> [u32; 3] {
+        let [bx, by, _] = self.ctx.block;
+        [t % bx, (t / bx) % by, t / (bx * by)]
+    }
+
+    fn where_(&self, pc: u32) -> String {
+        let k = self.ctx.kernel;
+        match k.code.get(pc as usize) {
+            Some(i) => {
+                let name = k.names.get(i.name as usize).map(|s| s.as_str()).unwrap_or("?");
+                let src = if i.loc == 0 {
+                    String::new()
+                } else {
+                    format!(" ({})", self.ctx.locs.get(i.loc as usize).map(|s| s.as_str()).unwrap_or("?"))
+                };
+                format!("`{name}` at PTX line {}{src}", i.line)
+            }
+            None => format!("pc {pc}"),
+        }
+    }
+
+    fn deadlock(&self, warps: &[Warp]) -> VmError {
+        let mut lines = Vec::new();
+        for (w, warp) in warps.iter().enumerate() {
+            let live = warp.valid & !warp.exited;
+            if live == 0 {
+                continue;
+            }
+            let mut groups: Vec<(u32, u32, &str)> = Vec::new();
+            for l in lanes_of(live) {
+                let kind = if warp.wait_bar >> l & 1 == 1 { "barrier" } else { "warp collective" };
+                match groups.iter_mut().find(|g| g.0 == warp.pc[l] && g.2 == kind) {
+                    Some(g) => g.1 |= 1 << l,
+                    None => groups.push((warp.pc[l], 1 << l, kind)),
+                }
+            }
+            for (pc, lanes, kind) in groups {
+                let extra = if kind == "barrier" {
+                    let id = warp.bar_id[lanes.trailing_zeros() as usize] as usize;
+                    let b = self.bars[id];
+                    format!(" {id} ({} of {} threads arrived)", b.arrived, b.expected)
+                } else {
+                    String::new()
+                };
+                lines.push(format!("warp {w} lanes {lanes:#010x} wait at {kind}{extra} {}", self.where_(pc)));
+            }
+            if warp.exited & warp.valid != 0 {
+                lines.push(format!("warp {w} lanes {:#010x} exited", warp.exited & warp.valid));
+            }
+        }
+        let full_exited: Vec<String> =
+            warps.iter().enumerate().filter(|(_, w)| w.valid & !w.exited == 0).map(|(i, _)| i.to_string()).collect();
+        if !full_exited.is_empty() {
+            lines.push(format!("warps {} exited", full_exited.join(",")));
+        }
+        VmError::Deadlock { kernel: self.ctx.kernel.name.clone(), block: self.ctaid, details: lines.join("; ") }
+    }
+
+    /// Releases lanes whose barrier completed since they arrived.
+    fn release_barriers(&self, warp: &mut Warp) -> bool {
+        if warp.wait_bar == 0 {
+            return false;
+        }
+        let mut any = false;
+        for l in lanes_of(warp.wait_bar) {
+            let id = warp.bar_id[l] as usize;
+            if self.bars[id].gen != warp.bar_gen[l] {
+                warp.wait_bar &= !(1 << l);
+                let pc = warp.pc[l];
+                if let Some(Inst { op: Op::Bar { kind, d, .. }, .. }) = self.ctx.kernel.code.get(pc as usize) {
+                    let b = &self.bars[id];
+                    match kind {
+                        BarKind::RedPopc => warp.regs[*d as usize][l] = b.result_popc as u64,
+                        BarKind::RedAnd => warp.regs[*d as usize][l] = b.result_and as u64,
+                        BarKind::RedOr => warp.regs[*d as usize][l] = b.result_or as u64,
+                        _ => {}
+                    }
+                }
+                warp.pc[l] = pc + 1;
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Runs a warp until all its lanes wait or exit, or its time slice ends. Returns whether
+    /// anything happened.
+    fn run_warp(&mut self, warp: &mut Warp) -> Res<bool> {
+        let code = &self.ctx.kernel.code[..];
+        let mut progressed = self.release_barriers(warp);
+        let mut budget = WARP_SLICE;
+        'select: loop {
+            let runnable = warp.valid & !warp.exited & !warp.wait_coll & !warp.wait_bar;
+            if runnable == 0 {
+                return Ok(progressed);
+            }
+            if budget == 0 {
+                return Ok(true);
+            }
+            let mut pc = u32::MAX;
+            for l in lanes_of(runnable) {
+                pc = pc.min(warp.pc[l]);
+            }
+            let mut mask = 0u32;
+            let mut other_min = u32::MAX;
+            for l in lanes_of(runnable) {
+                if warp.pc[l] == pc {
+                    mask |= 1 << l;
+                } else {
+                    other_min = other_min.min(warp.pc[l]);
+                }
+            }
+            // Lowest-pc-first starves lanes ahead of a loop that waits for them (a spin lock
+            // inside a warp); Volta's scheduler guarantees them progress, so after a while the
+            // group furthest ahead runs alone until it loops back or its turn ends.
+            let mut escape_left = 0u32;
+            if warp.starve >= STARVE_LIMIT && other_min != u32::MAX {
+                warp.starve = 0;
+                pc = 0;
+                for l in lanes_of(runnable) {
+                    pc = pc.max(warp.pc[l]);
+                }
+                mask = 0;
+                for l in lanes_of(runnable) {
+                    if warp.pc[l] == pc {
+                        mask |= 1 << l;
+                    }
+                }
+                other_min = u32::MAX;
+                escape_left = ESCAPE_STEPS;
+            }
+            let escape = escape_left > 0;
+            progressed = true;
+            // The group runs while it is strictly behind every other runnable lane.
+            loop {
+                if pc >= other_min || budget == 0 || (escape && escape_left == 0) {
+                    for l in lanes_of(mask) {
+                        warp.pc[l] = pc;
+                    }
+                    continue 'select;
+                }
+                let Some(ins) = code.get(pc as usize) else {
+                    return Err(fault(pc, None, "ran off the end of the code"));
+                };
+                budget -= 1;
+                escape_left = escape_left.saturating_sub(1);
+                warp.clock += 1;
+                self.counts.warp_instructions += 1;
+                self.counts.thread_instructions += mask.count_ones() as u64;
+                let exec = if ins.guard == NO_REG {
+                    mask
+                } else {
+                    let p = pred_mask(&warp.regs[ins.guard as usize]);
+                    mask & if ins.guard_neg { !p } else { p }
+                };
+                match &ins.op {
+                    Op::Un { f, d, a, flags } => {
+                        if exec != 0 {
+                            let mut o = [0u64; 32];
+                            if flags & FTZ32 != 0 {
+                                f(&ftz_in(&warp.regs[*a as usize]), &mut o);
+                            } else {
+                                f(&warp.regs[*a as usize], &mut o);
+                            }
+                            post(&mut o, *flags);
+                            blend(&mut warp.regs[*d as usize], &o, exec);
+                        }
+                    }
+                    Op::Bin { f, d, a, b, flags } => {
+                        if exec != 0 {
+                            let mut o = [0u64; 32];
+                            if flags & FTZ32 != 0 {
+                                f(&ftz_in(&warp.regs[*a as usize]), &ftz_in(&warp.regs[*b as usize]), &mut o);
+                            } else {
+                                f(&warp.regs[*a as usize], &warp.regs[*b as usize], &mut o);
+                            }
+                            post(&mut o, *flags);
+                            blend(&mut warp.regs[*d as usize], &o, exec);
+                        }
+                    }
+                    Op::Tern { f, d, a, b, c, flags } => {
+                        if exec != 0 {
+                            let mut o = [0u64; 32];
+                            let r = &warp.regs;
+                            if flags & FTZ32 != 0 {
+                                f(&ftz_in(&r[*a as usize]), &ftz_in(&r[*b as usize]), &ftz_in(&r[*c as usize]), &mut o);
+                            } else {
+                                f(&r[*a as usize], &r[*b as usize], &r[*c as usize], &mut o);
+                            }
+                            post(&mut o, *flags);
+                            blend(&mut warp.regs[*d as usize], &o, exec);
+                        }
+                    }
+                    Op::Quad { f, d, a, b, c, e } => {
+                        if exec != 0 {
+                            let mut o = [0u64; 32];
+                            let r = &warp.regs;
+                            f(&r[*a as usize], &r[*b as usize], &r[*c as usize], &r[*e as usize], &mut o);
+                            blend(&mut warp.regs[*d as usize], &o, exec);
+                        }
+                    }
+                    Op::Setp { f, d, dn, a, b, comb } => {
+                        if exec != 0 {
+                            let mut o = [0u64; 32];
+                            f(&warp.regs[*a as usize], &warp.regs[*b as usize], &mut o);
+                            let mut n = [0u64; 32];
+                            for l in 0..32 {
+                                n[l] = o[l] ^ 1;
+                            }
+                            if let Some((op, c, neg)) = comb {
+                                let cv = &warp.regs[*c as usize];
+                                for l in 0..32 {
+                                    let p = (cv[l] & 1) ^ (*neg as u64);
+                                    let f = |x: u64| match op {
+                                        BoolOp::And => x & p,
+                                        BoolOp::Or => x | p,
+                                        BoolOp::Xor => x ^ p,
+                                    };
+                                    o[l] = f(o[l]);
+                                    n[l] = f(n[l]);
+                                }
+                            }
+                            blend(&mut warp.regs[*d as usize], &o, exec);
+                            if *dn != NO_REG {
+                                blend(&mut warp.regs[*dn as usize], &n, exec);
+                            }
+                        }
+                    }
+                    Op::Set { f, d, a, b, one } => {
+                        if exec != 0 {
+                            let mut o = [0u64; 32];
+                            f(&warp.regs[*a as usize], &warp.regs[*b as usize], &mut o);
+                            for v in o.iter_mut() {
+                                *v = if *v != 0 { *one } else { 0 };
+                            }
+                            blend(&mut warp.regs[*d as usize], &o, exec);
+                        }
+                    }
+                    Op::Pack { d, srcs, n, bits } => {
+                        let m = if *bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                        for l in lanes_of(exec) {
+                            let mut v = 0u64;
+                            for (k, s) in srcs.iter().take(*n as usize).enumerate() {
+                                v |= (warp.regs[*s as usize][l] & m) << (k as u32 * *bits as u32);
+                            }
+                            warp.regs[*d as usize][l] = v;
+                        }
+                    }
+                    Op::Unpack { dsts, n, bits, s } => {
+                        let m = if *bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                        for l in lanes_of(exec) {
+                            let v = warp.regs[*s as usize][l];
+                            for (k, d) in dsts.iter().take(*n as usize).enumerate() {
+                                warp.regs[*d as usize][l] = (v >> (k as u32 * *bits as u32)) & m;
+                            }
+                        }
+                    }
+                    Op::Carry { k, d, a, b, c, cc } => {
+                        for l in lanes_of(exec) {
+                            let r = &mut warp.regs;
+                            let (x, y, z) = (r[*a as usize][l], r[*b as usize][l], r[*c as usize][l]);
+                            let cin = if k.carry_in { r[*cc as usize][l] & 1 } else { 0 };
+                            let bits = if k.wide { 64 } else { 32 };
+                            let m: u128 = if k.wide { u64::MAX as u128 } else { 0xffff_ffff };
+                            let (x, y, z) = (x as u128 & m, y as u128 & m, z as u128 & m);
+                            // PTX ISA 9.7.2: sub.cc computes a + ~b + 1 and subc a + ~b + CC.CF, so the
+                            // carry flag is the inverted borrow, as in the hardware.
+                            let (sum, carry) = if k.sub {
+                                let s = x + (!y & m) + if k.carry_in { cin as u128 } else { 1 };
+                                (s & m, (s >> bits) & 1)
+                            } else if let Some(hi) = k.mad {
+                                let p = x * y;
+                                let part = if hi { p >> bits } else { p & m };
+                                let s = part + z + cin as u128;
+                                (s & m, (s >> bits) & 1)
+                            } else {
+                                let s = x + y + cin as u128;
+                                (s & m, (s >> bits) & 1)
+                            };
+                            r[*d as usize][l] = sum as u64;
+                            if k.carry_out {
+                                r[*cc as usize][l] = carry as u64;
+                            }
+                        }
+                    }
+                    Op::Ld { space: Space::Shared, size: 4, n: 1, dsts, addr, off, .. } => {
+                        // The common case, kept free of the general path's dispatch.
+                        let len = self.smem.len();
+                        for l in lanes_of(exec) {
+                            let a = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+                            match self.smem.get(a as usize..(a as usize).wrapping_add(4)) {
+                                Some(b) if a % 4 == 0 => {
+                                    warp.regs[dsts[0] as usize][l] = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64
+                                }
+                                _ => {
+                                    let msg = if a % 4 != 0 {
+                                        format!("misaligned 4-byte access at {a:#x}")
+                                    } else {
+                                        format!("4-byte load from shared address {a:#x} outside the block's shared memory ({len} bytes)")
+                                    };
+                                    return Err(fault(pc, Some(l as u32), msg));
+                                }
+                            }
+                        }
+                    }
+                    Op::Ld { space, size, n, signed, dsts, addr, off } => {
+                        for l in lanes_of(exec) {
+                            let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+                            let total = *size as u64 * *n as u64;
+                            if base % total != 0 {
+                                return Err(fault(
+                                    pc,
+                                    Some(l as u32),
+                                    format!("misaligned {}-byte access at {base:#x}", total),
+                                ));
+                            }
+                            for (k, dreg) in dsts.iter().take(*n as usize).enumerate() {
+                                let a = base + (k as u64) * *size as u64;
+                                let mut v =
+                                    self.load(warp, l, *space, a, *size).map_err(|m| fault(pc, Some(l as u32), m))?;
+                                if *signed && *size < 8 {
+                                    let sh = 64 - 8 * *size as u32;
+                                    v = (((v << sh) as i64) >> sh) as u64;
+                                }
+                                warp.regs[*dreg as usize][l] = v;
+                            }
+                        }
+                    }
+                    Op::St { space, size, n, srcs, addr, off } => {
+                        for l in lanes_of(exec) {
+                            let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+                            if base % (*size as u64 * *n as u64) != 0 {
+                                return Err(fault(
+                                    pc,
+                                    Some(l as u32),
+                                    format!("misaligned {}-byte store at {base:#x}", *size as u64 * *n as u64),
+                                ));
+                            }
+                            for (k, sreg) in srcs.iter().take(*n as usize).enumerate() {
+                                let a = base + (k as u64) * *size as u64;
+                                let v = warp.regs[*sreg as usize][l];
+                                self.store(warp, l, *space, a, *size, v).map_err(|m| fault(pc, Some(l as u32), m))?;
+                            }
+                        }
+                    }
+                    Op::Atom { space, op, ty, d, addr, off, b, c } => {
+                        for l in lanes_of(exec) {
+                            let a = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+                            let (bv, cv) = (warp.regs[*b as usize][l], warp.regs[*c as usize][l]);
+                            let old =
+                                self.atomic(a, *space, *op, *ty, bv, cv).map_err(|m| fault(pc, Some(l as u32), m))?;
+                            warp.regs[*d as usize][l] = old;
+                        }
+                    }
+                    Op::Bra { target } => {
+                        if exec == mask {
+                            if *target <= pc {
+                                if escape {
+                                    escape_left = 0;
+                                } else if other_min != u32::MAX {
+                                    warp.starve += 1;
+                                }
+                            }
+                            pc = *target;
+                        } else if exec == 0 {
+                            pc += 1;
+                        } else {
+                            for l in lanes_of(mask) {
+                                warp.pc[l] = if exec >> l & 1 == 1 { *target } else { pc + 1 };
+                            }
+                            continue 'select;
+                        }
+                        continue;
+                    }
+                    Op::Call { target, copy_in, copy_out: _ } => {
+                        let fs = self.ctx.kernel.fparam_size;
+                        for l in lanes_of(exec) {
+                            for cp in copy_in.iter() {
+                                let base = l * fs;
+                                warp.fparam.copy_within(
+                                    base + cp.src as usize..base + (cp.src + cp.len) as usize,
+                                    base + cp.dst as usize,
+                                );
+                            }
+                            if warp.stack[l].len() > 1024 {
+                                return Err(fault(pc, Some(l as u32), "call stack overflow"));
+                            }
+                            warp.stack[l].push(pc);
+                        }
+                        if exec == mask {
+                            pc = *target;
+                        } else {
+                            for l in lanes_of(mask) {
+                                warp.pc[l] = if exec >> l & 1 == 1 { *target } else { pc + 1 };
+                            }
+                            continue 'select;
+                        }
+                        continue;
+                    }
+                    Op::Ret => {
+                        if exec == 0 {
+                            pc += 1;
+                            continue;
+                        }
+                        let fs = self.ctx.kernel.fparam_size;
+                        let mut same = true;
+                        let mut next = u32::MAX;
+                        for l in lanes_of(mask) {
+                            if exec >> l & 1 == 0 {
+                                warp.pc[l] = pc + 1;
+                                same = false;
+                                continue;
+                            }
+                            match warp.stack[l].pop() {
+                                None => {
+                                    warp.exited |= 1 << l;
+                                    same = false;
+                                }
+                                Some(call_pc) => {
+                                    if let Some(Inst { op: Op::Call { copy_out, .. }, .. }) = code.get(call_pc as usize)
+                                    {
+                                        let base = l * fs;
+                                        for cp in copy_out.iter() {
+                                            warp.fparam.copy_within(
+                                                base + cp.src as usize..base + (cp.src + cp.len) as usize,
+                                                base + cp.dst as usize,
+                                            );
+                                        }
+                                    }
+                                    warp.pc[l] = call_pc + 1;
+                                    if next == u32::MAX {
+                                        next = call_pc + 1;
+                                    } else if next != call_pc + 1 {
+                                        same = false;
+                                    }
+                                }
+                            }
+                        }
+                        if same {
+                            pc = next;
+                            continue;
+                        }
+                        continue 'select;
+                    }
+                    Op::Exit => {
+                        warp.exited |= exec;
+                        mask &= !exec;
+                        if mask == 0 {
+                            continue 'select;
+                        }
+                    }
+                    Op::AssertFail => {
+                        if exec != 0 {
+                            return Err(fault(
+                                pc,
+                                Some(exec.trailing_zeros()),
+                                "device-side assert failed (__assertfail)",
+                            ));
+                        }
+                    }
+                    Op::Trap => {
+                        if exec != 0 {
+                            return Err(fault(pc, Some(exec.trailing_zeros()), "trap"));
+                        }
+                    }
+                    Op::Nop => {}
+                    Op::Clock { d } => {
+                        let v = warp.clock;
+                        for l in lanes_of(exec) {
+                            warp.regs[*d as usize][l] = v;
+                        }
+                    }
+                    Op::Activemask { d } => {
+                        for l in lanes_of(exec) {
+                            warp.regs[*d as usize][l] = mask as u64;
+                        }
+                    }
+                    Op::Bar { kind, id, count, d: _, p, pneg } => {
+                        if exec == 0 {
+                            pc += 1;
+                            continue;
+                        }
+                        let l0 = exec.trailing_zeros() as usize;
+                        let bid = warp.regs[*id as usize][l0];
+                        if bid >= 16 {
+                            return Err(fault(pc, Some(l0 as u32), format!("barrier id {bid} out of range 0..16")));
+                        }
+                        let expected =
+                            if *count == NO_REG { self.nthreads } else { warp.regs[*count as usize][l0] as u32 };
+                        let b = &mut self.bars[bid as usize];
+                        if b.arrived == 0 {
+                            b.expected = expected;
+                            b.acc_popc = 0;
+                            b.acc_and = true;
+                            b.acc_or = false;
+                            b.pc = pc;
+                        } else if *count == NO_REG && b.pc != pc {
+                            // A block-wide barrier (`__syncthreads`) must be reached by all threads at
+                            // the same instruction (CUDA: undefined in divergent code); named barriers
+                            // with a thread count may legitimately be reached from different code.
+                            let first = self.ctx.kernel.code.get(b.pc as usize).map(|i| i.line).unwrap_or(0);
+                            return Err(fault(
+                                pc,
+                                Some(l0 as u32),
+                                format!(
+                                    "barrier {bid} is awaited at two different instructions (also at PTX line {first})"
+                                ),
+                            ));
+                        } else if b.expected != expected {
+                            return Err(fault(
+                                pc,
+                                Some(l0 as u32),
+                                format!("barrier {bid} used with thread counts {} and {expected}", b.expected),
+                            ));
+                        }
+                        b.arrived += exec.count_ones();
+                        if *p != NO_REG {
+                            for l in lanes_of(exec) {
+                                let v = (warp.regs[*p as usize][l] & 1 == 1) != *pneg;
+                                b.acc_popc += v as u32;
+                                b.acc_and &= v;
+                                b.acc_or |= v;
+                            }
+                        }
+                        let done = b.arrived >= b.expected;
+                        if done {
+                            b.gen = b.gen.wrapping_add(1);
+                            b.arrived = 0;
+                            b.result_popc = b.acc_popc;
+                            b.result_and = b.acc_and;
+                            b.result_or = b.acc_or;
+                        }
+                        if *kind != BarKind::Arrive {
+                            for l in lanes_of(exec) {
+                                warp.bar_id[l] = bid as u8;
+                                warp.bar_gen[l] = if done { b.gen.wrapping_sub(1) } else { b.gen };
+                                warp.pc[l] = pc;
+                            }
+                            warp.wait_bar |= exec;
+                            for l in lanes_of(mask & !exec) {
+                                warp.pc[l] = pc + 1;
+                            }
+                            if done {
+                                self.release_barriers(warp);
+                            }
+                            continue 'select;
+                        }
+                    }
+                    Op::ShflSync { .. }
+                    | Op::VoteSync { .. }
+                    | Op::MatchSync { .. }
+                    | Op::ReduxSync { .. }
+                    | Op::BarWarp { .. }
+                    | Op::Mma { .. }
+                    | Op::Ldmatrix { .. }
+                    | Op::Stmatrix { .. }
+                    | Op::ElectSync { .. } => match self.collective(warp, pc, exec, mask, ins)? {
+                        Some(m) => mask = m,
+                        None => continue 'select,
+                    },
+                    Op::CpAsync { size, src_size, dst, doff, src, soff } => {
+                        // The copy is performed at issue; cp.async.wait_group then has nothing left to
+                        // wait for, which is one of the orders the PTX memory model allows.
+                        for l in lanes_of(exec) {
+                            let d = warp.regs[*dst as usize][l].wrapping_add(*doff as u64);
+                            let s = warp.regs[*src as usize][l].wrapping_add(*soff as u64);
+                            let n = (warp.regs[*src_size as usize][l] as u32).min(*size as u32);
+                            if d % *size as u64 != 0 || s % *size as u64 != 0 {
+                                return Err(fault(
+                                    pc,
+                                    Some(l as u32),
+                                    format!("misaligned cp.async of {size} bytes ({s:#x} -> {d:#x})"),
+                                ));
+                            }
+                            for i in 0..*size as u64 {
+                                let v = if (i as u32) < n {
+                                    self.load(warp, l, Space::Global, s + i, 1)
+                                        .map_err(|m| fault(pc, Some(l as u32), m))?
+                                } else {
+                                    0
+                                };
+                                self.store(warp, l, Space::Shared, d + i, 1, v)
+                                    .map_err(|m| fault(pc, Some(l as u32), m))?;
+                            }
+                        }
+                    }
+                    Op::Slow { k, d, a, b, c } => {
+                        for l in lanes_of(exec) {
+                            let r = &warp.regs;
+                            let v = slow(*k, r[*a as usize][l], r[*b as usize][l], r[*c as usize][l]);
+                            warp.regs[*d as usize][l] = v;
+                        }
+                    }
+                    Op::CpCommit => {
+                        for l in lanes_of(exec) {
+                            warp.committed[l] += 1;
+                        }
+                    }
+                    Op::CpWait => {}
+                }
+                pc += 1;
+            }
+        }
+    }
+
+    /// A warp collective reached by the lanes `exec` of group `mask` at `pc`. Returns the group
+    /// to continue with (at pc + 1), or None when the lanes must wait for other members.
+    fn collective(&mut self, warp: &mut Warp, pc: u32, exec: u32, mask: u32, ins: &Inst) -> Res<Option<u32>> {
+        if exec == 0 {
+            return Ok(Some(mask));
+        }
+        let member_reg = match &ins.op {
+            Op::ShflSync { mask, .. }
+            | Op::VoteSync { mask, .. }
+            | Op::MatchSync { mask, .. }
+            | Op::ReduxSync { mask, .. }
+            | Op::BarWarp { mask }
+            | Op::ElectSync { mask, .. } => Some(*mask),
+            _ => None,
+        };
+        // Lanes already waiting at this instruction join the ones arriving now.
+        let mut waiting_here = 0u32;
+        for l in lanes_of(warp.wait_coll) {
+            if warp.pc[l] == pc {
+                waiting_here |= 1 << l;
+            }
+        }
+        let arrived = exec | waiting_here;
+        let members = match member_reg {
+            Some(r) => {
+                let mut m = 0u32;
+                for l in lanes_of(arrived) {
+                    m |= warp.regs[r as usize][l] as u32;
+                }
+                m
+            }
+            // mma/ldmatrix/stmatrix are `.aligned`: the whole warp takes part.
+            None => warp.valid,
+        };
+        if members & !warp.valid != 0 {
+            return Err(fault(
+                pc,
+                None,
+                format!(
+                    "member mask {members:#010x} names lanes that do not exist in this block (valid {:#010x})",
+                    warp.valid
+                ),
+            ));
+        }
+        if members & !arrived != 0 {
+            if members & warp.exited != 0 {
+                return Err(fault(
+                    pc,
+                    None,
+                    format!("member mask {members:#010x} includes exited lanes {:#010x}", members & warp.exited),
+                ));
+            }
+            warp.wait_coll |= exec;
+            for l in lanes_of(mask) {
+                warp.pc[l] = if exec >> l & 1 == 1 { pc } else { pc + 1 };
+            }
+            return Ok(None);
+        }
+        if arrived & !members != 0 && member_reg.is_some() {
+            return Err(fault(
+                pc,
+                Some((arrived & !members).trailing_zeros()),
+                format!("executing lane is not in member mask {members:#010x}"),
+            ));
+        }
+        warp.wait_coll &= !arrived;
+        let act = arrived;
+        let r = &mut warp.regs;
+        let col = |r: &Vec<Lanes>, x: R| -> [u32; 32] { std::array::from_fn(|l| r[x as usize][l] as u32) };
+        match &ins.op {
+            Op::ShflSync { mode, d, p, a, b, c, .. } => {
+                let (vals, bs, cs) = (col(r, *a), col(r, *b), col(r, *c));
+                let (out, pv) = semantics::warp::shfl_sync(*mode, &vals, &bs, &cs, act);
+                for l in lanes_of(act) {
+                    r[*d as usize][l] = out[l] as u64;
+                    if *p != NO_REG {
+                        r[*p as usize][l] = pv[l] as u64;
+                    }
+                }
+            }
+            Op::VoteSync { mode, d, a, neg, .. } => {
+                let preds: [bool; 32] = std::array::from_fn(|l| (r[*a as usize][l] & 1 == 1) != *neg);
+                let v = semantics::warp::vote_sync(*mode, &preds, act);
+                for l in lanes_of(act) {
+                    r[*d as usize][l] = v as u64;
+                }
+            }
+            Op::MatchSync { all, wide, d, p, a, .. } => {
+                let m = if *wide { u64::MAX } else { 0xffff_ffff };
+                let vals: [u64; 32] = std::array::from_fn(|l| r[*a as usize][l] & m);
+                if *all {
+                    let (v, ok) = semantics::warp::match_all(&vals, act);
+                    for l in lanes_of(act) {
+                        r[*d as usize][l] = v as u64;
+                        if *p != NO_REG {
+                            r[*p as usize][l] = ok as u64;
+                        }
+                    }
+                } else {
+                    let v = semantics::warp::match_any(&vals, act);
+                    for l in lanes_of(act) {
+                        r[*d as usize][l] = v[l] as u64;
+                    }
+                }
+            }
+            Op::ReduxSync { op, d, a, .. } => {
+                let v = semantics::warp::redux_sync(*op, &col(r, *a), act);
+                for l in lanes_of(act) {
+                    r[*d as usize][l] = v as u64;
+                }
+            }
+            Op::ElectSync { d, p, .. } => {
+                let leader = act.trailing_zeros();
+                for l in lanes_of(act) {
+                    r[*d as usize][l] = leader as u64;
+                    if *p != NO_REG {
+                        r[*p as usize][l] = (l as u32 == leader) as u64;
+                    }
+                }
+            }
+            Op::BarWarp { .. } => {}
+            Op::Mma { shape, input, ctype, dtype, d, a, b, c } => {
+                let frag = |r: &Vec<Lanes>, x: &[R; 4]| -> [[u32; 4]; 32] {
+                    std::array::from_fn(|l| {
+                        std::array::from_fn(|i| if x[i] == NO_REG { 0 } else { r[x[i] as usize][l] as u32 })
+                    })
+                };
+                let out =
+                    semantics::mma::mma_sync(*shape, *input, *ctype, *dtype, &frag(r, a), &frag(r, b), &frag(r, c));
+                for l in lanes_of(act) {
+                    for i in 0..4 {
+                        if d[i] != NO_REG {
+                            r[d[i] as usize][l] = out[l][i] as u64;
+                        }
+                    }
+                }
+            }
+            Op::Ldmatrix { num, trans, d, addr, off } => {
+                let addrs: [u64; 32] =
+                    std::array::from_fn(|l| shared_addr(r[*addr as usize][l].wrapping_add(*off as u64)));
+                let smem = &*self.smem;
+                let out = semantics::ldmatrix::ldmatrix(*num as usize, *trans, &addrs, |a| {
+                    if a % 16 != 0 {
+                        return Err(format!("ldmatrix row address {a:#x} is not 16-byte aligned"));
+                    }
+                    match smem.get(a as usize..a as usize + 16) {
+                        Some(s) => {
+                            let mut b = [0u8; 16];
+                            b.copy_from_slice(s);
+                            Ok(b)
+                        }
+                        None => Err(format!(
+                            "ldmatrix row at shared address {a:#x} is outside the block's {} bytes",
+                            smem.len()
+                        )),
+                    }
+                })
+                .map_err(|m| fault(pc, None, m))?;
+                for l in lanes_of(act) {
+                    for i in 0..*num as usize {
+                        r[d[i] as usize][l] = out[l][i] as u64;
+                    }
+                }
+            }
+            Op::Stmatrix { num, trans, s, addr, off } => {
+                let addrs: [u64; 32] =
+                    std::array::from_fn(|l| shared_addr(r[*addr as usize][l].wrapping_add(*off as u64)));
+                let regs: [[u32; 4]; 32] = std::array::from_fn(|l| {
+                    std::array::from_fn(|i| if i < *num as usize { r[s[i] as usize][l] as u32 } else { 0 })
+                });
+                for (a, bytes) in semantics::ldmatrix::stmatrix(*num as usize, *trans, &addrs, &regs) {
+                    let len = self.smem.len();
+                    match self.smem.get_mut(a as usize..a as usize + 16) {
+                        Some(dst) if a % 16 == 0 => dst.copy_from_slice(&bytes),
+                        _ => return Err(fault(pc, None, format!("stmatrix row at shared address {a:#x} is misaligned or outside the block's {len} bytes"))),
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(mask | waiting_here))
+    }
+
+    fn load(&self, warp: &Warp, lane: usize, space: Space, addr: u64, size: u8) -> Result<u64, String> {
+        let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
+        let oob = |what: &str, len: usize| {
+            format!("{size}-byte load from {} address {a:#x} outside {what} ({len} bytes)", space_name(space))
+        };
+        match space {
+            Space::Global => match self.ctx.global.find_cached(a, size as usize, &self.gcache) {
+                Some((buf, off)) => Ok(buf.load(off, size)),
+                None => Err(format!("{size}-byte load from global address {a:#x}, which is outside every allocation")),
+            },
+            Space::Shared => {
+                rd(self.smem, a as usize, size).ok_or_else(|| oob("the block's shared memory", self.smem.len()))
+            }
+            Space::Local => {
+                let ls = self.ctx.kernel.local_size;
+                if a as usize + size as usize > ls {
+                    return Err(oob("the thread's local memory", ls));
+                }
+                rd(&warp.local, lane * ls + a as usize, size).ok_or_else(|| oob("local memory", ls))
+            }
+            Space::Const => rd(self.ctx.const_bank, a as usize, size)
+                .ok_or_else(|| oob("the constant bank", self.ctx.const_bank.len())),
+            Space::Param | Space::Generic => {
+                if (PARAM_WIN..FPARAM_WIN).contains(&a) {
+                    rd(self.ctx.params, (a - PARAM_WIN) as usize, size)
+                        .ok_or_else(|| oob("the kernel parameters", self.ctx.params.len()))
+                } else if a >= FPARAM_WIN {
+                    let fs = self.ctx.kernel.fparam_size;
+                    let o = (a - FPARAM_WIN) as usize;
+                    if o + size as usize > fs {
+                        return Err(oob("the call parameters", fs));
+                    }
+                    rd(&warp.fparam, lane * fs + o, size).ok_or_else(|| oob("the call parameters", fs))
+                } else {
+                    Err(format!("param load from {a:#x}, which is not a parameter address"))
+                }
+            }
+        }
+    }
+
+    fn store(&mut self, warp: &mut Warp, lane: usize, space: Space, addr: u64, size: u8, v: u64) -> Result<(), String> {
+        let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
+        let oob = |what: &str, len: usize| {
+            format!("{size}-byte store to {} address {a:#x} outside {what} ({len} bytes)", space_name(space))
+        };
+        match space {
+            Space::Global => match self.ctx.global.find_cached(a, size as usize, &self.gcache) {
+                Some((buf, off)) => {
+                    buf.store(off, size, v);
+                    Ok(())
+                }
+                None => Err(format!("{size}-byte store to global address {a:#x}, which is outside every allocation")),
+            },
+            Space::Shared => {
+                let len = self.smem.len();
+                if wr(self.smem, a as usize, size, v) {
+                    Ok(())
+                } else {
+                    Err(oob("the block's shared memory", len))
+                }
+            }
+            Space::Local => {
+                let ls = self.ctx.kernel.local_size;
+                if a as usize + size as usize > ls || !wr(&mut warp.local, lane * ls + a as usize, size, v) {
+                    return Err(oob("the thread's local memory", ls));
+                }
+                Ok(())
+            }
+            Space::Const => Err(format!("store to constant memory at {a:#x}")),
+            Space::Param | Space::Generic => {
+                if a >= FPARAM_WIN {
+                    let fs = self.ctx.kernel.fparam_size;
+                    let o = (a - FPARAM_WIN) as usize;
+                    if o + size as usize > fs || !wr(&mut warp.fparam, lane * fs + o, size, v) {
+                        return Err(oob("the call parameters", fs));
+                    }
+                    Ok(())
+                } else {
+                    Err(format!("store to kernel parameter space at {a:#x}"))
+                }
+            }
+        }
+    }
+
+    fn atomic(&mut self, addr: u64, space: Space, op: AtomOp, ty: AtomTy, b: u64, c: u64) -> Result<u64, String> {
+        let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
+        let size: u8 = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
+        if a % size as u64 != 0 {
+            return Err(format!("misaligned {size}-byte atomic at {addr:#x}"));
+        }
+        match space {
+            Space::Global => {
+                let (buf, off) = self
+                    .ctx
+                    .global
+                    .find(a, size as usize)
+                    .ok_or_else(|| format!("atomic at global address {a:#x}, which is outside every allocation"))?;
+                use std::sync::atomic::Ordering::SeqCst;
+                if size == 4 {
+                    let cell = buf.atomic32(off);
+                    let r = cell.fetch_update(SeqCst, SeqCst, |old| Some(atom_new(op, ty, old as u64, b, c) as u32));
+                    Ok(r.unwrap_or_else(|x| x) as u64)
+                } else {
+                    let cell = buf.atomic64(off);
+                    let r = cell.fetch_update(SeqCst, SeqCst, |old| Some(atom_new(op, ty, old, b, c)));
+                    Ok(r.unwrap_or_else(|x| x))
+                }
+            }
+            Space::Shared => {
+                let len = self.smem.len();
+                let old = rd(self.smem, a as usize, size)
+                    .ok_or_else(|| format!("atomic at shared address {a:#x} outside the block's {len} bytes"))?;
+                wr(self.smem, a as usize, size, atom_new(op, ty, old, b, c));
+                Ok(old)
+            }
+            s => Err(format!("atomic on the {} state space", space_name(s))),
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The compact instruction form the interpreter runs.
+//!
+//! Every operand is a register index into the warp's register file (`[reg][lane]`, u64 slots):
+//! immediates, variable addresses and the per-thread constant special registers (`%tid.x`,
+//! `%laneid`, ...) are registers too, filled once when a warp starts. So the hot loop never
+//! branches on operand kinds and never looks at a string.
+//!
+//! Register value convention: a register of width w keeps its value in the low w bits; readers
+//! truncate to the width of the type they operate on, writers store zero-extended results
+//! (sign-extending loads may leave high bits set, which no reader looks at).
+
+/// One lane's worth of a register, for all 32 lanes.
+pub(crate) type Lanes = [u64; 32];
+/// A register index.
+pub(crate) type R = u32;
+/// "No register" (e.g. a sink `_` destination or an absent guard).
+pub(crate) const NO_REG: R = u32::MAX;
+
+/// Lane-parallel operations: each computes all 32 lanes; the executor keeps only active lanes.
+pub(crate) type F1 = fn(&Lanes, &mut Lanes);
+/// Two-input lane-parallel operation.
+pub(crate) type F2 = fn(&Lanes, &Lanes, &mut Lanes);
+/// Three-input lane-parallel operation.
+pub(crate) type F3 = fn(&Lanes, &Lanes, &Lanes, &mut Lanes);
+/// Four-input lane-parallel operation.
+pub(crate) type F4 = fn(&Lanes, &Lanes, &Lanes, &Lanes, &mut Lanes);
+
+/// Post-processing flags of float results (PTX ISA 9.7.3: `.ftz`, `.sat`).
+pub(crate) const FTZ32: u8 = 1;
+/// Clamp an f32 result to [0, 1], NaN to 0.
+pub(crate) const SAT32: u8 = 2;
+/// Flush f64 is never needed (`.ftz` only applies to .f32); `.sat` on f64 results.
+pub(crate) const SAT64: u8 = 4;
+/// Replace any f32 NaN result by the canonical NaN 0x7fffffff.
+pub(crate) const NAN32: u8 = 16;
+
+/// Memory state spaces (PTX ISA 5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Space {
+    Global,
+    Shared,
+    Local,
+    Const,
+    Param,
+    Generic,
+}
+
+/// Atomic operations (PTX ISA 9.7.13.5 `atom`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AtomOp {
+    Add,
+    Min,
+    Max,
+    Exch,
+    Cas,
+    And,
+    Or,
+    Xor,
+    Inc,
+    Dec,
+}
+
+/// Atomic operand types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AtomTy {
+    U32,
+    S32,
+    U64,
+    S64,
+    F32,
+    F64,
+    F16x2,
+    Bf16x2,
+    B32,
+    B64,
+}
+
+/// Barrier flavours (PTX ISA 9.7.13.1 `bar`, `barrier`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BarKind {
+    Sync,
+    Arrive,
+    /// `bar.red.popc` / `.and` / `.or`.
+    RedPopc,
+    RedAnd,
+    RedOr,
+}
+
+pub(crate) use crate::semantics::mma::{MmaAcc, MmaInput, MmaShape};
+pub(crate) use crate::semantics::warp::{ReduxOp as Redux, ShflMode as Shfl, VoteMode as Vote};
+
+/// Boolean combination of `setp` with a third predicate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BoolOp {
+    And,
+    Or,
+    Xor,
+}
+
+/// A byte copy between param areas at a call or return.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Copy {
+    pub src: u32,
+    pub dst: u32,
+    pub len: u32,
+}
+
+/// Carry-chain integer arithmetic (PTX ISA 9.7.2: `add.cc`, `addc`, `sub.cc`, `subc`, `mad.cc`, `madc`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CarryKind {
+    /// Subtract instead of add.
+    pub sub: bool,
+    /// Multiply-add (a*b + c), lo or hi half.
+    pub mad: Option<bool>,
+    /// Reads the carry flag.
+    pub carry_in: bool,
+    /// Writes the carry flag.
+    pub carry_out: bool,
+    /// 64-bit operands.
+    pub wide: bool,
+}
+
+/// Operations evaluated lane by lane through `semantics::float` (half precision, rounding modes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Slow {
+    /// `add/sub/mul/min/max{.NaN}{.ftz}.{f16,bf16}{x2}`.
+    HalfBin { op: crate::semantics::float::HalfOp, fmt: crate::semantics::float::Fmt, ftz: bool, packed: bool },
+    /// `fma.rn{.relu}{.sat}.{f16,bf16}{x2}`.
+    HalfFma { fmt: crate::semantics::float::Fmt, relu: bool, sat: bool, packed: bool },
+    /// `neg`/`abs` of f16/bf16 (packed or not).
+    HalfNegAbs { abs: bool, packed: bool },
+    /// `cvt.rnd{.relu}{.satfinite}.{f16,bf16}{x2}.{f32,f64}`; packed forms put `a` in the upper half.
+    CvtHalf {
+        fmt: crate::semantics::float::Fmt,
+        rnd: crate::semantics::float::Rnd,
+        relu: bool,
+        satfinite: bool,
+        f64_src: bool,
+        packed: bool,
+    },
+    /// `cvt.rna{.satfinite}.tf32.f32`.
+    Tf32 { satfinite: bool },
+    /// f32 `add/sub/mul/fma/div` with a directed rounding mode: op 0 add, 1 sub, 2 mul, 3 fma, 4 div, 5 sqrt, 6 rcp.
+    F32Round { op: u8, rnd: crate::semantics::float::Rnd },
+    /// The same for f64.
+    F64Round { op: u8, rnd: crate::semantics::float::Rnd },
+}
+
+/// Operation of one instruction.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Nop,
+    Un {
+        f: F1,
+        d: R,
+        a: R,
+        flags: u8,
+    },
+    Bin {
+        f: F2,
+        d: R,
+        a: R,
+        b: R,
+        flags: u8,
+    },
+    Tern {
+        f: F3,
+        d: R,
+        a: R,
+        b: R,
+        c: R,
+        flags: u8,
+    },
+    Quad {
+        f: F4,
+        d: R,
+        a: R,
+        b: R,
+        c: R,
+        e: R,
+    },
+    Carry {
+        k: CarryKind,
+        d: R,
+        a: R,
+        b: R,
+        c: R,
+        cc: R,
+    },
+    /// `setp`: `f` yields 0/1 per lane; combined with predicate `c` (maybe negated) by `comb`.
+    Setp {
+        f: F2,
+        d: R,
+        dn: R,
+        a: R,
+        b: R,
+        comb: Option<(BoolOp, R, bool)>,
+    },
+    /// `set`: `one` where `f` yields 1, else 0.
+    Set {
+        f: F2,
+        d: R,
+        a: R,
+        b: R,
+        one: u64,
+    },
+    /// `mov.bN d, {a, b, ...}`: `bits` per piece.
+    Pack {
+        d: R,
+        srcs: [R; 4],
+        n: u8,
+        bits: u8,
+    },
+    /// `mov.bN {a, b, ...}, s`.
+    Unpack {
+        dsts: [R; 4],
+        n: u8,
+        bits: u8,
+        s: R,
+    },
+    Ld {
+        space: Space,
+        size: u8,
+        n: u8,
+        signed: bool,
+        dsts: [R; 4],
+        addr: R,
+        off: i64,
+    },
+    St {
+        space: Space,
+        size: u8,
+        n: u8,
+        srcs: [R; 4],
+        addr: R,
+        off: i64,
+    },
+    Atom {
+        space: Space,
+        op: AtomOp,
+        ty: AtomTy,
+        d: R,
+        addr: R,
+        off: i64,
+        b: R,
+        c: R,
+    },
+    Bra {
+        target: u32,
+    },
+    Call {
+        target: u32,
+        copy_in: Box<[Copy]>,
+        copy_out: Box<[Copy]>,
+    },
+    Ret,
+    Exit,
+    Trap,
+    /// A call of `__assertfail` (a failed device-side `assert`).
+    AssertFail,
+    Bar {
+        kind: BarKind,
+        id: R,
+        count: R,
+        d: R,
+        p: R,
+        pneg: bool,
+    },
+    Clock {
+        d: R,
+    },
+    Activemask {
+        d: R,
+    },
+    ShflSync {
+        mode: Shfl,
+        d: R,
+        p: R,
+        a: R,
+        b: R,
+        c: R,
+        mask: R,
+    },
+    VoteSync {
+        mode: Vote,
+        d: R,
+        a: R,
+        neg: bool,
+        mask: R,
+    },
+    MatchSync {
+        all: bool,
+        wide: bool,
+        d: R,
+        p: R,
+        a: R,
+        mask: R,
+    },
+    ReduxSync {
+        op: Redux,
+        d: R,
+        a: R,
+        mask: R,
+    },
+    BarWarp {
+        mask: R,
+    },
+    Mma {
+        shape: MmaShape,
+        input: MmaInput,
+        ctype: MmaAcc,
+        dtype: MmaAcc,
+        d: [R; 4],
+        a: [R; 4],
+        b: [R; 4],
+        c: [R; 4],
+    },
+    Ldmatrix {
+        num: u8,
+        trans: bool,
+        d: [R; 4],
+        addr: R,
+        off: i64,
+    },
+    Stmatrix {
+        num: u8,
+        trans: bool,
+        s: [R; 4],
+        addr: R,
+        off: i64,
+    },
+    ElectSync {
+        d: R,
+        p: R,
+        mask: R,
+    },
+    /// Per-lane operations that call the `semantics` module with run-time modifiers.
+    Slow {
+        k: Slow,
+        d: R,
+        a: R,
+        b: R,
+        c: R,
+    },
+    CpAsync {
+        size: u8,
+        src_size: R,
+        dst: R,
+        doff: i64,
+        src: R,
+        soff: i64,
+    },
+    CpCommit,
+    /// `cp.async.wait_group N` / `wait_all`: copies complete at issue, so nothing is left to wait for.
+    CpWait,
+}
+
+/// One decoded instruction.
+#[derive(Clone, Debug)]
+pub(crate) struct Inst {
+    pub op: Op,
+    /// Guard predicate register, or `NO_REG`.
+    pub guard: R,
+    /// Guard is `@!p`.
+    pub guard_neg: bool,
+    /// PTX line.
+    pub line: u32,
+    /// Index into the module's `.loc` table (0 = none).
+    pub loc: u32,
+    /// The opcode text, for error messages.
+    pub name: u32,
+}
+
+/// Per-thread constant values the warp's register file starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Init {
+    Val(u64),
+    /// Address of module `.global` variable #i (resolved at launch).
+    GlobalVar(u32),
+    /// Start of dynamic shared memory, after the static shared variables.
+    DynShared,
+    Special(Sreg),
+}
+
+/// Special registers that are constant for a thread (PTX ISA 10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Sreg {
+    Tid(u8),
+    Ntid(u8),
+    Ctaid(u8),
+    Nctaid(u8),
+    Laneid,
+    Warpid,
+    Nwarpid,
+    LanemaskEq,
+    LanemaskLt,
+    LanemaskLe,
+    LanemaskGt,
+    LanemaskGe,
+    Smid,
+    DynSmemSize,
+    TotalSmemSize,
+    GridId,
+}
+
+/// A kernel ready to run: its body and the `.func`s it calls, linked into one instruction array.
+#[derive(Clone, Debug)]
+pub(crate) struct Kernel {
+    pub name: String,
+    pub code: Vec<Inst>,
+    pub nregs: usize,
+    pub init: Vec<(R, Init)>,
+    pub param_size: usize,
+    /// Bytes of static shared memory.
+    pub static_smem: usize,
+    /// Alignment of the dynamic shared memory start.
+    pub dyn_smem_align: usize,
+    /// Bytes of local memory per thread.
+    pub local_size: usize,
+    /// Bytes of `.func` param space per thread.
+    pub fparam_size: usize,
+    pub maxntid: Option<[u32; 3]>,
+    /// Opcode names referenced by `Inst::name`.
+    pub names: Vec<String>,
+}

@@ -1,0 +1,354 @@
+//! `mma.sync.aligned` on the fragments of a whole warp (PTX ISA 9.0 §9.7.14.5
+//! "Matrix multiply-accumulate operation using mma instruction").
+//!
+//! Supported: `.m16n8k16` with `.f16`/`.bf16` A and B, `.m16n8k8` with `.f16`/`.bf16` A and B, and
+//! `.m16n8k8` with `.tf32` A and B; C and D are `.f32` (any A/B type) or `.f16` (f16 A/B only), all
+//! `.row.col`. Fragment layouts are those of §9.7.14.5.8 "Matrix Fragments for mma.m16n8k8" and
+//! §9.7.14.5.9 "Matrix Fragments for mma.m16n8k16 with floating point type", with
+//! `groupID = laneid >> 2` and `threadID_in_group = laneid % 4`.
+//!
+//! Rounding: the ISA does not fix the order or intermediate precision of the accumulation. The
+//! VM forms every product exactly (f16/bf16/tf32 products have at most 22 significant bits), sums
+//! the K products and C in f64, and rounds once to the destination type, to nearest even. For
+//! K <= 16 with inputs of similar magnitude this is the exact result correctly rounded; real
+//! tensor cores may differ by a few ulp of f32, which is why kernel tests compare against
+//! tolerances and not bits.
+
+use super::float::{f64_to_fmt, Fmt, Rnd};
+
+/// Shape of the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmaShape {
+    /// `.m16n8k16`
+    M16N8K16,
+    /// `.m16n8k8`
+    M16N8K8,
+}
+
+impl MmaShape {
+    /// The K dimension.
+    pub fn k(self) -> usize {
+        match self {
+            MmaShape::M16N8K16 => 16,
+            MmaShape::M16N8K8 => 8,
+        }
+    }
+}
+
+/// Element type of A and B.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmaInput {
+    /// `.f16`
+    F16,
+    /// `.bf16`
+    Bf16,
+    /// `.tf32` (m16n8k8 only): an f32 bit pattern whose low 13 bits are ignored.
+    Tf32,
+}
+
+/// Element type of C or D.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmaAcc {
+    /// `.f32`: one element per register.
+    F32,
+    /// `.f16`: two elements per register (low half first).
+    F16,
+}
+
+/// Number of 32-bit registers per lane for A, B, and for C/D, as the ISA's operand lists give them.
+pub fn fragment_regs(shape: MmaShape, input: MmaInput, acc: MmaAcc) -> (usize, usize, usize) {
+    let cd = match acc {
+        MmaAcc::F32 => 4,
+        MmaAcc::F16 => 2,
+    };
+    match (shape, input) {
+        (MmaShape::M16N8K16, _) => (4, 2, cd),
+        (MmaShape::M16N8K8, MmaInput::Tf32) => (4, 2, cd),
+        (MmaShape::M16N8K8, _) => (2, 1, cd),
+    }
+}
+
+/// (row, col) of element `i` of lane `lane`'s A fragment.
+pub fn a_coord(shape: MmaShape, input: MmaInput, lane: usize, i: usize) -> (usize, usize) {
+    let (g, t) = (lane >> 2, lane % 4);
+    match (shape, input) {
+        // §9.7.14.5.9, A .f16/.bf16: row = groupID for a0,a1,a4,a5 and groupID + 8 for
+        // a2,a3,a6,a7; col = threadID_in_group * 2 + (i & 1) for i < 4, + 8 for i >= 4.
+        (MmaShape::M16N8K16, _) => {
+            let row = if i & 2 == 0 { g } else { g + 8 };
+            let col = t * 2 + (i & 1) + if i >= 4 { 8 } else { 0 };
+            (row, col)
+        }
+        // §9.7.14.5.8, A .tf32: row = groupID for a0,a2, groupID + 8 for a1,a3;
+        // col = threadID_in_group for a0,a1, threadID_in_group + 4 for a2,a3.
+        (MmaShape::M16N8K8, MmaInput::Tf32) => {
+            let row = if i & 1 == 0 { g } else { g + 8 };
+            let col = if i < 2 { t } else { t + 4 };
+            (row, col)
+        }
+        // §9.7.14.5.8, A .f16/.bf16: row = groupID for a0,a1, groupID + 8 for a2,a3;
+        // col = threadID_in_group * 2 + (i & 1).
+        (MmaShape::M16N8K8, _) => {
+            let row = if i < 2 { g } else { g + 8 };
+            (row, t * 2 + (i & 1))
+        }
+    }
+}
+
+/// (row, col) of element `i` of lane `lane`'s B fragment (B is K x 8).
+pub fn b_coord(shape: MmaShape, input: MmaInput, lane: usize, i: usize) -> (usize, usize) {
+    let (g, t) = (lane >> 2, lane % 4);
+    match (shape, input) {
+        // §9.7.14.5.9, B .f16/.bf16: row = threadID_in_group * 2 + (i & 1) for b0,b1 and
+        // + 8 for b2,b3; col = groupID.
+        (MmaShape::M16N8K16, _) => (t * 2 + (i & 1) + if i >= 2 { 8 } else { 0 }, g),
+        // §9.7.14.5.8, B .tf32: row = threadID_in_group for b0, + 4 for b1; col = groupID.
+        (MmaShape::M16N8K8, MmaInput::Tf32) => (if i == 0 { t } else { t + 4 }, g),
+        // §9.7.14.5.8, B .f16/.bf16: row = threadID_in_group * 2 + i; col = groupID.
+        (MmaShape::M16N8K8, _) => (t * 2 + i, g),
+    }
+}
+
+/// (row, col) of element `i` of lane `lane`'s C/D fragment (16 x 8), for every shape here:
+/// row = groupID for c0,c1 and groupID + 8 for c2,c3; col = threadID_in_group * 2 + (i & 1).
+pub fn c_coord(lane: usize, i: usize) -> (usize, usize) {
+    let (g, t) = (lane >> 2, lane % 4);
+    (if i < 2 { g } else { g + 8 }, t * 2 + (i & 1))
+}
+
+fn elements_per_reg(input: MmaInput) -> usize {
+    match input {
+        MmaInput::Tf32 => 1,
+        _ => 2,
+    }
+}
+
+fn input_value(input: MmaInput, regs: &[u32; 4], i: usize) -> f64 {
+    match input {
+        MmaInput::Tf32 => f32::from_bits(regs[i] & 0xffff_e000) as f64,
+        MmaInput::F16 | MmaInput::Bf16 => {
+            let h = (regs[i / 2] >> (16 * (i % 2))) as u16;
+            let fmt = if input == MmaInput::F16 { Fmt::F16 } else { Fmt::BF16 };
+            fmt.to_f64(h as u64)
+        }
+    }
+}
+
+fn acc_value(acc: MmaAcc, regs: &[u32; 4], i: usize) -> f64 {
+    match acc {
+        MmaAcc::F32 => f32::from_bits(regs[i]) as f64,
+        MmaAcc::F16 => Fmt::F16.to_f64(((regs[i / 2] >> (16 * (i % 2))) & 0xffff) as u64),
+    }
+}
+
+/// `mma.sync.aligned.shape.row.col.dtype.atype.btype.ctype d, a, b, c` for a full warp.
+/// Registers beyond [`fragment_regs`] are ignored in the inputs and zero in the output.
+pub fn mma_sync(
+    shape: MmaShape,
+    input: MmaInput,
+    ctype: MmaAcc,
+    dtype: MmaAcc,
+    a: &[[u32; 4]; 32],
+    b: &[[u32; 4]; 32],
+    c: &[[u32; 4]; 32],
+) -> [[u32; 4]; 32] {
+    let k = shape.k();
+    let (na, nb, _) = fragment_regs(shape, input, ctype);
+    let per = elements_per_reg(input);
+    let mut am = [[0f64; 16]; 16];
+    let mut bm = [[0f64; 8]; 16];
+    let mut cm = [[0f64; 8]; 16];
+    for lane in 0..32 {
+        for i in 0..na * per {
+            let (r, col) = a_coord(shape, input, lane, i);
+            am[r][col] = input_value(input, &a[lane], i);
+        }
+        for i in 0..nb * per {
+            let (r, col) = b_coord(shape, input, lane, i);
+            bm[r][col] = input_value(input, &b[lane], i);
+        }
+        for i in 0..4 {
+            let (r, col) = c_coord(lane, i);
+            cm[r][col] = acc_value(ctype, &c[lane], i);
+        }
+    }
+    let mut d = [[0u32; 4]; 32];
+    for (lane, dl) in d.iter_mut().enumerate() {
+        for i in 0..4 {
+            let (r, col) = c_coord(lane, i);
+            let mut s = cm[r][col];
+            for (kk, brow) in bm.iter().enumerate().take(k) {
+                s += am[r][kk] * brow[col];
+            }
+            match dtype {
+                MmaAcc::F32 => dl[i] = f64_to_fmt(s, Fmt::F32, Rnd::Rn) as u32,
+                MmaAcc::F16 => {
+                    let h = f64_to_fmt(s, Fmt::F16, Rnd::Rn) as u32;
+                    dl[i / 2] |= h << (16 * (i % 2));
+                }
+            }
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+// Lane-indexed loops mirror the ISA's per-lane formulas.
+#[allow(clippy::needless_range_loop)]
+mod tests {
+    use super::*;
+
+    fn rng(seed: &mut u64) -> f64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+
+    /// Scatter plain matrices into fragments with the ISA's formulas written out here (not the
+    /// module's coordinate helpers), run, gather D, compare to a float64 product.
+    fn check_k16(input: MmaInput) {
+        let fmt = if input == MmaInput::F16 { Fmt::F16 } else { Fmt::BF16 };
+        let mut seed = 0xfeed_u64 + input as u64;
+        let q = |x: f64| f64_to_fmt(x, fmt, Rnd::Rn) as u16;
+        let am: Vec<Vec<u16>> = (0..16).map(|_| (0..16).map(|_| q(rng(&mut seed) * 4.0)).collect()).collect();
+        let bm: Vec<Vec<u16>> = (0..16).map(|_| (0..8).map(|_| q(rng(&mut seed) * 4.0)).collect()).collect();
+        let cm: Vec<Vec<f32>> = (0..16).map(|_| (0..8).map(|_| rng(&mut seed) as f32).collect()).collect();
+        let mut a = [[0u32; 4]; 32];
+        let mut b = [[0u32; 4]; 32];
+        let mut c = [[0u32; 4]; 32];
+        for lane in 0..32 {
+            let g = lane / 4;
+            let t = lane % 4;
+            // A: register j holds a_{2j} (low) and a_{2j+1} (high).
+            // a0,a1: (g, 2t..2t+1); a2,a3: (g+8, 2t..); a4,a5: (g, 2t+8..); a6,a7: (g+8, 2t+8..)
+            let a_rc = [(g, 2 * t), (g + 8, 2 * t), (g, 2 * t + 8), (g + 8, 2 * t + 8)];
+            for (j, &(r, col)) in a_rc.iter().enumerate() {
+                a[lane][j] = am[r][col] as u32 | (am[r][col + 1] as u32) << 16;
+            }
+            // B: b0,b1 rows 2t, 2t+1; b2,b3 rows 2t+8, 2t+9; column g.
+            b[lane][0] = bm[2 * t][g] as u32 | (bm[2 * t + 1][g] as u32) << 16;
+            b[lane][1] = bm[2 * t + 8][g] as u32 | (bm[2 * t + 9][g] as u32) << 16;
+            // C: c0,c1 at (g, 2t), (g, 2t+1); c2,c3 at (g+8, 2t), (g+8, 2t+1).
+            c[lane] = [
+                cm[g][2 * t].to_bits(),
+                cm[g][2 * t + 1].to_bits(),
+                cm[g + 8][2 * t].to_bits(),
+                cm[g + 8][2 * t + 1].to_bits(),
+            ];
+        }
+        let d = mma_sync(MmaShape::M16N8K16, input, MmaAcc::F32, MmaAcc::F32, &a, &b, &c);
+        for lane in 0..32 {
+            let (g, t) = (lane / 4, lane % 4);
+            let at = [(g, 2 * t), (g, 2 * t + 1), (g + 8, 2 * t), (g + 8, 2 * t + 1)];
+            for (i, &(r, col)) in at.iter().enumerate() {
+                let mut want = cm[r][col] as f64;
+                for k in 0..16 {
+                    want += fmt.to_f64(am[r][k] as u64) * fmt.to_f64(bm[k][col] as u64);
+                }
+                let got = f32::from_bits(d[lane][i]) as f64;
+                // One rounding to f32 of the exact sum: half an ulp.
+                assert!(
+                    (got - want).abs() <= want.abs() * 2f64.powi(-24) + 1e-30,
+                    "{input:?} lane {lane} D[{r}][{col}] = {got}, want {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn m16n8k16_f16_and_bf16_match_float64_product() {
+        check_k16(MmaInput::F16);
+        check_k16(MmaInput::Bf16);
+    }
+
+    /// Every (row, col) of A, B and C is held by exactly one (lane, element): the layouts are
+    /// bijections.
+    #[test]
+    fn fragment_layouts_cover_each_element_once() {
+        for (shape, input) in [
+            (MmaShape::M16N8K16, MmaInput::F16),
+            (MmaShape::M16N8K8, MmaInput::Bf16),
+            (MmaShape::M16N8K8, MmaInput::Tf32),
+        ] {
+            let k = shape.k();
+            let (na, nb, _) = fragment_regs(shape, input, MmaAcc::F32);
+            let per = elements_per_reg(input);
+            let mut seen_a = vec![0; 16 * k];
+            let mut seen_b = vec![0; k * 8];
+            let mut seen_c = [0; 128];
+            for lane in 0..32 {
+                for i in 0..na * per {
+                    let (r, c) = a_coord(shape, input, lane, i);
+                    seen_a[r * k + c] += 1;
+                }
+                for i in 0..nb * per {
+                    let (r, c) = b_coord(shape, input, lane, i);
+                    seen_b[r * 8 + c] += 1;
+                }
+                for i in 0..4 {
+                    let (r, c) = c_coord(lane, i);
+                    seen_c[r * 8 + c] += 1;
+                }
+            }
+            assert!(seen_a.iter().all(|&n| n == 1), "{shape:?} {input:?} A");
+            assert!(seen_b.iter().all(|&n| n == 1), "{shape:?} {input:?} B");
+            assert!(seen_c.iter().all(|&n| n == 1));
+        }
+    }
+
+    /// m16n8k8 with f16 accumulators and tf32 inputs: small integers make every result exact,
+    /// so D must equal the integer product bit for bit.
+    #[test]
+    fn m16n8k8_f16_acc_and_tf32_exact_on_integers() {
+        let am: Vec<Vec<i32>> = (0..16).map(|r| (0..8).map(|c| (r * 3 + c * 5) % 7 - 3).collect()).collect();
+        let bm: Vec<Vec<i32>> = (0..8).map(|r| (0..8).map(|c| (r * 2 + c) % 5 - 2).collect()).collect();
+        let want =
+            |r: usize, c: usize| -> i32 { (0..8).map(|k| am[r][k] * bm[k][c]).sum::<i32>() + (r as i32 - c as i32) };
+        let h = |v: i32| half::f16::from_f32(v as f32).to_bits() as u32;
+        // f16, m16n8k8: a0,a1 = (g, 2t..2t+1), a2,a3 = (g+8, 2t..); b0,b1 = rows 2t, 2t+1, col g.
+        let mut a = [[0u32; 4]; 32];
+        let mut b = [[0u32; 4]; 32];
+        let mut c = [[0u32; 4]; 32];
+        for lane in 0..32 {
+            let (g, t) = (lane / 4, lane % 4);
+            a[lane][0] = h(am[g][2 * t]) | h(am[g][2 * t + 1]) << 16;
+            a[lane][1] = h(am[g + 8][2 * t]) | h(am[g + 8][2 * t + 1]) << 16;
+            b[lane][0] = h(bm[2 * t][g]) | h(bm[2 * t + 1][g]) << 16;
+            let cv = |r: usize, col: usize| h(r as i32 - col as i32);
+            c[lane][0] = cv(g, 2 * t) | cv(g, 2 * t + 1) << 16;
+            c[lane][1] = cv(g + 8, 2 * t) | cv(g + 8, 2 * t + 1) << 16;
+        }
+        let d = mma_sync(MmaShape::M16N8K8, MmaInput::F16, MmaAcc::F16, MmaAcc::F16, &a, &b, &c);
+        for lane in 0..32 {
+            let (g, t) = (lane / 4, lane % 4);
+            assert_eq!(d[lane][0], h(want(g, 2 * t)) | h(want(g, 2 * t + 1)) << 16);
+            assert_eq!(d[lane][1], h(want(g + 8, 2 * t)) | h(want(g + 8, 2 * t + 1)) << 16);
+            assert_eq!(d[lane][2], 0);
+        }
+        // tf32: a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); b0 (t, g), b1 (t+4, g).
+        // Low 13 bits set as garbage must be ignored.
+        let f = |v: i32| (v as f32).to_bits() | (0x1fff * (v != 0) as u32);
+        let mut a = [[0u32; 4]; 32];
+        let mut b = [[0u32; 4]; 32];
+        let mut c = [[0u32; 4]; 32];
+        for lane in 0..32 {
+            let (g, t) = (lane / 4, lane % 4);
+            a[lane] = [f(am[g][t]), f(am[g + 8][t]), f(am[g][t + 4]), f(am[g + 8][t + 4])];
+            b[lane][0] = f(bm[t][g]);
+            b[lane][1] = f(bm[t + 4][g]);
+            for i in 0..4 {
+                let (r, col) = ([g, g, g + 8, g + 8][i], 2 * t + (i & 1));
+                c[lane][i] = ((r as i32 - col as i32) as f32).to_bits();
+            }
+        }
+        let d = mma_sync(MmaShape::M16N8K8, MmaInput::Tf32, MmaAcc::F32, MmaAcc::F32, &a, &b, &c);
+        for lane in 0..32 {
+            let (g, t) = (lane / 4, lane % 4);
+            for i in 0..4 {
+                let (r, col) = ([g, g, g + 8, g + 8][i], 2 * t + (i & 1));
+                assert_eq!(f32::from_bits(d[lane][i]), want(r, col) as f32, "lane {lane} i {i}");
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The semantics of PTX instructions as pure functions, with no interpreter state: rounding and
+//! conversions, warp collectives, tensor-core fragments and matrix loads. The interpreter calls
+//! these; each is tested here against the PTX ISA's own definitions.
+
+pub mod float;
+pub mod ldmatrix;
+pub mod mma;
+pub mod warp;

@@ -1,0 +1,163 @@
+//! The PTX VM backend: the kernels' own PTX, executed on the CPU by `ptx-vm`.
+//!
+//! Launches run synchronously inside `launch` (the VM has one stream and it is always idle
+//! afterwards), through the same params bytes the CUDA backend hands the driver.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ptx_vm::{Arch, LaunchConfig, Machine, Module};
+
+use super::buffer::{Buffer, BufferRepr, Element, View, ViewMut, ViewMutRepr, ViewRepr};
+use super::{ArgPtr, KernelModule, LaunchDims};
+use crate::error::{Error, Result};
+
+pub(crate) struct VmBackend {
+    arch: Arch,
+    machine: Mutex<Machine>,
+    /// Each module parsed and lowered once per VM, on first use.
+    modules: Mutex<HashMap<&'static str, Arc<Module>>>,
+}
+
+/// A VM allocation; freed when the owning [`Buffer`] drops.
+pub(crate) struct VmAlloc {
+    pub(crate) backend: Arc<VmBackend>,
+    pub(crate) addr: u64,
+}
+
+impl Drop for VmAlloc {
+    fn drop(&mut self) {
+        // A failed free means the address was not live, which the allocation's owner rules out.
+        let _ = self.backend.machine().free(self.addr);
+    }
+}
+
+fn vm_err(during: impl Into<String>) -> impl FnOnce(ptx_vm::VmError) -> Error {
+    let during = during.into();
+    move |e| Error::Vm { during, error: e.to_string() }
+}
+
+impl VmBackend {
+    pub(crate) fn new(arch: Arch) -> Self {
+        VmBackend { arch, machine: Mutex::new(Machine::new(arch)), modules: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn machine(&self) -> MutexGuard<'_, Machine> {
+        // A panic while holding the lock leaves the machine's memory consistent (every operation
+        // is a whole copy or a whole launch), so a poisoned lock is still usable.
+        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let arch = match self.arch {
+            Arch::Sm80 => "sm_80",
+            Arch::Sm90 => "sm_90",
+        };
+        format!("PTX VM ({arch} limits, CPU)")
+    }
+
+    fn alloc_bytes(self: &Arc<Self>, bytes: usize) -> Result<VmAlloc> {
+        // Zero-length buffers still get a distinct address, like cudarc's.
+        let addr = self.machine().alloc(bytes.max(1)).map_err(vm_err(format!("allocating {bytes} bytes")))?;
+        Ok(VmAlloc { backend: self.clone(), addr })
+    }
+
+    pub(crate) fn alloc_zeros<T: Element>(self: &Arc<Self>, len: usize) -> Result<Buffer<T>> {
+        let bytes = len * size_of::<T>();
+        let a = self.alloc_bytes(bytes)?;
+        self.machine().memset(a.addr, 0, bytes).map_err(vm_err("zeroing a new buffer"))?;
+        Ok(Buffer { repr: BufferRepr::Vm(a), len })
+    }
+
+    pub(crate) fn upload<T: Element>(self: &Arc<Self>, host: &[T]) -> Result<Buffer<T>> {
+        let bytes: &[u8] = bytemuck::cast_slice(host);
+        let a = self.alloc_bytes(bytes.len())?;
+        self.machine().write(a.addr, bytes).map_err(vm_err(format!("uploading {} bytes", bytes.len())))?;
+        Ok(Buffer { repr: BufferRepr::Vm(a), len: host.len() })
+    }
+
+    fn check_owner(&self, name: &'static str, owner: &VmBackend) -> Result<()> {
+        if std::ptr::eq(self, owner) {
+            Ok(())
+        } else {
+            Err(Error::WrongDevice {
+                name,
+                detail: "the buffer belongs to a different PTX VM than the one launching".into(),
+            })
+        }
+    }
+
+    fn cuda_view(name: &'static str) -> Error {
+        Error::WrongDevice { name, detail: "a CUDA buffer was passed to a PTX VM device".into() }
+    }
+
+    pub(crate) fn download<T: Element>(&self, view: &View<'_, T>) -> Result<Vec<T>> {
+        match &view.repr {
+            ViewRepr::Vm { backend, addr } => {
+                self.check_owner("view", backend)?;
+                let mut out = vec![T::zeroed(); view.len];
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out);
+                self.machine().read(*addr, bytes).map_err(vm_err(format!("downloading {} bytes", bytes.len())))?;
+                Ok(out)
+            }
+            ViewRepr::Cuda(_) => Err(Self::cuda_view("view")),
+        }
+    }
+
+    pub(crate) fn fill_bytes<T: Element>(&self, view: &mut ViewMut<'_, T>, byte: u8) -> Result<()> {
+        let bytes = view.len * size_of::<T>();
+        match &view.repr {
+            ViewMutRepr::Vm { backend, addr } => {
+                self.check_owner("view", backend)?;
+                self.machine().memset(*addr, byte, bytes).map_err(vm_err(format!("filling {bytes} bytes")))
+            }
+            ViewMutRepr::Cuda(_) => Err(Self::cuda_view("view")),
+        }
+    }
+
+    pub(crate) fn ptr<T: Element>(&self, name: &'static str, view: &View<'_, T>) -> Result<ArgPtr<'static>> {
+        match &view.repr {
+            ViewRepr::Vm { backend, addr } => {
+                self.check_owner(name, backend)?;
+                Ok(ArgPtr { addr: *addr, _order: None })
+            }
+            ViewRepr::Cuda(_) => Err(Self::cuda_view(name)),
+        }
+    }
+
+    pub(crate) fn ptr_mut<T: Element>(&self, name: &'static str, view: &ViewMut<'_, T>) -> Result<ArgPtr<'static>> {
+        match &view.repr {
+            ViewMutRepr::Vm { backend, addr } => {
+                self.check_owner(name, backend)?;
+                Ok(ArgPtr { addr: *addr, _order: None })
+            }
+            ViewMutRepr::Cuda(_) => Err(Self::cuda_view(name)),
+        }
+    }
+
+    fn module(&self, module: &'static KernelModule) -> Result<Arc<Module>> {
+        let mut cache = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = cache.get(module.name) {
+            return Ok(m.clone());
+        }
+        let parsed =
+            Arc::new(Module::parse(module.ptx).map_err(vm_err(format!("loading kernel module {}", module.name)))?);
+        cache.insert(module.name, parsed.clone());
+        Ok(parsed)
+    }
+
+    pub(crate) fn launch<P: bytemuck::Pod>(
+        &self,
+        module: &'static KernelModule,
+        kernel: &str,
+        dims: LaunchDims,
+        params: &P,
+    ) -> Result<()> {
+        let m = self.module(module)?;
+        let cfg = LaunchConfig { grid: dims.grid, block: dims.block, dynamic_smem: dims.dynamic_smem };
+        self.machine()
+            .launch(&m, kernel, &cfg, bytemuck::bytes_of(params))
+            .map_err(vm_err(format!("running {kernel}")))?;
+        Ok(())
+    }
+}
