@@ -1,39 +1,7 @@
 //! The committed PTX in kernels/prebuilt/ must match what nvcc builds from kernels/ today.
 
+use ptx_vm::code_without_debug_info;
 use scaling_kernels::device::{MODULES, NVCC};
-
-/// The code of a PTX file: `.loc`/`.file` lines and `.section .debug_*` blocks dropped (they name
-/// host paths, system-header line numbers and path hashes that vary between clones and machines) and
-/// the per-path hashes of internal symbol names masked.
-fn code_of(ptx: &str) -> Vec<String> {
-    let mut in_debug = false;
-    ptx.lines()
-        .filter(|l| {
-            let t = l.trim_start();
-            if t.starts_with(".section") && t.contains(".debug_") {
-                in_debug = true;
-            }
-            let keep = !in_debug && !t.starts_with(".loc") && !t.starts_with(".file") && !t.starts_with("//");
-            if in_debug && t.starts_with('}') {
-                in_debug = false;
-            }
-            keep
-        })
-        .map(|l| {
-            let mut out = String::with_capacity(l.len());
-            let mut rest = l;
-            while let Some(i) = rest.find("_INTERNAL_") {
-                out.push_str(&rest[..i + "_INTERNAL_".len()]);
-                rest = &rest[i + "_INTERNAL_".len()..];
-                let hex = rest.chars().take_while(|c| c.is_ascii_hexdigit()).count();
-                out.push_str("########");
-                rest = &rest[hex..];
-            }
-            out.push_str(rest);
-            out
-        })
-        .collect()
-}
 
 #[test]
 fn prebuilt_ptx_is_fresh() {
@@ -46,7 +14,7 @@ fn prebuilt_ptx_is_fresh() {
     for m in MODULES {
         let path = dir.join(format!("{}.ptx", m.name));
         match std::fs::read_to_string(&path) {
-            Ok(committed) if code_of(&committed) == code_of(m.ptx) => {}
+            Ok(committed) if code_without_debug_info(&committed) == code_without_debug_info(m.ptx) => {}
             Ok(_) => stale.push(format!("{} differs from what {nvcc} builds", path.display())),
             Err(e) => stale.push(format!("{}: {e}", path.display())),
         }
