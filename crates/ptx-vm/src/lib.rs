@@ -57,5 +57,5 @@ mod ptx_text;
 pub mod semantics;
 
 pub use error::{Location, Result, VmError};
-pub use ptx_text::code_without_debug_info;
 pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
+pub use ptx_text::code_without_debug_info;
