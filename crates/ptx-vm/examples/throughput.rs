@@ -7,6 +7,8 @@ use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder, VmError};
 use std::time::Instant;
 
 const PTX: &str = include_str!("../tests/ptx/core_bench.ptx");
+/// A tensor-core GEMM (cp.async, ldmatrix, mma.sync), from tests/cuda/.
+const GEMM_PTX: &str = include_str!("../tests/ptx/gemm_bf16.ptx");
 
 fn upload(m: &mut Machine, bytes: &[u8]) -> Result<u64, VmError> {
     let p = m.alloc(bytes.len())?;
@@ -103,6 +105,19 @@ fn main() -> Result<(), VmError> {
             r.thread_instructions as f64 / s / 1e6
         );
     }
+    let gemm = Module::parse(GEMM_PTX)?;
+    let (ga, gb, gc) = (m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 4)?);
+    m.write(ga, &(0..dim * dim).flat_map(|i| (0x3f80u16 + (i % 7) as u16).to_le_bytes()).collect::<Vec<u8>>())?;
+    m.write(gb, &(0..dim * dim).flat_map(|i| (0xbf00u16 + (i % 5) as u16).to_le_bytes()).collect::<Vec<u8>>())?;
+    let p = ParamBuilder::new().ptr(ga).ptr(gb).ptr(gc).i32(dim as i32).i32(dim as i32).i32(dim as i32).finish();
+    let t = Instant::now();
+    let r = m.launch(&gemm, "gemm_bf16_f32acc", &cfg([(dim / 64) as u32, (dim / 64) as u32, 1], [128, 1, 1], 0), &p)?;
+    let s = t.elapsed().as_secs_f64();
+    total_ti += r.thread_instructions;
+    total_s += s;
+    let name = "gemm_bf16 (mma)";
+    let rate = r.thread_instructions as f64 / s / 1e6;
+    println!("{name:<16} {:>14} {:>12} {s:>10.3} {rate:>16.1}", r.thread_instructions, r.warp_instructions);
     println!(
         "{:<16} {total_ti:>14} {:>12} {total_s:>10.3} {:>16.1}",
         "all (1 core)",

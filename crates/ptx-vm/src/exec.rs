@@ -36,6 +36,8 @@ pub(crate) struct LaunchCtx<'a> {
     pub grid: [u32; 3],
     pub block: [u32; 3],
     pub dyn_smem: u32,
+    /// Warp instructions one block may execute before the launch fails as a runaway loop.
+    pub block_instruction_limit: u64,
 }
 
 /// A fault inside a warp, before the block and thread are attached.
@@ -170,6 +172,9 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         }
         if !progressed {
             return Err(blk.deadlock(&ws.warps));
+        }
+        if blk.counts.warp_instructions > ctx.block_instruction_limit {
+            return Err(blk.runaway(&ws.warps));
         }
     }
 }
@@ -442,6 +447,9 @@ fn slow(k: Slow, a: u64, b: u64, c: u64) -> u64 {
     match k {
         Slow::HalfBin { op, fmt, ftz, packed } => two(packed, &|x, y, _| sf::half_binop(op, x, y, fmt, ftz)),
         Slow::HalfFma { fmt, relu, sat, packed } => two(packed, &|x, y, z| sf::half_fma(x, y, z, fmt, relu, sat)),
+        Slow::HalfApprox { op, fmt, packed } => {
+            two(packed, &|x, _, _| sf::approx(op, fmt.to_f64(x as u64), fmt) as u16)
+        }
         Slow::HalfNegAbs { abs, packed } => two(packed, &|x, _, _| if abs { sf::half_abs(x) } else { sf::half_neg(x) }),
         Slow::CvtHalf { fmt, rnd, relu, satfinite, f64_src, packed } => {
             let val = |x: u64| if f64_src { f64::from_bits(x) } else { f32::from_bits(x as u32) as f64 };
@@ -577,6 +585,28 @@ impl Block<'_, '_> {
             lines.push(format!("warps {} exited", full_exited.join(",")));
         }
         VmError::Deadlock { kernel: self.ctx.kernel.name.clone(), block: self.ctaid, details: lines.join("; ") }
+    }
+
+    fn runaway(&self, warps: &[Warp]) -> VmError {
+        let mut at = Vec::new();
+        for (w, warp) in warps.iter().enumerate() {
+            let live = warp.valid & !warp.exited;
+            if let Some(l) = lanes_of(live).next() {
+                at.push(format!("warp {w} at {}", self.where_(warp.pc[l])));
+            }
+        }
+        VmError::Runtime {
+            kernel: self.ctx.kernel.name.clone(),
+            block: self.ctaid,
+            thread: None,
+            at: Location::default(),
+            message: format!(
+                "the block ran more than {} warp instructions without finishing (an endless loop, or a \
+                 spin-wait nothing will satisfy); {}",
+                self.ctx.block_instruction_limit,
+                at.join("; ")
+            ),
+        }
     }
 
     /// Releases lanes whose barrier completed since they arrived.
@@ -830,7 +860,7 @@ impl Block<'_, '_> {
                         for l in lanes_of(exec) {
                             let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
                             let total = *size as u64 * *n as u64;
-                            if base % total != 0 {
+                            if base & (total - 1) != 0 {
                                 return Err(fault(
                                     pc,
                                     Some(l as u32),
@@ -852,7 +882,7 @@ impl Block<'_, '_> {
                     Op::St { space, size, n, srcs, addr, off } => {
                         for l in lanes_of(exec) {
                             let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
-                            if base % (*size as u64 * *n as u64) != 0 {
+                            if base & (*size as u64 * *n as u64 - 1) != 0 {
                                 return Err(fault(
                                     pc,
                                     Some(l as u32),
@@ -1088,23 +1118,52 @@ impl Block<'_, '_> {
                             let d = warp.regs[*dst as usize][l].wrapping_add(*doff as u64);
                             let s = warp.regs[*src as usize][l].wrapping_add(*soff as u64);
                             let n = (warp.regs[*src_size as usize][l] as u32).min(*size as u32);
-                            if d % *size as u64 != 0 || s % *size as u64 != 0 {
+                            if (d | s) & (*size as u64 - 1) != 0 {
                                 return Err(fault(
                                     pc,
                                     Some(l as u32),
                                     format!("misaligned cp.async of {size} bytes ({s:#x} -> {d:#x})"),
                                 ));
                             }
-                            for i in 0..*size as u64 {
-                                let v = if (i as u32) < n {
-                                    self.load(warp, l, Space::Global, s + i, 1)
-                                        .map_err(|m| fault(pc, Some(l as u32), m))?
+                            let size = *size as usize;
+                            let mut bytes = [0u8; 16];
+                            if n > 0 {
+                                let (buf, off) =
+                                    self.ctx.global.find_cached(s, n as usize, &self.gcache).ok_or_else(|| {
+                                        let msg = format!(
+                                            "cp.async reads {n} bytes at global address {s:#x}, outside every allocation"
+                                        );
+                                        fault(pc, Some(l as u32), msg)
+                                    })?;
+                                if n as usize == size {
+                                    for w in 0..size / 4 {
+                                        let v = buf.load(off + 4 * w, 4) as u32;
+                                        bytes[4 * w..4 * w + 4].copy_from_slice(&v.to_le_bytes());
+                                    }
                                 } else {
-                                    0
-                                };
-                                self.store(warp, l, Space::Shared, d + i, 1, v)
-                                    .map_err(|m| fault(pc, Some(l as u32), m))?;
+                                    for (i, b) in bytes.iter_mut().enumerate().take(n as usize) {
+                                        *b = buf.load(off + i, 1) as u8;
+                                    }
+                                }
                             }
+                            let len = self.smem.len();
+                            match self.smem.get_mut(d as usize..(d as usize).saturating_add(size)) {
+                                Some(dst) => dst.copy_from_slice(&bytes[..size]),
+                                None => {
+                                    let msg = format!(
+                                        "cp.async writes {size} bytes at shared address {d:#x}, outside the block's {len} bytes"
+                                    );
+                                    return Err(fault(pc, Some(l as u32), msg));
+                                }
+                            }
+                        }
+                    }
+                    Op::Mbarrier { k, d, addr, off, b } => {
+                        for l in lanes_of(exec) {
+                            let a = shared_addr(warp.regs[*addr as usize][l].wrapping_add(*off as u64));
+                            let bv = warp.regs[*b as usize][l];
+                            let v = self.mbarrier(*k, a, bv).map_err(|m| fault(pc, Some(l as u32), m))?;
+                            warp.regs[*d as usize][l] = v;
                         }
                     }
                     Op::Slow { k, d, a, b, c } => {
@@ -1249,9 +1308,16 @@ impl Block<'_, '_> {
             Op::BarWarp { .. } => {}
             Op::Mma { shape, input, ctype, dtype, d, a, b, c } => {
                 let frag = |r: &Vec<Lanes>, x: &[R; 4]| -> [[u32; 4]; 32] {
-                    std::array::from_fn(|l| {
-                        std::array::from_fn(|i| if x[i] == NO_REG { 0 } else { r[x[i] as usize][l] as u32 })
-                    })
+                    let mut f = [[0u32; 4]; 32];
+                    for (i, &reg) in x.iter().enumerate() {
+                        if reg != NO_REG {
+                            let v = &r[reg as usize];
+                            for (l, fl) in f.iter_mut().enumerate() {
+                                fl[i] = v[l] as u32;
+                            }
+                        }
+                    }
+                    f
                 };
                 let out =
                     semantics::mma::mma_sync(*shape, *input, *ctype, *dtype, &frag(r, a), &frag(r, b), &frag(r, c));
@@ -1307,6 +1373,67 @@ impl Block<'_, '_> {
             _ => {}
         }
         Ok(Some(mask | waiting_here))
+    }
+
+    /// One thread's mbarrier operation. The object's layout is the VM's own (the ISA leaves it
+    /// opaque): bits 0-20 pending arrivals, 21-41 expected arrivals, bit 63 the phase parity. A
+    /// state token is the object's value at the arrival, so its bit 63 names the phase it joined.
+    fn mbarrier(&mut self, k: Mbar, a: u64, b: u64) -> Result<u64, String> {
+        const M: u64 = (1 << 21) - 1;
+        let pack = |pending: u64, expected: u64, phase: u64| pending | (expected << 21) | (phase << 63);
+        if k == Mbar::PendingCount {
+            return Ok(b & M);
+        }
+        if a % 8 != 0 {
+            return Err(format!("mbarrier object at shared address {a:#x} is not 8-byte aligned"));
+        }
+        let len = self.smem.len();
+        let oob = || format!("mbarrier object at shared address {a:#x} outside the block's {len} bytes");
+        let cur = rd(self.smem, a as usize, 8).ok_or_else(oob)?;
+        let (pending, expected, phase) = (cur & M, (cur >> 21) & M, cur >> 63);
+        let (new, ret) = match k {
+            Mbar::Init => {
+                let n = b & 0xffff_ffff;
+                if n == 0 || n > M {
+                    return Err(format!("mbarrier.init count {n} outside 1..={M}"));
+                }
+                (pack(n, n, 0), 0)
+            }
+            Mbar::Inval => (0, 0),
+            Mbar::Arrive { drop, no_complete } => {
+                let n = b & 0xffff_ffff;
+                if n > pending {
+                    return Err(format!("mbarrier arrive of {n} with only {pending} arrivals pending"));
+                }
+                let expected = if drop { expected.saturating_sub(n) } else { expected };
+                let left = pending - n;
+                if left == 0 && !no_complete {
+                    // The phase completes: the next one expects the (possibly dropped) count again.
+                    (pack(expected, expected, phase ^ 1), cur)
+                } else {
+                    (pack(left, expected, phase), cur)
+                }
+            }
+            Mbar::CpAsyncArrive { noinc } => {
+                if !noinc {
+                    // Increment then arrive: no net change.
+                    (cur, 0)
+                } else if pending == 0 {
+                    return Err("cp.async.mbarrier.arrive.noinc with no arrivals pending".into());
+                } else if pending == 1 {
+                    (pack(expected, expected, phase ^ 1), 0)
+                } else {
+                    (pack(pending - 1, expected, phase), 0)
+                }
+            }
+            Mbar::TestWait { parity } => {
+                let waited = if parity { b & 1 } else { b >> 63 };
+                (cur, (phase != waited) as u64)
+            }
+            Mbar::PendingCount => (cur, 0),
+        };
+        wr(self.smem, a as usize, 8, new);
+        Ok(ret)
     }
 
     fn load(&self, warp: &Warp, lane: usize, space: Space, addr: u64, size: u8) -> Result<u64, String> {

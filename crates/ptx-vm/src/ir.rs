@@ -120,6 +120,23 @@ pub(crate) struct CarryKind {
     pub wide: bool,
 }
 
+/// `mbarrier` operations (PTX ISA 9.7.13.15), on a 64-bit object in shared memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mbar {
+    /// `mbarrier.init [a], count`.
+    Init,
+    /// `mbarrier.inval [a]`.
+    Inval,
+    /// `mbarrier.arrive{.noComplete} state, [a]{, count}`; `drop` for `arrive_drop`.
+    Arrive { drop: bool, no_complete: bool },
+    /// `mbarrier.test_wait` / `try_wait`, against a state token or (`parity`) a phase parity.
+    TestWait { parity: bool },
+    /// `mbarrier.pending_count count, state`.
+    PendingCount,
+    /// `cp.async.mbarrier.arrive{.noinc} [a]`: with copies done at issue, the arrive happens now.
+    CpAsyncArrive { noinc: bool },
+}
+
 /// Operations evaluated lane by lane through `semantics::float` (half precision, rounding modes).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Slow {
@@ -127,6 +144,8 @@ pub(crate) enum Slow {
     HalfBin { op: crate::semantics::float::HalfOp, fmt: crate::semantics::float::Fmt, ftz: bool, packed: bool },
     /// `fma.rn{.relu}{.sat}.{f16,bf16}{x2}`.
     HalfFma { fmt: crate::semantics::float::Fmt, relu: bool, sat: bool, packed: bool },
+    /// `ex2.approx` / `tanh.approx` of f16/bf16 (packed or not).
+    HalfApprox { op: crate::semantics::float::Approx, fmt: crate::semantics::float::Fmt, packed: bool },
     /// `neg`/`abs` of f16/bf16 (packed or not).
     HalfNegAbs { abs: bool, packed: bool },
     /// `cvt.rnd{.relu}{.satfinite}.{f16,bf16}{x2}.{f32,f64}`; packed forms put `a` in the upper half.
@@ -333,6 +352,14 @@ pub(crate) enum Op {
         d: R,
         p: R,
         mask: R,
+    },
+    /// `mbarrier.*`: `d` result (state, predicate or count), `b` count / state / parity operand.
+    Mbarrier {
+        k: Mbar,
+        d: R,
+        addr: R,
+        off: i64,
+        b: R,
     },
     /// Per-lane operations that call the `semantics` module with run-time modifiers.
     Slow {

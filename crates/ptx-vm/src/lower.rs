@@ -163,6 +163,9 @@ fn align_up(x: usize, a: usize) -> usize {
 
 /// Lowers a parsed module.
 pub(crate) fn lower_module(m: &ast::Module) -> Result<ModuleIr> {
+    if m.address_size != 0 && m.address_size != 64 {
+        return unsup(format!(".address_size {} (the VM models 64-bit addressing)", m.address_size), 0);
+    }
     let mut syms = HashMap::new();
     let mut globals = Vec::new();
     let mut const_bank = Vec::new();
@@ -236,6 +239,8 @@ struct KernelLowering<'m> {
     call_patches: Vec<(usize, usize)>,
     cc: R,
     scopes: Vec<HashMap<String, Sym>>,
+    /// Sizes of the call sequences' `.param` variables, by offset.
+    fparam_decl: HashMap<u32, u32>,
 }
 
 impl<'m> KernelLowering<'m> {
@@ -261,6 +266,7 @@ impl<'m> KernelLowering<'m> {
             call_patches: Vec::new(),
             cc: NO_REG,
             scopes: Vec::new(),
+            fparam_decl: HashMap::new(),
         }
     }
 
@@ -301,6 +307,16 @@ impl<'m> KernelLowering<'m> {
             }
         }
         self.check_recursion(f)?;
+        // Every call's copies stay inside a thread's param area (the interpreter relies on it).
+        for ins in &self.code {
+            if let Op::Call { copy_in, copy_out, .. } = &ins.op {
+                for c in copy_in.iter().chain(copy_out.iter()) {
+                    if (c.src.max(c.dst) + c.len) as usize > self.fparam_size {
+                        return unsup("a call whose arguments do not fit the declared parameters", ins.line);
+                    }
+                }
+            }
+        }
         Ok(Kernel {
             name: f.name.clone(),
             code: self.code,
@@ -443,6 +459,7 @@ impl<'m> KernelLowering<'m> {
                         "param" => {
                             let off = align_up(self.fparam_size, v.align);
                             self.fparam_size = off + v.size;
+                            self.fparam_decl.insert(off as u32, v.size as u32);
                             Sym::Var(self.imm(FPARAM_WIN + off as u64), Space::Param)
                         }
                         s => return unsup(format!(".{s} variable inside a function"), v.line),
@@ -651,6 +668,13 @@ impl<'m> KernelLowering<'m> {
             "mov" => {
                 let o = self.ops(ins, 2)?;
                 let t = ty.ok_or_else(bad)?;
+                let pieces = match (&o[0], &o[1]) {
+                    (Operand::Vec(v), _) | (_, Operand::Vec(v)) => v.len(),
+                    _ => 1,
+                };
+                if t == Ty::B128 || !matches!(pieces, 1 | 2 | 4) || (pieces > 1 && t.bytes() < 2) {
+                    return Err(bad());
+                }
                 if let Operand::Vec(v) = &o[1] {
                     let mut srcs = [NO_REG; 4];
                     let piece = Ty::parse(&format!("b{}", t.bytes() as usize * 8 / v.len())).unwrap_or(Ty::B32);
@@ -829,6 +853,22 @@ impl<'m> KernelLowering<'m> {
                 } else {
                     Op::Stmatrix { num, trans, s: regs, addr, off }
                 })
+            }
+            "mbarrier" => self.mbarrier(ins, &mods),
+            "isspacep" => {
+                // isspacep.space p, a: whether generic address a lies in the space (PTX ISA 9.7.9.18).
+                let o = self.ops(ins, 2)?;
+                let d = self.dst(&o[0], line)?;
+                let a = self.src(&o[1], Ty::U64, line)?;
+                let f: F1 = match mods.first().copied() {
+                    Some("global") => f1!(|a| (a < SHARED_WIN) as u64),
+                    Some("shared") | Some("shared::cta") => f1!(|a| ((SHARED_WIN..LOCAL_WIN).contains(&a)) as u64),
+                    Some("local") => f1!(|a| ((LOCAL_WIN..CONST_WIN).contains(&a)) as u64),
+                    Some("const") => f1!(|a| ((CONST_WIN..PARAM_WIN).contains(&a)) as u64),
+                    Some("param") => f1!(|a| (a >= PARAM_WIN) as u64),
+                    _ => return Err(bad()),
+                };
+                Ok(Op::Un { f, d, a, flags: 0 })
             }
             "dp4a" => {
                 let [at, bt] = types[..] else { return Err(bad()) };
@@ -1551,7 +1591,7 @@ impl<'m> KernelLowering<'m> {
         let full = ins.opcode.join(".");
         let bad = || VmError::Unsupported { what: full.clone(), line };
         let has = |m: &str| mods.contains(&m);
-        if has("rz") || has("rm") || has("rp") || has("approx") {
+        if has("rz") || has("rm") || has("rp") || (has("approx") && !matches!(head, "ex2" | "tanh")) {
             return Err(bad());
         }
         let packed = matches!(t, Ty::F16x2 | Ty::Bf16x2);
@@ -1573,6 +1613,10 @@ impl<'m> KernelLowering<'m> {
             "min" => bin(if nan { sf::HalfOp::MinNan } else { sf::HalfOp::Min }),
             "max" => bin(if nan { sf::HalfOp::MaxNan } else { sf::HalfOp::Max }),
             "fma" => Slow::HalfFma { fmt, relu: has("relu"), sat: has("sat"), packed },
+            // ex2.approx / tanh.approx on halves (PTX ISA 9.7.4.9, 9.7.4.10), computed precisely and
+            // rounded once; the `.ftz` of the bf16 forms is not modelled (subnormal results are kept).
+            "ex2" if has("approx") => Slow::HalfApprox { op: sf::Approx::Ex2, fmt, packed },
+            "tanh" if has("approx") => Slow::HalfApprox { op: sf::Approx::Tanh, fmt, packed },
             "neg" => Slow::HalfNegAbs { abs: false, packed },
             "abs" => Slow::HalfNegAbs { abs: true, packed },
             _ => return Err(bad()),
@@ -1627,6 +1671,70 @@ impl<'m> KernelLowering<'m> {
             }
         }
         Ok(Op::Mma { shape, input, ctype, dtype, d: regs[0], a: regs[1], b: regs[2], c: regs[3] })
+    }
+
+    fn mbarrier(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
+        // The sm_80 subset of mbarrier (PTX ISA 9.7.13.15); the transaction-count forms of sm_90
+        // (expect_tx, complete_tx) are refused.
+        let line = ins.line;
+        let full = ins.opcode.join(".");
+        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let has = |m: &str| mods.contains(&m);
+        const MBAR_MODS: &[&str] = &[
+            "init",
+            "inval",
+            "arrive",
+            "arrive_drop",
+            "noComplete",
+            "test_wait",
+            "try_wait",
+            "parity",
+            "pending_count",
+            "shared",
+            "shared::cta",
+            "release",
+            "acquire",
+            "relaxed",
+            "cta",
+        ];
+        check_mods(mods, MBAR_MODS, false, line, &full)?;
+        let z = self.imm(0);
+        let op = |k, d, (addr, off, _): (R, i64, Option<Space>), b| Op::Mbarrier { k, d, addr, off, b };
+        if has("init") {
+            let o = self.ops(ins, 2)?;
+            let a = self.addr(&o[0], line)?;
+            let b = self.src(&o[1], Ty::U32, line)?;
+            Ok(op(Mbar::Init, self.new_reg(), a, b))
+        } else if has("inval") {
+            let a = self.addr(&self.ops(ins, 1)?[0], line)?;
+            Ok(op(Mbar::Inval, self.new_reg(), a, z))
+        } else if has("arrive") || has("arrive_drop") {
+            let o = self.ops(ins, 2)?;
+            let d = self.dst(&o[0], line)?;
+            let a = self.addr(&o[1], line)?;
+            let b = match o.get(2) {
+                Some(c) => self.src(c, Ty::U32, line)?,
+                None => self.imm(1),
+            };
+            let k = Mbar::Arrive { drop: has("arrive_drop"), no_complete: has("noComplete") };
+            Ok(op(k, d, a, b))
+        } else if has("test_wait") || has("try_wait") {
+            let o = self.ops(ins, 3)?;
+            if o.len() > 3 {
+                return unsup(format!("{full} with a time limit"), line);
+            }
+            let d = self.dst(&o[0], line)?;
+            let a = self.addr(&o[1], line)?;
+            let b = self.src(&o[2], Ty::B64, line)?;
+            Ok(op(Mbar::TestWait { parity: has("parity") }, d, a, b))
+        } else if has("pending_count") {
+            let o = self.ops(ins, 2)?;
+            let d = self.dst(&o[0], line)?;
+            let b = self.src(&o[1], Ty::B64, line)?;
+            Ok(Op::Mbarrier { k: Mbar::PendingCount, d, addr: z, off: 0, b })
+        } else {
+            Err(bad())
+        }
     }
 
     fn ld_st(&mut self, ins: &ast::Instr, mods: &[&str], t: Ty, is_st: bool) -> Result<Op> {
@@ -1818,8 +1926,18 @@ impl<'m> KernelLowering<'m> {
         let full = ins.opcode.join(".");
         let bad = || VmError::Unsupported { what: full.clone(), line };
         let has = |m: &str| mods.contains(&m);
-        if mods.first() != Some(&"async") || has("bulk") || has("mbarrier") {
+        if mods.first() != Some(&"async") || has("bulk") {
             return Err(bad());
+        }
+        if has("mbarrier") {
+            if !has("arrive") || !has("b64") {
+                return Err(bad());
+            }
+            let o = self.ops(ins, 1)?;
+            let (addr, off, _) = self.addr(&o[0], line)?;
+            let d = self.new_reg();
+            let z = self.imm(0);
+            return Ok(Op::Mbarrier { k: Mbar::CpAsyncArrive { noinc: has("noinc") }, d, addr, off, b: z });
         }
         if has("commit_group") {
             return Ok(Op::CpCommit);
@@ -1942,12 +2060,14 @@ impl<'m> KernelLowering<'m> {
         for (a, &(dst, len)) in args.iter().zip(&fp) {
             let Operand::Name(n) = a else { return Err(bad()) };
             let src = self.fparam_off(n, line)?;
+            let len = len.min(self.fparam_decl.get(&src).copied().unwrap_or(len));
             copy_in.push(Copy { src, dst, len });
         }
         let mut copy_out = Vec::new();
         for (r, &(src, len)) in rets.iter().zip(&fr) {
             let Operand::Name(n) = r else { return Err(bad()) };
             let dst = self.fparam_off(n, line)?;
+            let len = len.min(self.fparam_decl.get(&dst).copied().unwrap_or(len));
             copy_out.push(Copy { src, dst, len });
         }
         self.call_patches.push((self.code.len(), fi));

@@ -29,6 +29,9 @@ impl Arch {
 
 static NEXT_MODULE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// About 5-10 s of interpretation of one block; far more than any test kernel's block needs.
+const DEFAULT_BLOCK_INSTRUCTION_LIMIT: u64 = 1 << 30;
+
 /// Parsed and lowered PTX, decoded once; launch it on any [`Machine`].
 pub struct Module {
     id: u64,
@@ -91,18 +94,32 @@ pub struct Machine {
     threads: usize,
     global: Global,
     module_globals: HashMap<u64, Vec<u64>>,
+    block_instruction_limit: u64,
 }
 
 impl Machine {
     /// A machine of the given architecture, using all available cores.
     pub fn new(arch: Arch) -> Machine {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        Machine { arch, threads, global: Global::default(), module_globals: HashMap::new() }
+        Machine {
+            arch,
+            threads,
+            global: Global::default(),
+            module_globals: HashMap::new(),
+            block_instruction_limit: DEFAULT_BLOCK_INSTRUCTION_LIMIT,
+        }
     }
 
     /// Sets the number of host threads that run blocks (at least 1).
     pub fn with_threads(mut self, n: usize) -> Machine {
         self.threads = n.max(1);
+        self
+    }
+
+    /// Sets how many warp instructions one block may execute before its launch fails as a
+    /// runaway (an endless loop or an unsatisfiable spin-wait) instead of hanging. Default 2^30.
+    pub fn with_block_instruction_limit(mut self, n: u64) -> Machine {
+        self.block_instruction_limit = n.max(1);
         self
     }
 
@@ -202,6 +219,7 @@ impl Machine {
             grid: cfg.grid,
             block: cfg.block,
             dyn_smem: cfg.dynamic_smem,
+            block_instruction_limit: self.block_instruction_limit,
         };
         let nblocks = cfg.grid.iter().map(|&x| x as usize).product::<usize>();
         let coord = |i: usize| {

@@ -634,3 +634,135 @@ fn a_failed_device_assert_is_an_error_naming_the_source_line() {
     let msg = e.unwrap_err().to_string();
     assert!(msg.contains("assert") && msg.contains("thread (5,0,0)") && msg.contains("core_assert.cu:5"), "{msg}");
 }
+
+#[test]
+fn an_endless_loop_fails_at_the_instruction_limit_instead_of_hanging() {
+    let ptx = r#"
+.visible .entry spin(.param .u64 out)
+{
+$L__forever:
+    bra.uni $L__forever;
+}
+"#;
+    let module = Module::parse(&format!("{HEADER}{ptx}")).unwrap();
+    let mut m = Machine::new(Arch::Sm80).with_block_instruction_limit(1 << 20);
+    let e = m.launch(&module, "spin", &cfg([1, 1, 1], [64, 1, 1]), &ParamBuilder::new().ptr(0).finish()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("without finishing") && msg.contains("warp 1 at `bra.uni` at PTX line 8"), "{msg}");
+}
+
+#[test]
+fn half_precision_ex2_and_tanh_approx() {
+    // f16x2 {lo 1.0, hi 3.0} -> {2.0, 8.0}; bf16x2 tanh of {0, 0} -> {0, 0}.
+    let setup = r#"
+    mov.b32 %r5, 0x42003c00;
+    ex2.approx.f16x2 %r6, %r5;
+    mov.b32 %r7, 0;
+    tanh.approx.bf16x2 %r8, %r7;
+    xor.b32 %r9, %r6, %r8;
+"#;
+    let out = run_out(&store_per_thread(setup), "k", cfg([1, 1, 1], [1, 1, 1]), 1).unwrap();
+    assert_eq!(out[0], 0x4800_4000);
+}
+
+#[test]
+fn isspacep_and_elect_sync() {
+    // Bit 0: the output pointer is global; bit 1: a shared variable's generic address is shared;
+    // bit 2: that address is not global; bits 8..: the elected lane (the lowest of the odd lanes).
+    let ptx = r#"
+.visible .entry k(.param .u64 out)
+{
+    .shared .align 4 .b8 buf[16];
+    .reg .pred %p<6>;
+    .reg .b32 %r<12>;
+    .reg .b64 %rd<6>;
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r9, 0;
+    isspacep.global %p1, %rd1;
+    selp.u32 %r2, 1, 0, %p1;
+    mov.u64 %rd2, buf;
+    cvta.shared.u64 %rd3, %rd2;
+    isspacep.shared %p2, %rd3;
+    selp.u32 %r3, 2, 0, %p2;
+    isspacep.global %p3, %rd3;
+    selp.u32 %r4, 0, 4, %p3;
+    or.b32 %r9, %r2, %r3;
+    or.b32 %r9, %r9, %r4;
+    and.b32 %r5, %r1, 1;
+    setp.eq.u32 %p4, %r5, 0;
+    @%p4 bra $L__done;
+    elect.sync %r6|%p5, 0xaaaaaaaa;
+    shl.b32 %r6, %r6, 8;
+    or.b32 %r9, %r9, %r6;
+    selp.u32 %r7, 0x10000, 0, %p5;
+    or.b32 %r9, %r9, %r7;
+$L__done:
+    mul.wide.u32 %rd4, %r1, 4;
+    add.s64 %rd4, %rd1, %rd4;
+    st.global.u32 [%rd4], %r9;
+    ret;
+}
+"#;
+    let out = run_out(ptx, "k", cfg([1, 1, 1], [32, 1, 1]), 32).unwrap();
+    for l in 0..32u32 {
+        let want = if l % 2 == 0 { 7 } else { 7 | (1 << 8) | if l == 1 { 0x10000 } else { 0 } };
+        assert_eq!(out[l as usize], want, "lane {l}");
+    }
+}
+
+#[test]
+fn cuda_barrier_with_memcpy_async_runs_on_mbarrier() {
+    let module = Module::parse(include_str!("ptx/core_pipeline.ptx")).unwrap();
+    let mut m = Machine::new(Arch::Sm80);
+    let n = 512;
+    let input: Vec<f32> = (0..n).map(|i| i as f32 * 0.25).collect();
+    let pi = m.alloc(n * 4).unwrap();
+    m.write(pi, &input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let po = m.alloc(n * 4).unwrap();
+    let p = ParamBuilder::new().ptr(pi).ptr(po).i32(n as i32).finish();
+    m.launch(&module, "pipe_copy", &cfg([1, 1, 1], [128, 1, 1]), &p).unwrap();
+    let mut b = vec![0u8; n * 4];
+    m.read(po, &mut b).unwrap();
+    for i in 0..n {
+        let got = f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+        let (t, x) = (i / 128, i % 128);
+        assert_eq!(got, input[t * 128 + (x + 1) % 128] * 2.0, "element {i}");
+    }
+}
+
+#[test]
+fn mbarrier_phases_complete_when_all_arrivals_are_in() {
+    // 64 threads arrive on one mbarrier, spin on try_wait.parity, and report the pending count
+    // their state token captured (64 - arrival order) plus 1000 once the phase completed.
+    let ptx = r#"
+.visible .entry k(.param .u64 out)
+{
+    .shared .align 8 .b64 bar;
+    .reg .pred %p<4>;
+    .reg .b32 %r<12>;
+    .reg .b64 %rd<8>;
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    setp.ne.u32 %p1, %r1, 0;
+    @%p1 bra $L__synced;
+    mbarrier.init.shared.b64 [bar], 64;
+$L__synced:
+    bar.sync 0;
+    mbarrier.arrive.shared.b64 %rd2, [bar];
+    mbarrier.pending_count.b64 %r2, %rd2;
+$L__wait:
+    mbarrier.try_wait.parity.shared.b64 %p2, [bar], 0;
+    @!%p2 bra $L__wait;
+    add.s32 %r9, %r2, 1000;
+    mul.wide.u32 %rd3, %r1, 4;
+    add.s64 %rd3, %rd1, %rd3;
+    st.global.u32 [%rd3], %r9;
+    ret;
+}
+"#;
+    let mut out = run_out(ptx, "k", cfg([1, 1, 1], [64, 1, 1]), 64).unwrap();
+    out.sort();
+    let want: Vec<u32> = (1..=64).map(|c| c + 1000).collect();
+    assert_eq!(out, want);
+}
