@@ -1,5 +1,6 @@
 //! Interpreter throughput on a mix of real nvcc-compiled kernels (tests/ptx/core_bench.cu), run
-//! on one host thread: thread-instructions per second per core.
+//! on one host thread: thread-instructions per second per core, first with the sanitizer off (the
+//! fast path), then with it on (racecheck, initcheck and exact counters), and the slowdown.
 //!
 //! `cargo run --release -p ptx-vm --example throughput`
 
@@ -33,7 +34,20 @@ fn main() -> Result<(), VmError> {
         PTX.len(),
         t0.elapsed().as_secs_f64() * 1e3
     );
-    let mut m = Machine::new(Arch::Sm80).with_threads(1);
+    println!("\n== sanitizer off ==");
+    let off = run(&module, false)?;
+    println!("\n== sanitizer on (racecheck + initcheck + counters) ==");
+    let on = run(&module, true)?;
+    println!(
+        "\nsanitizer off: {off:.1} M thread-instr/s per core; on: {on:.1} M thread-instr/s per core ({:.1}x slower)",
+        off / on
+    );
+    Ok(())
+}
+
+/// Runs every case on a fresh one-thread machine; returns M thread-instructions per second.
+fn run(module: &Module, sanitize: bool) -> Result<f64, VmError> {
+    let mut m = Machine::new(Arch::Sm80).with_threads(1).with_sanitizer(sanitize);
 
     let n = 1 << 20;
     let x = upload(&mut m, &f32s(n, |i| (i % 113) as f32 * 0.01))?;
@@ -51,6 +65,9 @@ fn main() -> Result<(), VmError> {
     let bytes: Vec<u8> = (0..n as u32).map(|i| (i.wrapping_mul(2_246_822_519) >> 24) as u8).collect();
     let hin = upload(&mut m, &bytes)?;
     let bins = m.alloc(256 * 4)?;
+    // The histogram adds into its bins: they must start at zero (cudaMalloc does not clear memory,
+    // and initcheck reports atomics on never-written bins).
+    m.memset(bins, 0, 256 * 4)?;
     let local_in = upload(&mut m, &(0..128 * 16i32).flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>())?;
     let local_out = m.alloc(128 * 4)?;
 
@@ -88,22 +105,29 @@ fn main() -> Result<(), VmError> {
     ];
 
     println!(
-        "{:<16} {:>14} {:>12} {:>10} {:>16}",
-        "kernel", "thread-instr", "warp-instr", "seconds", "M thread-instr/s"
+        "{:<16} {:>14} {:>12} {:>10} {:>16} {:>9}",
+        "kernel", "thread-instr", "warp-instr", "seconds", "M thread-instr/s", "findings"
     );
+    // Findings of the sanitizer (distinct kinds and lines), or "-" when it is off.
+    let findings =
+        |r: &ptx_vm::LaunchReport| r.sanitizer.as_ref().map_or("-".to_string(), |f| f.findings.len().to_string());
     let (mut total_ti, mut total_s) = (0u64, 0f64);
     for (name, c, params) in &cases {
         let t = Instant::now();
-        let r = m.launch(&module, name, c, params)?;
+        let r = m.launch(module, name, c, params)?;
         let s = t.elapsed().as_secs_f64();
         total_ti += r.thread_instructions;
         total_s += s;
         println!(
-            "{name:<16} {:>14} {:>12} {s:>10.3} {:>16.1}",
+            "{name:<16} {:>14} {:>12} {s:>10.3} {:>16.1} {:>9}",
             r.thread_instructions,
             r.warp_instructions,
-            r.thread_instructions as f64 / s / 1e6
+            r.thread_instructions as f64 / s / 1e6,
+            findings(&r)
         );
+        if let Some(f) = r.sanitizer.as_ref().filter(|f| !f.is_clean()) {
+            print!("{f}");
+        }
     }
     let gemm = Module::parse(GEMM_PTX)?;
     let (ga, gb, gc) = (m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 4)?);
@@ -117,12 +141,17 @@ fn main() -> Result<(), VmError> {
     total_s += s;
     let name = "gemm_bf16 (mma)";
     let rate = r.thread_instructions as f64 / s / 1e6;
-    println!("{name:<16} {:>14} {:>12} {s:>10.3} {rate:>16.1}", r.thread_instructions, r.warp_instructions);
+    println!(
+        "{name:<16} {:>14} {:>12} {s:>10.3} {rate:>16.1} {:>9}",
+        r.thread_instructions,
+        r.warp_instructions,
+        findings(&r)
+    );
     println!(
         "{:<16} {total_ti:>14} {:>12} {total_s:>10.3} {:>16.1}",
         "all (1 core)",
         "",
         total_ti as f64 / total_s / 1e6
     );
-    Ok(())
+    Ok(total_ti as f64 / total_s / 1e6)
 }

@@ -8,11 +8,13 @@
 //! the same instruction; `bar.sync` waits for the block's threads. When no warp of a block can
 //! move, the launch fails with a deadlock error instead of hanging.
 
+use crate::counters::{self as ctr, Counters};
 use crate::error::{Location, VmError};
 use crate::ir::*;
 use crate::lower::INT_OUT;
 use crate::memory::*;
 use crate::num::{ftz32, sat32, sat64};
+use crate::sanitizer::{AccessKind, BlockShadow, Finding, FindingKind, Place, SanitizerReport};
 use crate::semantics;
 
 const FULL: u32 = u32::MAX;
@@ -38,6 +40,10 @@ pub(crate) struct LaunchCtx<'a> {
     pub dyn_smem: u32,
     /// Warp instructions one block may execute before the launch fails as a runaway loop.
     pub block_instruction_limit: u64,
+    /// Count per-class instructions, memory transactions and first-touch bytes.
+    pub count: bool,
+    /// Run racecheck and initcheck (implies `count`).
+    pub sanitize: bool,
 }
 
 /// A fault inside a warp, before the block and thread are attached.
@@ -54,6 +60,8 @@ fn fault(pc: u32, lane: Option<u32>, msg: impl Into<String>) -> Fault {
 }
 
 struct Warp {
+    /// Index of the warp in its block.
+    id: u32,
     regs: Vec<Lanes>,
     pc: [u32; 32],
     /// Lanes that exist (the last warp of a block may be partial).
@@ -87,6 +95,8 @@ struct Barrier {
     result_or: bool,
     /// The instruction of the first arrival of this round.
     pc: u32,
+    /// Warps that arrived in this round (for racecheck's happens-before).
+    warps: u32,
 }
 
 /// Reusable per-worker storage.
@@ -94,6 +104,8 @@ struct Barrier {
 pub(crate) struct Workspace {
     warps: Vec<Warp>,
     smem: Vec<u8>,
+    /// Racecheck / initcheck shadow of shared memory, with the (bytes, warps) it was made for.
+    shadow: Option<(usize, usize, BlockShadow)>,
 }
 
 /// Counters of one block.
@@ -101,6 +113,16 @@ pub(crate) struct Workspace {
 pub(crate) struct Counts {
     pub thread_instructions: u64,
     pub warp_instructions: u64,
+}
+
+/// What one block produced besides its memory effects.
+#[derive(Default)]
+pub(crate) struct BlockOut {
+    pub counts: Counts,
+    /// Exact counters, when the launch counts.
+    pub counters: Counters,
+    /// Sanitizer findings, when the launch sanitises.
+    pub report: SanitizerReport,
 }
 
 struct Block<'a, 'b> {
@@ -112,10 +134,22 @@ struct Block<'a, 'b> {
     counts: Counts,
     /// Index of the global allocation the last access hit.
     gcache: std::cell::Cell<usize>,
+    /// Whether counters (and maybe the sanitizer) are on: the one test the fast path pays.
+    instrument: bool,
+    counters: Counters,
+    report: SanitizerReport,
+    /// Shared-memory shadow, when the sanitizer is on.
+    shadow: Option<&'a mut BlockShadow>,
+    /// Linear block index (the global write-conflict shadow records writers by it).
+    block_index: u32,
+    /// Scratch for one warp instruction's (lane, address) pairs.
+    scratch: Vec<(u32, u64)>,
+    /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current phase.
+    mbar_warps: Vec<(u64, u32)>,
 }
 
 /// Runs block `ctaid` to completion.
-pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) -> Result<Counts, VmError> {
+pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) -> Result<BlockOut, VmError> {
     let k = ctx.kernel;
     let nthreads = ctx.block[0] * ctx.block[1] * ctx.block[2];
     let nwarps = nthreads.div_ceil(32) as usize;
@@ -125,6 +159,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
     ws.warps.truncate(nwarps);
     while ws.warps.len() < nwarps {
         ws.warps.push(Warp {
+            id: ws.warps.len() as u32,
             regs: Vec::new(),
             pc: [0; 32],
             valid: 0,
@@ -144,6 +179,16 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
     for (w, warp) in ws.warps.iter_mut().enumerate() {
         init_warp(ctx, ctaid, w as u32, nthreads, smem_size, warp);
     }
+    let shadow = if ctx.sanitize {
+        match &mut ws.shadow {
+            Some((b, w, s)) if *b == smem_size && *w == nwarps => s.reset(),
+            other => *other = Some((smem_size, nwarps, BlockShadow::new(smem_size, nwarps))),
+        }
+        ws.shadow.as_mut().map(|(_, _, s)| s)
+    } else {
+        None
+    };
+    let [gx, gy, _] = ctx.grid;
     let mut blk = Block {
         ctx,
         ctaid,
@@ -152,7 +197,18 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         nthreads,
         counts: Counts::default(),
         gcache: std::cell::Cell::new(0),
+        instrument: ctx.count || ctx.sanitize,
+        counters: Counters::default(),
+        report: SanitizerReport::default(),
+        shadow,
+        block_index: ctaid[0] + gx * (ctaid[1] + gy * ctaid[2]),
+        scratch: Vec::with_capacity(32),
+        mbar_warps: Vec::new(),
     };
+    if blk.instrument {
+        blk.counters.blocks = 1;
+        blk.counters.registers_per_thread = k.declared_regs;
+    }
     loop {
         let mut progressed = false;
         let mut live = false;
@@ -168,7 +224,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             }
         }
         if !live {
-            return Ok(blk.counts);
+            return Ok(BlockOut { counts: blk.counts, counters: blk.counters, report: blk.report });
         }
         if !progressed {
             return Err(blk.deadlock(&ws.warps));
@@ -339,6 +395,14 @@ fn generic(addr: u64) -> (Space, u64) {
         0x73 => (Space::Const, addr - CONST_WIN),
         0x74 | 0x75 => (Space::Param, addr),
         _ => (Space::Global, addr),
+    }
+}
+
+/// Where an out-of-bounds offset lies relative to the end of its window, for memcheck messages.
+fn past_end(a: u64, len: usize) -> String {
+    match a.checked_sub(len as u64) {
+        Some(d) => format!(", {d} bytes past its end"),
+        None => String::new(),
     }
 }
 
@@ -706,6 +770,7 @@ impl Block<'_, '_> {
                     let p = pred_mask(&warp.regs[ins.guard as usize]);
                     mask & if ins.guard_neg { !p } else { p }
                 };
+                let pending = if self.instrument { self.before(warp, ins, exec) } else { None };
                 match &ins.op {
                     Op::Un { f, d, a, flags } => {
                         if exec != 0 {
@@ -849,7 +914,7 @@ impl Block<'_, '_> {
                                     let msg = if a % 4 != 0 {
                                         format!("misaligned 4-byte access at {a:#x}")
                                     } else {
-                                        format!("4-byte load from shared address {a:#x} outside the block's shared memory ({len} bytes)")
+                                        format!("4-byte load from shared address {a:#x} outside the block's shared memory ({len} bytes){}", past_end(a, len))
                                     };
                                     return Err(fault(pc, Some(l as u32), msg));
                                 }
@@ -861,11 +926,11 @@ impl Block<'_, '_> {
                             let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
                             let total = *size as u64 * *n as u64;
                             if base & (total - 1) != 0 {
-                                return Err(fault(
-                                    pc,
-                                    Some(l as u32),
-                                    format!("misaligned {}-byte access at {base:#x}", total),
-                                ));
+                                let msg = format!(
+                                    "misaligned {total}-byte access at {base:#x}{}",
+                                    self.locate(*space, base, total)
+                                );
+                                return Err(fault(pc, Some(l as u32), msg));
                             }
                             for (k, dreg) in dsts.iter().take(*n as usize).enumerate() {
                                 let a = base + (k as u64) * *size as u64;
@@ -883,11 +948,12 @@ impl Block<'_, '_> {
                         for l in lanes_of(exec) {
                             let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
                             if base & (*size as u64 * *n as u64 - 1) != 0 {
-                                return Err(fault(
-                                    pc,
-                                    Some(l as u32),
-                                    format!("misaligned {}-byte store at {base:#x}", *size as u64 * *n as u64),
-                                ));
+                                let total = *size as u64 * *n as u64;
+                                let msg = format!(
+                                    "misaligned {total}-byte store at {base:#x}{}",
+                                    self.locate(*space, base, total)
+                                );
+                                return Err(fault(pc, Some(l as u32), msg));
                             }
                             for (k, sreg) in srcs.iter().take(*n as usize).enumerate() {
                                 let a = base + (k as u64) * *size as u64;
@@ -1042,6 +1108,7 @@ impl Block<'_, '_> {
                             if *count == NO_REG { self.nthreads } else { warp.regs[*count as usize][l0] as u32 };
                         let b = &mut self.bars[bid as usize];
                         if b.arrived == 0 {
+                            b.warps = 0;
                             b.expected = expected;
                             b.acc_popc = 0;
                             b.acc_and = true;
@@ -1067,6 +1134,7 @@ impl Block<'_, '_> {
                             ));
                         }
                         b.arrived += exec.count_ones();
+                        b.warps |= 1u32.checked_shl(warp.id).unwrap_or(0);
                         if *p != NO_REG {
                             for l in lanes_of(exec) {
                                 let v = (warp.regs[*p as usize][l] & 1 == 1) != *pneg;
@@ -1083,10 +1151,17 @@ impl Block<'_, '_> {
                             b.result_and = b.acc_and;
                             b.result_or = b.acc_or;
                         }
+                        let (gen, took_part) = (b.gen, b.warps);
+                        if self.instrument {
+                            self.counters.barriers += 1;
+                            if done {
+                                self.barrier_done(took_part);
+                            }
+                        }
                         if *kind != BarKind::Arrive {
                             for l in lanes_of(exec) {
                                 warp.bar_id[l] = bid as u8;
-                                warp.bar_gen[l] = if done { b.gen.wrapping_sub(1) } else { b.gen };
+                                warp.bar_gen[l] = if done { gen.wrapping_sub(1) } else { gen };
                                 warp.pc[l] = pc;
                             }
                             warp.wait_bar |= exec;
@@ -1131,7 +1206,8 @@ impl Block<'_, '_> {
                                 let (buf, off) =
                                     self.ctx.global.find_cached(s, n as usize, &self.gcache).ok_or_else(|| {
                                         let msg = format!(
-                                            "cp.async reads {n} bytes at global address {s:#x}, outside every allocation"
+                                            "cp.async reads {n} bytes at global address {s:#x}, outside every allocation; {}",
+                                            self.ctx.global.describe(s, n as usize)
                                         );
                                         fault(pc, Some(l as u32), msg)
                                     })?;
@@ -1162,8 +1238,12 @@ impl Block<'_, '_> {
                         for l in lanes_of(exec) {
                             let a = shared_addr(warp.regs[*addr as usize][l].wrapping_add(*off as u64));
                             let bv = warp.regs[*b as usize][l];
+                            let before = if self.shadow.is_some() { rd(self.smem, a as usize, 8) } else { None };
                             let v = self.mbarrier(*k, a, bv).map_err(|m| fault(pc, Some(l as u32), m))?;
                             warp.regs[*d as usize][l] = v;
+                            if let Some(before) = before {
+                                self.mbarrier_arrival(warp.id, *k, a, before);
+                            }
                         }
                     }
                     Op::Slow { k, d, a, b, c } => {
@@ -1179,6 +1259,9 @@ impl Block<'_, '_> {
                         }
                     }
                     Op::CpWait => {}
+                }
+                if let Some(addrs) = pending {
+                    self.after(warp, pc, ins, exec, &addrs);
                 }
                 pc += 1;
             }
@@ -1252,6 +1335,10 @@ impl Block<'_, '_> {
         }
         warp.wait_coll &= !arrived;
         let act = arrived;
+        if let Some(sh) = self.shadow.as_deref_mut() {
+            // Every `.sync` collective orders the accesses of the lanes in its member mask.
+            sh.warp_sync(warp.id as usize, members);
+        }
         let r = &mut warp.regs;
         let col = |r: &Vec<Lanes>, x: R| -> [u32; 32] { std::array::from_fn(|l| r[x as usize][l] as u32) };
         match &ins.op {
@@ -1321,6 +1408,15 @@ impl Block<'_, '_> {
                 };
                 let out =
                     semantics::mma::mma_sync(*shape, *input, *ctype, *dtype, &frag(r, a), &frag(r, b), &frag(r, c));
+                if self.instrument {
+                    // One warp-wide m16n8kK multiply-add: M*N*K products and as many sums.
+                    let flops = 2 * 16 * 8 * shape.k() as u64;
+                    if *input == MmaInput::Tf32 {
+                        self.counters.mma_tf32_flops += flops;
+                    } else {
+                        self.counters.mma_flops += flops;
+                    }
+                }
                 for l in lanes_of(act) {
                     for i in 0..4 {
                         if d[i] != NO_REG {
@@ -1355,6 +1451,9 @@ impl Block<'_, '_> {
                         r[d[i] as usize][l] = out[l][i] as u64;
                     }
                 }
+                if self.instrument {
+                    self.matrix_access(warp.id, pc, &addrs, *num, AccessKind::Read);
+                }
             }
             Op::Stmatrix { num, trans, s, addr, off } => {
                 let addrs: [u64; 32] =
@@ -1368,6 +1467,9 @@ impl Block<'_, '_> {
                         Some(dst) if a % 16 == 0 => dst.copy_from_slice(&bytes),
                         _ => return Err(fault(pc, None, format!("stmatrix row at shared address {a:#x} is misaligned or outside the block's {len} bytes"))),
                     }
+                }
+                if self.instrument {
+                    self.matrix_access(warp.id, pc, &addrs, *num, AccessKind::Write);
                 }
             }
             _ => {}
@@ -1439,12 +1541,19 @@ impl Block<'_, '_> {
     fn load(&self, warp: &Warp, lane: usize, space: Space, addr: u64, size: u8) -> Result<u64, String> {
         let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
         let oob = |what: &str, len: usize| {
-            format!("{size}-byte load from {} address {a:#x} outside {what} ({len} bytes)", space_name(space))
+            format!(
+                "{size}-byte load from {} address {a:#x} outside {what} ({len} bytes){}",
+                space_name(space),
+                past_end(a, len)
+            )
         };
         match space {
             Space::Global => match self.ctx.global.find_cached(a, size as usize, &self.gcache) {
                 Some((buf, off)) => Ok(buf.load(off, size)),
-                None => Err(format!("{size}-byte load from global address {a:#x}, which is outside every allocation")),
+                None => Err(format!(
+                    "{size}-byte load from global address {a:#x}, which is outside every allocation; {}",
+                    self.ctx.global.describe(a, size as usize)
+                )),
             },
             Space::Shared => {
                 rd(self.smem, a as usize, size).ok_or_else(|| oob("the block's shared memory", self.smem.len()))
@@ -1479,7 +1588,11 @@ impl Block<'_, '_> {
     fn store(&mut self, warp: &mut Warp, lane: usize, space: Space, addr: u64, size: u8, v: u64) -> Result<(), String> {
         let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
         let oob = |what: &str, len: usize| {
-            format!("{size}-byte store to {} address {a:#x} outside {what} ({len} bytes)", space_name(space))
+            format!(
+                "{size}-byte store to {} address {a:#x} outside {what} ({len} bytes){}",
+                space_name(space),
+                past_end(a, len)
+            )
         };
         match space {
             Space::Global => match self.ctx.global.find_cached(a, size as usize, &self.gcache) {
@@ -1487,7 +1600,10 @@ impl Block<'_, '_> {
                     buf.store(off, size, v);
                     Ok(())
                 }
-                None => Err(format!("{size}-byte store to global address {a:#x}, which is outside every allocation")),
+                None => Err(format!(
+                    "{size}-byte store to global address {a:#x}, which is outside every allocation; {}",
+                    self.ctx.global.describe(a, size as usize)
+                )),
             },
             Space::Shared => {
                 let len = self.smem.len();
@@ -1524,15 +1640,16 @@ impl Block<'_, '_> {
         let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
         let size: u8 = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
         if a % size as u64 != 0 {
-            return Err(format!("misaligned {size}-byte atomic at {addr:#x}"));
+            return Err(format!("misaligned {size}-byte atomic at {addr:#x}{}", self.locate(space, a, size.into())));
         }
         match space {
             Space::Global => {
-                let (buf, off) = self
-                    .ctx
-                    .global
-                    .find(a, size as usize)
-                    .ok_or_else(|| format!("atomic at global address {a:#x}, which is outside every allocation"))?;
+                let (buf, off) = self.ctx.global.find(a, size as usize).ok_or_else(|| {
+                    format!(
+                        "atomic at global address {a:#x}, which is outside every allocation; {}",
+                        self.ctx.global.describe(a, size as usize)
+                    )
+                })?;
                 use std::sync::atomic::Ordering::SeqCst;
                 if size == 4 {
                     let cell = buf.atomic32(off);
@@ -1553,5 +1670,257 @@ impl Block<'_, '_> {
             }
             s => Err(format!("atomic on the {} state space", space_name(s))),
         }
+    }
+}
+
+/// Which warp and instruction an access comes from.
+#[derive(Clone, Copy)]
+struct Site {
+    warp: u32,
+    pc: u32,
+}
+
+impl Block<'_, '_> {
+    /// For a memcheck message about a global address: the allocation it lies in (or the nearest).
+    fn locate(&self, space: Space, addr: u64, len: u64) -> String {
+        let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
+        if space == Space::Global {
+            format!("; {}", self.ctx.global.describe(a, len as usize))
+        } else {
+            String::new()
+        }
+    }
+
+    /// Counts an instruction's class and, for memory instructions, takes the lanes' addresses before
+    /// the instruction runs (a load may overwrite its own address register).
+    #[inline(never)]
+    fn before(&mut self, warp: &Warp, ins: &Inst, exec: u32) -> Option<[u64; 32]> {
+        self.counters.count(ins.class, exec.count_ones());
+        if exec == 0 {
+            return None;
+        }
+        let (addr, off) = match &ins.op {
+            Op::Ld { addr, off, .. } | Op::St { addr, off, .. } | Op::Atom { addr, off, .. } => (*addr, *off),
+            Op::CpAsync { dst, doff, .. } => (*dst, *doff),
+            _ => return None,
+        };
+        let r = &warp.regs[addr as usize];
+        Some(std::array::from_fn(|l| r[l].wrapping_add(off as u64)))
+    }
+
+    /// Feeds a memory instruction that completed to the counters and the sanitizer.
+    #[inline(never)]
+    fn after(&mut self, warp: &Warp, pc: u32, ins: &Inst, exec: u32, addrs: &[u64; 32]) {
+        match &ins.op {
+            Op::Ld { space, size, n, .. } => self.access(
+                Site { warp: warp.id, pc },
+                exec,
+                addrs,
+                *space,
+                u32::from(*size) * u32::from(*n),
+                AccessKind::Read,
+            ),
+            Op::St { space, size, n, .. } => self.access(
+                Site { warp: warp.id, pc },
+                exec,
+                addrs,
+                *space,
+                u32::from(*size) * u32::from(*n),
+                AccessKind::Write,
+            ),
+            Op::Atom { space, ty, .. } => {
+                let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
+                self.access(Site { warp: warp.id, pc }, exec, addrs, *space, size, AccessKind::Atomic)
+            }
+            Op::CpAsync { size, src_size, src, soff, .. } => {
+                let width = u32::from(*size);
+                // The shared destination is written in full (the tail past src-size is zero-filled).
+                self.access(Site { warp: warp.id, pc }, exec, addrs, Space::Shared, width, AccessKind::Write);
+                self.counters.cp_async_bytes += u64::from(width) * u64::from(exec.count_ones());
+                let mut reads = std::mem::take(&mut self.scratch);
+                reads.clear();
+                for l in lanes_of(exec) {
+                    let s = warp.regs[*src as usize][l].wrapping_add(*soff as u64);
+                    let n = (warp.regs[*src_size as usize][l] as u32).min(width);
+                    if n > 0 {
+                        self.global_touch(warp.id, l as u32, pc, s, n as usize, AccessKind::Read);
+                        reads.push((l as u32, s));
+                    }
+                }
+                // cp.async reads global memory through the L1 like a load (LDGSTS).
+                if !reads.is_empty() {
+                    let (req, sec) = ctr::global_sectors(&reads, width);
+                    self.counters.global_load_requests += req;
+                    self.counters.global_load_sectors += sec;
+                    self.counters.global_load_bytes += u64::from(width) * reads.len() as u64;
+                }
+                self.scratch = reads;
+            }
+            _ => {}
+        }
+    }
+
+    /// One warp-level access of `width` bytes per lane: the sanitizer per lane, then the warp's
+    /// global requests and sectors or shared wavefronts.
+    fn access(&mut self, site: Site, exec: u32, addrs: &[u64; 32], space: Space, width: u32, kind: AccessKind) {
+        let Site { warp: w, pc } = site;
+        let mut global = std::mem::take(&mut self.scratch);
+        global.clear();
+        let mut shared = [(0u32, 0u64); 32];
+        let mut nshared = 0;
+        for l in lanes_of(exec) {
+            let (sp, a) = if space == Space::Generic { generic(addrs[l]) } else { (space, addrs[l]) };
+            match sp {
+                Space::Global => {
+                    self.global_touch(w, l as u32, pc, a, width as usize, kind);
+                    global.push((l as u32, a));
+                }
+                Space::Shared => {
+                    self.shared_touch(w, l as u32, pc, a, width as usize, kind);
+                    shared[nshared] = (l as u32, a);
+                    nshared += 1;
+                }
+                _ => {}
+            }
+        }
+        // Atomics are served by the L2 / the shared-memory atomic unit, not as L1 requests.
+        if kind != AccessKind::Atomic {
+            let c = &mut self.counters;
+            if !global.is_empty() {
+                let (req, sec) = ctr::global_sectors(&global, width);
+                let bytes = u64::from(width) * global.len() as u64;
+                if kind == AccessKind::Read {
+                    c.global_load_requests += req;
+                    c.global_load_sectors += sec;
+                    c.global_load_bytes += bytes;
+                } else {
+                    c.global_store_requests += req;
+                    c.global_store_sectors += sec;
+                    c.global_store_bytes += bytes;
+                }
+            }
+            if nshared > 0 {
+                let (wf, ideal) = ctr::shared_wavefronts(&shared[..nshared], width);
+                c.shared_requests += 1;
+                c.shared_wavefronts += wf;
+                c.shared_ideal_wavefronts += ideal;
+            }
+        }
+        self.scratch = global;
+    }
+
+    /// ldmatrix / stmatrix: lanes 8m..8m+8 give the 16-byte rows of matrix m.
+    fn matrix_access(&mut self, w: u32, pc: u32, addrs: &[u64; 32], num: u8, kind: AccessKind) {
+        let rows = (8 * num as usize).min(32);
+        for (l, &a) in addrs.iter().enumerate().take(rows) {
+            self.shared_touch(w, l as u32, pc, a, 16, kind);
+        }
+        let (wf, ideal) = ctr::ldmatrix_wavefronts(&addrs[..rows], num as usize);
+        self.counters.shared_requests += 1;
+        self.counters.shared_wavefronts += wf;
+        self.counters.shared_ideal_wavefronts += ideal;
+    }
+
+    /// One lane's global access: first-touch bytes for the counters; initcheck and the cross-block
+    /// write-conflict check for the sanitizer.
+    fn global_touch(&mut self, w: u32, lane: u32, pc: u32, a: u64, len: usize, kind: AccessKind) {
+        let sanitize = self.ctx.sanitize;
+        let Some((buf, off)) = self.ctx.global.find_cached(a, len, &self.gcache) else { return };
+        let Some(t) = buf.tracking() else { return };
+        let mut found = None;
+        if kind != AccessKind::Write {
+            if sanitize && !t.shadow.is_initialized(off, len) {
+                found = Some(FindingKind::UninitializedGlobalRead);
+            }
+            t.touch_read(off, len);
+        }
+        if kind != AccessKind::Read {
+            if sanitize && t.shadow.write(off, len, self.block_index, kind == AccessKind::Atomic).is_some() {
+                found = found.or(Some(FindingKind::GlobalWriteConflict));
+            }
+            t.touch_write(off, len);
+        }
+        if let Some(k) = found {
+            self.finding(k, w * 32 + lane, pc, a, None);
+        }
+    }
+
+    /// One lane's shared access, checked against the block's shadow.
+    fn shared_touch(&mut self, w: u32, lane: u32, pc: u32, a: u64, len: usize, kind: AccessKind) {
+        let tid = w * 32 + lane;
+        let Some(sh) = self.shadow.as_deref_mut() else { return };
+        if let Some(hit) = sh.access(tid, a as usize, len, kind, pc) {
+            let other = if hit.kind == FindingKind::UninitializedSharedRead {
+                None
+            } else {
+                Some((hit.other_tid, hit.other_line))
+            };
+            self.finding(hit.kind, tid, pc, a, other);
+        }
+    }
+
+    /// Racecheck's view of an mbarrier (PTX ISA 9.7.13.15.1: the completion of a phase makes the
+    /// arrivals' prior memory accesses visible to the threads that observe it): the warps that
+    /// arrived in the phase form a barrier when the phase completes. Accesses a warp makes between
+    /// its arrival and the completion count as before it, which can hide a race but never invents one.
+    fn mbarrier_arrival(&mut self, w: u32, k: Mbar, a: u64, before: u64) {
+        let arrives = matches!(k, Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. });
+        if !arrives {
+            if k == Mbar::Init || k == Mbar::Inval {
+                self.mbar_warps.retain(|(obj, _)| *obj != a);
+            }
+            return;
+        }
+        let bit = 1u32.checked_shl(w).unwrap_or(0);
+        let i = match self.mbar_warps.iter().position(|(obj, _)| *obj == a) {
+            Some(i) => i,
+            None => {
+                self.mbar_warps.push((a, 0));
+                self.mbar_warps.len() - 1
+            }
+        };
+        self.mbar_warps[i].1 |= bit;
+        let after = rd(self.smem, a as usize, 8).unwrap_or(before);
+        if (after ^ before) >> 63 == 1 {
+            let took_part = self.mbar_warps[i].1;
+            self.mbar_warps[i].1 = 0;
+            self.barrier_done(took_part);
+        }
+    }
+
+    /// A barrier completed with the warps of `took_part` (bit per warp).
+    fn barrier_done(&mut self, took_part: u32) {
+        let nwarps = self.nthreads.div_ceil(32) as usize;
+        if let Some(sh) = self.shadow.as_deref_mut() {
+            let parts: Vec<bool> = (0..nwarps).map(|w| took_part >> w & 1 == 1).collect();
+            sh.barrier(&parts);
+        }
+    }
+
+    fn location(&self, pc: u32) -> Location {
+        let k = self.ctx.kernel;
+        match k.code.get(pc as usize) {
+            Some(i) => Location {
+                ptx_line: i.line,
+                source: if i.loc == 0 { None } else { self.ctx.locs.get(i.loc as usize).cloned() },
+            },
+            None => Location::default(),
+        }
+    }
+
+    /// Records a finding at linear thread `tid` and instruction `pc`; `other` is the earlier
+    /// conflicting access (thread, instruction) for races.
+    fn finding(&mut self, kind: FindingKind, tid: u32, pc: u32, address: u64, other: Option<(u32, u32)>) {
+        let place =
+            |b: &Self, t: u32, pc: u32| Place { block: b.ctaid, thread: b.tid(t), line: b.location(pc).to_string() };
+        let f = Finding {
+            kind,
+            kernel: self.ctx.kernel.name.clone(),
+            at: place(self, tid, pc),
+            other: other.map(|(t, p)| place(self, t, p)),
+            address,
+            count: 1,
+        };
+        self.report.add(f);
     }
 }

@@ -396,6 +396,8 @@ pub(crate) struct Inst {
     pub loc: u32,
     /// The opcode text, for error messages.
     pub name: u32,
+    /// The unit that executes it, decided once at lowering for the counters.
+    pub class: crate::counters::InstClass,
 }
 
 /// Per-thread constant values the warp's register file starts with.
@@ -449,4 +451,6 @@ pub(crate) struct Kernel {
     pub maxntid: Option<[u32; 3]>,
     /// Opcode names referenced by `Inst::name`.
     pub names: Vec<String>,
+    /// Registers the entry function declares with `.reg` (an upper bound on what ptxas allocates).
+    pub declared_regs: u32,
 }

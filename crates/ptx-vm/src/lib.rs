@@ -13,7 +13,18 @@
 //! ids and counts, warp collectives, `cp.async`, `ldmatrix`/`stmatrix`, `mma.sync` m16n8k8/k16).
 //! Anything else is refused when the module is parsed, naming the instruction and its PTX line.
 //! Faults at run time (out-of-bounds or misaligned accesses, traps, failed device asserts,
-//! deadlocks, runaway loops) name the kernel, block, thread, PTX line and `.loc` source line.
+//! deadlocks, runaway loops) name the kernel, block, thread, PTX line and `.loc` source line; an
+//! out-of-bounds global access also names the nearest allocation and the offset from its start or end.
+//!
+//! The sanitizer is on by default ([`Machine::with_sanitizer`] turns it off, about 5x faster). It
+//! runs racecheck (shared-memory hazards between threads with no barrier or warp synchronisation
+//! between them; conflicting plain writes to one global byte from different blocks) and initcheck
+//! (reads of global memory never written since allocation, reads of shared memory not written
+//! earlier in the block). Findings do not stop a launch: they come back in
+//! [`LaunchReport::sanitizer`], and [`LaunchReport::assert_clean`] turns them into a test failure.
+//! With the sanitizer (or [`Machine::with_counters`]) every launch also returns exact
+//! [`Counters`]: instruction classes, mma FLOPs, global requests and 32-byte sectors, first-touch
+//! bytes, shared-memory wavefronts and bank conflicts; [`sol`] turns them into a speed-of-light model.
 //!
 //! ```
 //! use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder};
@@ -42,9 +53,15 @@
 //! let mut bytes = [0u8; 128];
 //! m.read(out, &mut bytes)?;
 //! assert_eq!(u32::from_le_bytes([bytes[124], bytes[125], bytes[126], bytes[127]]), 7);
+//! // The sanitizer found nothing; the counters saw one fully coalesced 128-byte store.
+//! let r = m.launch(&module, "fill", &cfg, &ParamBuilder::new().ptr(out).u32(7).finish())?;
+//! assert_eq!(r.assert_clean(), Ok(()));
+//! let c = r.counters.unwrap_or_default();
+//! assert_eq!((c.global_store_requests, c.global_store_sectors, c.unique_bytes_written), (1, 4, 128));
 //! # Ok::<(), ptx_vm::VmError>(())
 //! ```
 
+pub mod counters;
 mod error;
 mod exec;
 mod ir;
@@ -54,8 +71,13 @@ mod memory;
 mod num;
 mod parse;
 mod ptx_text;
+pub mod sanitizer;
 pub mod semantics;
+pub mod sol;
 
+pub use counters::{Counters, InstClass};
 pub use error::{Location, Result, VmError};
 pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
 pub use ptx_text::code_without_debug_info;
+pub use sanitizer::{Finding, FindingKind, SanitizerReport};
+pub use sol::{format_table, speed_of_light, DeviceModel, KernelFloor};

@@ -5,6 +5,7 @@
 //! sequence's `.param` blocks get static per-thread offsets (no recursion: PTX from nvcc only
 //! recurses when the CUDA source does, and the VM reports that as unsupported).
 
+use crate::counters::InstClass;
 use crate::error::{Result, VmError};
 use crate::ir::*;
 use crate::memory::{CONST_WIN, FPARAM_WIN, LOCAL_WIN, PARAM_WIN, SHARED_WIN};
@@ -157,6 +158,69 @@ fn init_bytes(v: &ast::VarDecl) -> Vec<u8> {
     out
 }
 
+/// The unit that executes an instruction, from its decoded operation and, for plain arithmetic, its
+/// opcode's type suffixes. Decided once here so that counting at run time is an array increment.
+fn classify(opcode: &[String], op: &Op) -> InstClass {
+    use InstClass as C;
+    let mem = |space: Space, global: C, shared: C, local: C| match space {
+        Space::Global | Space::Generic => global,
+        Space::Shared => shared,
+        Space::Local | Space::Param => local,
+        Space::Const => C::ConstLoad,
+    };
+    match op {
+        Op::Ld { space: Space::Param, .. } => C::ConstLoad,
+        Op::Ld { space, .. } => mem(*space, C::GlobalLoad, C::SharedLoad, C::LocalLoad),
+        Op::St { space, .. } => mem(*space, C::GlobalStore, C::SharedStore, C::LocalStore),
+        Op::Atom { .. } => C::Atomic,
+        Op::Bra { .. } | Op::Call { .. } | Op::Ret | Op::Exit | Op::Trap | Op::AssertFail => C::Control,
+        Op::Bar { .. } | Op::BarWarp { .. } | Op::Mbarrier { .. } => C::Barrier,
+        Op::ShflSync { .. }
+        | Op::VoteSync { .. }
+        | Op::MatchSync { .. }
+        | Op::ReduxSync { .. }
+        | Op::ElectSync { .. }
+        | Op::Activemask { .. } => C::WarpCollective,
+        Op::Mma { .. } => C::Tensor,
+        Op::Ldmatrix { .. } => C::SharedLoad,
+        Op::Stmatrix { .. } => C::SharedStore,
+        Op::CpAsync { .. } | Op::CpCommit | Op::CpWait => C::CpAsync,
+        Op::Slow { k, .. } => match k {
+            Slow::HalfApprox { .. } => C::Sfu,
+            Slow::HalfBin { .. } | Slow::HalfFma { .. } | Slow::HalfNegAbs { .. } | Slow::CvtHalf { .. } => C::Half,
+            Slow::Tf32 { .. } | Slow::F32Round { .. } => C::Fp32,
+            Slow::F64Round { .. } => C::Fp64,
+        },
+        _ => {
+            let head = opcode.first().map(String::as_str).unwrap_or("");
+            let has = |m: &str| opcode.iter().skip(1).any(|x| x == m);
+            // The MUFU instructions (CUDA C++ Programming Guide, "Arithmetic Instructions": special
+            // functions run on the SFU at 16 results/clk/SM); `.approx` forms map to one MUFU op.
+            let sfu = matches!(head, "ex2" | "lg2" | "sin" | "cos" | "tanh")
+                || (matches!(head, "rcp" | "rsqrt" | "sqrt") && has("approx"));
+            if sfu {
+                return C::Sfu;
+            }
+            if matches!(head, "membar" | "fence") {
+                return C::Barrier;
+            }
+            if matches!(head, "mov" | "ld" | "st" | "cvta" | "isspacep") {
+                return C::Integer;
+            }
+            let halves = ["f16", "bf16", "f16x2", "bf16x2"];
+            if opcode.iter().skip(1).any(|m| halves.contains(&m.as_str())) {
+                C::Half
+            } else if has("f64") {
+                C::Fp64
+            } else if has("f32") {
+                C::Fp32
+            } else {
+                C::Integer
+            }
+        }
+    }
+}
+
 fn align_up(x: usize, a: usize) -> usize {
     x.div_ceil(a.max(1)) * a.max(1)
 }
@@ -241,6 +305,10 @@ struct KernelLowering<'m> {
     scopes: Vec<HashMap<String, Sym>>,
     /// Sizes of the call sequences' `.param` variables, by offset.
     fparam_decl: HashMap<u32, u32>,
+    /// Whether the body being lowered is the kernel's own (not a called `.func`).
+    entry_body: bool,
+    /// `.reg` names the kernel's body declares.
+    declared_regs: u32,
 }
 
 impl<'m> KernelLowering<'m> {
@@ -267,6 +335,8 @@ impl<'m> KernelLowering<'m> {
             cc: NO_REG,
             scopes: Vec::new(),
             fparam_decl: HashMap::new(),
+            entry_body: false,
+            declared_regs: 0,
         }
     }
 
@@ -280,7 +350,9 @@ impl<'m> KernelLowering<'m> {
             let r = self.konst(Init::Val(PARAM_WIN + off as u64));
             scope.insert(p.name.clone(), Sym::Var(r, Space::Param));
         }
+        self.entry_body = true;
         self.body(f, scope)?;
+        self.entry_body = false;
         while let Some(fi) = self.worklist.pop() {
             if self.func_pc.contains_key(&fi) {
                 continue;
@@ -329,6 +401,7 @@ impl<'m> KernelLowering<'m> {
             fparam_size: self.fparam_size,
             maxntid: f.maxntid,
             names: self.names,
+            declared_regs: self.declared_regs,
         })
     }
 
@@ -437,6 +510,9 @@ impl<'m> KernelLowering<'m> {
                 ast::Stmt::Reg { ty, names } => {
                     Ty::parse(ty)
                         .ok_or_else(|| VmError::Unsupported { what: format!("register type .{ty}"), line: f.line })?;
+                    if self.entry_body {
+                        self.declared_regs += names.len() as u32;
+                    }
                     for n in names {
                         let r = self.new_reg();
                         if let Some(sc) = self.scopes.last_mut() {
@@ -480,7 +556,16 @@ impl<'m> KernelLowering<'m> {
                     };
                     let name = self.name_id(ins.opcode.join("."));
                     let op = self.instr(ins, &labels)?;
-                    self.code.push(Inst { op, guard: guard.0, guard_neg: guard.1, line: ins.line, loc: ins.loc, name });
+                    let class = classify(&ins.opcode, &op);
+                    self.code.push(Inst {
+                        op,
+                        guard: guard.0,
+                        guard_neg: guard.1,
+                        line: ins.line,
+                        loc: ins.loc,
+                        name,
+                        class,
+                    });
                 }
             }
         }

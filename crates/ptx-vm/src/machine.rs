@@ -1,9 +1,11 @@
 //! The public face: modules, the machine that owns device memory, launches.
 
+use crate::counters::Counters;
 use crate::error::{Result, VmError};
-use crate::exec::{run_block, Counts, LaunchCtx, Workspace};
+use crate::exec::{run_block, BlockOut, LaunchCtx, Workspace};
 use crate::lower::{lower_module, ModuleIr};
 use crate::memory::Global;
+use crate::sanitizer::SanitizerReport;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -80,12 +82,35 @@ pub struct LaunchConfig {
 }
 
 /// What a launch did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LaunchReport {
-    /// Instructions executed, counted once per thread that issued them.
+    /// Instructions executed, counted once per thread of the issuing group (predicated-off lanes
+    /// included; the per-class counts in [`Counters`] leave them out).
     pub thread_instructions: u64,
     /// Instructions executed, counted once per warp issue.
     pub warp_instructions: u64,
+    /// Exact counters, when the machine counted ([`Machine::with_counters`] or the sanitizer).
+    pub counters: Option<Counters>,
+    /// The sanitizer's findings, when it was on. Blocks' findings are folded in block order, so
+    /// they do not depend on the host-thread count, except which block a cross-block write
+    /// conflict names first (the blocks really do run concurrently).
+    pub sanitizer: Option<SanitizerReport>,
+}
+
+impl LaunchReport {
+    /// For tests: `Ok` when the sanitizer ran and found nothing, else the report's text.
+    pub fn assert_clean(&self) -> std::result::Result<(), String> {
+        match &self.sanitizer {
+            None => Err("the sanitizer was off for this launch".to_string()),
+            Some(r) if r.is_clean() => Ok(()),
+            Some(r) => Err(r.to_string()),
+        }
+    }
+
+    /// The sanitizer's findings (an empty report when it was off).
+    pub fn findings(&self) -> SanitizerReport {
+        self.sanitizer.clone().unwrap_or_default()
+    }
 }
 
 /// A simulated GPU: owns global memory and runs kernels on a pool of host threads.
@@ -95,19 +120,52 @@ pub struct Machine {
     global: Global,
     module_globals: HashMap<u64, Vec<u64>>,
     block_instruction_limit: u64,
+    sanitize: bool,
+    count: bool,
 }
 
 impl Machine {
-    /// A machine of the given architecture, using all available cores.
+    /// A machine of the given architecture, using all available cores, with the sanitizer on
+    /// (memcheck always runs; racecheck and initcheck with it) and therefore counting.
     pub fn new(arch: Arch) -> Machine {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let mut global = Global::default();
+        global.track = true;
         Machine {
             arch,
             threads,
-            global: Global::default(),
+            global,
             module_globals: HashMap::new(),
             block_instruction_limit: DEFAULT_BLOCK_INSTRUCTION_LIMIT,
+            sanitize: true,
+            count: false,
         }
+    }
+
+    /// Turns racecheck and initcheck on or off (on by default). Off, a launch runs several times
+    /// faster; out-of-bounds and misaligned accesses still fail the launch. Allocations made while
+    /// it is off count as initialised when it is turned back on.
+    pub fn with_sanitizer(mut self, on: bool) -> Machine {
+        self.set_sanitizer(on);
+        self
+    }
+
+    /// [`Machine::with_sanitizer`] on a machine in use.
+    pub fn set_sanitizer(&mut self, on: bool) {
+        self.sanitize = on;
+        self.global.track = on;
+    }
+
+    /// Whether the sanitizer is on.
+    pub fn sanitizer(&self) -> bool {
+        self.sanitize
+    }
+
+    /// Counts exact per-launch counters even with the sanitizer off (with it on they are always
+    /// counted).
+    pub fn with_counters(mut self, on: bool) -> Machine {
+        self.count = on;
+        self
     }
 
     /// Sets the number of host threads that run blocks (at least 1).
@@ -209,6 +267,12 @@ impl Machine {
             ));
         }
         let global_vars = self.globals_for(module)?;
+        let counting = self.count || self.sanitize;
+        if counting {
+            for (_, buf) in &self.global.allocs {
+                buf.ensure_tracking().begin_launch();
+            }
+        }
         let ctx = LaunchCtx {
             kernel: k,
             locs: &module.ir.locs,
@@ -220,6 +284,8 @@ impl Machine {
             block: cfg.block,
             dyn_smem: cfg.dynamic_smem,
             block_instruction_limit: self.block_instruction_limit,
+            count: counting,
+            sanitize: self.sanitize,
         };
         let nblocks = cfg.grid.iter().map(|&x| x as usize).product::<usize>();
         let coord = |i: usize| {
@@ -227,13 +293,13 @@ impl Machine {
             [(i % gx) as u32, ((i / gx) % gy) as u32, (i / (gx * gy)) as u32]
         };
         let workers = self.threads.min(nblocks);
-        let mut total = Counts::default();
+        // Per-block outcomes are kept by block index and folded in index order, so counters and
+        // the order of findings do not depend on the number of host threads.
+        let mut outs: Vec<(usize, BlockOut)> = Vec::new();
         if workers <= 1 {
             let mut ws = Workspace::default();
             for i in 0..nblocks {
-                let c = run_block(&ctx, coord(i), &mut ws)?;
-                total.thread_instructions += c.thread_instructions;
-                total.warp_instructions += c.warp_instructions;
+                outs.push((i, run_block(&ctx, coord(i), &mut ws)?));
             }
         } else {
             // Blocks are handed out in order; after a fault in block e, only blocks before e still
@@ -241,23 +307,19 @@ impl Machine {
             let next = AtomicUsize::new(0);
             let stop_at = AtomicUsize::new(usize::MAX);
             let first_err: Mutex<Option<(usize, VmError)>> = Mutex::new(None);
-            let ti = AtomicU64::new(0);
-            let wi = AtomicU64::new(0);
+            let all: Mutex<Vec<(usize, BlockOut)>> = Mutex::new(Vec::new());
             std::thread::scope(|s| {
                 for _ in 0..workers {
                     s.spawn(|| {
                         let mut ws = Workspace::default();
-                        let (mut t, mut w) = (0u64, 0u64);
+                        let mut mine = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             if i >= nblocks || i >= stop_at.load(Ordering::Relaxed) {
                                 break;
                             }
                             match run_block(&ctx, coord(i), &mut ws) {
-                                Ok(c) => {
-                                    t += c.thread_instructions;
-                                    w += c.warp_instructions;
-                                }
+                                Ok(c) => mine.push((i, c)),
                                 Err(e) => {
                                     stop_at.fetch_min(i, Ordering::Relaxed);
                                     let mut g = first_err.lock().unwrap_or_else(|p| p.into_inner());
@@ -267,18 +329,43 @@ impl Machine {
                                 }
                             }
                         }
-                        ti.fetch_add(t, Ordering::Relaxed);
-                        wi.fetch_add(w, Ordering::Relaxed);
+                        all.lock().unwrap_or_else(|p| p.into_inner()).append(&mut mine);
                     });
                 }
             });
             if let Some((_, e)) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 return Err(e);
             }
-            total.thread_instructions = ti.into_inner();
-            total.warp_instructions = wi.into_inner();
+            outs = all.into_inner().unwrap_or_else(|p| p.into_inner());
+            outs.sort_by_key(|(i, _)| *i);
         }
-        Ok(LaunchReport { thread_instructions: total.thread_instructions, warp_instructions: total.warp_instructions })
+        let mut report = LaunchReport::default();
+        let mut counters = Counters::default();
+        let mut findings = SanitizerReport::default();
+        for (_, o) in outs {
+            report.thread_instructions += o.counts.thread_instructions;
+            report.warp_instructions += o.counts.warp_instructions;
+            if counting {
+                counters.merge(&o.counters);
+                findings.merge(o.report);
+            }
+        }
+        if counting {
+            for (_, buf) in &self.global.allocs {
+                if let Some(t) = buf.tracking() {
+                    let [br, sr, bw, sw] = t.unique();
+                    counters.unique_bytes_read += br;
+                    counters.unique_sectors_read += sr;
+                    counters.unique_bytes_written += bw;
+                    counters.unique_sectors_written += sw;
+                }
+            }
+            report.counters = Some(counters);
+        }
+        if self.sanitize {
+            report.sanitizer = Some(findings);
+        }
+        Ok(report)
     }
 }
 

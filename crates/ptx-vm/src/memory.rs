@@ -6,7 +6,9 @@
 
 use crate::error::{Result, VmError};
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use crate::sanitizer::AllocShadow;
 
 /// Width of one window.
 pub(crate) const WIN_BITS: u32 = 40;
@@ -31,13 +33,109 @@ pub(crate) const GUARD: u64 = 4096;
 pub(crate) struct Buffer {
     words: Box<[AtomicU64]>,
     pub len: usize,
+    /// Sanitizer and counter state, present once a launch counted or sanitised this allocation.
+    tracking: OnceLock<Tracking>,
+}
+
+/// Per-allocation state of the sanitizer and the counters: the initcheck / write-conflict shadow
+/// and, per launch, which bytes were read and written (first touch), as bitmaps of atomics since
+/// blocks run in parallel on host threads.
+pub(crate) struct Tracking {
+    pub shadow: AllocShadow,
+    read: Box<[AtomicU64]>,
+    written: Box<[AtomicU64]>,
+    /// A launch touched the allocation since the last reset: only then is resetting (O(bytes))
+    /// and counting worth it, so launches that leave big buffers alone stay cheap.
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl Tracking {
+    fn new(len: usize, initialized: bool) -> Tracking {
+        let shadow = AllocShadow::new(len);
+        if initialized {
+            shadow.host_write(0, len);
+        }
+        let bits = || (0..len.div_ceil(64).max(1)).map(|_| AtomicU64::new(0)).collect();
+        Tracking { shadow, read: bits(), written: bits(), dirty: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Starts a launch: forgets its writers and its touched bytes.
+    pub fn begin_launch(&self) {
+        if !self.dirty.swap(false, Relaxed) {
+            return;
+        }
+        self.shadow.begin_launch();
+        for w in self.read.iter().chain(self.written.iter()) {
+            w.store(0, Relaxed);
+        }
+    }
+
+    fn touch(&self, bits: &[AtomicU64], off: usize, len: usize) {
+        if !self.dirty.load(Relaxed) {
+            self.dirty.store(true, Relaxed);
+        }
+        let mut i = off;
+        let end = off + len;
+        while i < end {
+            let word = i / 64;
+            let hi = end.min((word + 1) * 64);
+            let n = hi - i;
+            let m = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << (i % 64) };
+            if let Some(w) = bits.get(word) {
+                w.fetch_or(m, Relaxed);
+            }
+            i = hi;
+        }
+    }
+
+    /// Records bytes read by the launch.
+    pub fn touch_read(&self, off: usize, len: usize) {
+        self.touch(&self.read, off, len);
+    }
+
+    /// Records bytes written by the launch.
+    pub fn touch_write(&self, off: usize, len: usize) {
+        self.touch(&self.written, off, len);
+    }
+
+    /// Distinct bytes and 32-byte sectors read, then written, in this launch. Allocations start
+    /// 256-byte aligned, so the allocation's sectors are the device's.
+    pub fn unique(&self) -> [u64; 4] {
+        if !self.dirty.load(Relaxed) {
+            return [0; 4];
+        }
+        let count = |bits: &[AtomicU64]| {
+            let (mut bytes, mut sectors) = (0u64, 0u64);
+            for w in bits {
+                let v = w.load(Relaxed);
+                bytes += u64::from(v.count_ones());
+                sectors += u64::from(v as u32 != 0) + u64::from((v >> 32) != 0);
+            }
+            (bytes, sectors)
+        };
+        let (br, sr) = count(&self.read);
+        let (bw, sw) = count(&self.written);
+        [br, sr, bw, sw]
+    }
 }
 
 impl Buffer {
     pub fn new(len: usize) -> Buffer {
         let n = len.div_ceil(8).max(1);
         let words: Box<[AtomicU64]> = (0..n).map(|_| AtomicU64::new(0)).collect();
-        Buffer { words, len }
+        Buffer { words, len, tracking: OnceLock::new() }
+    }
+
+    /// The allocation's tracking state, if a sanitised or counted launch has created it.
+    #[inline]
+    pub fn tracking(&self) -> Option<&Tracking> {
+        self.tracking.get()
+    }
+
+    /// The tracking state, created on first use. An allocation made while the sanitizer was off has
+    /// an unknown history, so it starts fully initialised (no initcheck false positives).
+    pub fn ensure_tracking(&self) -> &Tracking {
+        self.tracking.get_or_init(|| Tracking::new(self.len, true))
     }
 
     fn base(&self) -> *mut u8 {
@@ -96,6 +194,8 @@ pub(crate) struct Global {
     /// (base, buffer), sorted by base.
     pub allocs: Vec<(u64, Arc<Buffer>)>,
     next: u64,
+    /// New allocations get tracking at once (nothing initialised): the sanitizer is on.
+    pub track: bool,
 }
 
 impl Global {
@@ -109,7 +209,13 @@ impl Global {
             return Err(VmError::Memory { message: format!("out of device address space allocating {bytes} bytes") });
         }
         self.next = base + span;
-        self.allocs.push((base, Arc::new(Buffer::new(bytes))));
+        let buf = Buffer::new(bytes);
+        if self.track {
+            // A fresh allocation holds garbage on a GPU (cudaMalloc does not clear): nothing is
+            // initialised until the host or a kernel writes it.
+            let _ = buf.tracking.set(Tracking::new(bytes, false));
+        }
+        self.allocs.push((base, Arc::new(buf)));
         Ok(base)
     }
 
@@ -162,7 +268,65 @@ impl Global {
         for (i, &b) in data.iter().enumerate() {
             buf.store(off + i, 1, b as u64);
         }
+        if let Some(t) = buf.tracking() {
+            t.shadow.host_write(off, data.len());
+        }
         Ok(())
+    }
+
+    /// For a faulting access of `len` bytes at `addr`: the nearest allocation and where the access
+    /// lies relative to it (memcheck's report).
+    pub fn describe(&self, addr: u64, len: usize) -> String {
+        let i = self.allocs.partition_point(|a| a.0 <= addr);
+        let below = i.checked_sub(1).and_then(|j| self.allocs.get(j));
+        let above = self.allocs.get(i);
+        let after = |(base, buf): &(u64, Arc<Buffer>)| {
+            let end = base + buf.len as u64;
+            let off = addr - base;
+            if addr >= end {
+                (
+                    addr - end,
+                    format!(
+                        "nearest allocation: {} bytes at {base:#x}; the access starts {} bytes past its end (offset {off} from its start)",
+                        buf.len,
+                        addr - end
+                    ),
+                )
+            } else if off + len as u64 > buf.len as u64 {
+                (
+                    0,
+                    format!(
+                        "nearest allocation: {} bytes at {base:#x}; the access at offset {off} runs {} bytes past its end",
+                        buf.len,
+                        off + len as u64 - buf.len as u64
+                    ),
+                )
+            } else {
+                (0, format!("allocation: {} bytes at {base:#x}; the access is at offset {off} from its start", buf.len))
+            }
+        };
+        let before = |(base, buf): &(u64, Arc<Buffer>)| {
+            (
+                base - addr,
+                format!(
+                    "nearest allocation: {} bytes at {base:#x}; the access starts {} bytes before its start",
+                    buf.len,
+                    base - addr
+                ),
+            )
+        };
+        match (below.map(after), above.map(before)) {
+            (Some(a), Some(b)) => {
+                if a.0 <= b.0 {
+                    a.1
+                } else {
+                    b.1
+                }
+            }
+            (Some(a), None) => a.1,
+            (None, Some(b)) => b.1,
+            (None, None) => "no allocation exists".to_string(),
+        }
     }
 
     pub fn read(&self, ptr: u64, out: &mut [u8]) -> Result<()> {

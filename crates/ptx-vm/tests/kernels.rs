@@ -298,7 +298,7 @@ fn committed_ptx_is_fresh_where_nvcc_exists() {
     let out_dir = std::env::temp_dir().join(format!("ptx-vm-fresh-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let cuda = tests.join("cuda").canonicalize().unwrap();
-    for name in ["saxpy", "block_reduce_scan", "warp_softmax", "gemm_bf16"] {
+    for name in ["saxpy", "block_reduce_scan", "warp_softmax", "gemm_bf16", "sanitizer_cases"] {
         let out = out_dir.join(format!("{name}.ptx"));
         // The same flags and path rewriting as regen.sh.
         let status = std::process::Command::new(&nvcc)

@@ -1,0 +1,546 @@
+//! The sanitizer's bookkeeping: shadow state for shared-memory races, uninitialised reads, and
+//! conflicting global writes between blocks. The interpreter reports events (accesses, barriers,
+//! warp synchronisations); these types decide what is a finding.
+//!
+//! Happens-before, as CUDA defines it for the cases kernels rely on:
+//! - a barrier (`bar.sync`/`barrier.sync`, named or not) orders every access its participating warps
+//!   made before it with every access they make after it;
+//! - a warp-level synchronisation (`bar.warp.sync`, and every `.sync` collective: shfl, vote, match,
+//!   redux, mma, ldmatrix) orders accesses of the lanes in its member mask;
+//! - program order orders a thread's own accesses;
+//! - atomics never race with atomics.
+//!
+//! Two accesses to one byte race when they come from different threads, at least one writes, not both
+//! are atomic, and no synchronisation that includes both threads lies between them.
+
+use std::fmt;
+
+/// What a sanitizer finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FindingKind {
+    /// Shared memory: a write after a write with no synchronisation between.
+    SharedWriteAfterWrite,
+    /// Shared memory: a read after a write with no synchronisation between.
+    SharedReadAfterWrite,
+    /// Shared memory: a write after a read with no synchronisation between.
+    SharedWriteAfterRead,
+    /// Global memory: two blocks wrote one address non-atomically in one launch.
+    GlobalWriteConflict,
+    /// A read of global memory never written since allocation (upload and memset count as writes).
+    UninitializedGlobalRead,
+    /// A read of shared memory not written earlier in the block.
+    UninitializedSharedRead,
+}
+
+impl FindingKind {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::SharedWriteAfterWrite => "racecheck: shared write-after-write",
+            FindingKind::SharedReadAfterWrite => "racecheck: shared read-after-write",
+            FindingKind::SharedWriteAfterRead => "racecheck: shared write-after-read",
+            FindingKind::GlobalWriteConflict => "racecheck: global write conflict between blocks",
+            FindingKind::UninitializedGlobalRead => "initcheck: uninitialized global read",
+            FindingKind::UninitializedSharedRead => "initcheck: uninitialized shared read",
+        }
+    }
+}
+
+/// Where an access happened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    /// Block index (x, y, z).
+    pub block: [u32; 3],
+    /// Thread index within the block (x, y, z).
+    pub thread: [u32; 3],
+    /// The PTX line, and the CUDA source `file:line` from `.loc` when the PTX has it.
+    pub line: String,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [bx, by, bz] = self.block;
+        let [tx, ty, tz] = self.thread;
+        write!(f, "block ({bx},{by},{bz}) thread ({tx},{ty},{tz}) at {}", self.line)
+    }
+}
+
+/// One finding, with how often the same (kind, lines) pair occurred in the launch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// What it is.
+    pub kind: FindingKind,
+    /// The kernel.
+    pub kernel: String,
+    /// The access that exposed it.
+    pub at: Place,
+    /// The earlier access it conflicts with (races only).
+    pub other: Option<Place>,
+    /// The address (shared: offset in the block's shared window; global: device address).
+    pub address: u64,
+    /// How many accesses hit this same finding (same kind and lines).
+    pub count: u64,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} in kernel {}: {} at address {:#x}", self.kind.name(), self.kernel, self.at, self.address)?;
+        if let Some(o) = &self.other {
+            write!(f, ", conflicting with {o}")?;
+        }
+        write!(f, " ({} occurrence{})", self.count, if self.count == 1 { "" } else { "s" })
+    }
+}
+
+/// Everything the sanitizer found in one launch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SanitizerReport {
+    /// Deduplicated findings, in the order first seen.
+    pub findings: Vec<Finding>,
+}
+
+impl SanitizerReport {
+    /// No findings.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Adds a finding, folding it into an earlier one of the same kind at the same lines.
+    pub fn add(&mut self, f: Finding) {
+        let same = |g: &Finding| {
+            g.kind == f.kind
+                && g.at.line == f.at.line
+                && g.other.as_ref().map(|p| &p.line) == f.other.as_ref().map(|p| &p.line)
+        };
+        match self.findings.iter_mut().find(|g| same(g)) {
+            Some(g) => g.count += f.count,
+            None => self.findings.push(f),
+        }
+    }
+
+    /// Folds another report in (one per block or per worker).
+    pub fn merge(&mut self, other: SanitizerReport) {
+        for f in other.findings {
+            self.add(f);
+        }
+    }
+
+    /// How many findings of `kind`.
+    pub fn count(&self, kind: FindingKind) -> u64 {
+        self.findings.iter().filter(|f| f.kind == kind).map(|f| f.count).sum()
+    }
+}
+
+impl fmt::Display for SanitizerReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.findings.is_empty() {
+            return write!(f, "sanitizer: no findings");
+        }
+        writeln!(f, "sanitizer: {} finding(s)", self.findings.len())?;
+        for x in &self.findings {
+            writeln!(f, "  {x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How an access touches memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessKind {
+    /// A plain load.
+    Read,
+    /// A plain store.
+    Write,
+    /// An atomic read-modify-write.
+    Atomic,
+}
+
+/// One earlier access of a shared byte: who and when (in sync-epoch terms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    /// Linear thread index in the block.
+    tid: u32,
+    /// The block's barrier sequence number when the access happened.
+    bar: u32,
+    /// The thread's warp's sync sequence number when the access happened.
+    wsync: u32,
+    /// The instruction's id (PTX line index) for reports.
+    line: u32,
+    atomic: bool,
+}
+
+/// Shadow of one shared-memory byte.
+#[derive(Clone, Copy, Debug, Default)]
+struct ShadowByte {
+    init: bool,
+    write: Option<Stamp>,
+    /// Reads since the last write by up to two distinct threads: enough to expose a write-after-read
+    /// race whenever one exists with a thread other than the writer.
+    reads: [Option<Stamp>; 2],
+}
+
+/// A race found by [`BlockShadow::access`]: the kind and the earlier access's thread and line id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// What was found.
+    pub kind: FindingKind,
+    /// The earlier access's linear thread index (races), or the reader itself (initcheck).
+    pub other_tid: u32,
+    /// The earlier access's line id (races), or the reader's (initcheck).
+    pub other_line: u32,
+}
+
+/// Shared-memory shadow and synchronisation history of one block.
+pub struct BlockShadow {
+    bytes: Vec<ShadowByte>,
+    /// Barrier sequence (incremented by every completed barrier of any kind).
+    bar_seq: u32,
+    /// Sequence number of the last barrier all warps took part in.
+    full_bar: u32,
+    /// `pair_bar[a * nwarps + b]`: last barrier both warps a and b took part in (partial barriers).
+    pair_bar: Vec<u32>,
+    nwarps: usize,
+    /// Per warp: sync sequence, last full-mask sync, and per lane pair the last common sync.
+    wsync_seq: Vec<u32>,
+    wsync_full: Vec<u32>,
+    wsync_pair: Vec<[[u32; 32]; 32]>,
+}
+
+impl BlockShadow {
+    /// Shadow for `smem_bytes` of shared memory and `nwarps` warps; everything uninitialised.
+    pub fn new(smem_bytes: usize, nwarps: usize) -> Self {
+        BlockShadow {
+            bytes: vec![ShadowByte::default(); smem_bytes],
+            bar_seq: 1,
+            full_bar: 0,
+            pair_bar: vec![0; nwarps * nwarps],
+            nwarps,
+            wsync_seq: vec![1; nwarps],
+            wsync_full: vec![0; nwarps],
+            wsync_pair: vec![[[0; 32]; 32]; nwarps],
+        }
+    }
+
+    /// Starts a new block with the same geometry.
+    pub fn reset(&mut self) {
+        self.bytes.fill(ShadowByte::default());
+        self.bar_seq = 1;
+        self.full_bar = 0;
+        self.pair_bar.fill(0);
+        self.wsync_seq.fill(1);
+        self.wsync_full.fill(0);
+        for m in &mut self.wsync_pair {
+            *m = [[0; 32]; 32];
+        }
+    }
+
+    /// A barrier completed; `warps[w]` says whether warp `w` took part.
+    pub fn barrier(&mut self, warps: &[bool]) {
+        let seq = self.bar_seq;
+        self.bar_seq += 1;
+        if warps.iter().take(self.nwarps).all(|&p| p) {
+            self.full_bar = seq;
+            return;
+        }
+        let parts: Vec<usize> = (0..self.nwarps).filter(|&w| warps.get(w).copied().unwrap_or(false)).collect();
+        for &a in &parts {
+            for &b in &parts {
+                self.pair_bar[a * self.nwarps + b] = seq;
+            }
+        }
+    }
+
+    /// A warp-level synchronisation of `warp` among the lanes of `mask` completed.
+    pub fn warp_sync(&mut self, warp: usize, mask: u32) {
+        let seq = self.wsync_seq[warp];
+        self.wsync_seq[warp] += 1;
+        if mask == u32::MAX {
+            self.wsync_full[warp] = seq;
+            return;
+        }
+        let lanes: Vec<usize> = (0..32).filter(|l| mask & (1 << l) != 0).collect();
+        let m = &mut self.wsync_pair[warp];
+        for &a in &lanes {
+            for &b in &lanes {
+                m[a][b] = seq;
+            }
+        }
+    }
+
+    /// Whether `prior` is ordered before the current access of thread `tid`.
+    fn ordered(&self, prior: &Stamp, tid: u32) -> bool {
+        if prior.tid == tid {
+            return true;
+        }
+        let (wa, wb) = ((prior.tid / 32) as usize, (tid / 32) as usize);
+        if self.full_bar >= prior.bar || self.pair_bar[wa * self.nwarps + wb] >= prior.bar {
+            return true;
+        }
+        if wa == wb {
+            let (la, lb) = ((prior.tid % 32) as usize, (tid % 32) as usize);
+            return self.wsync_full[wa] >= prior.wsync || self.wsync_pair[wa][la][lb] >= prior.wsync;
+        }
+        false
+    }
+
+    /// Marks bytes written by something outside the threads' program order (none today; kept for
+    /// cp.async completion, which writes on the thread's behalf at its wait).
+    pub fn mark_initialized(&mut self, offset: usize, len: usize) {
+        for b in self.bytes.iter_mut().skip(offset).take(len) {
+            b.init = true;
+        }
+    }
+
+    /// Records an access of `len` bytes at shared offset `offset` by linear thread `tid`, from the
+    /// instruction with line id `line`. Returns the first finding it exposes, if any (one per access:
+    /// the rest of the bytes usually repeat it).
+    pub fn access(&mut self, tid: u32, offset: usize, len: usize, kind: AccessKind, line: u32) -> Option<Hit> {
+        let warp = (tid / 32) as usize;
+        let stamp =
+            Stamp { tid, bar: self.bar_seq, wsync: self.wsync_seq[warp], line, atomic: kind == AccessKind::Atomic };
+        let mut hit = None;
+        for i in offset..(offset + len).min(self.bytes.len()) {
+            let b = self.bytes[i];
+            if kind != AccessKind::Write && !b.init && hit.is_none() {
+                hit = Some(Hit { kind: FindingKind::UninitializedSharedRead, other_tid: tid, other_line: line });
+            }
+            if let Some(w) = b.write {
+                let both_atomic = w.atomic && stamp.atomic;
+                if !both_atomic && !self.ordered(&w, tid) && hit.is_none() {
+                    let k = if kind == AccessKind::Read {
+                        FindingKind::SharedReadAfterWrite
+                    } else {
+                        FindingKind::SharedWriteAfterWrite
+                    };
+                    hit = Some(Hit { kind: k, other_tid: w.tid, other_line: w.line });
+                }
+            }
+            if kind != AccessKind::Read {
+                for r in b.reads.iter().flatten() {
+                    let both_atomic = r.atomic && stamp.atomic;
+                    if !both_atomic && !self.ordered(r, tid) && hit.is_none() {
+                        hit =
+                            Some(Hit { kind: FindingKind::SharedWriteAfterRead, other_tid: r.tid, other_line: r.line });
+                    }
+                }
+            }
+            let b = &mut self.bytes[i];
+            match kind {
+                AccessKind::Read => {
+                    // Keep the newest read of each of up to two distinct threads.
+                    match b.reads {
+                        [Some(r0), _] if r0.tid == tid => b.reads[0] = Some(stamp),
+                        [_, Some(r1)] if r1.tid == tid => b.reads[1] = Some(stamp),
+                        [None, _] => b.reads[0] = Some(stamp),
+                        [Some(_), None] => b.reads[1] = Some(stamp),
+                        [Some(_), Some(_)] => {
+                            b.reads[0] = b.reads[1];
+                            b.reads[1] = Some(stamp);
+                        }
+                    }
+                }
+                AccessKind::Write | AccessKind::Atomic => {
+                    b.init = true;
+                    b.write = Some(stamp);
+                    b.reads = if kind == AccessKind::Atomic { [Some(stamp), None] } else { [None, None] };
+                }
+            }
+        }
+        hit
+    }
+}
+
+/// Shadow of one global allocation: per byte, whether it was ever written, and which block wrote it
+/// non-atomically in the current launch. Shared by the worker threads of a launch.
+pub struct AllocShadow {
+    /// Bit 31: initialised. Bits 0..31: writer block + 1 in this launch (0: none).
+    cells: Vec<std::sync::atomic::AtomicU32>,
+}
+
+const INIT: u32 = 1 << 31;
+const WRITER: u32 = INIT - 1;
+
+impl AllocShadow {
+    /// A fresh allocation: nothing initialised.
+    pub fn new(len: usize) -> Self {
+        AllocShadow { cells: (0..len).map(|_| std::sync::atomic::AtomicU32::new(0)).collect() }
+    }
+
+    /// The host wrote bytes (upload, memset): they are initialised.
+    pub fn host_write(&self, offset: usize, len: usize) {
+        for c in self.cells.iter().skip(offset).take(len) {
+            c.fetch_or(INIT, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the previous launch's writers (initialisation stays).
+    pub fn begin_launch(&self) {
+        for c in &self.cells {
+            c.fetch_and(INIT, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether every byte of the range was initialised.
+    pub fn is_initialized(&self, offset: usize, len: usize) -> bool {
+        self.cells.iter().skip(offset).take(len).all(|c| c.load(std::sync::atomic::Ordering::Relaxed) & INIT != 0)
+    }
+
+    /// A kernel wrote bytes from block `block` (linear index). Returns another block that already
+    /// wrote one of them non-atomically in this launch, if any (atomic writes never conflict).
+    pub fn write(&self, offset: usize, len: usize, block: u32, atomic: bool) -> Option<u32> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let me = (block & WRITER) + 1;
+        let mut conflict = None;
+        for c in self.cells.iter().skip(offset).take(len) {
+            if atomic {
+                c.fetch_or(INIT, Relaxed);
+                continue;
+            }
+            let mut cur = c.load(Relaxed);
+            loop {
+                let prev = cur & WRITER;
+                if prev != 0 && prev != me {
+                    conflict.get_or_insert(prev - 1);
+                    c.fetch_or(INIT, Relaxed);
+                    break;
+                }
+                match c.compare_exchange_weak(cur, INIT | me, Relaxed, Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        conflict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use AccessKind::{Atomic, Read, Write};
+
+    fn all(n: usize) -> Vec<bool> {
+        vec![true; n]
+    }
+
+    #[test]
+    fn write_then_read_by_another_warp_without_barrier_races() {
+        let mut s = BlockShadow::new(64, 2);
+        assert_eq!(s.access(0, 0, 4, Write, 10), None);
+        let hit = s.access(32, 0, 4, Read, 20).unwrap();
+        assert_eq!(hit, Hit { kind: FindingKind::SharedReadAfterWrite, other_tid: 0, other_line: 10 });
+    }
+
+    #[test]
+    fn a_block_barrier_orders_write_and_read() {
+        let mut s = BlockShadow::new(64, 2);
+        s.access(0, 0, 4, Write, 10);
+        s.barrier(&all(2));
+        assert_eq!(s.access(32, 0, 4, Read, 20), None);
+        // ... and the next write after the reads needs another barrier.
+        assert_eq!(s.access(0, 0, 4, Write, 30).map(|h| h.kind), Some(FindingKind::SharedWriteAfterRead));
+    }
+
+    #[test]
+    fn write_after_write_by_two_threads_races() {
+        let mut s = BlockShadow::new(16, 1);
+        s.access(3, 8, 4, Write, 1);
+        assert_eq!(s.access(4, 8, 4, Write, 2).map(|h| h.kind), Some(FindingKind::SharedWriteAfterWrite));
+    }
+
+    #[test]
+    fn warp_sync_orders_only_the_lanes_in_its_mask() {
+        let mut s = BlockShadow::new(64, 1);
+        s.access(0, 0, 4, Write, 1);
+        s.access(5, 4, 4, Write, 1);
+        s.warp_sync(0, 0b11); // lanes 0 and 1
+        assert_eq!(s.access(1, 0, 4, Read, 2), None);
+        assert_eq!(s.access(2, 4, 4, Read, 2).map(|h| h.kind), Some(FindingKind::SharedReadAfterWrite));
+        s.warp_sync(0, u32::MAX);
+        assert_eq!(s.access(2, 4, 4, Read, 3), None);
+    }
+
+    #[test]
+    fn warp_sync_does_not_order_other_warps() {
+        let mut s = BlockShadow::new(8, 2);
+        s.access(0, 0, 4, Write, 1);
+        s.warp_sync(0, u32::MAX);
+        s.warp_sync(1, u32::MAX);
+        assert!(s.access(33, 0, 4, Read, 2).is_some());
+    }
+
+    #[test]
+    fn a_partial_barrier_orders_only_its_warps() {
+        let mut s = BlockShadow::new(8, 3);
+        s.access(0, 0, 4, Write, 1);
+        s.barrier(&[true, true, false]);
+        assert_eq!(s.access(40, 0, 4, Read, 2), None);
+        assert!(s.access(70, 0, 4, Read, 3).is_some());
+    }
+
+    #[test]
+    fn atomics_do_not_race_with_atomics_but_do_with_plain_reads() {
+        let mut s = BlockShadow::new(8, 2);
+        s.access(0, 0, 4, Write, 0);
+        s.barrier(&all(2));
+        for t in 0..64 {
+            assert_eq!(s.access(t, 0, 4, Atomic, 1), None, "thread {t}");
+        }
+        assert_eq!(s.access(5, 0, 4, Read, 2).map(|h| h.kind), Some(FindingKind::SharedReadAfterWrite));
+    }
+
+    #[test]
+    fn reading_unwritten_shared_memory_is_an_initcheck_finding() {
+        let mut s = BlockShadow::new(32, 1);
+        s.access(0, 0, 2, Write, 1);
+        assert_eq!(s.access(0, 0, 2, Read, 2), None);
+        assert_eq!(s.access(0, 0, 4, Read, 3).map(|h| h.kind), Some(FindingKind::UninitializedSharedRead));
+        s.reset();
+        assert!(s.access(0, 0, 1, Read, 4).is_some());
+    }
+
+    #[test]
+    fn disjoint_bytes_of_one_word_do_not_race() {
+        let mut s = BlockShadow::new(4, 1);
+        for t in 0..4 {
+            assert_eq!(s.access(t, t as usize, 1, Write, 1), None);
+        }
+    }
+
+    #[test]
+    fn global_shadow_tracks_initialisation_and_cross_block_writes() {
+        let g = AllocShadow::new(16);
+        assert!(!g.is_initialized(0, 4));
+        g.host_write(0, 8);
+        assert!(g.is_initialized(0, 8) && !g.is_initialized(4, 8));
+        assert_eq!(g.write(8, 4, 3, false), None);
+        assert!(g.is_initialized(0, 12));
+        assert_eq!(g.write(8, 4, 3, false), None, "the same block may rewrite");
+        assert_eq!(g.write(10, 4, 5, false), Some(3));
+        assert_eq!(g.write(0, 4, 7, true), None);
+        assert_eq!(g.write(0, 4, 8, true), None, "atomics never conflict");
+        g.begin_launch();
+        assert_eq!(g.write(8, 4, 9, false), None, "a new launch forgets writers");
+        assert!(g.is_initialized(8, 4));
+    }
+
+    #[test]
+    fn report_folds_repeats_and_counts() {
+        let place = |line: &str| Place { block: [0, 0, 0], thread: [1, 0, 0], line: line.into() };
+        let f = |line: &str| Finding {
+            kind: FindingKind::SharedReadAfterWrite,
+            kernel: "k".into(),
+            at: place(line),
+            other: Some(place("w")),
+            address: 4,
+            count: 1,
+        };
+        let mut r = SanitizerReport::default();
+        r.add(f("a"));
+        r.add(f("a"));
+        r.add(f("b"));
+        assert_eq!(r.findings.len(), 2);
+        assert_eq!(r.count(FindingKind::SharedReadAfterWrite), 3);
+        assert!(r.to_string().contains("2 occurrences"));
+    }
+}
