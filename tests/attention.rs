@@ -250,3 +250,30 @@ fn merge_states_rejects_a_wrong_length_before_launching() {
         assert_eq!(err.to_string(), "o_b: expected 32 elements (tokens * heads * head_dim), got 31 elements");
     }
 }
+
+#[test]
+fn merge_states_on_the_vm_is_sanitizer_clean_and_moves_exactly_its_fewest_bytes() {
+    let mut rng = rng("merge_states_on_the_vm_is_sanitizer_clean_and_moves_exactly_its_fewest_bytes");
+    let dev = Device::vm();
+    // Every LSE finite, so every row reads both parts: the kernel must touch each input byte once.
+    let shape = MergeShape { tokens: 7, heads: 3, head_dim: 128 };
+    let rows = shape.tokens * shape.heads;
+    let n = rows * shape.head_dim;
+    let o_a: Vec<bf16> = (0..n).map(|_| bf16::from_f64(rng.random_range(-1.0..1.0))).collect();
+    let lse: Vec<f32> = (0..rows).map(|_| rng.random_range(-3.0..3.0)).collect();
+    let (a, b) = (dev.upload(&o_a).unwrap(), dev.upload(&o_a).unwrap());
+    let (la, lb) = (dev.upload(&lse).unwrap(), dev.upload(&lse).unwrap());
+    let mut o = dev.alloc_zeros::<bf16>(n).unwrap();
+    let mut l = dev.alloc_zeros::<f32>(rows).unwrap();
+    merge_states(&dev, shape, &a.view(), &la.view(), &b.view(), &lb.view(), &mut o.view_mut(), Some(&mut l.view_mut()))
+        .unwrap();
+    let report = dev.vm_last_launch().expect("a VM launch leaves a report");
+    report.assert_clean().unwrap();
+    let c = report.counters.expect("the sanitizer counts");
+    assert_eq!(c.unique_bytes_read + c.unique_bytes_written, shape.min_bytes(2));
+    assert_eq!(c.unique_bytes_written, (n * 2 + rows * 4) as u64);
+    // 16-byte accesses of consecutive chunks: every O request is 4 sectors; the LSE loads add one
+    // request each per warp (the 32 lanes of a warp cover 2 rows of 16 chunks: 1 sector).
+    assert_eq!(c.bank_conflicts(), 0);
+    assert!(c.global_load_sectors <= 4 * c.global_load_requests, "{c:?}");
+}

@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use cuda::CudaBackend;
 use vm::VmBackend;
 
-pub use ptx_vm::Arch as VmArch;
+pub use ptx_vm::{Arch as VmArch, Counters, LaunchReport as VmLaunchReport};
+pub use vm::VmConfig;
 
 /// A device that runs the crate's kernels. Cheap to clone (it is a handle).
 #[derive(Clone)]
@@ -60,15 +61,26 @@ impl Device {
         Ok(Device { backend: Backend::Cuda(Arc::new(CudaBackend::new(ordinal)?)) })
     }
 
-    /// A PTX virtual machine with sm_80 limits: the kernels' own PTX, executed on the CPU with CUDA
-    /// semantics. Every call makes a new, independent VM with its own memory.
+    /// A PTX virtual machine: the kernels' own PTX, executed on the CPU with CUDA semantics, with
+    /// sm_80 limits and the sanitizer on (a finding fails the launch with [`Error::Vm`]). Every call
+    /// makes a new, independent VM with its own memory.
     pub fn vm() -> Device {
-        Device::vm_with(VmArch::Sm80)
+        Device::vm_with(VmConfig::default())
     }
 
-    /// A PTX VM with the shared-memory limits of `arch`.
-    pub fn vm_with(arch: VmArch) -> Device {
-        Device { backend: Backend::Vm(Arc::new(VmBackend::new(arch))) }
+    /// A PTX VM configured by `config` (limits of another arch, sanitizer off for speed, counters).
+    pub fn vm_with(config: VmConfig) -> Device {
+        Device { backend: Backend::Vm(Arc::new(VmBackend::new(config))) }
+    }
+
+    /// On a PTX VM: the report of the last launch, with its exact counters (instruction mix, global
+    /// sectors and unique bytes, shared-memory wavefronts) and sanitizer findings. `None` on CUDA
+    /// or before the first launch.
+    pub fn vm_last_launch(&self) -> Option<VmLaunchReport> {
+        match &self.backend {
+            Backend::Cuda(_) => None,
+            Backend::Vm(v) => v.last_launch(),
+        }
     }
 
     /// Whether this device is the PTX VM.

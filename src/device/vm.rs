@@ -6,15 +6,36 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ptx_vm::{Arch, LaunchConfig, Machine, Module};
+use ptx_vm::{Arch, LaunchConfig, LaunchReport, Machine, Module};
 
 use super::buffer::{Buffer, BufferRepr, Element, View, ViewMut, ViewMutRepr, ViewRepr};
 use super::{ArgPtr, KernelModule, LaunchDims};
 use crate::error::{Error, Result};
 
+/// How a PTX VM device runs kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Whose limits apply (shared memory per block): sm_80 (163 KiB) or sm_90 (227 KiB).
+    pub arch: Arch,
+    /// memcheck, racecheck and initcheck on every launch; a finding makes the launch return
+    /// [`Error::Vm`] with the report. About 5x slower; on by default.
+    pub sanitizer: bool,
+    /// Exact performance counters per launch (always on with the sanitizer), read back with
+    /// [`crate::Device::vm_last_launch`].
+    pub counters: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig { arch: Arch::Sm80, sanitizer: true, counters: true }
+    }
+}
+
 pub(crate) struct VmBackend {
-    arch: Arch,
+    config: VmConfig,
     machine: Mutex<Machine>,
+    /// The report of the last launch: counters and sanitizer findings.
+    last: Mutex<Option<LaunchReport>>,
     /// Each module parsed and lowered once per VM, on first use.
     modules: Mutex<HashMap<&'static str, Arc<Module>>>,
 }
@@ -38,8 +59,13 @@ fn vm_err(during: impl Into<String>) -> impl FnOnce(ptx_vm::VmError) -> Error {
 }
 
 impl VmBackend {
-    pub(crate) fn new(arch: Arch) -> Self {
-        VmBackend { arch, machine: Mutex::new(Machine::new(arch)), modules: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(config: VmConfig) -> Self {
+        let machine = Machine::new(config.arch).with_sanitizer(config.sanitizer).with_counters(config.counters);
+        VmBackend { config, machine: Mutex::new(machine), last: Mutex::new(None), modules: Mutex::new(HashMap::new()) }
+    }
+
+    pub(crate) fn last_launch(&self) -> Option<LaunchReport> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn machine(&self) -> MutexGuard<'_, Machine> {
@@ -49,11 +75,12 @@ impl VmBackend {
     }
 
     pub(crate) fn describe(&self) -> String {
-        let arch = match self.arch {
+        let arch = match self.config.arch {
             Arch::Sm80 => "sm_80",
             Arch::Sm90 => "sm_90",
         };
-        format!("PTX VM ({arch} limits, CPU)")
+        let sanitizer = if self.config.sanitizer { "sanitizer on" } else { "sanitizer off" };
+        format!("PTX VM ({arch} limits, {sanitizer}, CPU)")
     }
 
     fn alloc_bytes(self: &Arc<Self>, bytes: usize) -> Result<VmAlloc> {
@@ -155,9 +182,15 @@ impl VmBackend {
     ) -> Result<()> {
         let m = self.module(module)?;
         let cfg = LaunchConfig { grid: dims.grid, block: dims.block, dynamic_smem: dims.dynamic_smem };
-        self.machine()
+        let report = self
+            .machine()
             .launch(&m, kernel, &cfg, bytemuck::bytes_of(params))
             .map_err(vm_err(format!("running {kernel}")))?;
-        Ok(())
+        let findings = report.sanitizer.as_ref().filter(|s| !s.is_clean()).map(|s| s.to_string());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        match findings {
+            Some(text) => Err(Error::Vm { during: format!("running {kernel}"), error: text }),
+            None => Ok(()),
+        }
     }
 }

@@ -1,0 +1,64 @@
+//! Speed-of-light table for every kernel of the crate: each runs once on the PTX VM with exact
+//! counters, and a device model (H100 SXM, A100 SXM) turns the counts into per-unit time floors next
+//! to the kernel's own floor (its FLOPs and fewest bytes). A model, not a measurement.
+//!
+//! `cargo run --release --example sol_report`
+
+use half::bf16;
+use half::f16;
+use ptx_vm::sol::SolRow;
+use ptx_vm::{format_table, speed_of_light, DeviceModel, KernelFloor};
+use scaling_kernels::attention::{merge_states, MergeShape};
+use scaling_kernels::device::{Counters, VmConfig};
+use scaling_kernels::{Device, Float, Result};
+
+/// Runs one merge of `shape` in `T` and returns the launch's counters.
+fn merge_counters<T: Float>(dev: &Device, shape: MergeShape) -> Result<Counters> {
+    let rows = shape.tokens * shape.heads;
+    let n = rows * shape.head_dim;
+    // Two distinct parts, so that the kernel's reads are the reads a real merge does.
+    let o_a = dev.upload(&vec![T::from_f64(0.25); n])?;
+    let o_b = dev.upload(&vec![T::from_f64(-0.5); n])?;
+    let lse_a = dev.upload(&(0..rows).map(|r| (r % 5) as f32 - 2.0).collect::<Vec<_>>())?;
+    let lse_b = dev.upload(&(0..rows).map(|r| (r % 3) as f32 - 1.0).collect::<Vec<_>>())?;
+    let mut out = dev.alloc_zeros::<T>(n)?;
+    let mut lse_out = dev.alloc_zeros::<f32>(rows)?;
+    let (a, la, b, lb) = (o_a.view(), lse_a.view(), o_b.view(), lse_b.view());
+    merge_states(dev, shape, &a, &la, &b, &lb, &mut out.view_mut(), Some(&mut lse_out.view_mut()))?;
+    Ok(dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default())
+}
+
+fn main() -> Result<()> {
+    let dev = Device::vm_with(VmConfig { sanitizer: false, counters: true, ..VmConfig::default() });
+    let models = [DeviceModel::h100_sxm(), DeviceModel::a100_sxm()];
+    let mut rows: Vec<SolRow> = Vec::new();
+    let mut add = |name: String, c: &Counters, shape: MergeShape, elem_bytes: usize| {
+        let floor =
+            KernelFloor { flops: shape.flops() as f64, min_bytes: shape.min_bytes(elem_bytes) as f64, tensor: false };
+        for m in &models {
+            rows.push(speed_of_light(&name, c, m, Some(floor)));
+        }
+        println!(
+            "{name}: {} thread-instr, {} warp-instr, global ld {} req / {} sectors, unique bytes {} read + {} written (fewest {}), shared conflicts {}",
+            c.thread_instructions(),
+            c.warp_instructions(),
+            c.global_load_requests,
+            c.global_load_sectors,
+            c.unique_bytes_read,
+            c.unique_bytes_written,
+            shape.min_bytes(elem_bytes),
+            c.bank_conflicts()
+        );
+    };
+    // Split-KV decode: 64 sequences x 32 heads x d128; and a prefill chunk of 512 tokens.
+    for (label, shape) in [
+        ("decode 64x32xd128", MergeShape { tokens: 64, heads: 32, head_dim: 128 }),
+        ("prefill 512x32xd128", MergeShape { tokens: 512, heads: 32, head_dim: 128 }),
+    ] {
+        add(format!("merge_states bf16 {label}"), &merge_counters::<bf16>(&dev, shape)?, shape, 2);
+        add(format!("merge_states f16 {label}"), &merge_counters::<f16>(&dev, shape)?, shape, 2);
+        add(format!("merge_states f32 {label}"), &merge_counters::<f32>(&dev, shape)?, shape, 4);
+    }
+    println!("\n{}", format_table(&rows));
+    Ok(())
+}
