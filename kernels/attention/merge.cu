@@ -22,6 +22,10 @@ namespace sk {
 
 constexpr int kMergeThreads = 256;
 
+// How a row's two parts combine, decided once per row from the LSEs so the element loop has no
+// per-element branches.
+enum class MergeMode { kNan, kEmpty, kTakeA, kTakeB, kBlend };
+
 template <typename T>
 __device__ __forceinline__ void merge_chunk(const MergeStatesParams& p, uint64_t chunk) {
   const uint32_t chunks_per_row = p.head_dim / p.vec;
@@ -31,41 +35,60 @@ __device__ __forceinline__ void merge_chunk(const MergeStatesParams& p, uint64_t
   const float la = p.lse_a[row];
   const float lb = p.lse_b[row];
   const float m = fmaxf(la, lb);
-  const bool nan = isnan(la) || isnan(lb);
-  const bool empty = !nan && m == -CUDART_INF_F;
   // exp2((l - m) log2 e): exactly 1 for the larger part, exactly 0 for an empty one.
   const float wa = exp2f((la - m) * kLog2e);
   const float wb = exp2f((lb - m) * kLog2e);
   const float inv = 1.0f / (wa + wb);
   const float ra = wa * inv;
   const float rb = wb * inv;
+  MergeMode mode = MergeMode::kBlend;
+  if (isnan(la) || isnan(lb)) {
+    mode = MergeMode::kNan;
+  } else if (m == -CUDART_INF_F) {
+    mode = MergeMode::kEmpty;
+  } else if (rb == 0.0f) {
+    mode = MergeMode::kTakeA;  // b is empty or negligible: never read it (it may be garbage)
+  } else if (ra == 0.0f) {
+    mode = MergeMode::kTakeB;
+  }
 
   const T* __restrict__ a = static_cast<const T*>(p.o_a) + first;
   const T* __restrict__ b = static_cast<const T*>(p.o_b) + first;
   T* __restrict__ o = static_cast<T*>(p.o) + first;
-
-  auto merge_one = [&](const T* xa, const T* xb) -> T {
-    if (nan) return from_float<T>(CUDART_NAN_F);
-    if (empty) return from_float<T>(0.0f);
-    if (rb == 0.0f) return *xa;  // b is empty or negligible: never read it (it may be garbage)
-    if (ra == 0.0f) return *xb;
-    return from_float<T>(fmaf(ra, to_float(*xa), rb * to_float(*xb)));
-  };
+  const T fill = from_float<T>(mode == MergeMode::kNan ? CUDART_NAN_F : 0.0f);
 
   if (p.vec == 1) {
-    *o = merge_one(a, b);
+    switch (mode) {
+      case MergeMode::kTakeA: *o = *a; break;
+      case MergeMode::kTakeB: *o = *b; break;
+      case MergeMode::kBlend: *o = from_float<T>(fmaf(ra, to_float(*a), rb * to_float(*b))); break;
+      default: *o = fill;
+    }
   } else {
     // vec == Vec16<T>::kElems; the host checked head_dim % vec == 0 and 16-byte alignment.
-    Vec16<T> va, vb, vo;
-    if (!nan && !empty && ra != 0.0f) va = *reinterpret_cast<const Vec16<T>*>(a);
-    if (!nan && !empty && rb != 0.0f) vb = *reinterpret_cast<const Vec16<T>*>(b);
+    using V = Vec16<T>;
+    V vo;
+    switch (mode) {
+      case MergeMode::kTakeA: vo = *reinterpret_cast<const V*>(a); break;
+      case MergeMode::kTakeB: vo = *reinterpret_cast<const V*>(b); break;
+      case MergeMode::kBlend: {
+        const V va = *reinterpret_cast<const V*>(a);
+        const V vb = *reinterpret_cast<const V*>(b);
 #pragma unroll
-    for (int i = 0; i < Vec16<T>::kElems; ++i) vo.v[i] = merge_one(&va.v[i], &vb.v[i]);
-    *reinterpret_cast<Vec16<T>*>(o) = vo;
+        for (int i = 0; i < V::kElems; ++i) vo.v[i] = from_float<T>(fmaf(ra, to_float(va.v[i]), rb * to_float(vb.v[i])));
+        break;
+      }
+      default:
+#pragma unroll
+        for (int i = 0; i < V::kElems; ++i) vo.v[i] = fill;
+    }
+    *reinterpret_cast<V*>(o) = vo;
   }
 
   if (p.lse != nullptr && first % p.head_dim == 0) {
-    p.lse[row] = nan ? CUDART_NAN_F : (empty ? -CUDART_INF_F : m + log2f(wa + wb) * kLn2);
+    p.lse[row] = mode == MergeMode::kNan     ? CUDART_NAN_F
+                 : mode == MergeMode::kEmpty ? -CUDART_INF_F
+                                             : m + log2f(wa + wb) * kLn2;
   }
 }
 
