@@ -115,3 +115,28 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_errors_explain_themselves() {
+        let e = Error::NoBinaryForGpu {
+            module: "attention_merge",
+            compute_capability: (7, 5),
+            archs_built: &["sm_80", "sm_90a"],
+        };
+        assert_eq!(
+            e.to_string(),
+            "kernel module attention_merge: no binary for this GPU (compute capability 7.5); built for sm_80, sm_90a \
+             plus compute_80 PTX, so sm_80 or newer is required"
+        );
+        let e = Error::NoBinaryForGpu { module: "m", compute_capability: (7, 0), archs_built: &[] };
+        assert!(e.to_string().contains("built without nvcc"), "{e}");
+        let e = Error::DriverTooOld { module: "m" };
+        assert!(e.to_string().contains("R580 or newer"), "{e}");
+        let e = Error::NoSuchDevice { ordinal: 3, count: 1 };
+        assert_eq!(e.to_string(), "ordinal: expected a GPU ordinal below 1 (the GPUs the driver reports), got 3");
+    }
+}

@@ -8,10 +8,10 @@
 //! without one, on the crate's PTX virtual machine (`ptx-vm`), which executes the very PTX nvcc
 //! emitted. Kernels take safe typed views; bad input returns an [`Error`] naming the argument.
 //!
-//! ```no_run
+//! ```
 //! # fn main() -> scaling_kernels::Result<()> {
 //! use scaling_kernels::{attention::{merge_states, MergeShape}, Device};
-//! let dev = Device::cuda(0)?;
+//! let dev = Device::default(); // the first GPU, or the PTX VM when there is none
 //! let shape = MergeShape { tokens: 1, heads: 1, head_dim: 4 };
 //! let o_a = dev.upload(&[1.0f32, 2.0, 3.0, 4.0])?;
 //! let o_b = dev.upload(&[5.0f32, 6.0, 7.0, 8.0])?;

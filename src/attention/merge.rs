@@ -82,11 +82,11 @@ fn check_len(name: &'static str, len: usize, want: usize, what: &str) -> Result<
 /// is returned bit for bit; both empty gives `O = 0`, `lse = -inf`; a NaN LSE gives NaN. `lse_out`
 /// may be `None` when only O is needed. Runs in fp32 whatever `T` is.
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> scaling_kernels::Result<()> {
 /// use half::bf16;
 /// use scaling_kernels::{attention::{merge_states, MergeShape}, Device};
-/// let dev = Device::cuda(0)?;
+/// let dev = Device::default();
 /// let shape = MergeShape { tokens: 4, heads: 8, head_dim: 128 };
 /// let n = 4 * 8 * 128;
 /// let (o_a, o_b) = (dev.upload(&vec![bf16::ONE; n])?, dev.upload(&vec![bf16::ZERO; n])?);
