@@ -3,6 +3,7 @@
 //! (logic and shift); float rules PTX ISA 9.7.3.
 
 use crate::ir::Lanes;
+use crate::semantics::float::{min_max_bits, min_max_f32, Fmt};
 
 /// Builds an `F1` from a per-lane expression.
 macro_rules! f1 {
@@ -494,78 +495,29 @@ pub(crate) fn f64_to_f32(x: f64, mode: Rnd) -> f32 {
     }
 }
 
-/// f32 `min` with PTX NaN rules: a NaN operand yields the other operand; -0 < +0.
+// min/max follow the PTX NaN and signed-zero rules of `semantics::float::min_max_bits` (a NaN operand
+// yields the other operand, two NaNs the canonical NaN, -0 < +0); these are the interpreter's typed
+// entry points to that one definition.
+
+/// f32 `min` (PTX ISA 9.7.3 "min").
 #[inline(always)]
 pub(crate) fn fmin32(a: f32, b: f32) -> f32 {
-    if a.is_nan() {
-        if b.is_nan() {
-            f32::from_bits(0x7fff_ffff)
-        } else {
-            b
-        }
-    } else if b.is_nan() {
-        a
-    } else if a == b {
-        f32::from_bits(a.to_bits() | b.to_bits())
-    } else if a < b {
-        a
-    } else {
-        b
-    }
+    f32::from_bits(min_max_f32(a.to_bits(), b.to_bits(), false, false))
 }
+/// f32 `max` (PTX ISA 9.7.3 "max").
 #[inline(always)]
 pub(crate) fn fmax32(a: f32, b: f32) -> f32 {
-    if a.is_nan() {
-        if b.is_nan() {
-            f32::from_bits(0x7fff_ffff)
-        } else {
-            b
-        }
-    } else if b.is_nan() {
-        a
-    } else if a == b {
-        f32::from_bits(a.to_bits() & b.to_bits())
-    } else if a > b {
-        a
-    } else {
-        b
-    }
+    f32::from_bits(min_max_f32(a.to_bits(), b.to_bits(), true, false))
 }
+/// f64 `min`.
 #[inline(always)]
 pub(crate) fn fmin64(a: f64, b: f64) -> f64 {
-    if a.is_nan() {
-        if b.is_nan() {
-            f64::from_bits(0x7fff_ffff_ffff_ffff)
-        } else {
-            b
-        }
-    } else if b.is_nan() {
-        a
-    } else if a == b {
-        f64::from_bits(a.to_bits() | b.to_bits())
-    } else if a < b {
-        a
-    } else {
-        b
-    }
+    f64::from_bits(min_max_bits(a.to_bits(), b.to_bits(), Fmt::F64, false, false))
 }
+/// f64 `max`.
 #[inline(always)]
 pub(crate) fn fmax64(a: f64, b: f64) -> f64 {
-    if a.is_nan() {
-        if b.is_nan() {
-            f64::from_bits(0x7fff_ffff_ffff_ffff)
-        } else {
-            b
-        }
-    } else if b.is_nan() {
-        a
-    } else if a == b {
-        f64::from_bits(a.to_bits() & b.to_bits())
-    } else if a > b {
-        a
-    } else {
-        b
-    }
+    f64::from_bits(min_max_bits(a.to_bits(), b.to_bits(), Fmt::F64, true, false))
 }
 
 /// Flushes an f32 subnormal to a zero of the same sign (`.ftz`).
