@@ -1301,41 +1301,13 @@ impl<'m> KernelLowering<'m> {
         }
         if t == Ty::F32 {
             return Ok(match head {
-                "add" => bin(match r {
-                    0 => f2!(|a, b| f32b(f32v(a) + f32v(b))),
-                    1 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 + f32v(b) as f64, Rnd::Rz))),
-                    2 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 + f32v(b) as f64, Rnd::Rm))),
-                    _ => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 + f32v(b) as f64, Rnd::Rp))),
-                }),
-                "sub" => bin(match r {
-                    0 => f2!(|a, b| f32b(f32v(a) - f32v(b))),
-                    1 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 - f32v(b) as f64, Rnd::Rz))),
-                    2 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 - f32v(b) as f64, Rnd::Rm))),
-                    _ => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 - f32v(b) as f64, Rnd::Rp))),
-                }),
-                "mul" => bin(match r {
-                    0 => f2!(|a, b| f32b(f32v(a) * f32v(b))),
-                    1 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 * f32v(b) as f64, Rnd::Rz))),
-                    2 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 * f32v(b) as f64, Rnd::Rm))),
-                    _ => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 * f32v(b) as f64, Rnd::Rp))),
-                }),
+                // Directed rounding of add/sub/mul/fma/div returned above (Slow::F32Round): here r == 0.
+                "add" => bin(f2!(|a, b| f32b(f32v(a) + f32v(b)))),
+                "sub" => bin(f2!(|a, b| f32b(f32v(a) - f32v(b)))),
+                "mul" => bin(f2!(|a, b| f32b(f32v(a) * f32v(b)))),
                 // fma.f32 rounds once (PTX ISA 9.7.3.6); `mad.f32` without a rounding mode is the
                 // legacy unfused form, but nvcc only emits `mad.rn.f32`, which is fused.
-                "fma" | "mad" => tern(match r {
-                    0 => f3!(|a, b, c| f32b(f32v(a).mul_add(f32v(b), f32v(c)))),
-                    1 => f3!(|a, b, c| f32b(f64_to_f32(
-                        (f32v(a) as f64).mul_add(f32v(b) as f64, f32v(c) as f64),
-                        Rnd::Rz
-                    ))),
-                    2 => f3!(|a, b, c| f32b(f64_to_f32(
-                        (f32v(a) as f64).mul_add(f32v(b) as f64, f32v(c) as f64),
-                        Rnd::Rm
-                    ))),
-                    _ => f3!(|a, b, c| f32b(f64_to_f32(
-                        (f32v(a) as f64).mul_add(f32v(b) as f64, f32v(c) as f64),
-                        Rnd::Rp
-                    ))),
-                }),
+                "fma" | "mad" => tern(f3!(|a, b, c| f32b(f32v(a).mul_add(f32v(b), f32v(c))))),
                 "min" if has("NaN") => bin(f2!(|a, b| if f32v(a).is_nan() || f32v(b).is_nan() {
                     0x7fff_ffff
                 } else {
@@ -1353,12 +1325,7 @@ impl<'m> KernelLowering<'m> {
                 "copysign" => bin(f2!(|a, b| (b & 0x7fff_ffff) | (a & 0x8000_0000))),
                 // div.approx / div.full are within 2 ulp of the quotient (PTX ISA 9.7.3.8); the VM
                 // returns the correctly rounded one, which meets that bound.
-                "div" if approx || has("full") || r == 0 => bin(f2!(|a, b| f32b(f32v(a) / f32v(b)))),
-                "div" => bin(match r {
-                    1 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 / f32v(b) as f64, Rnd::Rz))),
-                    2 => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 / f32v(b) as f64, Rnd::Rm))),
-                    _ => f2!(|a, b| f32b(f64_to_f32(f32v(a) as f64 / f32v(b) as f64, Rnd::Rp))),
-                }),
+                "div" => bin(f2!(|a, b| f32b(f32v(a) / f32v(b)))),
                 "rcp" if approx || r == 0 => un(f1!(|a| f32b(1.0 / f32v(a)))),
                 "sqrt" if approx || r == 0 => un(f1!(|a| f32b(f32v(a).sqrt()))),
                 "rsqrt" => un(f1!(|a| f32b((1.0 / (f32v(a) as f64).sqrt()) as f32))),
