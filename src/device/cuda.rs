@@ -146,13 +146,11 @@ impl CudaBackend {
             None => Ptx::from_src(module.ptx),
         };
         let loaded = self.stream.context().load_module(image).map_err(|e| match e.0 {
-            sys::CUresult::CUDA_ERROR_NO_BINARY_FOR_GPU | sys::CUresult::CUDA_ERROR_INVALID_PTX => {
-                Error::NoBinaryForGpu {
-                    module: module.name,
-                    compute_capability: self.compute_capability,
-                    archs_built: module.archs,
-                }
-            }
+            sys::CUresult::CUDA_ERROR_NO_BINARY_FOR_GPU => Error::NoBinaryForGpu {
+                module: module.name,
+                compute_capability: self.compute_capability,
+                archs_built: module.archs,
+            },
             sys::CUresult::CUDA_ERROR_UNSUPPORTED_PTX_VERSION => Error::DriverTooOld { module: module.name },
             _ => Error::Cuda { during: format!("loading kernel module {}", module.name), error: e.to_string() },
         })?;

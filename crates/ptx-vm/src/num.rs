@@ -3,7 +3,7 @@
 //! (logic and shift); float rules PTX ISA 9.7.3.
 
 use crate::ir::Lanes;
-use crate::semantics::float::{min_max_bits, min_max_f32, Fmt};
+use crate::semantics::float::{self as sf, min_max_bits, min_max_f32, Fmt};
 
 /// Builds an `F1` from a per-lane expression.
 macro_rules! f1 {
@@ -472,27 +472,23 @@ pub(crate) enum Rnd {
     Rp,
 }
 
-/// Rounds an f64 to f32 in the given mode. For `Rn` this is exact IEEE rounding; for the directed
-/// modes the f64 must be the exact value (true of products and of most sums of f32s), else the
-/// result may differ from a single rounding in rare double-rounding cases.
+impl From<Rnd> for sf::Rnd {
+    fn from(r: Rnd) -> sf::Rnd {
+        match r {
+            Rnd::Rn => sf::Rnd::Rn,
+            Rnd::Rz => sf::Rnd::Rz,
+            Rnd::Rm => sf::Rnd::Rm,
+            Rnd::Rp => sf::Rnd::Rp,
+        }
+    }
+}
+
+// The conversions below are the interpreter's typed entry points to the one definition of each
+// rounding rule in `semantics::float`.
+
+/// Rounds an f64 to f32 in the given mode (`cvt.rnd.f32.f64`), in one rounding.
 pub(crate) fn f64_to_f32(x: f64, mode: Rnd) -> f32 {
-    let r = x as f32;
-    if mode == Rnd::Rn || x.is_nan() || (r as f64) == x {
-        return r;
-    }
-    let up = (r as f64) > x;
-    let want_up = match mode {
-        Rnd::Rp => true,
-        Rnd::Rm => false,
-        _ => x < 0.0,
-    };
-    if up == want_up {
-        r
-    } else if up {
-        step32(r, false)
-    } else {
-        step32(r, true)
-    }
+    f32::from_bits(sf::f64_to_f32(x, mode.into()))
 }
 
 // min/max follow the PTX NaN and signed-zero rules of `semantics::float::min_max_bits` (a NaN operand
@@ -523,12 +519,7 @@ pub(crate) fn fmax64(a: f64, b: f64) -> f64 {
 /// Flushes an f32 subnormal to a zero of the same sign (`.ftz`).
 #[inline(always)]
 pub(crate) fn ftz32(x: u64) -> u64 {
-    let b = x as u32;
-    if b & 0x7f80_0000 == 0 {
-        (b & 0x8000_0000) as u64
-    } else {
-        b as u64
-    }
+    sf::ftz_f32(x as u32) as u64
 }
 
 /// `.sat` on f32: clamp to [0, 1], NaN to +0.
@@ -559,81 +550,17 @@ pub(crate) fn sat64(x: u64) -> u64 {
 /// Rounds a float to an integral value in the `.rni/.rzi/.rmi/.rpi` mode.
 #[inline(always)]
 pub(crate) fn round_int(x: f64, mode: Rnd) -> f64 {
-    match mode {
-        Rnd::Rn => x.round_ties_even(),
-        Rnd::Rz => x.trunc(),
-        Rnd::Rm => x.floor(),
-        Rnd::Rp => x.ceil(),
-    }
+    sf::round_integral(x, mode.into())
 }
 
-/// Integer to f32 with a rounding mode (exact comparison through i128).
+/// Integer to f32 with a rounding mode, in one rounding.
 pub(crate) fn int_to_f32(v: i128, mode: Rnd) -> f32 {
-    let r = v as f32;
-    if mode == Rnd::Rn {
-        return r;
-    }
-    let rv = r as f64 as i128;
-    if rv == v {
-        return r;
-    }
-    let up = rv > v;
-    let want_up = match mode {
-        Rnd::Rp => true,
-        Rnd::Rm => false,
-        _ => v < 0,
-    };
-    if up == want_up {
-        r
-    } else if up {
-        step32(r, false)
-    } else {
-        step32(r, true)
-    }
+    f32::from_bits(sf::int_to_float(v, sf::Fmt::F32, mode.into()) as u32)
 }
-/// Integer to f64 with a rounding mode.
+
+/// Integer to f64 with a rounding mode, in one rounding.
 pub(crate) fn int_to_f64(v: i128, mode: Rnd) -> f64 {
-    let r = v as f64;
-    if mode == Rnd::Rn {
-        return r;
-    }
-    let rv = r as i128;
-    if rv == v {
-        return r;
-    }
-    let up = rv > v;
-    let want_up = match mode {
-        Rnd::Rp => true,
-        Rnd::Rm => false,
-        _ => v < 0,
-    };
-    if up == want_up {
-        r
-    } else if up {
-        step64(r, false)
-    } else {
-        step64(r, true)
-    }
-}
-
-/// The next f32 above (`up`) or below a finite value (`f32::next_up`, stable only since 1.86).
-fn step32(r: f32, up: bool) -> f32 {
-    if r == 0.0 {
-        let tiny = f32::from_bits(1);
-        return if up { tiny } else { -tiny };
-    }
-    let b = r.to_bits();
-    f32::from_bits(if (r > 0.0) == up { b + 1 } else { b - 1 })
-}
-
-/// The next f64 above (`up`) or below a finite value.
-fn step64(r: f64, up: bool) -> f64 {
-    if r == 0.0 {
-        let tiny = f64::from_bits(1);
-        return if up { tiny } else { -tiny };
-    }
-    let b = r.to_bits();
-    f64::from_bits(if (r > 0.0) == up { b + 1 } else { b - 1 })
+    f64::from_bits(sf::int_to_float(v, sf::Fmt::F64, mode.into()))
 }
 
 /// `dp4a.atype.btype d, a, b, c`: c plus the dot product of the four bytes of a and b, each
