@@ -1,6 +1,6 @@
 //! Where kernels run: a [`Device`] is a CUDA stream (through cudarc) or the PTX VM, behind one API.
 //!
-//! Kernel wrappers validate, build one `#[repr(C)]` params struct and call [`Device::launch`]; the
+//! Kernel wrappers validate, build one `#[repr(C)]` params struct and call `Device::launch`; the
 //! same params bytes go to the GPU or to the VM. Launches are stream-ordered and never synchronise.
 
 mod buffer;

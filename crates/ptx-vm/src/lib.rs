@@ -61,6 +61,8 @@
 //! # Ok::<(), ptx_vm::VmError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod counters;
 mod error;
 mod exec;
