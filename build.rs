@@ -128,9 +128,9 @@ fn main() {
 /// Rewrites the `.file` paths of the crate's own sources to `kernels/...`, so the PTX (and the
 /// source lines the VM reports) do not depend on where the repository was cloned.
 fn relativize_ptx(ptx: &Path, kernels_dir: &Path) {
-    let text = fs::read_to_string(ptx).expect("read the PTX nvcc wrote");
+    let original = fs::read_to_string(ptx).expect("read the PTX nvcc wrote");
     let prefix = format!("\"{}/", kernels_dir.display());
-    let text: String = text
+    let text: String = original
         .lines()
         .map(|l| {
             if l.trim_start().starts_with(".file") {
@@ -140,8 +140,12 @@ fn relativize_ptx(ptx: &Path, kernels_dir: &Path) {
             }
         })
         .collect::<Vec<_>>()
-        .join("\n");
-    fs::write(ptx, text + "\n").expect("write the PTX");
+        .join("\n")
+        + "\n";
+    // Unchanged (an up-to-date file from an earlier build) is left alone, mtime included.
+    if text != original {
+        fs::write(ptx, text).expect("write the PTX");
+    }
 }
 
 fn archs(f: &KernelFile) -> Vec<&'static str> {
@@ -206,10 +210,56 @@ fn find_nvcc(root: &Path) -> Option<PathBuf> {
 
 /// Runs every nvcc job, at most `NUM_JOBS` at once; on any failure prints nvcc's own output verbatim
 /// and fails the build.
+/// Every `.cuh` under `kernels/`, sorted: a change to any of them rebuilds every kernel file (a
+/// conservative stand-in for nvcc's include graph that costs no preprocessing pass).
+fn headers(kernels_dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "cuh") {
+                out.push((p.clone(), fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(kernels_dir, &mut out);
+    out.sort();
+    out
+}
+
+/// What a kernel file's outputs depend on: nvcc, the flags, the file and the headers. Kept next to
+/// the outputs so that editing one `.cu` recompiles only that file.
+fn build_key(nvcc: &Path, f: &KernelFile, kernels_dir: &Path, headers: &[(PathBuf, Vec<u8>)]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    nvcc.hash(&mut h);
+    nvcc_version(nvcc).hash(&mut h);
+    NVCC_FLAGS.hash(&mut h);
+    archs(f).hash(&mut h);
+    f.hopper_only.hash(&mut h);
+    fs::read(kernels_dir.join(&f.rel)).unwrap_or_default().hash(&mut h);
+    headers.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 fn compile_all(nvcc: &Path, kernels_dir: &Path, out_dir: &Path, files: &[KernelFile]) {
+    let headers = headers(kernels_dir);
     let mut jobs: Vec<(String, Vec<String>)> = Vec::new();
+    let mut keys: Vec<(PathBuf, String)> = Vec::new();
     for f in files {
         let m = f.module();
+        let key_path = out_dir.join(format!("{m}.key"));
+        let key = build_key(nvcc, f, kernels_dir, &headers);
+        let outputs_exist = out_dir.join(format!("{m}.ptx")).exists() && out_dir.join(format!("{m}.fatbin")).exists();
+        if outputs_exist && fs::read_to_string(&key_path).is_ok_and(|k| k == key) {
+            continue;
+        }
+        // Written only after every job succeeded, so a failed build never leaves a stale key.
+        let _ = fs::remove_file(&key_path);
+        keys.push((key_path, key));
         let rel = f.rel.to_string_lossy().into_owned();
         let virt = if f.hopper_only { "compute_90a" } else { "compute_80" };
         let mut ptx: Vec<String> = vec!["-ptx".into(), format!("-arch={virt}")];
@@ -259,5 +309,8 @@ fn compile_all(nvcc: &Path, kernels_dir: &Path, out_dir: &Path, files: &[KernelF
             eprintln!("{f}");
         }
         std::process::exit(1);
+    }
+    for (path, key) in keys {
+        fs::write(path, key).expect("write the build key");
     }
 }
