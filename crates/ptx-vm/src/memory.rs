@@ -81,7 +81,8 @@ impl Tracking {
             let hi = end.min((word + 1) * 64);
             let n = hi - i;
             let m = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << (i % 64) };
-            if let Some(w) = bits.get(word) {
+            // Bytes already marked need no locked read-modify-write (the common case).
+            if let Some(w) = bits.get(word).filter(|w| w.load(Relaxed) & m != m) {
                 w.fetch_or(m, Relaxed);
             }
             i = hi;

@@ -155,28 +155,81 @@ pub enum AccessKind {
     Atomic,
 }
 
-/// One earlier access of a shared byte: who and when (in sync-epoch terms).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `Stamp::who` flag: the stamp holds an access (an empty slot is all zeros).
+const PRESENT: u32 = 1 << 31;
+/// `Stamp::who` flag: the access was atomic.
+const ATOMIC: u32 = 1 << 30;
+/// `Stamp::who` flag, used on a byte's write slot only: the byte was initialised.
+const BYTE_INIT: u32 = 1 << 29;
+/// `Stamp::who` bits holding the linear thread index (blocks have at most 1024 threads).
+const TID: u32 = BYTE_INIT - 1;
+
+/// One earlier access of a shared byte: who and when (in sync-epoch terms). Packed into 16 bytes
+/// (presence and atomicity live in spare bits of the thread index) so a byte's whole shadow is 48
+/// bytes that compare and copy as a few vector moves: the shadow walk is the sanitizer's hot loop.
+///
+/// Held as two `u64`s (who and bar; wsync and line) rather than four `u32`s: a read hands its
+/// stamp to the next read of the same word, often from the next lane a moment later, and loads that
+/// match the earlier stores' width forward from the store buffer instead of stalling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Stamp {
-    /// Linear thread index in the block.
-    tid: u32,
-    /// The block's barrier sequence number when the access happened.
-    bar: u32,
-    /// The thread's warp's sync sequence number when the access happened.
-    wsync: u32,
-    /// The instruction's id (PTX line index) for reports.
-    line: u32,
-    atomic: bool,
+    /// Bits 0..32: the linear thread index in the block, plus the `PRESENT`, `ATOMIC` and
+    /// `BYTE_INIT` flags. Bits 32..64: the block's barrier sequence number at the access.
+    who_bar: u64,
+    /// Bits 0..32: the warp's sync sequence number at the access. Bits 32..64: the instruction's
+    /// id (PTX line index) for reports.
+    wsync_line: u64,
+}
+
+impl Stamp {
+    fn new(who: u32, bar: u32, wsync: u32, line: u32) -> Stamp {
+        Stamp { who_bar: u64::from(who) | u64::from(bar) << 32, wsync_line: u64::from(wsync) | u64::from(line) << 32 }
+    }
+
+    fn who(&self) -> u32 {
+        self.who_bar as u32
+    }
+
+    fn bar(&self) -> u32 {
+        (self.who_bar >> 32) as u32
+    }
+
+    fn wsync(&self) -> u32 {
+        self.wsync_line as u32
+    }
+
+    fn line(&self) -> u32 {
+        (self.wsync_line >> 32) as u32
+    }
+
+    fn present(&self) -> bool {
+        self.who() & PRESENT != 0
+    }
+
+    fn tid(&self) -> u32 {
+        self.who() & TID
+    }
+
+    fn atomic(&self) -> bool {
+        self.who() & ATOMIC != 0
+    }
 }
 
 /// Shadow of one shared-memory byte.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct ShadowByte {
-    init: bool,
-    write: Option<Stamp>,
+    /// The last write (when `PRESENT`), and the byte's initialised flag (`BYTE_INIT`), which
+    /// outlives nothing but is kept here to keep the byte at 48 bytes.
+    write: Stamp,
     /// Reads since the last write by up to two distinct threads: enough to expose a write-after-read
     /// race whenever one exists with a thread other than the writer.
-    reads: [Option<Stamp>; 2],
+    reads: [Stamp; 2],
+}
+
+impl ShadowByte {
+    fn init(&self) -> bool {
+        self.write.who() & BYTE_INIT != 0
+    }
 }
 
 /// A race found by [`BlockShadow::access`]: the kind and the earlier access's thread and line id.
@@ -191,8 +244,30 @@ pub struct Hit {
 }
 
 /// Shared-memory shadow and synchronisation history of one block.
+///
+/// Kernels access shared memory in whole 4-byte words (or multiples) far more often than in parts,
+/// so the 4 bytes of an aligned word usually share one shadow state. The shadow keeps one state per
+/// word and falls back to per-byte states only for words accessed in parts: a word access then
+/// checks and updates one state instead of four, which is what the byte-by-byte rules would do for
+/// four equal states.
 pub struct BlockShadow {
+    /// Shared-memory size in bytes: accesses are clipped to it.
+    len: usize,
+    /// Per word: its state, while `split` says it is uniform.
+    words: Vec<ShadowByte>,
+    /// Per word: whether its bytes have their own states, in `bytes[4 * word..4 * word + 4]`.
+    split: Vec<bool>,
+    /// Per byte: its state, meaningful only in split words.
     bytes: Vec<ShadowByte>,
+    /// The words touched since the last reset lie in `dirty.0..dirty.1`: resetting clears only
+    /// those, as blocks often use a fraction of a large shadow and clearing it all dominated.
+    dirty: (usize, usize),
+    /// Kept apart from the states so the walk can borrow both at once.
+    sync: SyncHistory,
+}
+
+/// The block's synchronisation history, which decides whether an earlier access is ordered.
+struct SyncHistory {
     /// Barrier sequence (incremented by every completed barrier of any kind).
     bar_seq: u32,
     /// Sequence number of the last barrier all warps took part in.
@@ -209,57 +284,116 @@ pub struct BlockShadow {
 impl BlockShadow {
     /// Shadow for `smem_bytes` of shared memory and `nwarps` warps; everything uninitialised.
     pub fn new(smem_bytes: usize, nwarps: usize) -> Self {
+        let nwords = smem_bytes.div_ceil(4);
         BlockShadow {
-            bytes: vec![ShadowByte::default(); smem_bytes],
-            bar_seq: 1,
-            full_bar: 0,
-            pair_bar: vec![0; nwarps * nwarps],
-            nwarps,
-            wsync_seq: vec![1; nwarps],
-            wsync_full: vec![0; nwarps],
-            wsync_pair: vec![[[0; 32]; 32]; nwarps],
+            len: smem_bytes,
+            words: vec![ShadowByte::default(); nwords],
+            split: vec![false; nwords],
+            bytes: vec![ShadowByte::default(); nwords * 4],
+            dirty: (usize::MAX, 0),
+            sync: SyncHistory {
+                bar_seq: 1,
+                full_bar: 0,
+                pair_bar: vec![0; nwarps * nwarps],
+                nwarps,
+                wsync_seq: vec![1; nwarps],
+                wsync_full: vec![0; nwarps],
+                wsync_pair: vec![[[0; 32]; 32]; nwarps],
+            },
         }
     }
 
     /// Starts a new block with the same geometry.
     pub fn reset(&mut self) {
-        self.bytes.fill(ShadowByte::default());
-        self.bar_seq = 1;
-        self.full_bar = 0;
-        self.pair_bar.fill(0);
-        self.wsync_seq.fill(1);
-        self.wsync_full.fill(0);
-        for m in &mut self.wsync_pair {
+        let (lo, hi) = std::mem::replace(&mut self.dirty, (usize::MAX, 0));
+        if lo < hi {
+            // Split words' byte states are rewritten when a word splits again, so they can stay.
+            self.words[lo..hi].fill(ShadowByte::default());
+            self.split[lo..hi].fill(false);
+        }
+        let s = &mut self.sync;
+        s.bar_seq = 1;
+        s.full_bar = 0;
+        s.pair_bar.fill(0);
+        s.wsync_seq.fill(1);
+        s.wsync_full.fill(0);
+        for m in &mut s.wsync_pair {
             *m = [[0; 32]; 32];
+        }
+    }
+
+    /// Applies `f` to the state of every byte of the `len` bytes at `offset` (clipped to the
+    /// shadow), in address order: once per whole uniform word, else once per byte. `f` must give
+    /// equal states for equal states, so that a uniform word stays exactly what its bytes would be.
+    #[inline(always)]
+    fn update(&mut self, offset: usize, len: usize, mut f: impl FnMut(&SyncHistory, &mut ShadowByte)) {
+        let end = offset.saturating_add(len).min(self.len);
+        if offset >= end {
+            return;
+        }
+        self.dirty = (self.dirty.0.min(offset / 4), self.dirty.1.max(end.div_ceil(4)));
+        let BlockShadow { words, split, bytes, sync, .. } = self;
+        let mut i = offset;
+        while i < end {
+            let w = i / 4;
+            let (ws, we) = (w * 4, w * 4 + 4);
+            let bs = &mut bytes[ws..we];
+            if i == ws && we <= end {
+                if split[w] {
+                    for b in bs.iter_mut() {
+                        f(sync, b);
+                    }
+                    // Equal bytes again: the word is uniform once more.
+                    if bs.iter().all(|b| *b == bs[0]) {
+                        words[w] = bs[0];
+                        split[w] = false;
+                    }
+                } else {
+                    f(sync, &mut words[w]);
+                }
+                i = we;
+            } else {
+                if !split[w] {
+                    bs.fill(words[w]);
+                    split[w] = true;
+                }
+                let e = we.min(end);
+                for b in &mut bs[i - ws..e - ws] {
+                    f(sync, b);
+                }
+                i = e;
+            }
         }
     }
 
     /// A barrier completed; `warps[w]` says whether warp `w` took part.
     pub fn barrier(&mut self, warps: &[bool]) {
-        let seq = self.bar_seq;
-        self.bar_seq += 1;
-        if warps.iter().take(self.nwarps).all(|&p| p) {
-            self.full_bar = seq;
+        let s = &mut self.sync;
+        let seq = s.bar_seq;
+        s.bar_seq += 1;
+        if warps.iter().take(s.nwarps).all(|&p| p) {
+            s.full_bar = seq;
             return;
         }
-        let parts: Vec<usize> = (0..self.nwarps).filter(|&w| warps.get(w).copied().unwrap_or(false)).collect();
+        let parts: Vec<usize> = (0..s.nwarps).filter(|&w| warps.get(w).copied().unwrap_or(false)).collect();
         for &a in &parts {
             for &b in &parts {
-                self.pair_bar[a * self.nwarps + b] = seq;
+                s.pair_bar[a * s.nwarps + b] = seq;
             }
         }
     }
 
     /// A warp-level synchronisation of `warp` among the lanes of `mask` completed.
     pub fn warp_sync(&mut self, warp: usize, mask: u32) {
-        let seq = self.wsync_seq[warp];
-        self.wsync_seq[warp] += 1;
+        let s = &mut self.sync;
+        let seq = s.wsync_seq[warp];
+        s.wsync_seq[warp] += 1;
         if mask == u32::MAX {
-            self.wsync_full[warp] = seq;
+            s.wsync_full[warp] = seq;
             return;
         }
         let lanes: Vec<usize> = (0..32).filter(|l| mask & (1 << l) != 0).collect();
-        let m = &mut self.wsync_pair[warp];
+        let m = &mut s.wsync_pair[warp];
         for &a in &lanes {
             for &b in &lanes {
                 m[a][b] = seq;
@@ -267,86 +401,124 @@ impl BlockShadow {
         }
     }
 
-    /// Whether `prior` is ordered before the current access of thread `tid`.
-    fn ordered(&self, prior: &Stamp, tid: u32) -> bool {
-        if prior.tid == tid {
-            return true;
-        }
-        let (wa, wb) = ((prior.tid / 32) as usize, (tid / 32) as usize);
-        if self.full_bar >= prior.bar || self.pair_bar[wa * self.nwarps + wb] >= prior.bar {
-            return true;
-        }
-        if wa == wb {
-            let (la, lb) = ((prior.tid % 32) as usize, (tid % 32) as usize);
-            return self.wsync_full[wa] >= prior.wsync || self.wsync_pair[wa][la][lb] >= prior.wsync;
-        }
-        false
-    }
-
     /// Marks bytes written by something outside the threads' program order (none today; kept for
     /// cp.async completion, which writes on the thread's behalf at its wait).
     pub fn mark_initialized(&mut self, offset: usize, len: usize) {
-        for b in self.bytes.iter_mut().skip(offset).take(len) {
-            b.init = true;
-        }
+        self.update(offset, len, |_, b| b.write.who_bar |= u64::from(BYTE_INIT));
     }
 
     /// Records an access of `len` bytes at shared offset `offset` by linear thread `tid`, from the
     /// instruction with line id `line`. Returns the first finding it exposes, if any (one per access:
     /// the rest of the bytes usually repeat it).
+    #[inline]
     pub fn access(&mut self, tid: u32, offset: usize, len: usize, kind: AccessKind, line: u32) -> Option<Hit> {
         let warp = (tid / 32) as usize;
-        let stamp =
-            Stamp { tid, bar: self.bar_seq, wsync: self.wsync_seq[warp], line, atomic: kind == AccessKind::Atomic };
+        let atomic = if kind == AccessKind::Atomic { ATOMIC } else { 0 };
+        let stamp = Stamp::new(PRESENT | atomic | (tid & TID), self.sync.bar_seq, self.sync.wsync_seq[warp], line);
         let mut hit = None;
-        for i in offset..(offset + len).min(self.bytes.len()) {
-            let b = self.bytes[i];
-            if kind != AccessKind::Write && !b.init && hit.is_none() {
-                hit = Some(Hit { kind: FindingKind::UninitializedSharedRead, other_tid: tid, other_line: line });
+        // The common case, whole uniform words, without the general walk.
+        let (w, n) = (offset / 4, len / 4);
+        if offset % 4 == 0
+            && len % 4 == 0
+            && len > 0
+            && offset + len <= self.len
+            && self.split[w..w + n].iter().all(|s| !s)
+        {
+            self.dirty = (self.dirty.0.min(w), self.dirty.1.max(w + n));
+            for word in &mut self.words[w..w + n] {
+                self.sync.step(word, stamp, tid, kind, &mut hit);
             }
-            if let Some(w) = b.write {
-                let both_atomic = w.atomic && stamp.atomic;
-                if !both_atomic && !self.ordered(&w, tid) && hit.is_none() {
-                    let k = if kind == AccessKind::Read {
-                        FindingKind::SharedReadAfterWrite
-                    } else {
-                        FindingKind::SharedWriteAfterWrite
-                    };
-                    hit = Some(Hit { kind: k, other_tid: w.tid, other_line: w.line });
-                }
+            return hit;
+        }
+        self.access_walk(tid, stamp, offset, len, kind)
+    }
+
+    /// [`BlockShadow::access`] past its one-uniform-word fast path, kept out of line so that the
+    /// fast path inlines into the interpreter's per-lane loop.
+    #[inline(never)]
+    fn access_walk(&mut self, tid: u32, stamp: Stamp, offset: usize, len: usize, kind: AccessKind) -> Option<Hit> {
+        let mut hit = None;
+        self.update(
+            offset,
+            len,
+            #[inline(always)]
+            |sync, b| sync.step(b, stamp, tid, kind, &mut hit),
+        );
+        hit
+    }
+}
+
+impl SyncHistory {
+    /// Whether `prior` is ordered before the current access of thread `tid`.
+    #[inline(always)]
+    fn ordered(&self, prior: &Stamp, tid: u32) -> bool {
+        let ptid = prior.tid();
+        if ptid == tid {
+            return true;
+        }
+        let (wa, wb) = ((ptid / 32) as usize, (tid / 32) as usize);
+        if self.full_bar >= prior.bar() || self.pair_bar[wa * self.nwarps + wb] >= prior.bar() {
+            return true;
+        }
+        if wa == wb {
+            let (la, lb) = ((ptid % 32) as usize, (tid % 32) as usize);
+            return self.wsync_full[wa] >= prior.wsync() || self.wsync_pair[wa][la][lb] >= prior.wsync();
+        }
+        false
+    }
+
+    /// One byte of an access: checks `b` against `stamp` (recording the first finding in `hit`) and
+    /// updates it in place (copying whole states in and out through the stack cost more than the
+    /// checks).
+    #[inline(always)]
+    fn step(&self, b: &mut ShadowByte, stamp: Stamp, tid: u32, kind: AccessKind, hit: &mut Option<Hit>) {
+        if kind != AccessKind::Write && !b.init() && hit.is_none() {
+            *hit = Some(Hit { kind: FindingKind::UninitializedSharedRead, other_tid: tid, other_line: stamp.line() });
+        }
+        let w = b.write;
+        if w.present() {
+            let both_atomic = w.atomic() && stamp.atomic();
+            if !both_atomic && hit.is_none() && !self.ordered(&w, tid) {
+                let k = if kind == AccessKind::Read {
+                    FindingKind::SharedReadAfterWrite
+                } else {
+                    FindingKind::SharedWriteAfterWrite
+                };
+                *hit = Some(Hit { kind: k, other_tid: w.tid(), other_line: w.line() });
             }
-            if kind != AccessKind::Read {
-                for r in b.reads.iter().flatten() {
-                    let both_atomic = r.atomic && stamp.atomic;
-                    if !both_atomic && !self.ordered(r, tid) && hit.is_none() {
-                        hit =
-                            Some(Hit { kind: FindingKind::SharedWriteAfterRead, other_tid: r.tid, other_line: r.line });
-                    }
-                }
-            }
-            let b = &mut self.bytes[i];
-            match kind {
-                AccessKind::Read => {
-                    // Keep the newest read of each of up to two distinct threads.
-                    match b.reads {
-                        [Some(r0), _] if r0.tid == tid => b.reads[0] = Some(stamp),
-                        [_, Some(r1)] if r1.tid == tid => b.reads[1] = Some(stamp),
-                        [None, _] => b.reads[0] = Some(stamp),
-                        [Some(_), None] => b.reads[1] = Some(stamp),
-                        [Some(_), Some(_)] => {
-                            b.reads[0] = b.reads[1];
-                            b.reads[1] = Some(stamp);
-                        }
-                    }
-                }
-                AccessKind::Write | AccessKind::Atomic => {
-                    b.init = true;
-                    b.write = Some(stamp);
-                    b.reads = if kind == AccessKind::Atomic { [Some(stamp), None] } else { [None, None] };
+        }
+        if kind != AccessKind::Read {
+            for r in b.reads.iter().filter(|r| r.present()) {
+                let both_atomic = r.atomic() && stamp.atomic();
+                if !both_atomic && hit.is_none() && !self.ordered(r, tid) {
+                    *hit =
+                        Some(Hit { kind: FindingKind::SharedWriteAfterRead, other_tid: r.tid(), other_line: r.line() });
                 }
             }
         }
-        hit
+        match kind {
+            AccessKind::Read => {
+                // Keep the newest read of each of up to two distinct threads.
+                let (r0, r1) = (b.reads[0].who(), b.reads[1].who());
+                let mine = |who: u32| who & PRESENT != 0 && who & TID == tid;
+                if mine(r0) {
+                    b.reads[0] = stamp;
+                } else if mine(r1) {
+                    b.reads[1] = stamp;
+                } else if r0 & PRESENT == 0 {
+                    b.reads[0] = stamp;
+                } else if r1 & PRESENT == 0 {
+                    b.reads[1] = stamp;
+                } else {
+                    b.reads[0] = b.reads[1];
+                    b.reads[1] = stamp;
+                }
+            }
+            AccessKind::Write | AccessKind::Atomic => {
+                b.write = Stamp { who_bar: stamp.who_bar | u64::from(BYTE_INIT), ..stamp };
+                b.reads = if kind == AccessKind::Atomic { [stamp, Stamp::default()] } else { [Stamp::default(); 2] };
+            }
+        }
     }
 }
 
@@ -355,6 +527,9 @@ impl BlockShadow {
 pub struct AllocShadow {
     /// Bit 31: initialised. Bits 0..31: writer block + 1 in this launch (0: none).
     cells: Vec<std::sync::atomic::AtomicU32>,
+    /// Whether a non-atomic kernel write may have recorded a writer since the last
+    /// `begin_launch`: launches that only read an allocation then skip the scan of every cell.
+    has_writers: std::sync::atomic::AtomicBool,
 }
 
 const INIT: u32 = 1 << 31;
@@ -363,26 +538,43 @@ const WRITER: u32 = INIT - 1;
 impl AllocShadow {
     /// A fresh allocation: nothing initialised.
     pub fn new(len: usize) -> Self {
-        AllocShadow { cells: (0..len).map(|_| std::sync::atomic::AtomicU32::new(0)).collect() }
+        AllocShadow {
+            cells: (0..len).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
+            has_writers: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The cells of `len` bytes at `offset`, clipped to the allocation.
+    fn range(&self, offset: usize, len: usize) -> &[std::sync::atomic::AtomicU32] {
+        let start = offset.min(self.cells.len());
+        let end = offset.saturating_add(len).min(self.cells.len());
+        &self.cells[start..end]
     }
 
     /// The host wrote bytes (upload, memset): they are initialised.
     pub fn host_write(&self, offset: usize, len: usize) {
-        for c in self.cells.iter().skip(offset).take(len) {
+        for c in self.range(offset, len) {
             c.fetch_or(INIT, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     /// Forgets the previous launch's writers (initialisation stays).
     pub fn begin_launch(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.has_writers.swap(false, Relaxed) {
+            return;
+        }
+        // Only cells with a writer change: a load is much cheaper than a locked read-modify-write.
         for c in &self.cells {
-            c.fetch_and(INIT, std::sync::atomic::Ordering::Relaxed);
+            if c.load(Relaxed) & WRITER != 0 {
+                c.fetch_and(INIT, Relaxed);
+            }
         }
     }
 
     /// Whether every byte of the range was initialised.
     pub fn is_initialized(&self, offset: usize, len: usize) -> bool {
-        self.cells.iter().skip(offset).take(len).all(|c| c.load(std::sync::atomic::Ordering::Relaxed) & INIT != 0)
+        self.range(offset, len).iter().all(|c| c.load(std::sync::atomic::Ordering::Relaxed) & INIT != 0)
     }
 
     /// A kernel wrote bytes from block `block` (linear index). Returns another block that already
@@ -391,17 +583,29 @@ impl AllocShadow {
         use std::sync::atomic::Ordering::Relaxed;
         let me = (block & WRITER) + 1;
         let mut conflict = None;
-        for c in self.cells.iter().skip(offset).take(len) {
+        if !atomic && !self.has_writers.load(Relaxed) {
+            self.has_writers.store(true, Relaxed);
+        }
+        for c in self.range(offset, len) {
+            let mut cur = c.load(Relaxed);
+            // Skip the locked read-modify-write when it would store what the cell holds already
+            // (a block rewriting its own bytes, or an atomic on initialised bytes): the common case.
             if atomic {
-                c.fetch_or(INIT, Relaxed);
+                if cur & INIT == 0 {
+                    c.fetch_or(INIT, Relaxed);
+                }
                 continue;
             }
-            let mut cur = c.load(Relaxed);
             loop {
                 let prev = cur & WRITER;
                 if prev != 0 && prev != me {
                     conflict.get_or_insert(prev - 1);
-                    c.fetch_or(INIT, Relaxed);
+                    if cur & INIT == 0 {
+                        c.fetch_or(INIT, Relaxed);
+                    }
+                    break;
+                }
+                if cur == INIT | me {
                     break;
                 }
                 match c.compare_exchange_weak(cur, INIT | me, Relaxed, Relaxed) {
