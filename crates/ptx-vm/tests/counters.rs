@@ -144,18 +144,27 @@ fn block_sum_barriers_and_class_totals_match_the_report() {
     assert!(k.thread_instructions() <= r.thread_instructions);
 }
 
-#[test]
-fn gemm_mma_flops_are_2mnk() {
+/// Side of the square GEMM the counter tests run.
+const GEMM_DIM: u64 = 128;
+
+/// Runs the bf16 GEMM (tests/cuda/gemm_bf16.cu) at GEMM_DIM^3 and returns its counters.
+fn gemm_counters(m: &mut Machine) -> Counters {
     let md = module(include_str!("ptx/gemm_bf16.ptx"));
-    let mut m = Machine::new(Arch::Sm80).with_sanitizer(false).with_counters(true);
-    let d = 128u64;
+    let d = GEMM_DIM;
     let bf16: Vec<u8> = (0..d * d).flat_map(|i| (0x3f80u16 + (i % 7) as u16).to_le_bytes()).collect();
-    let a = upload(&mut m, &bf16);
-    let b = upload(&mut m, &bf16);
+    let a = upload(m, &bf16);
+    let b = upload(m, &bf16);
     let cc = m.alloc((d * d * 4) as usize).unwrap();
     let p = ParamBuilder::new().ptr(a).ptr(b).ptr(cc).i32(d as i32).i32(d as i32).i32(d as i32).finish();
     let c = LaunchConfig { grid: [(d / 64) as u32, (d / 64) as u32, 1], block: [128, 1, 1], dynamic_smem: 0 };
-    let k = counted(&mut m, &md, "gemm_bf16_f32acc", &c, &p);
+    counted(m, &md, "gemm_bf16_f32acc", &c, &p)
+}
+
+#[test]
+fn gemm_mma_flops_are_2mnk() {
+    let mut m = Machine::new(Arch::Sm80).with_sanitizer(false).with_counters(true);
+    let d = GEMM_DIM;
+    let k = gemm_counters(&mut m);
     assert_eq!(k.mma_flops, 2 * d * d * d);
     assert_eq!(k.mma_tf32_flops, 0);
     assert_eq!(k.class(InstClass::Tensor).warps, 2 * d * d * d / (2 * 16 * 8 * 16));
@@ -166,15 +175,7 @@ fn gemm_mma_flops_are_2mnk() {
 
 fn gemm_and_reduce_counters(threads: usize) -> Vec<Counters> {
     let mut m = Machine::new(Arch::Sm80).with_threads(threads);
-    let gemm = module(include_str!("ptx/gemm_bf16.ptx"));
-    let d = 128u64;
-    let bf16: Vec<u8> = (0..d * d).flat_map(|i| (0x3f80u16 + (i % 7) as u16).to_le_bytes()).collect();
-    let a = upload(&mut m, &bf16);
-    let b = upload(&mut m, &bf16);
-    let cc = m.alloc((d * d * 4) as usize).unwrap();
-    let p = ParamBuilder::new().ptr(a).ptr(b).ptr(cc).i32(d as i32).i32(d as i32).i32(d as i32).finish();
-    let c = LaunchConfig { grid: [(d / 64) as u32, (d / 64) as u32, 1], block: [128, 1, 1], dynamic_smem: 0 };
-    let g = counted(&mut m, &gemm, "gemm_bf16_f32acc", &c, &p);
+    let g = gemm_counters(&mut m);
     let md = module(PTX);
     let blocks = 16u64;
     let x = upload(&mut m, &(0..128 * blocks).flat_map(|i| (i as f32).to_le_bytes()).collect::<Vec<u8>>());

@@ -712,14 +712,20 @@ mod tests {
         }
     }
 
+    /// xorshift64: the inputs of the randomised checks below.
+    fn xorshift(mut s: u64) -> u64 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+
     /// Rounding to nearest even written independently: bf16 = round-half-even of f32 bits >> 16.
     #[test]
     fn bf16_rn_matches_bit_arithmetic_definition_on_many_inputs() {
         let mut s = 0x1234_5678_9abc_def0u64;
         for _ in 0..200_000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            s = xorshift(s);
             let bits = s as u32;
             let x = f32::from_bits(bits);
             if x.is_nan() {
@@ -736,9 +742,7 @@ mod tests {
     fn f16_rn_agrees_with_half_crate_and_directed_modes_bracket() {
         let mut s = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..200_000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            s = xorshift(s);
             let bits = s as u32;
             let x = f32::from_bits(bits);
             if !x.is_finite() {
