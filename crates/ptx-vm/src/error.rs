@@ -31,12 +31,16 @@ pub enum VmError {
         /// What was expected and what was found.
         message: String,
     },
-    /// An instruction, modifier or directive the VM does not implement.
+    /// An instruction, modifier or directive the VM does not implement. A directive or declaration
+    /// is refused by [`Module::parse`](crate::Module::parse); an instruction or external call only
+    /// by the launch of a kernel that can reach it (see [`Module::unsupported`](crate::Module::unsupported)).
     Unsupported {
-        /// The construct, e.g. `tex.2d.v4.f32.f32`.
+        /// The construct, e.g. `tex.2d.v4.f32.f32`, and for a launch the kernel that reaches it.
         what: String,
         /// PTX line where it appears.
         line: u32,
+        /// The source `file:line` of the `.loc` in effect there, if any.
+        source: Option<String>,
     },
     /// A name (register, variable, label, function, kernel) that is not declared.
     Undefined {
@@ -85,8 +89,12 @@ impl fmt::Display for VmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VmError::Parse { line, message } => write!(f, "PTX parse error at line {line}: {message}"),
-            VmError::Unsupported { what, line } => {
-                write!(f, "unsupported by the PTX VM at line {line}: {what}")
+            VmError::Unsupported { what, line, source } => {
+                write!(f, "unsupported by the PTX VM at line {line}")?;
+                if let Some(s) = source {
+                    write!(f, " ({s})")?;
+                }
+                write!(f, ": {what}")
             }
             VmError::Undefined { name, line } => write!(f, "undefined name `{name}` at PTX line {line}"),
             VmError::Launch { kernel, message } => write!(f, "launch of `{kernel}`: {message}"),

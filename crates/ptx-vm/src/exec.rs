@@ -44,6 +44,10 @@ pub(crate) struct LaunchCtx<'a> {
     pub count: bool,
     /// Run racecheck and initcheck (implies `count`).
     pub sanitize: bool,
+    /// The modelled architecture (`%nsmid`, `%smid`).
+    pub arch: crate::machine::Arch,
+    /// The launch's `%gridid`.
+    pub grid_id: u64,
 }
 
 /// A fault inside a warp, before the block and thread are attached.
@@ -123,6 +127,10 @@ pub(crate) struct BlockOut {
     pub counters: Counters,
     /// Sanitizer findings, when the launch sanitises.
     pub report: SanitizerReport,
+    /// Device `printf` output, in the order the block produced it.
+    pub printf: String,
+    /// Bytes of `printf` output beyond the per-launch cap.
+    pub printf_dropped: u64,
 }
 
 struct Block<'a, 'b> {
@@ -146,6 +154,9 @@ struct Block<'a, 'b> {
     scratch: Vec<(u32, u64)>,
     /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current phase.
     mbar_warps: Vec<(u64, u32)>,
+    /// Device `printf` output so far, and the bytes dropped past the cap.
+    printf: String,
+    printf_dropped: u64,
 }
 
 /// Runs block `ctaid` to completion.
@@ -204,6 +215,8 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         block_index: ctaid[0] + gx * (ctaid[1] + gy * ctaid[2]),
         scratch: Vec::with_capacity(32),
         mbar_warps: Vec::new(),
+        printf: String::new(),
+        printf_dropped: 0,
     };
     if blk.instrument {
         blk.counters.blocks = 1;
@@ -224,7 +237,13 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             }
         }
         if !live {
-            return Ok(BlockOut { counts: blk.counts, counters: blk.counters, report: blk.report });
+            return Ok(BlockOut {
+                counts: blk.counts,
+                counters: blk.counters,
+                report: blk.report,
+                printf: blk.printf,
+                printf_dropped: blk.printf_dropped,
+            });
         }
         if !progressed {
             return Err(blk.deadlock(&ws.warps));
@@ -257,6 +276,8 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.fparam.clear();
     warp.fparam.resize(k.fparam_size * 32, 0);
     let [bx, by, _] = ctx.block;
+    let nsm = ctx.arch.sm_count();
+    let linear_block = ctaid[0] as u64 + ctx.grid[0] as u64 * (ctaid[1] as u64 + ctx.grid[1] as u64 * ctaid[2] as u64);
     let dyn_base = (k.static_smem.div_ceil(k.dyn_smem_align) * k.dyn_smem_align) as u64;
     let tids: [[u32; 3]; 32] = std::array::from_fn(|l| {
         let t = first + l as u32;
@@ -283,16 +304,22 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
                 Sreg::Nctaid(d) => ctx.grid[d as usize] as u64,
                 Sreg::Laneid => l as u64,
                 Sreg::Warpid => w as u64,
+                // The most warps an SM holds on sm_80 and sm_90 (CUDA C++ Programming Guide,
+                // "Compute Capabilities": 64 resident warps per SM).
                 Sreg::Nwarpid => 64,
                 Sreg::LanemaskEq => 1u64 << l,
                 Sreg::LanemaskLt => (1u64 << l) - 1,
                 Sreg::LanemaskLe => (2u64 << l) - 1,
                 Sreg::LanemaskGt => (!((2u64 << l) - 1)) & 0xffff_ffff,
                 Sreg::LanemaskGe => (!((1u64 << l) - 1)) & 0xffff_ffff,
-                Sreg::Smid => 0,
+                // Blocks spread over the SMs round-robin, as a GPU's first wave does.
+                Sreg::Smid => linear_block % nsm as u64,
+                Sreg::Nsmid => nsm as u64,
+                Sreg::ClusterId(d) => ctaid[d as usize] as u64,
+                Sreg::NclusterId(d) => ctx.grid[d as usize] as u64,
                 Sreg::DynSmemSize => ctx.dyn_smem as u64,
                 Sreg::TotalSmemSize => smem_size as u64,
-                Sreg::GridId => 1,
+                Sreg::GridId => ctx.grid_id,
             };
         }
     }
@@ -1083,10 +1110,40 @@ impl Block<'_, '_> {
                         }
                     }
                     Op::Nop => {}
-                    Op::Clock { d } => {
-                        let v = warp.clock;
+                    Op::Clock { d, which } => {
+                        // One tick per warp instruction, and the timer as if at 1 GHz: monotonic
+                        // per warp and deterministic.
+                        let t = warp.clock;
+                        let v = match which {
+                            ClockReg::Clock64 | ClockReg::Timer => t,
+                            ClockReg::ClockLo | ClockReg::TimerLo => t & 0xffff_ffff,
+                            ClockReg::ClockHi | ClockReg::TimerHi => t >> 32,
+                        };
                         for l in lanes_of(exec) {
                             warp.regs[*d as usize][l] = v;
+                        }
+                    }
+                    Op::Printf { fmt, args, ret } => {
+                        for l in lanes_of(exec) {
+                            let n = self.printf(warp, l, *fmt, *args).map_err(|m| fault(pc, Some(l as u32), m))?;
+                            if *ret != u32::MAX {
+                                let at = l * self.ctx.kernel.fparam_size + *ret as usize;
+                                if let Some(b) = warp.fparam.get_mut(at..at + 4) {
+                                    b.copy_from_slice(&n.to_le_bytes());
+                                }
+                            }
+                        }
+                    }
+                    Op::Unsupported { what } => {
+                        // A launch refuses a kernel that can reach one; this is a second line of defence.
+                        if exec != 0 {
+                            let names = &self.ctx.kernel.names;
+                            let what = names.get(*what as usize).map_or("?", |s| s.as_str());
+                            return Err(fault(
+                                pc,
+                                Some(exec.trailing_zeros()),
+                                format!("not supported by the VM: {what}"),
+                            ));
                         }
                     }
                     Op::Activemask { d } => {
@@ -1583,6 +1640,56 @@ impl Block<'_, '_> {
                 }
             }
         }
+    }
+
+    /// One lane's `vprintf(fmt, args)`: reads the format string and the argument buffer through
+    /// generic addresses, formats, appends to the block's output. Returns what `printf` returns.
+    fn printf(&mut self, warp: &Warp, lane: usize, fmt_off: u32, args_off: u32) -> Result<i32, String> {
+        use crate::semantics::printf as pf;
+        let fs = self.ctx.kernel.fparam_size;
+        let param = |off: u32| -> u64 {
+            let at = lane * fs + off as usize;
+            warp.fparam.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        };
+        let (fmt_ptr, args_ptr) = (param(fmt_off), param(args_off));
+        if fmt_ptr == 0 {
+            return Ok(-1);
+        }
+        let fmt = self.c_string(warp, lane, fmt_ptr, "printf format string")?;
+        let need = pf::args_size(&fmt);
+        let mut buf = Vec::with_capacity(need);
+        for i in 0..need as u64 {
+            let b = self.load(warp, lane, Space::Generic, args_ptr.wrapping_add(i), 1);
+            buf.push(b.map_err(|m| format!("printf argument buffer: {m}"))? as u8);
+        }
+        let mut err = None;
+        let out = pf::format(&fmt, &buf, &mut |p| match self.c_string(warp, lane, p, "printf %s argument") {
+            Ok(s) => Some(s),
+            Err(e) => {
+                err.get_or_insert(e);
+                None
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let text = String::from_utf8_lossy(&out.text);
+        pf::append_capped(&mut self.printf, &mut self.printf_dropped, &text, crate::machine::PRINTF_BUFFER_BYTES);
+        Ok(out.returned)
+    }
+
+    /// A NUL-terminated string at a generic address, at most 1 MiB long.
+    fn c_string(&self, warp: &Warp, lane: usize, ptr: u64, what: &str) -> Result<Vec<u8>, String> {
+        let mut s = Vec::new();
+        for i in 0..crate::machine::PRINTF_BUFFER_BYTES as u64 {
+            let b =
+                self.load(warp, lane, Space::Generic, ptr.wrapping_add(i), 1).map_err(|m| format!("{what}: {m}"))?;
+            if b == 0 {
+                return Ok(s);
+            }
+            s.push(b as u8);
+        }
+        Err(format!("{what} at {ptr:#x} has no terminating NUL in its first 1 MiB"))
     }
 
     fn store(&mut self, warp: &mut Warp, lane: usize, space: Space, addr: u64, size: u8, v: u64) -> Result<(), String> {

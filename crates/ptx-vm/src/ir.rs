@@ -285,8 +285,10 @@ pub(crate) enum Op {
         p: R,
         pneg: bool,
     },
+    /// `mov` from `%clock`, `%clock_hi`, `%clock64` or `%globaltimer{,_lo,_hi}`.
     Clock {
         d: R,
+        which: ClockReg,
     },
     Activemask {
         d: R,
@@ -380,6 +382,36 @@ pub(crate) enum Op {
     CpCommit,
     /// `cp.async.wait_group N` / `wait_all`: copies complete at issue, so nothing is left to wait for.
     CpWait,
+    /// An instruction or external call the VM does not implement, kept so that only the kernels
+    /// that can reach it are refused, at launch; `what` indexes `Kernel::names`.
+    Unsupported {
+        what: u32,
+    },
+    /// `call vprintf, (fmt, args)`: the two `.param` arguments and the `.param` return value, as
+    /// offsets in the thread's call-parameter area (`ret` is `u32::MAX` when it is not read).
+    Printf {
+        fmt: u32,
+        args: u32,
+        ret: u32,
+    },
+}
+
+/// The time registers `mov` can read (PTX ISA 10.13-10.16, `%clock`, `%clock_hi`, `%clock64`,
+/// `%globaltimer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClockReg {
+    /// `%clock64`.
+    Clock64,
+    /// `%clock`: the low 32 bits of `%clock64`.
+    ClockLo,
+    /// `%clock_hi`: the high 32 bits of `%clock64`.
+    ClockHi,
+    /// `%globaltimer` in nanoseconds.
+    Timer,
+    /// `%globaltimer_lo`.
+    TimerLo,
+    /// `%globaltimer_hi`.
+    TimerHi,
 }
 
 /// One decoded instruction.
@@ -430,6 +462,12 @@ pub(crate) enum Sreg {
     DynSmemSize,
     TotalSmemSize,
     GridId,
+    /// `%nsmid`: the modelled device's SM count.
+    Nsmid,
+    /// `%clusterid.{x,y,z}`: with 1x1x1 clusters, the CTA's own index.
+    ClusterId(u8),
+    /// `%nclusterid.{x,y,z}`: with 1x1x1 clusters, the grid's shape.
+    NclusterId(u8),
 }
 
 /// A kernel ready to run: its body and the `.func`s it calls, linked into one instruction array.
@@ -453,4 +491,7 @@ pub(crate) struct Kernel {
     pub names: Vec<String>,
     /// Registers the entry function declares with `.reg` (an upper bound on what ptxas allocates).
     pub declared_regs: u32,
+    /// What the kernel can reach that the VM does not implement (its code and the `.func`s it calls):
+    /// (what, PTX line, `.loc` index). A launch of the kernel is refused when this is not empty.
+    pub unsupported: Vec<(String, u32, u32)>,
 }

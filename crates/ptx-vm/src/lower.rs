@@ -130,7 +130,7 @@ enum Sym {
 }
 
 fn unsup<T>(what: impl Into<String>, line: u32) -> Result<T> {
-    Err(VmError::Unsupported { what: what.into(), line })
+    Err(VmError::Unsupported { what: what.into(), line, source: None })
 }
 
 fn lit_bytes(l: Lit, ty: &str, size: usize) -> Vec<u8> {
@@ -173,7 +173,14 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         Op::Ld { space, .. } => mem(*space, C::GlobalLoad, C::SharedLoad, C::LocalLoad),
         Op::St { space, .. } => mem(*space, C::GlobalStore, C::SharedStore, C::LocalStore),
         Op::Atom { .. } => C::Atomic,
-        Op::Bra { .. } | Op::Call { .. } | Op::Ret | Op::Exit | Op::Trap | Op::AssertFail => C::Control,
+        Op::Bra { .. }
+        | Op::Call { .. }
+        | Op::Ret
+        | Op::Exit
+        | Op::Trap
+        | Op::AssertFail
+        | Op::Printf { .. }
+        | Op::Unsupported { .. } => C::Control,
         Op::Bar { .. } | Op::BarWarp { .. } | Op::Mbarrier { .. } => C::Barrier,
         Op::ShflSync { .. }
         | Op::VoteSync { .. }
@@ -278,6 +285,89 @@ pub(crate) fn lower_module(m: &ast::Module) -> Result<ModuleIr> {
     Ok(ModuleIr { kernels, globals, const_bank, locs })
 }
 
+/// What a predefined identifier or special register reads as on the VM (PTX ISA 10 "Special
+/// Registers" and 5.4.5 "Predefined Identifiers"). The documented values are in the crate docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Predefined {
+    /// The same value for every thread of every launch.
+    Const(u64),
+    /// Fixed for a thread during a launch, filled when its warp starts.
+    Sreg(Sreg),
+    /// Advances while the warp runs; only `mov` reads it.
+    Clock(ClockReg),
+}
+
+/// Resolves a predefined name, e.g. `WARP_SZ`, `%tid.x`, `%envreg3`, `%clock64`.
+pub(crate) fn predefined(name: &str) -> Option<Predefined> {
+    use Predefined::{Clock, Const, Sreg as S};
+    if let Some((base, d)) = name.split_once('.') {
+        let d = match d {
+            "x" => 0u8,
+            "y" => 1,
+            "z" => 2,
+            _ => return None,
+        };
+        return Some(match base {
+            "%tid" => S(Sreg::Tid(d)),
+            "%ntid" => S(Sreg::Ntid(d)),
+            "%ctaid" => S(Sreg::Ctaid(d)),
+            "%nctaid" => S(Sreg::Nctaid(d)),
+            // Every CTA is its own 1x1x1 cluster (no `.reqnctapercluster` launch is modelled).
+            "%clusterid" => S(Sreg::ClusterId(d)),
+            "%nclusterid" => S(Sreg::NclusterId(d)),
+            "%cluster_ctaid" => Const(0),
+            "%cluster_nctaid" => Const(1),
+            _ => return None,
+        });
+    }
+    // `%envreg<32>` and `%pm<8>` are numbered without leading zeros.
+    let index_below = |k: &str, n: u32| {
+        !k.is_empty()
+            && k.bytes().all(|c| c.is_ascii_digit())
+            && (k == "0" || !k.starts_with('0'))
+            && k.parse::<u32>().is_ok_and(|v| v < n)
+    };
+    let numbered = |prefix: &str, n: u32| name.strip_prefix(prefix).is_some_and(|k| index_below(k, n));
+    let pm_index = |n: &str| n.strip_prefix("%pm").is_some_and(|k| index_below(k, 8));
+    Some(match name {
+        "WARP_SZ" => Const(32),
+        "%laneid" => S(Sreg::Laneid),
+        "%warpid" => S(Sreg::Warpid),
+        "%nwarpid" => S(Sreg::Nwarpid),
+        "%lanemask_eq" => S(Sreg::LanemaskEq),
+        "%lanemask_lt" => S(Sreg::LanemaskLt),
+        "%lanemask_le" => S(Sreg::LanemaskLe),
+        "%lanemask_gt" => S(Sreg::LanemaskGt),
+        "%lanemask_ge" => S(Sreg::LanemaskGe),
+        "%smid" => S(Sreg::Smid),
+        "%nsmid" => S(Sreg::Nsmid),
+        "%gridid" => S(Sreg::GridId),
+        "%dynamic_smem_size" => S(Sreg::DynSmemSize),
+        // The VM reserves no shared memory for the system, so the aggregate is the kernel's own.
+        "%total_smem_size" | "%aggr_smem_size" => S(Sreg::TotalSmemSize),
+        "%reserved_smem_offset_begin"
+        | "%reserved_smem_offset_end"
+        | "%reserved_smem_offset_cap"
+        | "%reserved_smem_offset_0"
+        | "%reserved_smem_offset_1" => Const(0),
+        "%current_graph_exec" => Const(0),
+        "%cluster_ctarank" => Const(0),
+        "%cluster_nctarank" => Const(1),
+        "%is_explicit_cluster" => Const(0),
+        "%clock" => Clock(ClockReg::ClockLo),
+        "%clock_hi" => Clock(ClockReg::ClockHi),
+        "%clock64" => Clock(ClockReg::Clock64),
+        "%globaltimer" => Clock(ClockReg::Timer),
+        "%globaltimer_lo" => Clock(ClockReg::TimerLo),
+        "%globaltimer_hi" => Clock(ClockReg::TimerHi),
+        _ if numbered("%envreg", 32) => Const(0),
+        _ if numbered("%pm", 8) || name.strip_suffix("_64").is_some_and(|n| n.starts_with("%pm") && pm_index(n)) => {
+            Const(0)
+        }
+        _ => return None,
+    })
+}
+
 /// A `.func`'s per-thread param area: (offset, size) of each return value and each parameter.
 type Layout = (Vec<(u32, u32)>, Vec<(u32, u32)>);
 
@@ -309,6 +399,8 @@ struct KernelLowering<'m> {
     entry_body: bool,
     /// `.reg` names the kernel's body declares.
     declared_regs: u32,
+    /// Unsupported instructions and calls met so far: (what, PTX line, `.loc` index).
+    unsupported: Vec<(String, u32, u32)>,
 }
 
 impl<'m> KernelLowering<'m> {
@@ -337,6 +429,7 @@ impl<'m> KernelLowering<'m> {
             fparam_decl: HashMap::new(),
             entry_body: false,
             declared_regs: 0,
+            unsupported: Vec::new(),
         }
     }
 
@@ -378,13 +471,19 @@ impl<'m> KernelLowering<'m> {
                 *target = t;
             }
         }
-        self.check_recursion(f)?;
+        // Recursion and ill-fitting calls refuse the kernel at launch, like an unsupported
+        // instruction, not the module.
+        if let Err(VmError::Unsupported { what, line, .. }) = self.check_recursion(f) {
+            self.unsupported.push((what, line, 0));
+        }
         // Every call's copies stay inside a thread's param area (the interpreter relies on it).
         for ins in &self.code {
             if let Op::Call { copy_in, copy_out, .. } = &ins.op {
                 for c in copy_in.iter().chain(copy_out.iter()) {
                     if (c.src.max(c.dst) + c.len) as usize > self.fparam_size {
-                        return unsup("a call whose arguments do not fit the declared parameters", ins.line);
+                        let what = "a call whose arguments do not fit the declared parameters".to_string();
+                        self.unsupported.push((what, ins.line, ins.loc));
+                        break;
                     }
                 }
             }
@@ -402,6 +501,7 @@ impl<'m> KernelLowering<'m> {
             maxntid: f.maxntid,
             names: self.names,
             declared_regs: self.declared_regs,
+            unsupported: self.unsupported,
         })
     }
 
@@ -508,8 +608,11 @@ impl<'m> KernelLowering<'m> {
         for s in stmts {
             match s {
                 ast::Stmt::Reg { ty, names } => {
-                    Ty::parse(ty)
-                        .ok_or_else(|| VmError::Unsupported { what: format!("register type .{ty}"), line: f.line })?;
+                    Ty::parse(ty).ok_or_else(|| VmError::Unsupported {
+                        what: format!("register type .{ty}"),
+                        line: f.line,
+                        source: None,
+                    })?;
                     if self.entry_body {
                         self.declared_regs += names.len() as u32;
                     }
@@ -555,7 +658,17 @@ impl<'m> KernelLowering<'m> {
                         None => (NO_REG, false),
                     };
                     let name = self.name_id(ins.opcode.join("."));
-                    let op = self.instr(ins, &labels)?;
+                    let op = match self.instr(ins, &labels) {
+                        Ok(op) => op,
+                        // Refused late: only a launch of a kernel that reaches it fails. The names it
+                        // uses must still exist, so that a misspelt name stays a parse error.
+                        Err(VmError::Unsupported { what, line, .. }) => {
+                            self.check_names(ins, &labels)?;
+                            self.unsupported.push((what.clone(), line, ins.loc));
+                            Op::Unsupported { what: self.name_id(what) }
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let class = classify(&ins.opcode, &op);
                     self.code.push(Inst {
                         op,
@@ -572,6 +685,31 @@ impl<'m> KernelLowering<'m> {
         Ok(())
     }
 
+    /// Every name an instruction's operands use is declared (a register, variable, label, function
+    /// or predefined identifier).
+    fn check_names(&self, ins: &ast::Instr, labels: &HashMap<String, u32>) -> Result<()> {
+        fn names<'a>(op: &'a Operand, out: &mut Vec<&'a str>) {
+            match op {
+                Operand::Name(n) | Operand::Not(n) | Operand::Addr { base: Some(n), .. } => out.push(n),
+                Operand::Pair(a, b) => out.extend([a.as_str(), b.as_str()]),
+                Operand::Vec(v) | Operand::List(v) => v.iter().for_each(|o| names(o, out)),
+                Operand::Lit(_) | Operand::Addr { base: None, .. } | Operand::Sink => {}
+            }
+        }
+        let mut used = Vec::new();
+        ins.operands.iter().for_each(|o| names(o, &mut used));
+        for n in used {
+            let known = self.lookup(n).is_some()
+                || self.syms.contains_key(n)
+                || labels.contains_key(n)
+                || predefined(n).is_some();
+            if !known {
+                return Err(VmError::Undefined { name: n.to_string(), line: ins.line });
+            }
+        }
+        Ok(())
+    }
+
     fn lookup(&self, name: &str) -> Option<Sym> {
         self.scopes.iter().rev().find_map(|s| s.get(name).copied())
     }
@@ -583,41 +721,14 @@ impl<'m> KernelLowering<'m> {
         }
     }
 
+    /// The register holding a predefined identifier or constant special register (see
+    /// [`predefined`]); None for other names and for the time registers, which only `mov` reads.
     fn special(&mut self, name: &str) -> Option<R> {
-        let dim = |s: &str| match s {
-            "x" => Some(0u8),
-            "y" => Some(1),
-            "z" => Some(2),
-            _ => None,
-        };
-        let s = if let Some((base, d)) = name.split_once('.') {
-            let d = dim(d)?;
-            match base {
-                "%tid" => Sreg::Tid(d),
-                "%ntid" => Sreg::Ntid(d),
-                "%ctaid" => Sreg::Ctaid(d),
-                "%nctaid" => Sreg::Nctaid(d),
-                _ => return None,
-            }
-        } else {
-            match name {
-                "%laneid" => Sreg::Laneid,
-                "%warpid" => Sreg::Warpid,
-                "%nwarpid" => Sreg::Nwarpid,
-                "%lanemask_eq" => Sreg::LanemaskEq,
-                "%lanemask_lt" => Sreg::LanemaskLt,
-                "%lanemask_le" => Sreg::LanemaskLe,
-                "%lanemask_gt" => Sreg::LanemaskGt,
-                "%lanemask_ge" => Sreg::LanemaskGe,
-                "%smid" => Sreg::Smid,
-                "%nsmid" => return Some(self.imm(132)),
-                "%dynamic_smem_size" => Sreg::DynSmemSize,
-                "%total_smem_size" => Sreg::TotalSmemSize,
-                "%gridid" => Sreg::GridId,
-                _ => return None,
-            }
-        };
-        Some(self.konst(Init::Special(s)))
+        match predefined(name)? {
+            Predefined::Const(v) => Some(self.imm(v)),
+            Predefined::Sreg(s) => Some(self.konst(Init::Special(s))),
+            Predefined::Clock(_) => None,
+        }
     }
 
     /// The register holding a module or function variable's address in its state space.
@@ -675,7 +786,7 @@ impl<'m> KernelLowering<'m> {
                 if let Some((r, _)) = self.var_addr(n) {
                     return Ok(r);
                 }
-                if n.starts_with("%clock") || n == "%globaltimer" {
+                if let Some(Predefined::Clock(_)) = predefined(n) {
                     return unsup(format!("{n} as an operand other than the source of mov"), line);
                 }
                 Err(VmError::Undefined { name: n.clone(), line })
@@ -735,7 +846,7 @@ impl<'m> KernelLowering<'m> {
         let has = |m: &str| mods.contains(&m);
         let types: Vec<Ty> = mods.iter().filter_map(|m| Ty::parse(m)).collect();
         let ty = types.last().copied();
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let rnd = if has("rz") || has("rzi") {
             Rnd::Rz
         } else if has("rm") || has("rmi") {
@@ -784,8 +895,8 @@ impl<'m> KernelLowering<'m> {
                 }
                 let d = self.dst(&o[0], line)?;
                 if let Operand::Name(n) = &o[1] {
-                    if n.starts_with("%clock") || n == "%globaltimer" {
-                        return Ok(Op::Clock { d });
+                    if let Some(Predefined::Clock(which)) = predefined(n) {
+                        return Ok(Op::Clock { d, which });
                     }
                 }
                 let a = self.src(&o[1], t, line)?;
@@ -1062,7 +1173,7 @@ impl<'m> KernelLowering<'m> {
     fn int_op(&mut self, ins: &ast::Instr, head: &str, mods: &[&str], t: Ty) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         let o = &ins.operands;
         const INT_OPS: &[&str] = &[
@@ -1190,11 +1301,11 @@ impl<'m> KernelLowering<'m> {
         let line = ins.line;
         let head = ins.opcode[0].as_str();
         let has = |m: &str| mods.contains(&m);
-        let t = mods
-            .iter()
-            .filter_map(|m| Ty::parse(m))
-            .next_back()
-            .ok_or_else(|| VmError::Unsupported { what: ins.opcode.join("."), line })?;
+        let t = mods.iter().filter_map(|m| Ty::parse(m)).next_back().ok_or_else(|| VmError::Unsupported {
+            what: ins.opcode.join("."),
+            line,
+            source: None,
+        })?;
         let is_mad = head.starts_with("mad");
         let k = CarryKind {
             sub: head.starts_with("sub"),
@@ -1217,7 +1328,7 @@ impl<'m> KernelLowering<'m> {
     fn float_op(&mut self, ins: &ast::Instr, head: &str, mods: &[&str], t: Ty, rnd: Rnd, flags32: u8) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         let o = &ins.operands;
         const FLOAT_OPS: &[&str] = &[
@@ -1383,7 +1494,7 @@ impl<'m> KernelLowering<'m> {
     fn setp(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let t = mods.iter().filter_map(|m| Ty::parse(m)).next_back().ok_or_else(bad)?;
         let cmp = *mods.first().ok_or_else(bad)?;
         check_mods(&mods[1..], &["and", "or", "xor", "ftz"], false, line, &full)?;
@@ -1414,7 +1525,7 @@ impl<'m> KernelLowering<'m> {
     fn cvt(&mut self, ins: &ast::Instr, mods: &[&str], types: &[Ty]) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         if types.len() != 2 {
             return Err(bad());
@@ -1641,7 +1752,7 @@ impl<'m> KernelLowering<'m> {
         // f16/bf16 arithmetic, scalar and packed (PTX ISA 9.7.4), through `semantics::float`.
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         if has("rz") || has("rm") || has("rp") || (has("approx") && !matches!(head, "ex2" | "tanh")) {
             return Err(bad());
@@ -1682,7 +1793,7 @@ impl<'m> KernelLowering<'m> {
         // mma.sync.aligned.shape.row.col.dtype.atype.btype.ctype d, a, b, c (PTX ISA 9.7.14.5.14).
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         if !has("row") || !has("col") || has("satfinite") {
             return Err(bad());
@@ -1730,7 +1841,7 @@ impl<'m> KernelLowering<'m> {
         // (expect_tx, complete_tx) are refused.
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         const MBAR_MODS: &[&str] = &[
             "init",
@@ -1892,7 +2003,7 @@ impl<'m> KernelLowering<'m> {
     fn atom(&mut self, ins: &ast::Instr, mods: &[&str], is_red: bool) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         let space = if has("global") {
             Space::Global
@@ -1976,7 +2087,7 @@ impl<'m> KernelLowering<'m> {
     fn cp_async(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         if mods.first() != Some(&"async") || has("bulk") {
             return Err(bad());
@@ -2025,7 +2136,7 @@ impl<'m> KernelLowering<'m> {
     fn bar(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: full.clone(), line };
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
         let o = &ins.operands;
         if has("warp") {
@@ -2079,7 +2190,7 @@ impl<'m> KernelLowering<'m> {
     fn call(&mut self, ins: &ast::Instr) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
-        let bad = || VmError::Unsupported { what: format!("{full} with these operands"), line };
+        let bad = || VmError::Unsupported { what: format!("{full} with these operands"), line, source: None };
         let o = &ins.operands;
         let (rets, rest): (&[Operand], &[Operand]) = match o.first() {
             Some(Operand::List(r)) => (r.as_slice(), &o[1..]),
@@ -2104,6 +2215,10 @@ impl<'m> KernelLowering<'m> {
         if fname == "__assertfail" && self.m.functions[fi].body.is_none() {
             return Ok(Op::AssertFail);
         }
+        // CUDA's device printf (CUDA C++ Programming Guide, "Formatted Output").
+        if fname == "vprintf" && self.m.functions[fi].body.is_none() {
+            return self.printf_call(rets, args, line);
+        }
         if self.m.functions[fi].body.is_none() {
             return unsup(format!("call of `{fname}`, which has no body in this module"), line);
         }
@@ -2124,6 +2239,28 @@ impl<'m> KernelLowering<'m> {
         }
         self.call_patches.push((self.code.len(), fi));
         Ok(Op::Call { target: 0, copy_in: copy_in.into(), copy_out: copy_out.into() })
+    }
+
+    /// `call (ret), vprintf, (fmt, args)`: both arguments are 64-bit generic pointers in `.param`
+    /// variables of the call sequence; the result is a 32-bit int.
+    fn printf_call(&mut self, rets: &[Operand], args: &[Operand], line: u32) -> Result<Op> {
+        let mut off = |o: Option<&Operand>, size: u32| -> Result<u32> {
+            let Some(Operand::Name(n)) = o else {
+                return unsup("a vprintf call without its two .param arguments", line);
+            };
+            let at = self.fparam_off(n, line)?;
+            if self.fparam_decl.get(&at).is_some_and(|&s| s < size) {
+                return unsup(format!("a vprintf argument `{n}` narrower than {size} bytes"), line);
+            }
+            Ok(at)
+        };
+        let fmt = off(args.first(), 8)?;
+        let arg = off(args.get(1), 8)?;
+        let ret = if rets.is_empty() { u32::MAX } else { off(rets.first(), 4)? };
+        if args.len() != 2 || rets.len() > 1 {
+            return unsup("a vprintf call with other than (fmt, args) arguments", line);
+        }
+        Ok(Op::Printf { fmt, args: arg, ret })
     }
 
     fn fparam_off(&mut self, name: &str, line: u32) -> Result<u32> {

@@ -20,6 +20,15 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// SMs of the device the architecture stands for (`%nsmid`): 108 for the A100 (sm_80), 132 for
+    /// the H100 SXM5 (sm_90).
+    pub fn sm_count(self) -> u32 {
+        match self {
+            Arch::Sm80 => 108,
+            Arch::Sm90 => 132,
+        }
+    }
+
     /// Most shared memory (static + dynamic) one block may use, in bytes.
     pub fn max_shared_per_block(self) -> usize {
         match self {
@@ -68,6 +77,24 @@ impl Module {
     pub fn static_shared_size(&self, kernel: &str) -> Option<usize> {
         self.ir.kernels.iter().find(|k| k.name == kernel).map(|k| k.static_smem)
     }
+
+    /// What a kernel can reach that the VM does not implement: instructions and external calls in
+    /// its body or in the `.func`s it calls, directly or not (and recursion, which the VM's static
+    /// call frames cannot model), each as the [`VmError::Unsupported`] a launch of the kernel
+    /// fails with (naming it, its PTX line and its `.loc` source line). Empty when the kernel can
+    /// run; None if there is no such kernel. Other kernels of the module are not affected.
+    pub fn unsupported(&self, kernel: &str) -> Option<Vec<VmError>> {
+        let k = self.ir.kernels.iter().find(|k| k.name == kernel)?;
+        Some(k.unsupported.iter().map(|u| self.unsupported_error(&k.name, u)).collect())
+    }
+
+    fn unsupported_error(&self, kernel: &str, (what, line, loc): &(String, u32, u32)) -> VmError {
+        VmError::Unsupported {
+            what: format!("{what} (reached by kernel `{kernel}`)"),
+            line: *line,
+            source: if *loc == 0 { None } else { self.ir.locs.get(*loc as usize).cloned() },
+        }
+    }
 }
 
 /// Grid and block shape of a launch and its dynamic shared memory.
@@ -95,7 +122,20 @@ pub struct LaunchReport {
     /// they do not depend on the host-thread count, except which block a cross-block write
     /// conflict names first (the blocks really do run concurrently).
     pub sanitizer: Option<SanitizerReport>,
+    /// What device-side `printf` calls wrote, formatted as the host C library's `printf` does
+    /// (see [`semantics::printf`](crate::semantics::printf)). The order is deterministic: block by
+    /// block in linear block index order, and within a block in the order the VM ran the calls
+    /// (warp instruction by warp instruction, lanes in increasing order). At most
+    /// [`PRINTF_BUFFER_BYTES`] are kept, like CUDA's default 1 MiB printf FIFO.
+    pub printf: String,
+    /// Bytes of `printf` output dropped because the launch's output exceeded [`PRINTF_BUFFER_BYTES`].
+    pub printf_dropped: u64,
 }
+
+/// The most `printf` output one launch keeps, in bytes: CUDA's default `cudaLimitPrintfFifoSize`
+/// (1 MiB). CUDA's FIFO holds the unformatted records and drops calls that do not fit; the VM keeps
+/// the first 1 MiB of formatted text and counts the rest in [`LaunchReport::printf_dropped`].
+pub const PRINTF_BUFFER_BYTES: usize = 1 << 20;
 
 impl LaunchReport {
     /// For tests: `Ok` when the sanitizer ran and found nothing, else the report's text.
@@ -122,6 +162,8 @@ pub struct Machine {
     block_instruction_limit: u64,
     sanitize: bool,
     count: bool,
+    /// Launches so far (`%gridid` is this count, from 1).
+    launches: u64,
 }
 
 impl Machine {
@@ -139,6 +181,7 @@ impl Machine {
             block_instruction_limit: DEFAULT_BLOCK_INSTRUCTION_LIMIT,
             sanitize: true,
             count: false,
+            launches: 0,
         }
     }
 
@@ -235,6 +278,9 @@ impl Machine {
             .iter()
             .find(|k| k.name == kernel)
             .ok_or_else(|| VmError::Undefined { name: format!("kernel {kernel}"), line: 0 })?;
+        if let Some(u) = k.unsupported.first() {
+            return Err(module.unsupported_error(kernel, u));
+        }
         let bad = |message: String| Err(VmError::Launch { kernel: kernel.to_string(), message });
         if params.len() != k.param_size {
             return bad(format!("params: expected {} bytes, got {}", k.param_size, params.len()));
@@ -267,6 +313,7 @@ impl Machine {
             ));
         }
         let global_vars = self.globals_for(module)?;
+        self.launches += 1;
         let counting = self.count || self.sanitize;
         if counting {
             for (_, buf) in &self.global.allocs {
@@ -286,6 +333,8 @@ impl Machine {
             block_instruction_limit: self.block_instruction_limit,
             count: counting,
             sanitize: self.sanitize,
+            arch: self.arch,
+            grid_id: self.launches,
         };
         let nblocks = cfg.grid.iter().map(|&x| x as usize).product::<usize>();
         let coord = |i: usize| {
@@ -345,6 +394,13 @@ impl Machine {
         for (_, o) in outs {
             report.thread_instructions += o.counts.thread_instructions;
             report.warp_instructions += o.counts.warp_instructions;
+            crate::semantics::printf::append_capped(
+                &mut report.printf,
+                &mut report.printf_dropped,
+                &o.printf,
+                PRINTF_BUFFER_BYTES,
+            );
+            report.printf_dropped += o.printf_dropped;
             if counting {
                 counters.merge(&o.counters);
                 findings.merge(o.report);

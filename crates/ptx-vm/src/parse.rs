@@ -475,7 +475,11 @@ impl Parser {
                             m.vars.push(v);
                         }
                         _ => {
-                            return Err(VmError::Unsupported { what: format!("module-scope `{d}`"), line });
+                            return Err(VmError::Unsupported {
+                                what: format!("module-scope `{d}`"),
+                                line,
+                                source: None,
+                            });
                         }
                     }
                 }
@@ -519,7 +523,7 @@ impl Parser {
                     self.pos += 1;
                     continue;
                 }
-                return Err(VmError::Unsupported { what: format!("variable qualifier `{s}`"), line });
+                return Err(VmError::Unsupported { what: format!("variable qualifier `{s}`"), line, source: None });
             } else {
                 break;
             }
@@ -572,6 +576,7 @@ impl Parser {
             Err(VmError::Unsupported {
                 what: "address initialisers in variable declarations".into(),
                 line: self.line(),
+                source: None,
             })
         } else {
             out.push(self.number()?);
@@ -670,7 +675,7 @@ impl Parser {
                     let ty = self.ident()?;
                     let ty = match ty.as_str() {
                         ".v2" | ".v4" => {
-                            return Err(VmError::Unsupported { what: "vector registers".into(), line });
+                            return Err(VmError::Unsupported { what: "vector registers".into(), line, source: None });
                         }
                         _ => ty.trim_start_matches('.').to_string(),
                     };
@@ -724,7 +729,11 @@ impl Parser {
                     self.expect_punct(';')?;
                 }
                 Tok::Ident(s) if s.starts_with('.') => {
-                    return Err(VmError::Unsupported { what: format!("directive `{s}` in a function body"), line });
+                    return Err(VmError::Unsupported {
+                        what: format!("directive `{s}` in a function body"),
+                        line,
+                        source: None,
+                    });
                 }
                 Tok::Ident(s) => {
                     if self.eat_punct(':') {

@@ -105,13 +105,15 @@ $L__skip:
 }
 
 #[test]
-fn unsupported_instruction_is_a_parse_time_error_naming_it_and_the_line() {
+fn unsupported_instruction_is_a_launch_time_error_naming_it_and_the_line() {
     let ptx =
         format!("{HEADER}.visible .entry k()\n{{\n    .reg .b32 %r<2>;\n    suq.width.b32 %r1, [%r1];\n    ret;\n}}\n");
-    let e = Module::parse(&ptx).unwrap_err();
+    let module = Module::parse(&ptx).unwrap();
+    let e = Machine::new(Arch::Sm80).launch(&module, "k", &cfg([1, 1, 1], [32, 1, 1]), &[]).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, VmError::Unsupported { line: 7, .. }), "{msg}");
-    assert!(msg.contains("suq.width.b32"), "{msg}");
+    assert!(msg.contains("suq.width.b32") && msg.contains("kernel `k`"), "{msg}");
+    assert_eq!(module.unsupported("k"), Some(vec![e]));
 }
 
 #[test]
@@ -535,14 +537,15 @@ fn modules_are_send_and_sync_and_machines_are_send() {
 }
 
 #[test]
-fn modifiers_the_vm_does_not_implement_are_rejected_at_load_time() {
+fn modifiers_the_vm_does_not_implement_are_rejected_at_launch() {
     for ins in
         ["mad.hi.sat.s32 %r1, %r1, %r1, %r1;", "max.xorsign.abs.f32 %f1, %f1, %f1;", "setp.lt.weird.s32 %p1, %r1, %r1;"]
     {
         let ptx = format!(
             "{HEADER}.visible .entry k()\n{{\n    .reg .pred %p<2>;\n    .reg .b32 %r<2>;\n    .reg .f32 %f<2>;\n    {ins}\n    ret;\n}}\n"
         );
-        let e = Module::parse(&ptx).unwrap_err();
+        let module = Module::parse(&ptx).unwrap();
+        let e = Machine::new(Arch::Sm80).launch(&module, "k", &cfg([1, 1, 1], [32, 1, 1]), &[]).unwrap_err();
         assert!(matches!(e, VmError::Unsupported { line: 9, .. }), "{ins}: {e}");
     }
 }

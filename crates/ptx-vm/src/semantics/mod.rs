@@ -5,4 +5,5 @@
 pub mod float;
 pub mod ldmatrix;
 pub mod mma;
+pub mod printf;
 pub mod warp;
