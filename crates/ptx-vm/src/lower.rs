@@ -692,7 +692,7 @@ impl<'m> KernelLowering<'m> {
             match op {
                 Operand::Name(n) | Operand::Not(n) | Operand::Addr { base: Some(n), .. } => out.push(n),
                 Operand::Pair(a, b) => out.extend([a.as_str(), b.as_str()]),
-                Operand::Vec(v) | Operand::List(v) => v.iter().for_each(|o| names(o, out)),
+                Operand::Vec(v) | Operand::List(v) | Operand::Bracket(v) => v.iter().for_each(|o| names(o, out)),
                 Operand::Lit(_) | Operand::Addr { base: None, .. } | Operand::Sink => {}
             }
         }

@@ -151,6 +151,9 @@ pub(crate) mod ast {
         Not(String),
         /// `(a, b, ...)`, only in `call`.
         List(Vec<Operand>),
+        /// `[a, b, ...]`: the texture and surface operand forms (`[tex, {x, y}]`), which the VM
+        /// parses but does not implement.
+        Bracket(Vec<Operand>),
         /// `_` (a sink).
         Sink,
     }
@@ -256,12 +259,21 @@ struct Parser {
     cur_loc: u32,
     locs: Vec<(u32, u32, u32, u32)>,
     loc_ids: std::collections::HashMap<(u32, u32, u32, u32), u32>,
+    /// The outermost call site each recently seen inlined (file, line) was inlined at.
+    inlined: std::collections::HashMap<(u32, u32), (u32, u32)>,
 }
 
 /// Parses PTX text to a syntax tree.
 pub(crate) fn parse(text: &str) -> Result<Module> {
     let toks = lex(text)?;
-    let mut p = Parser { toks, pos: 0, cur_loc: 0, locs: vec![(0, 0, 0, 0)], loc_ids: Default::default() };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        cur_loc: 0,
+        locs: vec![(0, 0, 0, 0)],
+        loc_ids: Default::default(),
+        inlined: Default::default(),
+    };
     let mut m = p.module()?;
     m.locs = std::mem::take(&mut p.locs);
     Ok(m)
@@ -717,6 +729,14 @@ impl Parser {
                             self.pos += 1;
                         }
                     }
+                    // A header function inlined into another that is inlined into the kernel: name
+                    // the outermost call site, the line of the user's own source.
+                    if inl != (0, 0) {
+                        if let Some(&outer) = self.inlined.get(&inl) {
+                            inl = outer;
+                        }
+                        self.inlined.insert((file, l), inl);
+                    }
                     let key = (file, l, inl.0, inl.1);
                     let next = self.locs.len() as u32;
                     self.cur_loc = *self.loc_ids.entry(key).or_insert(next);
@@ -777,6 +797,16 @@ impl Parser {
                     // `[r+8]`, `[r+-8]` and `[r-8]`: `number` reads the sign.
                     if self.eat_punct('+') || self.is_punct('-') {
                         offset = self.uint()? as i64;
+                    }
+                    if offset == 0 && self.eat_punct(',') {
+                        let mut v = vec![Operand::Name(base.unwrap_or_default())];
+                        loop {
+                            v.push(self.operand()?);
+                            if self.eat_punct(']') {
+                                return Ok(Operand::Bracket(v));
+                            }
+                            self.expect_punct(',')?;
+                        }
                     }
                 } else {
                     offset = self.uint()? as i64;
