@@ -186,6 +186,18 @@ impl VmBackend {
             .machine()
             .launch(&m, kernel, &cfg, bytemuck::bytes_of(params))
             .map_err(vm_err(format!("running {kernel}")))?;
+        // The CUDA runtime writes a kernel's printf output when the host synchronises; a VM launch is
+        // synchronous, so it is written here. stderr, so that it never mixes with a program's data.
+        if !report.printf.is_empty() {
+            eprint!("{}", report.printf);
+        }
+        if report.printf_dropped > 0 {
+            eprintln!(
+                "[{kernel}: {} bytes of printf output dropped past the {} byte buffer]",
+                report.printf_dropped,
+                ptx_vm::PRINTF_BUFFER_BYTES
+            );
+        }
         let findings = report.sanitizer.as_ref().filter(|s| !s.is_clean()).map(|s| s.to_string());
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
         match findings {

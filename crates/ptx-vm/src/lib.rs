@@ -11,10 +11,49 @@
 //! with every rounding modifier, f16/bf16 scalar and packed, conversions, loads and stores in every
 //! state space with generic addressing, atomics, `.func` calls, local stack frames, barriers with
 //! ids and counts, warp collectives, `cp.async`, `ldmatrix`/`stmatrix`, `mma.sync` m16n8k8/k16).
-//! Anything else is refused when the module is parsed, naming the instruction and its PTX line.
+//! Device `printf` (`vprintf`) is formatted as the host C library does and comes back in
+//! [`LaunchReport::printf`] (see [`semantics::printf`] for the conversions and the order).
+//! [`Module::parse`] rejects malformed PTX: syntax errors, undefined names, and directives or
+//! declarations the VM does not model. An instruction or external call it does not implement is
+//! not a parse error: only a launch of a kernel that can reach it (in its body or in a `.func` it
+//! calls, directly or not) fails, with [`VmError::Unsupported`] naming the instruction, its PTX line
+//! and its `.loc` source line; [`Module::unsupported`] lists them ahead of a launch.
 //! Faults at run time (out-of-bounds or misaligned accesses, traps, failed device asserts,
 //! deadlocks, runaway loops) name the kernel, block, thread, PTX line and `.loc` source line; an
 //! out-of-bounds global access also names the nearest allocation and the offset from its start or end.
+//!
+//! # Special registers and predefined identifiers
+//!
+//! Every one the PTX ISA lists for sm_80 and sm_90 (PTX ISA 10, "Special Registers"; 5.4.5,
+//! "Predefined Identifiers") reads as follows on the VM:
+//!
+//! | Name | Value on the VM |
+//! |------|-----------------|
+//! | `WARP_SZ` (nvcc's `warpSize`) | 32 |
+//! | `%tid`, `%ntid`, `%ctaid`, `%nctaid` (`.x/.y/.z`) | the launch's thread and block indices and shapes |
+//! | `%laneid`, `%warpid` | the lane in the warp; the warp's index in its block (threads linearised x, y, z) |
+//! | `%nwarpid` | 64, the resident warps per SM of sm_80 and sm_90 |
+//! | `%lanemask_eq/le/lt/ge/gt` | the lane's bit masks, as the ISA defines them |
+//! | `%nsmid` | the modelled device's SM count: 108 ([`Arch::Sm80`], A100), 132 ([`Arch::Sm90`], H100) |
+//! | `%smid` | the linear block index modulo `%nsmid` (blocks dealt to SMs round-robin) |
+//! | `%gridid` | the machine's launch count, from 1 |
+//! | `%clock`, `%clock_hi`, `%clock64` | the warp's instruction count: one tick per warp instruction, so monotonic per warp and deterministic; `%clock` and `%clock_hi` are its low and high halves |
+//! | `%globaltimer`, `%globaltimer_lo`, `%globaltimer_hi` | nanoseconds as if the warp ran one instruction per ns: the same count as `%clock64`, monotonic per warp |
+//! | `%pm0`..`%pm7`, `%pm0_64`..`%pm7_64` | 0 (no performance monitors) |
+//! | `%envreg0`..`%envreg31` | 0 (no driver environment) |
+//! | `%dynamic_smem_size` | the launch's dynamic shared memory |
+//! | `%total_smem_size`, `%aggr_smem_size` | static shared memory rounded up to the dynamic part's alignment, plus the dynamic part (the VM reserves none) |
+//! | `%reserved_smem_offset_begin/end/cap`, `%reserved_smem_offset_0/1` | 0 (no reserved shared memory) |
+//! | `%current_graph_exec` | 0 (launches are not part of a CUDA graph) |
+//! | `%clusterid`, `%nclusterid` (`.x/.y/.z`) | as for 1x1x1 clusters: `%ctaid`, `%nctaid` |
+//! | `%cluster_ctaid`, `%cluster_nctaid` (`.x/.y/.z`) | 0 and 1 |
+//! | `%cluster_ctarank`, `%cluster_nctarank` | 0 and 1 |
+//! | `%is_explicit_cluster` | false |
+//!
+//! The time registers can only be read by `mov`; another instruction reading them refuses its
+//! kernel at launch.
+//!
+//! # Sanitizer and counters
 //!
 //! The sanitizer is on by default ([`Machine::with_sanitizer`] turns it off, about 5x faster). It
 //! runs racecheck (shared-memory hazards between threads with no barrier or warp synchronisation
@@ -79,7 +118,7 @@ pub mod sol;
 
 pub use counters::{Counters, InstClass};
 pub use error::{Location, Result, VmError};
-pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
+pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, PRINTF_BUFFER_BYTES};
 pub use ptx_text::code_without_debug_info;
 pub use sanitizer::{Finding, FindingKind, SanitizerReport};
 pub use sol::{format_table, speed_of_light, DeviceModel, KernelFloor};
