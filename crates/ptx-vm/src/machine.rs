@@ -133,8 +133,10 @@ pub struct LaunchReport {
 }
 
 /// The most `printf` output one launch keeps, in bytes: CUDA's default `cudaLimitPrintfFifoSize`
-/// (1 MiB). CUDA's FIFO holds the unformatted records and drops calls that do not fit; the VM keeps
-/// the first 1 MiB of formatted text and counts the rest in [`LaunchReport::printf_dropped`].
+/// (1 MiB). CUDA's FIFO holds unformatted records and the CUDA C++ Programming Guide describes it as
+/// circular, so a GPU loses the oldest output; the VM keeps the first 1 MiB of formatted text
+/// instead (the first lines are the ones a failing test needs) and counts the rest in
+/// [`LaunchReport::printf_dropped`].
 pub const PRINTF_BUFFER_BYTES: usize = 1 << 20;
 
 impl LaunchReport {

@@ -97,6 +97,34 @@ fn output_comes_block_by_block_in_the_order_the_block_ran() {
 }
 
 #[test]
+fn output_past_one_mebibyte_is_dropped_and_counted() {
+    let md = module();
+    let mut m = Machine::new(Arch::Sm80).with_sanitizer(false);
+    let blocks = 9;
+    let r = m.launch(&md, "printf_flood", &cfg(blocks, 128), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let total = blocks as usize * 128 * 1001;
+    assert_eq!(r.printf.len(), ptx_vm::PRINTF_BUFFER_BYTES);
+    assert_eq!(r.printf_dropped as usize, total - ptx_vm::PRINTF_BUFFER_BYTES);
+    // What is kept is whole lines of the first blocks' threads (block by block), then the start
+    // of the next line.
+    let full_lines = ptx_vm::PRINTF_BUFFER_BYTES / 1001;
+    let ids: Vec<usize> = r
+        .printf
+        .split_terminator('\n')
+        .take(full_lines)
+        .map(|l| {
+            assert_eq!(l.len(), 1000, "{l:?}");
+            l.trim_start().parse().unwrap()
+        })
+        .collect();
+    for (b, block) in ids.chunks_exact(128).enumerate() {
+        let mut sorted = block.to_vec();
+        sorted.sort();
+        assert_eq!(sorted, (b * 128..b * 128 + block.len()).collect::<Vec<_>>(), "block {b}");
+    }
+}
+
+#[test]
 fn a_printf_on_an_untaken_error_path_neither_refuses_nor_prints() {
     let md = module();
     assert_eq!(md.unsupported("double_or_report"), Some(vec![]));

@@ -12,6 +12,9 @@
 //! nothing and consumes its pointer. An unknown conversion is copied as written; one cut off by the
 //! end of the string writes nothing.
 //!
+//! At most [`MAX_ARGS`] (32) arguments are read; from the first conversion that would read more,
+//! conversions are written as they stand in the format, as CUDA documents.
+//!
 //! What `vprintf` returns: CUDA's `printf` returns the number of arguments it parsed (0 when there
 //! are none, -1 for a null format string), not the number of characters; here every value read
 //! from the buffer counts, including a `*` width or precision.
@@ -47,8 +50,13 @@ enum Count {
 
 enum Piece<'a> {
     Text(&'a [u8]),
-    Conv(Spec),
+    /// A conversion and its text as written.
+    Conv(Spec, &'a [u8]),
 }
+
+/// The most arguments one `printf` reads (CUDA C++ Programming Guide, "Formatted Output": at most
+/// 32 besides the format; a conversion past them is written as-is).
+pub const MAX_ARGS: usize = 32;
 
 /// Splits a format string into literal text and conversion specifications.
 fn pieces(fmt: &[u8]) -> Vec<Piece<'_>> {
@@ -116,7 +124,7 @@ fn pieces(fmt: &[u8]) -> Vec<Piece<'_>> {
             Some(&c) if b"diuoxXcspfFeEgGaAn%".contains(&c) => {
                 s.conv = c;
                 i += 1;
-                out.push(Piece::Conv(s));
+                out.push(Piece::Conv(s, &fmt[start..i]));
             }
             // An unknown or cut-off conversion is copied as written.
             Some(_) => {
@@ -134,6 +142,13 @@ fn pieces(fmt: &[u8]) -> Vec<Piece<'_>> {
     out
 }
 
+/// How many values a conversion reads: its `*` width and precision, then its argument.
+fn reads(s: &Spec) -> usize {
+    matches!(s.width, Some(Count::Star)) as usize
+        + matches!(s.precision, Some(Count::Star)) as usize
+        + (arg_bytes(s) > 0) as usize
+}
+
 /// Bytes of the value a conversion reads from the buffer.
 fn arg_bytes(s: &Spec) -> u8 {
     match s.conv {
@@ -147,9 +162,14 @@ fn arg_bytes(s: &Spec) -> u8 {
 /// Bytes of the argument buffer a format string reads (the end of its last argument).
 pub fn args_size(fmt: &[u8]) -> usize {
     let mut pos = 0usize;
+    let mut read = 0usize;
     let mut take = |n: u8| pos = pos.div_ceil(n as usize) * n as usize + n as usize;
     for p in pieces(fmt) {
-        if let Piece::Conv(s) = p {
+        if let Piece::Conv(s, _) = p {
+            read += reads(&s);
+            if read > MAX_ARGS {
+                break;
+            }
             if matches!(s.width, Some(Count::Star)) {
                 take(4);
             }
@@ -190,13 +210,22 @@ impl Args<'_> {
 pub fn format(fmt: &[u8], args: &[u8], string_at: &mut dyn FnMut(u64) -> Option<Vec<u8>>) -> Formatted {
     let mut out = Vec::new();
     let mut a = Args { buf: args, pos: 0, read: 0 };
+    // Once a conversion finds no room among the 32 arguments, the rest are written as they stand.
+    let mut full = false;
     for p in pieces(fmt) {
         let mut s = match p {
             Piece::Text(t) => {
                 out.extend_from_slice(t);
                 continue;
             }
-            Piece::Conv(s) => s,
+            Piece::Conv(s, raw) => {
+                full |= a.read as usize + reads(&s) > MAX_ARGS;
+                if full {
+                    out.extend_from_slice(raw);
+                    continue;
+                }
+                s
+            }
         };
         if s.conv == b'%' {
             out.push(b'%');
@@ -488,6 +517,15 @@ mod tests {
 
     /// Lays the arguments out as nvcc does (natural alignment); strings get fake addresses.
     fn run(fmt: &str, args: &[A]) -> (String, i32) {
+        run_layout(fmt, args, None)
+    }
+
+    /// [`run`], where the format reads only the first `size` bytes of the buffer.
+    fn run_sized(fmt: &str, args: &[A], size: usize) -> (String, i32) {
+        run_layout(fmt, args, Some(size))
+    }
+
+    fn run_layout(fmt: &str, args: &[A], layout: Option<usize>) -> (String, i32) {
         let mut buf = Vec::new();
         let mut strings = Vec::new();
         let mut put = |b: &[u8]| {
@@ -507,7 +545,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(args_size(fmt.as_bytes()), buf.len(), "argument layout of {fmt:?}");
+        assert_eq!(args_size(fmt.as_bytes()), layout.unwrap_or(buf.len()), "argument layout of {fmt:?}");
         let f = format(fmt.as_bytes(), &buf, &mut |p| strings.get((p - 0x1000) as usize).cloned());
         (String::from_utf8(f.text).unwrap(), f.returned)
     }
@@ -651,6 +689,16 @@ mod tests {
         assert_eq!(args_size(b"%hhd%hd%d"), 12);
         assert_eq!(args_size(b"%d%%%d"), 8);
         assert_eq!(args_size(b"%c%f"), 16);
+    }
+
+    #[test]
+    fn conversions_past_thirty_two_arguments_are_written_as_they_stand() {
+        let fmt = "%d ".repeat(31) + "%*d|%x";
+        let args: Vec<A> = (0..34).map(A::I).collect();
+        // 31 plain values, then `%*d` would read the 32nd and 33rd: it and `%x` stay as written.
+        let want = (0..31).map(|i| format!("{i} ")).collect::<String>() + "%*d|%x";
+        let (text, n) = run_sized(&fmt, &args, 31 * 4);
+        assert_eq!((text.as_str(), n), (want.as_str(), 31));
     }
 
     #[test]

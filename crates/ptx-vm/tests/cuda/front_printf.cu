@@ -5,12 +5,15 @@
 // precisions (also `*`); its arguments come from the parameters so nothing is folded at compile
 // time. The values printf returns (arguments parsed) are stored to `ret`.
 // printf_order: every thread prints twice, with a __syncthreads between, to show the order.
+// printf_flood: more than the 1 MiB printf buffer, one 1001-byte line per thread.
 // double_or_report: a printf on an error path that a valid input never takes.
 
 #include <cstdio>
 
 constexpr int ORDER_THREADS = 40;
 constexpr int SCALE_THREADS = 64;
+constexpr int FLOOD_THREADS = 128;
+constexpr int FLOOD_WIDTH = 1000;
 
 extern "C" __global__ void __launch_bounds__(32)
 printf_conversions(int i, long long ll, unsigned long long ull, double d, float f, const char* __restrict__ s,
@@ -38,6 +41,10 @@ extern "C" __global__ void __launch_bounds__(ORDER_THREADS) printf_order() {
     printf("A %d.%d\n", blockIdx.x, threadIdx.x);
     __syncthreads();
     printf("B %d.%d\n", blockIdx.x, threadIdx.x);
+}
+
+extern "C" __global__ void __launch_bounds__(FLOOD_THREADS) printf_flood() {
+    printf("%*d\n", FLOOD_WIDTH, blockIdx.x * blockDim.x + threadIdx.x);
 }
 
 extern "C" __global__ void __launch_bounds__(SCALE_THREADS)
