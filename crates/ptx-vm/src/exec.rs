@@ -1595,6 +1595,8 @@ impl Block<'_, '_> {
         Ok(ret)
     }
 
+    // Inlined into the interpreter loop as it was when that was its only caller (printf calls it too).
+    #[inline(always)]
     fn load(&self, warp: &Warp, lane: usize, space: Space, addr: u64, size: u8) -> Result<u64, String> {
         let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
         let oob = |what: &str, len: usize| {
