@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ptx_vm::{Arch, LaunchConfig, LaunchReport, Machine, Module};
+use ptx_vm::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
 
 use super::buffer::{Buffer, BufferRepr, Element, View, ViewMut, ViewMutRepr, ViewRepr};
 use super::{ArgPtr, KernelModule, LaunchDims};
@@ -182,10 +182,11 @@ impl VmBackend {
     ) -> Result<()> {
         let m = self.module(module)?;
         let cfg = LaunchConfig { grid: dims.grid, block: dims.block, dynamic_smem: dims.dynamic_smem };
-        let report = self
-            .machine()
-            .launch(&m, kernel, &cfg, bytemuck::bytes_of(params))
-            .map_err(vm_err(format!("running {kernel}")))?;
+        // One by-value struct: checking its size and alignment against the kernel's
+        // `.param .align A .b8 params[N]` catches a Rust mirror that drifted from the .cuh.
+        let args = ParamBuilder::new().bytes(bytemuck::bytes_of(params), std::mem::align_of::<P>());
+        let report =
+            self.machine().launch_checked(&m, kernel, &cfg, &args).map_err(vm_err(format!("running {kernel}")))?;
         let findings = report.sanitizer.as_ref().filter(|s| !s.is_clean()).map(|s| s.to_string());
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
         match findings {
