@@ -23,12 +23,13 @@ fn a_full_command_line_parses_into_its_parts() {
     let s = parse_words(&words(
         "k.ptx kern --grid 4,2 --block 16x16 --smem 1024 --param buf:bf16:64:rand(7,-2,2) \
          --param buf:u32:8:out --param ptr:0+16 --param i8:-3 --param u64:0xffffffffffffffff \
-         --param bytes:8:0102030405060708 --no-sanitizer --print-out 3 --compare ulps:2",
+         --param bytes:8:0102030405060708 --no-sanitizer --print-out 3 --compare approx:2 --compare 1=skip",
     ))
     .unwrap();
     assert_eq!((s.ptx.as_str(), s.kernel.as_str()), ("k.ptx", "kern"));
     assert_eq!((s.grid, s.block, s.smem), ([4, 2, 1], [16, 16, 1], 1024));
-    assert_eq!((s.sanitizer, s.print_out, s.compare), (false, 3, Compare::Ulps(2)));
+    assert_eq!((s.sanitizer, s.print_out, s.compare), (false, 3, Compare::Approx(2)));
+    assert_eq!((s.rule(0), s.rule(1)), (Compare::Approx(2), Compare::Skip));
     assert_eq!(
         s.args,
         vec![
@@ -83,7 +84,8 @@ fn bad_arguments_are_friendly_messages() {
     assert_eq!(err("k.ptx k --block 1,2,3,4"), "--block 1,2,3,4: expected X, X,Y or X,Y,Z");
     assert_eq!(err("k.ptx k --frobnicate"), "unknown option --frobnicate");
     assert_eq!(err("k.ptx k --param ptr:0"), "--param ptr:0: there are only 0 buffers");
-    assert_eq!(err("k.ptx k --compare fuzzy"), "--compare fuzzy: expected exact, ulps:N or mma:TOL");
+    assert_eq!(err("k.ptx k --compare fuzzy"), "--compare fuzzy: expected [I=]exact, approx:ULPS, mma:TOL or skip");
+    assert_eq!(err("k.ptx k --compare 0=exact"), "--compare 0=...: there are only 0 buffers");
     let arg = |s: &str| parse_arg(s).unwrap_err();
     assert_eq!(arg("buf:f32:abc:zeros"), "--param buf:f32:abc:zeros: element count `abc` is not a positive integer");
     assert_eq!(arg("buf:f31:4:zeros"), "--param buf:f31:4:zeros: unknown element type `f31`");
@@ -139,4 +141,85 @@ fn the_tool_path_checks_params_and_reports_faults() {
     )
     .unwrap();
     assert!(e.contains("outside every allocation"), "{e}");
+}
+
+fn le32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn ulps_count_adjacent_floats_across_zero_and_treat_nan_pairs_as_equal() {
+    let f = |x: f32| x.to_le_bytes();
+    assert_eq!(spec::ulps(Elem::F32, &f(1.0), &f(f32::from_bits(1.0f32.to_bits() + 3))), 3);
+    // The smallest subnormals on both sides of zero are 2 apart; +0 and -0 are 0 apart.
+    assert_eq!(spec::ulps(Elem::F32, &f(f32::from_bits(1)), &f(-f32::from_bits(1))), 2);
+    assert_eq!(spec::ulps(Elem::F32, &f(0.0), &f(-0.0)), 0);
+    assert_eq!(spec::ulps(Elem::F32, &f(f32::NAN), &f(-f32::NAN)), 0);
+    assert_eq!(spec::ulps(Elem::F32, &f(f32::NAN), &f(1.0)), u128::MAX);
+    // bf16: one step of the 7-bit mantissa.
+    assert_eq!(spec::ulps(Elem::Bf16, &[0x80, 0x3f], &[0x81, 0x3f]), 1);
+    assert_eq!(spec::ulps(Elem::F64, &1.0f64.to_le_bytes(), &(-1.0f64).to_le_bytes()), 2 * 0x3ff0_0000_0000_0000);
+}
+
+#[test]
+fn comparison_rules_pass_and_fail_where_documented() {
+    let vm = le32(&[1.0, 2.0, -4.0, f32::NAN]);
+    let one_ulp = le32(&[1.0, f32::from_bits(2.0f32.to_bits() + 1), -4.0, f32::NAN]);
+    let (ok, text) = spec::compare_buffers(Elem::F32, Compare::Exact, &vm, &vm);
+    assert!(ok, "{text}");
+    assert_eq!(text, "exact: 0/4 differ");
+    let (ok, text) = spec::compare_buffers(Elem::F32, Compare::Exact, &vm, &one_ulp);
+    assert!(!ok);
+    assert_eq!(text, "exact: 1/4 differ (first at [1]: VM 2 GPU 2.0000002)");
+    assert!(spec::compare_buffers(Elem::F32, Compare::Approx(1), &vm, &one_ulp).0);
+    assert!(!spec::compare_buffers(Elem::F32, Compare::Approx(0), &vm, &one_ulp).0);
+    // A NaN where the VM has a number fails any bound.
+    let nan = le32(&[f32::NAN, 2.0, -4.0, f32::NAN]);
+    assert!(!spec::compare_buffers(Elem::F32, Compare::Approx(1 << 30), &vm, &nan).0);
+    assert!(!spec::compare_buffers(Elem::F32, Compare::Mma(1.0), &vm, &nan).0);
+    // mma: |diff| relative to the largest |VM| value (4): 0.002 / 4 = 5e-4.
+    let near = le32(&[1.002, 2.0, -4.0, f32::NAN]);
+    let (ok, text) = spec::compare_buffers(Elem::F32, Compare::Mma(1e-3), &vm, &near);
+    assert!(ok, "{text}");
+    assert!(text.starts_with("mma: max |diff| 2.000e-3 = 5.00e-4 of max |VM|"), "{text}");
+    assert!(!spec::compare_buffers(Elem::F32, Compare::Mma(1e-4), &vm, &near).0);
+    // Integers are exact under every rule but skip.
+    let (a, b) = ([1u8, 0, 0, 0], [2u8, 0, 0, 0]);
+    assert!(!spec::compare_buffers(Elem::I32, Compare::Approx(100), &a, &b).0);
+    assert!(!spec::compare_buffers(Elem::U32, Compare::Mma(1.0), &a, &b).0);
+    assert!(spec::compare_buffers(Elem::U32, Compare::Skip, &a, &b).0);
+}
+
+#[test]
+fn the_vm_half_is_deterministic_so_a_gpu_difference_is_the_gpu_s() {
+    // vm_diff compares one VM run with one GPU run: a second VM run must match the first bit for
+    // bit, or a difference could not be blamed on either side.
+    let s = parse_words(&words(
+        "saxpy.ptx saxpy_f32 --grid 2 --block 64 --param i32:300 --param f32:-0.75 \
+         --param buf:f32:300:rand(9) --param buf:f32:300:rand(10)",
+    ))
+    .unwrap();
+    let a = spec::run_vm(&s, SAXPY, Arch::Sm80).unwrap();
+    let b = spec::run_vm(&s, SAXPY, Arch::Sm80).unwrap();
+    for (i, (x, y)) in a.buffers.iter().zip(&b.buffers).enumerate() {
+        assert!(spec::compare_buffers(Elem::F32, Compare::Exact, x, y).0, "buffer {i}");
+    }
+}
+
+/// The differential check's table (read by the root crate's vm_diff example): every line parses,
+/// names a kernel of its PTX file, passes the checked launch and runs sanitizer-clean on the VM,
+/// so the GPU half never starts from a broken line.
+#[test]
+fn every_vm_diff_line_runs_clean_on_the_vm() {
+    let table = include_str!("cuda/vm_diff.txt");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ptx");
+    let mut ran = 0;
+    for (i, line) in table.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#')) {
+        let s = parse_words(&words(line)).unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
+        let ptx = std::fs::read_to_string(dir.join(&s.ptx)).unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
+        let run = spec::run_vm(&s, &ptx, Arch::Sm80).unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
+        run.report.assert_clean().unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
+        ran += 1;
+    }
+    assert!(ran >= 29, "only {ran} lines");
 }

@@ -21,10 +21,11 @@
 //! given field by field (`--param ptr:0 --param u32:7 --param u32:0` for `{float*; int; pad}`): the
 //! checked launch accepts fields that fill the struct's bytes.
 //!
-//! `--compare` is read by the root crate's `vm_diff` example (the same words, one launch per line
-//! of `crates/ptx-vm/tests/cuda/vm_diff.txt`): `exact` (every bit), `ulps:N` (float elements
-//! within N units in the last place, integers exact) or `mma:TOL` (|gpu - vm| <= TOL x the largest
-//! |vm| of the buffer: tensor-core sums whose order the ISA leaves open).
+//! `--compare RULE` and `--compare I=RULE` (buffer I only) are read by the root crate's `vm_diff`
+//! example (the same words, one launch per line of `crates/ptx-vm/tests/cuda/vm_diff.txt`):
+//! `exact` (every bit), `approx:N` (float elements within N units in the last place, integers
+//! exact), `mma:TOL` (|gpu - vm| <= TOL x the largest |vm| of the buffer: tensor-core sums and
+//! float atomics, whose order the ISA leaves open) or `skip`.
 //!
 //! This file is a module of the example, and is included by `tests/api_cli.rs` and by the root
 //! crate's `examples/vm_diff.rs` with `#[path]`, so each includer uses part of it.
@@ -294,9 +295,11 @@ pub enum Compare {
     /// Every bit.
     Exact,
     /// Float elements within this many units in the last place; integer elements exact.
-    Ulps(u64),
+    Approx(u64),
     /// Float elements within this fraction of the buffer's largest magnitude.
     Mma(f64),
+    /// Not compared.
+    Skip,
 }
 
 /// One launch, parsed.
@@ -318,11 +321,18 @@ pub struct Spec {
     pub sanitizer: bool,
     /// Elements of each `out` buffer to print.
     pub print_out: usize,
-    /// The comparison rule (`vm_diff` only).
+    /// The comparison rule for every buffer without its own (`vm_diff` only).
     pub compare: Compare,
+    /// Rules for single buffers, by buffer index (`vm_diff` only).
+    pub compare_buffer: Vec<(usize, Compare)>,
 }
 
 impl Spec {
+    /// The comparison rule of buffer `i`.
+    pub fn rule(&self, i: usize) -> Compare {
+        self.compare_buffer.iter().rev().find(|(j, _)| *j == i).map_or(self.compare, |(_, c)| *c)
+    }
+
     /// The buffers, in argument order.
     pub fn buffers(&self) -> Vec<&Buffer> {
         self.args
@@ -524,10 +534,11 @@ fn dims(opt: &str, s: &str) -> Result<[u32; 3], String> {
 }
 
 fn compare(s: &str) -> Result<Compare, String> {
-    let bad = || format!("--compare {s}: expected exact, ulps:N or mma:TOL");
+    let bad = || format!("--compare {s}: expected [I=]exact, approx:ULPS, mma:TOL or skip");
     match s.split_once(':') {
         None if s == "exact" => Ok(Compare::Exact),
-        Some(("ulps", n)) => n.parse().map(Compare::Ulps).map_err(|_| bad()),
+        None if s == "skip" => Ok(Compare::Skip),
+        Some(("approx", n)) => n.parse().map(Compare::Approx).map_err(|_| bad()),
         Some(("mma", t)) => t.parse().ok().filter(|t: &f64| *t >= 0.0).map(Compare::Mma).ok_or_else(bad),
         _ => Err(bad()),
     }
@@ -547,6 +558,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Spec, String> {
         sanitizer: true,
         print_out: 8,
         compare: Compare::Exact,
+        compare_buffer: Vec::new(),
     };
     while let Some(w) = it.next() {
         let mut value = |opt: &str| it.next().ok_or_else(|| format!("{opt} needs a value"));
@@ -563,12 +575,24 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Spec, String> {
                 let v = value(w)?;
                 spec.print_out = v.parse().map_err(|_| format!("--print-out {v}: not a count"))?;
             }
-            "--compare" => spec.compare = compare(value(w)?)?,
+            "--compare" => {
+                let v = value(w)?;
+                match v.split_once('=') {
+                    Some((i, rule)) => {
+                        let i = i.parse().map_err(|_| format!("--compare {v}: `{i}` is not a buffer index"))?;
+                        spec.compare_buffer.push((i, compare(rule).map_err(|e| format!("{e} (in {v})"))?));
+                    }
+                    None => spec.compare = compare(v)?,
+                }
+            }
             o if o.starts_with("--") => return Err(format!("unknown option {o}")),
             p => positional.push(p.to_string()),
         }
     }
     let nbuf = spec.buffers().len();
+    if let Some((i, _)) = spec.compare_buffer.iter().find(|(i, _)| *i >= nbuf) {
+        return Err(format!("--compare {i}=...: there are only {nbuf} buffers"));
+    }
     for a in &spec.args {
         if let Arg::Ptr(i, _) = a {
             if *i >= nbuf {
@@ -626,4 +650,69 @@ pub fn show_elems(elem: Elem, bytes: &[u8], n: usize) -> String {
     let shown: Vec<String> = bytes.chunks(elem.size()).take(n).map(|c| elem.show(c)).collect();
     let more = bytes.len() / elem.size() > n;
     format!("[{}{}]", shown.join(", "), if more { ", ..." } else { "" })
+}
+
+/// Units in the last place between two floats of the same width (both NaN: 0 apart).
+pub fn ulps(elem: Elem, a: &[u8], b: &[u8]) -> u128 {
+    let bits = |x: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..x.len()].copy_from_slice(x);
+        u64::from_le_bytes(w)
+    };
+    let width = 8 * elem.size() as u32;
+    let sign = 1u64 << (width - 1);
+    // Sign-magnitude to a line where adjacent floats are adjacent integers (+0 and -0 coincide).
+    let ordered = |x: u64| if x & sign != 0 { -((x & !sign) as i128) } else { x as i128 };
+    let (x, y) = (bits(a), bits(b));
+    if elem.decode(a).is_nan() && elem.decode(b).is_nan() {
+        return 0;
+    }
+    if elem.decode(a).is_nan() || elem.decode(b).is_nan() {
+        return u128::MAX;
+    }
+    (ordered(x) - ordered(y)).unsigned_abs()
+}
+
+/// Whether a GPU buffer matches the VM's under `rule`, and a short description.
+pub fn compare_buffers(elem: Elem, rule: Compare, vm: &[u8], gpu: &[u8]) -> (bool, String) {
+    let n = vm.len() / elem.size();
+    let pairs = || vm.chunks(elem.size()).zip(gpu.chunks(elem.size())).enumerate();
+    let differ = pairs().filter(|(_, (a, b))| a != b).count();
+    let first = pairs()
+        .find(|(_, (a, b))| a != b)
+        .map(|(i, (a, b))| format!(" (first at [{i}]: VM {} GPU {})", elem.show(a), elem.show(b)));
+    let first = first.unwrap_or_default();
+    match rule {
+        Compare::Skip => (true, "not compared".into()),
+        Compare::Exact => (differ == 0, format!("exact: {differ}/{n} differ{first}")),
+        Compare::Approx(max) if elem.is_float() => {
+            let worst = pairs().map(|(_, (a, b))| ulps(elem, a, b)).max().unwrap_or(0);
+            let shown = if worst == u128::MAX { "NaN vs number".to_string() } else { format!("{worst} ulp") };
+            (worst <= u128::from(max), format!("approx: max {shown} (bound {max}), {differ}/{n} differ{first}"))
+        }
+        Compare::Mma(tol) if elem.is_float() => {
+            let scale =
+                vm.chunks(elem.size()).map(|a| elem.decode(a).abs()).filter(|v| v.is_finite()).fold(0.0, f64::max);
+            let mut worst = 0f64;
+            let mut nan_mismatch = false;
+            for (_, (a, b)) in pairs() {
+                let (x, y) = (elem.decode(a), elem.decode(b));
+                if x.is_nan() != y.is_nan() {
+                    nan_mismatch = true;
+                } else if !x.is_nan() {
+                    worst = worst.max((x - y).abs());
+                }
+            }
+            let rel = if scale > 0.0 { worst / scale } else { worst };
+            (
+                !nan_mismatch && rel <= tol,
+                format!(
+                    "mma: max |diff| {worst:.3e} = {rel:.2e} of max |VM| (bound {tol:.0e}){}, {differ}/{n} differ",
+                    if nan_mismatch { ", NaN in one only" } else { "" }
+                ),
+            )
+        }
+        // Integer buffers under a float rule: exact.
+        Compare::Approx(_) | Compare::Mma(_) => (differ == 0, format!("exact (integers): {differ}/{n} differ{first}")),
+    }
 }
