@@ -17,10 +17,12 @@
 #[path = "../crates/ptx-vm/examples/ptx_run/spec.rs"]
 mod spec;
 
-use cudarc::driver::{result, sys, CudaContext, CudaStream, DevicePtr};
+use cudarc::driver::{result, sys, CudaContext, CudaModule, CudaStream, DevicePtr};
 use cudarc::nvrtc::Ptx;
 use ptx_vm::{Arch, Module};
 use spec::Spec;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -135,6 +137,8 @@ fn check(spec: &Spec, ptx_path: &PathBuf, gpu: Option<&Gpu>, gpu_time: &mut f64)
 struct Gpu {
     stream: Arc<CudaStream>,
     name: String,
+    /// Loaded modules by PTX file: each is JIT-compiled once, not once per line.
+    modules: RefCell<HashMap<String, Arc<CudaModule>>>,
 }
 
 impl Gpu {
@@ -154,7 +158,11 @@ impl Gpu {
         let ctx = CudaContext::new(0).map_err(|e| format!("creating a context on GPU 0: {e}"))?;
         let name = ctx.name().unwrap_or_else(|_| "GPU 0".into());
         let (major, minor) = ctx.compute_capability().unwrap_or((0, 0));
-        Ok(Gpu { stream: ctx.default_stream(), name: format!("{name} (sm_{major}{minor})") })
+        Ok(Gpu {
+            stream: ctx.default_stream(),
+            name: format!("{name} (sm_{major}{minor})"),
+            modules: RefCell::new(HashMap::new()),
+        })
     }
 
     /// Uploads the spec's buffers, launches the kernel with the same parameter bytes the VM got
@@ -163,7 +171,15 @@ impl Gpu {
         let layout = Module::parse(ptx).map_err(|e| e.to_string())?;
         let declared = layout.params(&spec.kernel).ok_or_else(|| format!("no kernel {}", spec.kernel))?.to_vec();
         let s = &self.stream;
-        let module = s.context().load_module(Ptx::from_src(ptx)).map_err(|e| format!("loading the PTX: {e}"))?;
+        let cached = self.modules.borrow().get(&spec.ptx).cloned();
+        let module = match cached {
+            Some(m) => m,
+            None => {
+                let m = s.context().load_module(Ptx::from_src(ptx)).map_err(|e| format!("loading the PTX: {e}"))?;
+                self.modules.borrow_mut().insert(spec.ptx.clone(), m.clone());
+                m
+            }
+        };
         let f = module.load_function(&spec.kernel).map_err(|e| format!("finding the kernel: {e}"))?;
         let mut bufs = Vec::new();
         for b in spec.buffers() {

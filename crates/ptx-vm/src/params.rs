@@ -8,8 +8,26 @@
 //! total size but a field in the wrong place runs and computes garbage. [`Module::check_params`]
 //! and [`Machine::launch_checked`] catch that before the launch.
 //!
+//! The rules, strict where a mix-up changes the value the kernel sees and loose where PTX is:
+//! - Every value must start at its parameter's offset, with its size. Several values may fill one
+//!   array parameter (a struct passed by value, field by field) when the first starts at the
+//!   array's offset and none runs past its end; the builder aligns each to its own size, so a
+//!   struct whose alignment exceeds its first field's must be pushed whole with
+//!   [`ParamBuilder::bytes`].
+//! - `.bN` takes any N-bit value: bit-size types are untyped (PTX ISA, "Fundamental Types").
+//! - `.uN` and `.sN` take any integer or pointer of their size: nvcc declares `int` as `.u32` and
+//!   `long long` as `.u64`, and both classes hold the same two's-complement bits.
+//! - `.fN` takes only a float: an integer there (or a float in an integer) is a mix-up.
+//! - An array takes any single value of its size (its bytes are untyped).
+//! - Raw bytes ([`ParamBuilder::bytes`]) fit any class of their size, but their alignment must be
+//!   the declaration's: it stands for a `#[repr(C)]` mirror's layout, and a mismatch means the
+//!   mirror and the CUDA struct disagree.
+//!
+//! [`Machine::launch`] with bare bytes checks only the total size, as before.
+//!
 //! [`Module::check_params`]: crate::Module::check_params
 //! [`Machine::launch_checked`]: crate::Machine::launch_checked
+//! [`Machine::launch`]: crate::Machine::launch
 
 use std::fmt;
 
@@ -234,14 +252,8 @@ impl ParamBuilder {
     }
 }
 
-/// Whether one push may fill one declared parameter of the same offset and size.
-///
-/// The rules, strict where a mix-up changes the value the kernel sees and loose where PTX itself
-/// is: `.bN` takes any N-bit value (PTX ISA, "Fundamental Types": bit-size types are untyped);
-/// `.uN` and `.sN` take any integer or pointer (nvcc declares `int` as `.u32`, and the bits are the
-/// same two's-complement pattern); `.fN` takes only a float. Arrays (by-value structs) are bytes
-/// and take anything of their size. Raw bytes are untyped and fit any class, but must be aligned
-/// as the declaration is, since their alignment stands for a struct's layout.
+/// Whether one push may fill one declared parameter of the same offset and size (the rules in
+/// the module docs).
 fn fits(p: &ParamInfo, q: &PushedParam) -> bool {
     if q.kind == PushKind::Bytes {
         return q.align == p.align;
