@@ -195,3 +195,47 @@ impl VmBackend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel taking one 16-byte params struct aligned to 8, as the crate's kernels do.
+    static ONE_STRUCT: KernelModule = KernelModule {
+        name: "test_one_struct",
+        ptx: ".version 9.0\n.target sm_80\n.address_size 64\n\
+              .visible .entry k(.param .align 8 .b8 k_param_0[16]) { ret; }\n",
+        fatbin: None,
+        archs: &[],
+    };
+
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Aligned8 {
+        ptr: u64,
+        n: u32,
+        pad: u32,
+    }
+
+    /// Same size, but no 8-byte field: a Rust mirror that lost the .cuh struct's pointer.
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Aligned4 {
+        words: [u32; 4],
+    }
+
+    #[test]
+    fn params_struct_is_checked_against_the_kernel_declaration() {
+        let vm = VmBackend::new(VmConfig::default());
+        let dims = LaunchDims { grid: [1, 1, 1], block: [32, 1, 1], dynamic_smem: 0 };
+        vm.launch(&ONE_STRUCT, "k", dims, &Aligned8 { ptr: 0, n: 0, pad: 0 }).unwrap();
+        let err = vm.launch(&ONE_STRUCT, "k", dims, &Aligned4 { words: [0; 4] }).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "param 0 `k_param_0` (.align 8 .b8[16] at offset 0): got 16 raw bytes aligned to 4 at offset 0 \
+                 (the declaration is aligned to 8)"
+            ),
+            "{err}"
+        );
+    }
+}
