@@ -306,9 +306,9 @@ pub(crate) fn check(params: &[ParamInfo], pushed: &[PushedParam], total: usize) 
         if p.array_len.is_none() || q.size > p.size {
             return Err(format!("{}: {got}", declared(i, p)));
         }
-        let end = p.offset + p.size;
+        let end = p.offset.saturating_add(p.size);
         while let Some(q) = pushed.get(j).filter(|q| q.offset < end) {
-            if q.offset + q.size > end {
+            if q.offset.saturating_add(q.size) > end {
                 return Err(format!(
                     "{}: got {q} at offset {}, which runs past the parameter's end at {end}",
                     declared(i, p),
