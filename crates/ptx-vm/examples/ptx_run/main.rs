@@ -8,6 +8,9 @@
 //!     --param buf:f32:1000:iota:out --print-out 4
 //! ```
 //!
+//! `ptx_run FILE.ptx` alone lists the file's kernels with their declared parameters (offset, size,
+//! type), which is what the `--param` list must match.
+//!
 //! The argument syntax is described in `spec.rs` (and printed on any argument error). The exit
 //! status is 0 for a clean launch, 1 when the sanitizer found something, 2 for a bad argument or
 //! a failed launch.
@@ -23,6 +26,9 @@ fn main() -> ExitCode {
     if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{}", spec::USAGE);
         return ExitCode::SUCCESS;
+    }
+    if let [file] = args.as_slice() {
+        return list_kernels(file);
     }
     let spec = match spec::parse_words(&args) {
         Ok(s) => s,
@@ -52,6 +58,27 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints each kernel of a PTX file with its parameter layout.
+fn list_kernels(file: &str) -> ExitCode {
+    let module = match std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| ptx_vm::Module::parse(&t).map_err(|e| e.to_string()))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("ptx_run: {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for k in module.kernel_names() {
+        println!("{k}");
+        for (i, p) in module.params(k).unwrap_or_default().iter().enumerate() {
+            println!("  param {i} {:<28} offset {:>3} size {:>3} {}", p.name, p.offset, p.size, p.type_name());
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The text the tool prints for a finished launch.

@@ -36,6 +36,7 @@ use ptx_vm::{Arch, LaunchReport, Machine, Module, ParamBuilder};
 /// How to use the tool, printed with every argument error.
 pub const USAGE: &str = "usage: ptx_run FILE.ptx KERNEL [--grid X[,Y,Z]] [--block X[,Y,Z]] [--smem BYTES]
                [--param SPEC]... [--no-sanitizer] [--print-out N]
+       ptx_run FILE.ptx     (lists the kernels and their parameters)
   SPEC: buf:TYPE:COUNT:FILL[:out] | TYPE:VALUE | ptr:I[+BYTES] | bytes:ALIGN:HEX
   TYPE: u8 i8 u16 i16 u32 i32 u64 i64 f16 bf16 f32 f64 (f16/bf16 for buffers only)
   FILL: zeros | poison | iota | rand(SEED) | rand(SEED,LO,HI) | VALUE | const(VALUE) | out
