@@ -299,7 +299,8 @@ impl Machine {
     }
 
     /// Runs a kernel to completion. `params` are exactly the bytes of the kernel's param space
-    /// (see [`ParamBuilder`]).
+    /// (see [`ParamBuilder`]); only their total size is checked ([`Machine::launch_checked`] also
+    /// checks the layout).
     pub fn launch(&mut self, module: &Module, kernel: &str, cfg: &LaunchConfig, params: &[u8]) -> Result<LaunchReport> {
         let k = module
             .ir
