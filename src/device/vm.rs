@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ptx_vm::{Arch, LaunchConfig, LaunchReport, Machine, Module};
+use ptx_vm::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
 
 use super::buffer::{Buffer, BufferRepr, Element, View, ViewMut, ViewMutRepr, ViewRepr};
 use super::{ArgPtr, KernelModule, LaunchDims};
@@ -182,10 +182,11 @@ impl VmBackend {
     ) -> Result<()> {
         let m = self.module(module)?;
         let cfg = LaunchConfig { grid: dims.grid, block: dims.block, dynamic_smem: dims.dynamic_smem };
-        let report = self
-            .machine()
-            .launch(&m, kernel, &cfg, bytemuck::bytes_of(params))
-            .map_err(vm_err(format!("running {kernel}")))?;
+        // One by-value struct: checking its size and alignment against the kernel's
+        // `.param .align A .b8 params[N]` catches a Rust mirror that drifted from the .cuh.
+        let args = ParamBuilder::new().bytes(bytemuck::bytes_of(params), std::mem::align_of::<P>());
+        let report =
+            self.machine().launch_checked(&m, kernel, &cfg, &args).map_err(vm_err(format!("running {kernel}")))?;
         // The CUDA runtime writes a kernel's printf output when the host synchronises; a VM launch is
         // synchronous, so it is written here. stderr, so that it never mixes with a program's data.
         if !report.printf.is_empty() {
@@ -204,5 +205,49 @@ impl VmBackend {
             Some(text) => Err(Error::Vm { during: format!("running {kernel}"), error: text }),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel taking one 16-byte params struct aligned to 8, as the crate's kernels do.
+    static ONE_STRUCT: KernelModule = KernelModule {
+        name: "test_one_struct",
+        ptx: ".version 9.0\n.target sm_80\n.address_size 64\n\
+              .visible .entry k(.param .align 8 .b8 k_param_0[16]) { ret; }\n",
+        fatbin: None,
+        archs: &[],
+    };
+
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Aligned8 {
+        ptr: u64,
+        n: u32,
+        pad: u32,
+    }
+
+    /// Same size, but no 8-byte field: a Rust mirror that lost the .cuh struct's pointer.
+    #[repr(C)]
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Aligned4 {
+        words: [u32; 4],
+    }
+
+    #[test]
+    fn params_struct_is_checked_against_the_kernel_declaration() {
+        let vm = VmBackend::new(VmConfig::default());
+        let dims = LaunchDims { grid: [1, 1, 1], block: [32, 1, 1], dynamic_smem: 0 };
+        vm.launch(&ONE_STRUCT, "k", dims, &Aligned8 { ptr: 0, n: 0, pad: 0 }).unwrap();
+        let err = vm.launch(&ONE_STRUCT, "k", dims, &Aligned4 { words: [0; 4] }).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "param 0 `k_param_0` (.align 8 .b8[16] at offset 0): got 16 raw bytes aligned to 4 at offset 0 \
+                 (the declaration is aligned to 8)"
+            ),
+            "{err}"
+        );
     }
 }

@@ -478,6 +478,8 @@ pub(crate) struct Kernel {
     pub nregs: usize,
     pub init: Vec<(R, Init)>,
     pub param_size: usize,
+    /// The declared parameters, in order, with their offsets.
+    pub params: Vec<crate::params::ParamInfo>,
     /// Bytes of static shared memory.
     pub static_smem: usize,
     /// Alignment of the dynamic shared memory start.

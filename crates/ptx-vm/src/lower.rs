@@ -368,6 +368,22 @@ pub(crate) fn predefined(name: &str) -> Option<Predefined> {
     })
 }
 
+/// What a launch needs to know of one kernel parameter declaration at `offset`.
+fn param_info(p: &ast::VarDecl, offset: usize) -> crate::params::ParamInfo {
+    let (class, elem_bits) = crate::params::ParamClass::of(&p.ty);
+    let elem = (elem_bits as usize / 8).max(1);
+    crate::params::ParamInfo {
+        name: p.name.clone(),
+        offset,
+        size: p.size,
+        align: p.align,
+        class,
+        elem_bits,
+        array_len: p.is_array.then(|| p.size / elem),
+        ptr: p.is_ptr,
+    }
+}
+
 /// A `.func`'s per-thread param area: (offset, size) of each return value and each parameter.
 type Layout = (Vec<(u32, u32)>, Vec<(u32, u32)>);
 
@@ -384,6 +400,7 @@ struct KernelLowering<'m> {
     local_size: usize,
     fparam_size: usize,
     param_size: usize,
+    params: Vec<crate::params::ParamInfo>,
     names: Vec<String>,
     name_ids: HashMap<String, u32>,
     /// Per `.func` index: (entry pc once lowered, ret offsets+sizes, param offsets+sizes).
@@ -418,6 +435,7 @@ impl<'m> KernelLowering<'m> {
             local_size: 0,
             fparam_size: 0,
             param_size: 0,
+            params: Vec::new(),
             names: Vec::new(),
             name_ids: HashMap::new(),
             func_layout: HashMap::new(),
@@ -440,6 +458,7 @@ impl<'m> KernelLowering<'m> {
         for p in &f.params {
             let off = align_up(self.param_size, p.align);
             self.param_size = off + p.size;
+            self.params.push(param_info(p, off));
             let r = self.konst(Init::Val(PARAM_WIN + off as u64));
             scope.insert(p.name.clone(), Sym::Var(r, Space::Param));
         }
@@ -494,6 +513,7 @@ impl<'m> KernelLowering<'m> {
             nregs: self.nregs as usize,
             init: self.init,
             param_size: self.param_size,
+            params: self.params,
             static_smem: self.static_smem,
             dyn_smem_align: self.dyn_align,
             local_size: self.local_size,

@@ -5,6 +5,8 @@ use crate::error::{Result, VmError};
 use crate::exec::{run_block, BlockOut, LaunchCtx, Workspace};
 use crate::lower::{lower_module, ModuleIr};
 use crate::memory::Global;
+pub use crate::params::ParamBuilder;
+use crate::params::ParamInfo;
 use crate::sanitizer::SanitizerReport;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -71,6 +73,43 @@ impl Module {
     /// Total bytes of a kernel's parameters, or None if there is no such kernel.
     pub fn param_size(&self, kernel: &str) -> Option<usize> {
         self.ir.kernels.iter().find(|k| k.name == kernel).map(|k| k.param_size)
+    }
+
+    /// The parameters a kernel declares, in order, with the offset, size, alignment and type
+    /// class of each; None if there is no such kernel.
+    ///
+    /// ```
+    /// use ptx_vm::{Module, ParamClass};
+    /// let module = Module::parse(
+    ///     ".version 9.0\n.target sm_80\n.address_size 64\n\
+    ///      .visible .entry k(.param .u64 out, .param .f32 x, .param .align 8 .b8 s[24]) { ret; }",
+    /// )?;
+    /// let p = module.params("k").unwrap_or_default();
+    /// let layout: Vec<(&str, usize, usize, String)> =
+    ///     p.iter().map(|p| (p.name.as_str(), p.offset, p.size, p.type_name())).collect();
+    /// assert_eq!(
+    ///     layout,
+    ///     [("out", 0, 8, ".u64".into()), ("x", 8, 4, ".f32".into()), ("s", 16, 24, ".align 8 .b8[24]".into())]
+    /// );
+    /// assert_eq!((p[1].class, p[2].array_len), (ParamClass::Float, Some(24)));
+    /// # Ok::<(), ptx_vm::VmError>(())
+    /// ```
+    pub fn params(&self, kernel: &str) -> Option<&[ParamInfo]> {
+        self.ir.kernels.iter().find(|k| k.name == kernel).map(|k| k.params.as_slice())
+    }
+
+    /// Checks a builder's list against a kernel's declared parameters: each value must sit at its
+    /// parameter's offset with its size and a compatible type class (see [`crate::params`] for the
+    /// rules). The error is a [`VmError::Launch`] naming the first parameter that disagrees.
+    pub fn check_params(&self, kernel: &str, params: &ParamBuilder) -> Result<()> {
+        let k = self
+            .ir
+            .kernels
+            .iter()
+            .find(|k| k.name == kernel)
+            .ok_or_else(|| VmError::Undefined { name: format!("kernel {kernel}"), line: 0 })?;
+        crate::params::check(&k.params, params.pushed(), params.as_bytes().len())
+            .map_err(|message| VmError::Launch { kernel: kernel.to_string(), message })
     }
 
     /// Bytes of static shared memory a kernel declares, or None if there is no such kernel.
@@ -271,8 +310,42 @@ impl Machine {
         Ok(addrs)
     }
 
+    /// [`Machine::launch`] with a parameter list whose layout is checked first against the
+    /// kernel's declaration ([`Module::check_params`]): a value at the wrong offset, of the wrong
+    /// size or of the wrong class fails the launch, naming the parameter, before anything runs.
+    ///
+    /// ```
+    /// use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder, VmError};
+    /// let module = Module::parse(
+    ///     ".version 9.0\n.target sm_80\n.address_size 64\n\
+    ///      .visible .entry k(.param .u64 out, .param .u32 n, .param .f32 x) { ret; }",
+    /// )?;
+    /// let mut m = Machine::new(Arch::Sm80);
+    /// let out = m.alloc(64)?;
+    /// let cfg = LaunchConfig { grid: [1, 1, 1], block: [32, 1, 1], dynamic_smem: 0 };
+    /// m.launch_checked(&module, "k", &cfg, &ParamBuilder::new().ptr(out).u32(8).f32(2.5))?;
+    /// // Same 16 bytes, but n and x swapped: the raw launch would run, the checked one refuses.
+    /// let swapped = ParamBuilder::new().ptr(out).f32(2.5).u32(8);
+    /// let Err(VmError::Launch { message, .. }) = m.launch_checked(&module, "k", &cfg, &swapped) else {
+    ///     panic!("a swapped list must not launch");
+    /// };
+    /// assert_eq!(message, "param 1 `n` (.u32 at offset 8): got an f32 at offset 8");
+    /// # Ok::<(), VmError>(())
+    /// ```
+    pub fn launch_checked(
+        &mut self,
+        module: &Module,
+        kernel: &str,
+        cfg: &LaunchConfig,
+        params: &ParamBuilder,
+    ) -> Result<LaunchReport> {
+        module.check_params(kernel, params)?;
+        self.launch(module, kernel, cfg, params.as_bytes())
+    }
+
     /// Runs a kernel to completion. `params` are exactly the bytes of the kernel's param space
-    /// (see [`ParamBuilder`]).
+    /// (see [`ParamBuilder`]); only their total size is checked ([`Machine::launch_checked`] also
+    /// checks the layout).
     pub fn launch(&mut self, module: &Module, kernel: &str, cfg: &LaunchConfig, params: &[u8]) -> Result<LaunchReport> {
         let k = module
             .ir
@@ -424,63 +497,5 @@ impl Machine {
             report.sanitizer = Some(findings);
         }
         Ok(report)
-    }
-}
-
-/// Builds a kernel's parameter bytes, each value at its natural alignment, as the PTX `.param`
-/// declarations lay them out: `ParamBuilder::new().ptr(a).u32(n).f32(x).finish()`.
-#[derive(Clone, Debug, Default)]
-pub struct ParamBuilder {
-    bytes: Vec<u8>,
-}
-
-impl ParamBuilder {
-    /// An empty parameter list.
-    pub fn new() -> ParamBuilder {
-        ParamBuilder::default()
-    }
-
-    /// Appends raw bytes at the given alignment (e.g. a `#[repr(C)]` struct passed by value).
-    pub fn bytes(mut self, data: &[u8], align: usize) -> ParamBuilder {
-        let a = align.max(1);
-        let at = self.bytes.len().div_ceil(a) * a;
-        self.bytes.resize(at, 0);
-        self.bytes.extend_from_slice(data);
-        self
-    }
-
-    /// A device pointer.
-    pub fn ptr(self, p: u64) -> ParamBuilder {
-        self.u64(p)
-    }
-
-    /// A `.u64` / `.s64` / `.b64`.
-    pub fn u64(self, v: u64) -> ParamBuilder {
-        self.bytes(&v.to_le_bytes(), 8)
-    }
-
-    /// A `.u32` / `.b32`.
-    pub fn u32(self, v: u32) -> ParamBuilder {
-        self.bytes(&v.to_le_bytes(), 4)
-    }
-
-    /// A `.s32`.
-    pub fn i32(self, v: i32) -> ParamBuilder {
-        self.bytes(&v.to_le_bytes(), 4)
-    }
-
-    /// A `.f32`.
-    pub fn f32(self, v: f32) -> ParamBuilder {
-        self.bytes(&v.to_le_bytes(), 4)
-    }
-
-    /// A `.f64`.
-    pub fn f64(self, v: f64) -> ParamBuilder {
-        self.bytes(&v.to_le_bytes(), 8)
-    }
-
-    /// The parameter bytes.
-    pub fn finish(self) -> Vec<u8> {
-        self.bytes
     }
 }

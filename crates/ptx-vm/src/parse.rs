@@ -192,6 +192,10 @@ pub(crate) mod ast {
         pub is_extern: bool,
         /// Declared with an unsized `[]`.
         pub unsized_array: bool,
+        /// Declared as an array (`[N]`) or vector (`.v2`/`.v4`), not a scalar.
+        pub is_array: bool,
+        /// Carries the `.ptr` attribute (a kernel parameter that holds an address).
+        pub is_ptr: bool,
         /// PTX line.
         pub line: u32,
     }
@@ -507,6 +511,7 @@ impl Parser {
         let mut align = 0;
         let mut vec = 1;
         let mut ty = None;
+        let mut is_ptr = false;
         while let Some(Tok::Ident(s)) = self.peek().cloned() {
             if s == ".align" {
                 self.pos += 1;
@@ -515,6 +520,7 @@ impl Parser {
                 self.pos += 1;
                 vec = s[2..].parse().unwrap_or(1);
             } else if s == ".ptr" || s.starts_with(".attribute") {
+                is_ptr |= s == ".ptr";
                 self.pos += 1;
                 if self.is_punct('(') {
                     while !self.eat_punct(')') {
@@ -545,6 +551,7 @@ impl Parser {
         let name = self.ident()?;
         let mut count = 1usize;
         let mut unsized_array = false;
+        let is_array = vec > 1 || self.is_punct('[');
         while self.eat_punct('[') {
             if self.eat_punct(']') {
                 unsized_array = true;
@@ -567,6 +574,8 @@ impl Parser {
             init,
             is_extern: false,
             unsized_array,
+            is_array,
+            is_ptr,
             line,
         })
     }
