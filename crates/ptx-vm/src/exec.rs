@@ -146,6 +146,9 @@ struct Block<'a, 'b> {
     scratch: Vec<(u32, u64)>,
     /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current phase.
     mbar_warps: Vec<(u64, u32)>,
+    /// Racecheck: the lanes of the current store whose shared-memory bytes it changed (a lane that
+    /// stores what the bytes already held makes a write-after-write race a warning).
+    st_changed: u32,
 }
 
 /// Runs block `ctaid` to completion.
@@ -204,6 +207,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         block_index: ctaid[0] + gx * (ctaid[1] + gy * ctaid[2]),
         scratch: Vec::with_capacity(32),
         mbar_warps: Vec::new(),
+        st_changed: 0,
     };
     if blk.instrument {
         blk.counters.blocks = 1;
@@ -1607,6 +1611,12 @@ impl Block<'_, '_> {
             },
             Space::Shared => {
                 let len = self.smem.len();
+                if self.shadow.is_some() {
+                    let m = if size >= 8 { u64::MAX } else { (1u64 << (8 * size)) - 1 };
+                    if rd(self.smem, a as usize, size) != Some(v & m) {
+                        self.st_changed |= 1 << lane;
+                    }
+                }
                 if wr(self.smem, a as usize, size, v) {
                     Ok(())
                 } else {
@@ -1699,6 +1709,7 @@ impl Block<'_, '_> {
         if exec == 0 {
             return None;
         }
+        self.st_changed = 0;
         let (addr, off) = match &ins.op {
             Op::Ld { addr, off, .. } | Op::St { addr, off, .. } | Op::Atom { addr, off, .. } => (*addr, *off),
             Op::CpAsync { dst, doff, .. } => (*dst, *doff),
@@ -1719,6 +1730,7 @@ impl Block<'_, '_> {
                 *space,
                 u32::from(*size) * u32::from(*n),
                 AccessKind::Read,
+                0,
             ),
             Op::St { space, size, n, .. } => self.access(
                 Site { warp: warp.id, pc },
@@ -1727,15 +1739,16 @@ impl Block<'_, '_> {
                 *space,
                 u32::from(*size) * u32::from(*n),
                 AccessKind::Write,
+                exec & !self.st_changed,
             ),
             Op::Atom { space, ty, .. } => {
                 let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
-                self.access(Site { warp: warp.id, pc }, exec, addrs, *space, size, AccessKind::Atomic)
+                self.access(Site { warp: warp.id, pc }, exec, addrs, *space, size, AccessKind::Atomic, 0)
             }
             Op::CpAsync { size, src_size, src, soff, .. } => {
                 let width = u32::from(*size);
                 // The shared destination is written in full (the tail past src-size is zero-filled).
-                self.access(Site { warp: warp.id, pc }, exec, addrs, Space::Shared, width, AccessKind::Write);
+                self.access(Site { warp: warp.id, pc }, exec, addrs, Space::Shared, width, AccessKind::Write, 0);
                 self.counters.cp_async_bytes += u64::from(width) * u64::from(exec.count_ones());
                 let mut reads = std::mem::take(&mut self.scratch);
                 reads.clear();
@@ -1761,8 +1774,19 @@ impl Block<'_, '_> {
     }
 
     /// One warp-level access of `width` bytes per lane: the sanitizer per lane, then the warp's
-    /// global requests and sectors or shared wavefronts.
-    fn access(&mut self, site: Site, exec: u32, addrs: &[u64; 32], space: Space, width: u32, kind: AccessKind) {
+    /// global requests and sectors or shared wavefronts. `same`: the lanes of a store that left
+    /// the bytes as they were.
+    #[allow(clippy::too_many_arguments)]
+    fn access(
+        &mut self,
+        site: Site,
+        exec: u32,
+        addrs: &[u64; 32],
+        space: Space,
+        width: u32,
+        kind: AccessKind,
+        same: u32,
+    ) {
         let Site { warp: w, pc } = site;
         let mut global = std::mem::take(&mut self.scratch);
         global.clear();
@@ -1776,7 +1800,7 @@ impl Block<'_, '_> {
                     global.push((l as u32, a));
                 }
                 Space::Shared => {
-                    self.shared_touch(w, l as u32, pc, a, width as usize, kind);
+                    self.shared_touch(w, l as u32, pc, a, width as usize, kind, same >> l & 1 == 1);
                     shared[nshared] = (l as u32, a);
                     nshared += 1;
                 }
@@ -1813,7 +1837,7 @@ impl Block<'_, '_> {
     fn matrix_access(&mut self, w: u32, pc: u32, addrs: &[u64; 32], num: u8, kind: AccessKind) {
         let rows = (8 * num as usize).min(32);
         for (l, &a) in addrs.iter().enumerate().take(rows) {
-            self.shared_touch(w, l as u32, pc, a, 16, kind);
+            self.shared_touch(w, l as u32, pc, a, 16, kind, false);
         }
         let (wf, ideal) = ctr::ldmatrix_wavefronts(&addrs[..rows], num as usize);
         self.counters.shared_requests += 1;
@@ -1848,10 +1872,11 @@ impl Block<'_, '_> {
     /// One lane's shared access, checked against the block's shadow. Inlined into the per-lane
     /// loops: the call's register saves cost about as much as the shadow's fast path.
     #[inline]
-    fn shared_touch(&mut self, w: u32, lane: u32, pc: u32, a: u64, len: usize, kind: AccessKind) {
+    #[allow(clippy::too_many_arguments)]
+    fn shared_touch(&mut self, w: u32, lane: u32, pc: u32, a: u64, len: usize, kind: AccessKind, same: bool) {
         let tid = w * 32 + lane;
         let Some(sh) = self.shadow.as_deref_mut() else { return };
-        if let Some(hit) = sh.access(tid, a as usize, len, kind, pc) {
+        if let Some(hit) = sh.access_same(tid, a as usize, len, kind, pc, same) {
             let other = if hit.kind == FindingKind::UninitializedSharedRead {
                 None
             } else {

@@ -79,7 +79,7 @@ pub mod sol;
 
 pub use counters::{Counters, InstClass};
 pub use error::{Location, Result, VmError};
-pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
+pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, POISON_BYTE};
 pub use ptx_text::code_without_debug_info;
-pub use sanitizer::{Finding, FindingKind, SanitizerReport};
+pub use sanitizer::{Finding, FindingKind, SanitizerReport, Severity};
 pub use sol::{format_table, speed_of_light, DeviceModel, KernelFloor};

@@ -29,6 +29,10 @@ impl Arch {
     }
 }
 
+/// The byte [`Machine::fill_poison`] writes: 0xFF makes every f32, f16 and bf16 a NaN and every
+/// integer -1 / its maximum, so an element a kernel did not write cannot pass a comparison.
+pub const POISON_BYTE: u8 = 0xFF;
+
 static NEXT_MODULE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// About 5-10 s of interpretation of one block; far more than any test kernel's block needs.
@@ -98,8 +102,20 @@ pub struct LaunchReport {
 }
 
 impl LaunchReport {
-    /// For tests: `Ok` when the sanitizer ran and found nothing, else the report's text.
+    /// For tests: `Ok` when the sanitizer ran and found no error, else the report's text.
+    /// Warnings (see [`crate::Severity`]) do not fail it; [`LaunchReport::assert_clean_strict`]
+    /// fails on them too. Either way they are listed in the report's text.
     pub fn assert_clean(&self) -> std::result::Result<(), String> {
+        match &self.sanitizer {
+            None => Err("the sanitizer was off for this launch".to_string()),
+            Some(r) if !r.has_errors() => Ok(()),
+            Some(r) => Err(r.to_string()),
+        }
+    }
+
+    /// [`LaunchReport::assert_clean`] with warnings treated as errors: `Ok` only when the
+    /// sanitizer ran and found nothing at all.
+    pub fn assert_clean_strict(&self) -> std::result::Result<(), String> {
         match &self.sanitizer {
             None => Err("the sanitizer was off for this launch".to_string()),
             Some(r) if r.is_clean() => Ok(()),
@@ -210,6 +226,20 @@ impl Machine {
     /// Sets `len` bytes at `ptr` to `value`.
     pub fn memset(&mut self, ptr: u64, value: u8, len: usize) -> Result<()> {
         self.global.write(ptr, &vec![value; len])
+    }
+
+    /// Fills `len` bytes at `ptr` with [`POISON_BYTE`] *without* marking them initialised: a kernel
+    /// that reads them before writing them is an initcheck finding (or, with
+    /// [`Machine::with_definedness`], yields undefined values), while on the host they read back as
+    /// the pattern. Tests poison outputs this way so that both a missed write (the pattern, a NaN
+    /// in every float format) and a read before the write are caught.
+    pub fn fill_poison(&mut self, ptr: u64, len: usize) -> Result<()> {
+        self.fill_poison_with(ptr, POISON_BYTE, len)
+    }
+
+    /// [`Machine::fill_poison`] with a byte of the caller's choice.
+    pub fn fill_poison_with(&mut self, ptr: u64, byte: u8, len: usize) -> Result<()> {
+        self.global.poison(ptr, byte, len)
     }
 
     fn globals_for(&mut self, module: &Module) -> Result<Vec<u64>> {
