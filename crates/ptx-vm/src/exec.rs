@@ -17,6 +17,9 @@ use crate::num::{ftz32, sat32, sat64};
 use crate::sanitizer::{AccessKind, BlockShadow, Finding, FindingKind, Place, SanitizerReport};
 use crate::semantics;
 
+#[path = "definedness.rs"]
+mod definedness;
+
 const FULL: u32 = u32::MAX;
 /// Instructions a warp runs before the block scheduler moves to the next warp (so that warps
 /// spinning on shared-memory flags let their producers run).
@@ -44,6 +47,8 @@ pub(crate) struct LaunchCtx<'a> {
     pub count: bool,
     /// Run racecheck and initcheck (implies `count`).
     pub sanitize: bool,
+    /// Track definedness through registers (implies `sanitize`; see `definedness`).
+    pub definedness: bool,
 }
 
 /// A fault inside a warp, before the block and thread are attached.
@@ -80,6 +85,8 @@ struct Warp {
     committed: [u32; 32],
     /// Backward branches taken by a trailing group while other lanes waited ahead.
     starve: u32,
+    /// Definedness tracking: per register, the lanes whose value is undefined (empty when off).
+    undef: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -149,6 +156,9 @@ struct Block<'a, 'b> {
     /// Racecheck: the lanes of the current store whose shared-memory bytes it changed (a lane that
     /// stores what the bytes already held makes a write-after-write race a warning).
     st_changed: u32,
+    /// Definedness: per element of the current store, the lanes storing undefined data to shared
+    /// memory (their bytes become undefined after the store's bookkeeping).
+    def_store_undef: [u32; 4],
 }
 
 /// Runs block `ctaid` to completion.
@@ -177,6 +187,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             clock: 0,
             committed: [0; 32],
             starve: 0,
+            undef: Vec::new(),
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -187,7 +198,10 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             Some((b, w, s)) if *b == smem_size && *w == nwarps => s.reset(),
             other => *other = Some((smem_size, nwarps, BlockShadow::new(smem_size, nwarps))),
         }
-        ws.shadow.as_mut().map(|(_, _, s)| s)
+        ws.shadow.as_mut().map(|(_, _, s)| {
+            s.set_report_uninitialized(!ctx.definedness);
+            s
+        })
     } else {
         None
     };
@@ -208,6 +222,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         scratch: Vec::with_capacity(32),
         mbar_warps: Vec::new(),
         st_changed: 0,
+        def_store_undef: [0; 4],
     };
     if blk.instrument {
         blk.counters.blocks = 1;
@@ -243,6 +258,10 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     let k = ctx.kernel;
     warp.regs.clear();
     warp.regs.resize(k.nregs, [0; 32]);
+    warp.undef.clear();
+    if ctx.definedness {
+        warp.undef.resize(k.nregs, 0);
+    }
     warp.pc = [0; 32];
     let first = w * 32;
     let n = (nthreads - first).min(32);
@@ -775,6 +794,9 @@ impl Block<'_, '_> {
                     mask & if ins.guard_neg { !p } else { p }
                 };
                 let pending = if self.instrument { self.before(warp, ins, exec) } else { None };
+                if self.ctx.definedness {
+                    self.def_pre(warp, pc, ins, exec, mask);
+                }
                 match &ins.op {
                     Op::Un { f, d, a, flags } => {
                         if exec != 0 {
@@ -1343,6 +1365,9 @@ impl Block<'_, '_> {
             // Every `.sync` collective orders the accesses of the lanes in its member mask.
             sh.warp_sync(warp.id as usize, members);
         }
+        if self.ctx.definedness {
+            self.def_collective(warp, ins, act);
+        }
         let r = &mut warp.regs;
         let col = |r: &Vec<Lanes>, x: R| -> [u32; 32] { std::array::from_fn(|l| r[x as usize][l] as u32) };
         match &ins.op {
@@ -1771,6 +1796,9 @@ impl Block<'_, '_> {
             }
             _ => {}
         }
+        if self.ctx.definedness {
+            self.def_post(warp, ins, exec, addrs);
+        }
     }
 
     /// One warp-level access of `width` bytes per lane: the sanitizer per lane, then the warp's
@@ -1853,7 +1881,9 @@ impl Block<'_, '_> {
         let Some(t) = buf.tracking() else { return };
         let mut found = None;
         if kind != AccessKind::Write {
-            if sanitize && !t.shadow.is_initialized(off, len) {
+            // With definedness tracking a read of uninitialised bytes yields undefined values and
+            // is a finding only where they escape.
+            if sanitize && !self.ctx.definedness && !t.shadow.is_initialized(off, len) {
                 found = Some(FindingKind::UninitializedGlobalRead);
             }
             t.touch_read(off, len);

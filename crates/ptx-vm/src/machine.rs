@@ -137,6 +137,7 @@ pub struct Machine {
     module_globals: HashMap<u64, Vec<u64>>,
     block_instruction_limit: u64,
     sanitize: bool,
+    definedness: bool,
     count: bool,
 }
 
@@ -154,6 +155,7 @@ impl Machine {
             module_globals: HashMap::new(),
             block_instruction_limit: DEFAULT_BLOCK_INSTRUCTION_LIMIT,
             sanitize: true,
+            definedness: false,
             count: false,
         }
     }
@@ -175,6 +177,28 @@ impl Machine {
     /// Whether the sanitizer is on.
     pub fn sanitizer(&self) -> bool {
         self.sanitize
+    }
+
+    /// Tracks definedness through registers (off by default; only while the sanitizer is on), as
+    /// Valgrind's memcheck does: a value loaded from uninitialised memory is *undefined*, results
+    /// computed from undefined values are undefined, and a finding is made only where an
+    /// undefined value is stored to global memory, used as an address, decides control flow or
+    /// enters a warp vote. Reading uninitialised memory and discarding the value (a masked score
+    /// of a K row past the sequence's end, say) is then no finding. Off, initcheck flags every read
+    /// of uninitialised memory. See the crate docs for the propagation rules and the cost.
+    pub fn with_definedness(mut self, on: bool) -> Machine {
+        self.definedness = on;
+        self
+    }
+
+    /// [`Machine::with_definedness`] on a machine in use.
+    pub fn set_definedness(&mut self, on: bool) {
+        self.definedness = on;
+    }
+
+    /// Whether definedness tracking is on (it runs only while the sanitizer is also on).
+    pub fn definedness(&self) -> bool {
+        self.definedness
     }
 
     /// Counts exact per-launch counters even with the sanitizer off (with it on they are always
@@ -316,6 +340,7 @@ impl Machine {
             block_instruction_limit: self.block_instruction_limit,
             count: counting,
             sanitize: self.sanitize,
+            definedness: self.sanitize && self.definedness,
         };
         let nblocks = cfg.grid.iter().map(|&x| x as usize).product::<usize>();
         let coord = |i: usize| {

@@ -35,6 +35,17 @@ pub enum FindingKind {
     /// warp's reduced sum to one slot). The result does not depend on the order, so, as in
     /// compute-sanitizer, it is a warning.
     SharedWriteAfterWriteSameValue,
+    /// Definedness tracking: a value derived from uninitialised memory was stored to global
+    /// memory (or given to an atomic on it).
+    UndefinedValueStoredToGlobal,
+    /// Definedness tracking: a value derived from uninitialised memory was used as an address.
+    UndefinedAddress,
+    /// Definedness tracking: a value derived from uninitialised memory decided control flow (a
+    /// branch, the guard of an instruction with side effects, a barrier's operands, a member mask).
+    UndefinedControlFlow,
+    /// Definedness tracking: a value derived from uninitialised memory was a warp vote's input,
+    /// whose result every member then acts on.
+    UndefinedVote,
 }
 
 /// How serious a finding is, as compute-sanitizer grades hazards.
@@ -66,6 +77,10 @@ impl FindingKind {
             FindingKind::UninitializedGlobalRead => "initcheck: uninitialized global read",
             FindingKind::UninitializedSharedRead => "initcheck: uninitialized shared read",
             FindingKind::SharedWriteAfterWriteSameValue => "racecheck: shared write-after-write of the same value",
+            FindingKind::UndefinedValueStoredToGlobal => "initcheck: uninitialized value stored to global memory",
+            FindingKind::UndefinedAddress => "initcheck: uninitialized value used as an address",
+            FindingKind::UndefinedControlFlow => "initcheck: uninitialized value decides control flow",
+            FindingKind::UndefinedVote => "initcheck: uninitialized value in a warp vote",
         }
     }
 
