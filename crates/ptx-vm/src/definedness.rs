@@ -88,6 +88,9 @@ pub(crate) fn mma_shadow(
     c: [u32; 4],
 ) -> [u32; 4] {
     use semantics::mma::{a_coord, b_coord, c_coord, fragment_regs};
+    if a == [0; 4] && b == [0; 4] && c == [0; 4] {
+        return [0; 4];
+    }
     let (na, nb, _) = fragment_regs(shape, input, ctype);
     let per = if input == MmaInput::Tf32 { 1 } else { 2 };
     let (mut rows, mut cols, mut cm) = (0u16, 0u8, [0u8; 16]);
@@ -111,9 +114,6 @@ pub(crate) fn mma_shadow(
         }
     }
     let mut d = [0u32; 4];
-    if rows == 0 && cols == 0 && cm == [0; 16] {
-        return d;
-    }
     for lane in 0..32 {
         for i in 0..4 {
             let (r, col) = c_coord(lane, i);
@@ -412,5 +412,34 @@ impl Block<'_, '_> {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mma_shadow_marks_the_rows_of_a_and_the_columns_of_b_that_hold_undefined_elements() {
+        let (shape, input, acc) = (MmaShape::M16N8K16, MmaInput::Bf16, MmaAcc::F32);
+        assert_eq!(mma_shadow(shape, input, acc, [0; 4], [0; 4], [0; 4]), [0; 4]);
+        // Lane 4g + t holds columns g of B: lanes 20..24 hold key row 5.
+        let b = [0xf0_0000, 0, 0, 0];
+        let d = mma_shadow(shape, input, acc, [0; 4], b, [0; 4]);
+        for lane in 0..32 {
+            for (i, &reg) in d.iter().enumerate() {
+                let (_, col) = semantics::mma::c_coord(lane, i);
+                assert_eq!(reg >> lane & 1 == 1, col == 5, "lane {lane} element {i}");
+            }
+        }
+        // A's register 1 of lane 0 holds row 8: D's rows 8 only (registers 2 and 3 of lanes 0..4).
+        let d = mma_shadow(shape, input, acc, [0, 1, 0, 0], [0; 4], [0; 4]);
+        assert_eq!(d, [0, 0, 0xf, 0xf]);
+        // C's element 0 of lane 7 is D's element 0 of lane 7 only.
+        let d = mma_shadow(shape, input, acc, [0; 4], [0; 4], [1 << 7, 0, 0, 0]);
+        assert_eq!(d, [1 << 7, 0, 0, 0]);
+        // With an f16 accumulator, elements 0 and 1 share register 0.
+        let d = mma_shadow(shape, input, MmaAcc::F16, [0; 4], [0; 4], [1 << 7, 0, 0, 0]);
+        assert_eq!(d, [1 << 7, 0, 0, 0]);
     }
 }

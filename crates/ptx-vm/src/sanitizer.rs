@@ -842,6 +842,35 @@ mod tests {
     }
 
     #[test]
+    fn a_same_value_write_after_write_is_a_warning_that_a_read_race_overrides() {
+        let mut s = BlockShadow::new(16, 1);
+        s.access(0, 0, 4, Write, 1);
+        let h = s.access_same(1, 0, 4, Write, 2, true).map(|h| h.kind);
+        assert_eq!(h, Some(FindingKind::SharedWriteAfterWriteSameValue));
+        assert_eq!(FindingKind::SharedWriteAfterWriteSameValue.severity(), Severity::Warning);
+        // A read by a third thread, then a same-value write racing with both: the write-after-read
+        // error is reported, not the write-after-write warning.
+        s.access(2, 0, 4, Read, 3);
+        assert_eq!(s.access_same(3, 0, 4, Write, 4, true).map(|h| h.kind), Some(FindingKind::SharedWriteAfterRead));
+        // Different bytes stored: an error.
+        s.warp_sync(0, u32::MAX);
+        s.access(4, 8, 4, Write, 5);
+        assert_eq!(s.access_same(5, 8, 4, Write, 6, false).map(|h| h.kind), Some(FindingKind::SharedWriteAfterWrite));
+    }
+
+    #[test]
+    fn bytes_marked_undefined_read_as_uninitialised_and_keep_their_writer() {
+        let mut s = BlockShadow::new(16, 1);
+        s.access(0, 0, 8, Write, 1);
+        s.mark_undefined(2, 4);
+        assert!(s.is_initialized(0, 2) && !s.is_initialized(0, 4) && !s.is_initialized(4, 2) && s.is_initialized(6, 2));
+        // The write is still recorded for racecheck.
+        assert_eq!(s.access(1, 4, 4, Read, 2).map(|h| h.kind), Some(FindingKind::UninitializedSharedRead));
+        s.set_report_uninitialized(false);
+        assert_eq!(s.access(1, 4, 4, Read, 3).map(|h| h.kind), Some(FindingKind::SharedReadAfterWrite));
+    }
+
+    #[test]
     fn disjoint_bytes_of_one_word_do_not_race() {
         let mut s = BlockShadow::new(4, 1);
         for t in 0..4 {
