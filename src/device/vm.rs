@@ -19,11 +19,17 @@ pub struct VmConfig {
     pub arch: Arch,
     /// memcheck, racecheck and initcheck on every launch; an error finding makes the launch
     /// return [`Error::Vm`] with the report, while warnings (a write-after-write race of the same
-    /// value) stay in [`crate::Device::vm_last_launch`]'s report. 1.3-3x slower on a mix of real
-    /// kernels (see `ptx_vm`'s docs); on by default.
+    /// value) stay in [`crate::Device::vm_last_launch`]'s report. 2.5-4x slower on the mix of real
+    /// kernels `ptx_vm`'s throughput example runs (see its crate docs); on by default.
     pub sanitizer: bool,
     /// Makes sanitizer warnings fail a launch too, as errors do. Off by default.
     pub warnings_as_errors: bool,
+    /// Definedness tracking with the sanitizer ([`ptx_vm::Machine::with_definedness`]): reading
+    /// shared or global memory nobody wrote is no error until the value reaches global memory, an
+    /// address, a branch or a vote, so a kernel may leave out-of-range tiles unloaded and mask
+    /// their scores, as FlashAttention-2 does. On by default (15-20% on top of the sanitizer);
+    /// off, every read of uninitialised memory is an initcheck error.
+    pub definedness: bool,
     /// Exact performance counters per launch (always on with the sanitizer), read back with
     /// [`crate::Device::vm_last_launch`].
     pub counters: bool,
@@ -31,7 +37,7 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { arch: Arch::Sm80, sanitizer: true, warnings_as_errors: false, counters: true }
+        VmConfig { arch: Arch::Sm80, sanitizer: true, warnings_as_errors: false, definedness: true, counters: true }
     }
 }
 
@@ -64,7 +70,10 @@ fn vm_err(during: impl Into<String>) -> impl FnOnce(ptx_vm::VmError) -> Error {
 
 impl VmBackend {
     pub(crate) fn new(config: VmConfig) -> Self {
-        let machine = Machine::new(config.arch).with_sanitizer(config.sanitizer).with_counters(config.counters);
+        let machine = Machine::new(config.arch)
+            .with_sanitizer(config.sanitizer)
+            .with_definedness(config.definedness)
+            .with_counters(config.counters);
         VmBackend { config, machine: Mutex::new(machine), last: Mutex::new(None), modules: Mutex::new(HashMap::new()) }
     }
 

@@ -793,10 +793,14 @@ impl Block<'_, '_> {
                     let p = pred_mask(&warp.regs[ins.guard as usize]);
                     mask & if ins.guard_neg { !p } else { p }
                 };
-                let pending = if self.instrument { self.before(warp, ins, exec) } else { None };
-                if self.ctx.definedness {
-                    self.def_pre(warp, pc, ins, exec, mask);
-                }
+                let pending = if self.instrument {
+                    if self.ctx.definedness {
+                        self.def_pre(warp, pc, ins, exec, mask);
+                    }
+                    self.before(warp, ins, exec)
+                } else {
+                    None
+                };
                 match &ins.op {
                     Op::Un { f, d, a, flags } => {
                         if exec != 0 {
