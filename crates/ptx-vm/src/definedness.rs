@@ -20,6 +20,12 @@
 //! - `match`/`redux`: undefined everywhere when any member's input is;
 //! - a guarded instruction whose guard is undefined leaves its destination undefined.
 //!
+//! - an atomic's old value is undefined when the bytes it read were, and a read-modify-write
+//!   (all but `exch`) then stores an undefined value back.
+//!
+//! Not tracked: `stmatrix` stores its registers' values as defined, and a barrier's or vote's
+//! result is defined (an undefined input is reported instead).
+//!
 //! Stores of undefined data to shared memory mark the bytes undefined (no finding). Findings, all
 //! errors: an undefined value stored to global memory (or given to an atomic there), used as an
 //! address, deciding control flow (a branch, the guard of an instruction with side effects, a
@@ -244,12 +250,25 @@ impl Block<'_, '_> {
                 let _ = size;
                 self.undefined_use(FindingKind::UndefinedValueStoredToGlobal, to_global, wid, pc, at);
             }
-            Op::Atom { space, d, addr, off, b, c, .. } => {
+            Op::Atom { space, op, ty, d, addr, off, b, c } => {
                 let a = regs[*addr as usize];
                 let at = |l: usize| a[l].wrapping_add(*off as u64);
                 self.undefined_use(FindingKind::UndefinedAddress, sh(u, *addr) & exec, wid, pc, at);
-                let data = (sh(u, *b) | sh(u, *c)) & exec;
-                u.put(*d, wm, data | guard_undef);
+                let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
+                // The old value read from uninitialised memory is undefined, and so is what a
+                // read-modify-write (all but exch) stores back.
+                let mut old = 0u32;
+                for l in lanes_of(exec) {
+                    if !self.mem_defined(*space, at(l), size) {
+                        old |= 1 << l;
+                    }
+                }
+                let u = &mut warp.undef;
+                let mut data = (sh(u, *b) | sh(u, *c)) & exec;
+                u.put(*d, wm, data | old | guard_undef);
+                if *op != AtomOp::Exch {
+                    data |= old;
+                }
                 let mut to_global = 0u32;
                 let mut shared = 0u32;
                 for l in lanes_of(data) {

@@ -173,3 +173,16 @@ fn a_read_whose_value_is_discarded_is_no_finding() {
     );
     assert!(run(&md, 0).is_clean());
 }
+
+#[test]
+fn an_atomic_on_never_written_global_memory_stores_an_undefined_value() {
+    // mode 0: add onto `src`, never written; mode 1: exch overwrites it (defined), then add.
+    let md = kernel(
+        "setp.eq.u32 %p1, %r9, 1;\n\
+         @%p1 atom.global.exch.b32 %r3, [%rd2], %r1;\n\
+         atom.global.add.u32 %r4, [%rd2], 1;",
+    );
+    let r = run(&md, 0);
+    assert_eq!(count(&r, FindingKind::UndefinedValueStoredToGlobal), 32, "{r}");
+    assert!(run(&md, 1).is_clean());
+}
