@@ -61,6 +61,35 @@ impl Put for Vec<u32> {
     }
 }
 
+/// The registers an instruction reads (besides its guard) whose shadows its results take, and
+/// the registers it writes, for origin tracking. Loads and collectives are handled where their
+/// shadows are computed.
+fn flow(op: &Op) -> ([R; 5], [R; 4]) {
+    const N: R = NO_REG;
+    match op {
+        Op::Un { d, a, .. } => ([*a, N, N, N, N], [*d, N, N, N]),
+        Op::Bin { d, a, b, .. } | Op::Set { d, a, b, .. } => ([*a, *b, N, N, N], [*d, N, N, N]),
+        Op::Tern { d, a, b, c, .. } | Op::Slow { d, a, b, c, .. } => ([*c, *a, *b, N, N], [*d, N, N, N]),
+        Op::Quad { d, a, b, c, e, .. } => ([*a, *b, *c, *e, N], [*d, N, N, N]),
+        Op::Carry { d, a, b, c, cc, .. } => ([*a, *b, *c, *cc, N], [*d, *cc, N, N]),
+        Op::Setp { d, dn, a, b, comb, .. } => ([*a, *b, comb.map_or(N, |(_, c, _)| c), N, N], [*d, *dn, N, N]),
+        Op::Pack { d, srcs, .. } => ([srcs[0], srcs[1], srcs[2], srcs[3], N], [*d, N, N, N]),
+        Op::Unpack { dsts, s, .. } => ([*s, N, N, N, N], *dsts),
+        Op::Atom { d, b, c, .. } => ([*b, *c, N, N, N], [*d, N, N, N]),
+        _ => ([N; 5], [N; 4]),
+    }
+}
+
+/// The origin recorded for `r` (pc + 1, or 0).
+#[inline(always)]
+fn from(o: &[u32], r: R) -> u32 {
+    if r == NO_REG {
+        0
+    } else {
+        o.get(r as usize).copied().unwrap_or(0)
+    }
+}
+
 /// Whether an instruction has effects beyond its destination registers (memory, control flow,
 /// synchronisation): an undefined guard on it is a finding, not just an undefined result.
 fn has_effects(op: &Op) -> bool {
@@ -147,9 +176,20 @@ impl Block<'_, '_> {
     }
 
     /// One finding per lane of `lanes` (they fold into one entry with a count, as races do).
-    fn undefined_use(&mut self, kind: FindingKind, lanes: u32, warp: u32, pc: u32, addr: impl Fn(usize) -> u64) {
+    /// `origin`: pc + 1 of the read of uninitialised memory the value comes from (0: unknown).
+    #[allow(clippy::too_many_arguments)]
+    fn undefined_use(
+        &mut self,
+        kind: FindingKind,
+        lanes: u32,
+        warp: u32,
+        pc: u32,
+        origin: u32,
+        addr: impl Fn(usize) -> u64,
+    ) {
         for l in lanes_of(lanes) {
-            self.finding(kind, warp * 32 + l as u32, pc, addr(l), None);
+            let tid = warp * 32 + l as u32;
+            self.finding(kind, tid, pc, addr(l), origin.checked_sub(1).map(|o| (tid, o)));
         }
     }
 
@@ -160,10 +200,29 @@ impl Block<'_, '_> {
         let wid = warp.id;
         let guard_undef = sh(&warp.undef, ins.guard) & mask;
         if guard_undef != 0 && has_effects(&ins.op) {
-            self.undefined_use(FindingKind::UndefinedControlFlow, guard_undef, wid, pc, |_| 0);
+            self.undefined_use(
+                FindingKind::UndefinedControlFlow,
+                guard_undef,
+                wid,
+                pc,
+                from(&warp.undef_from, ins.guard),
+                |_| 0,
+            );
         }
         // Lanes whose result is written (or, with an undefined guard, may be).
         let wm = exec | guard_undef;
+        // Where an undefined result of a plain operation comes from: its first undefined source's
+        // origin, else its guard's.
+        let (fsrc, fdst) = flow(&ins.op);
+        let mut origin = 0;
+        for &r in &fsrc {
+            if origin == 0 && sh(&warp.undef, r) & wm != 0 {
+                origin = from(&warp.undef_from, r);
+            }
+        }
+        if origin == 0 && guard_undef != 0 {
+            origin = from(&warp.undef_from, ins.guard);
+        }
         let regs = &warp.regs;
         let u = &mut warp.undef;
         match &ins.op {
@@ -224,15 +283,20 @@ impl Block<'_, '_> {
                 let u = &mut warp.undef;
                 for (k, &d) in dsts.iter().enumerate().take(*n as usize) {
                     u.put(d, wm, undef[k]);
+                    if undef[k] & wm != 0 && d != NO_REG {
+                        warp.undef_from[d as usize] = pc + 1;
+                    }
                 }
                 let a = warp.regs[*addr as usize];
-                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, |l| a[l].wrapping_add(*off as u64));
+                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, from(&warp.undef_from, *addr), |l| {
+                    a[l].wrapping_add(*off as u64)
+                });
             }
             Op::St { space, size, n, srcs, addr, off } => {
                 let a = regs[*addr as usize];
                 let at = |l: usize| a[l].wrapping_add(*off as u64);
                 let bad = sh(u, *addr) & exec;
-                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, at);
+                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, from(&warp.undef_from, *addr), at);
                 let mut to_global = 0u32;
                 let mut shared = [0u32; 4];
                 for (k, &s) in srcs.iter().enumerate().take(*n as usize) {
@@ -248,12 +312,20 @@ impl Block<'_, '_> {
                 }
                 self.def_store_undef = shared;
                 let _ = size;
-                self.undefined_use(FindingKind::UndefinedValueStoredToGlobal, to_global, wid, pc, at);
+                let o = srcs
+                    .iter()
+                    .take(*n as usize)
+                    .filter(|&&r| sh(&warp.undef, r) & to_global != 0)
+                    .map(|&r| from(&warp.undef_from, r))
+                    .max()
+                    .unwrap_or(0);
+                self.undefined_use(FindingKind::UndefinedValueStoredToGlobal, to_global, wid, pc, o, at);
             }
             Op::Atom { space, op, ty, d, addr, off, b, c } => {
                 let a = regs[*addr as usize];
                 let at = |l: usize| a[l].wrapping_add(*off as u64);
-                self.undefined_use(FindingKind::UndefinedAddress, sh(u, *addr) & exec, wid, pc, at);
+                let bad = sh(u, *addr) & exec;
+                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, from(&warp.undef_from, *addr), at);
                 let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
                 // The old value read from uninitialised memory is undefined, and so is what a
                 // read-modify-write (all but exch) stores back.
@@ -279,52 +351,89 @@ impl Block<'_, '_> {
                     }
                 }
                 self.def_store_undef = [shared, 0, 0, 0];
-                self.undefined_use(FindingKind::UndefinedValueStoredToGlobal, to_global, wid, pc, at);
+                if old != 0 && *d != NO_REG {
+                    warp.undef_from[*d as usize] = pc + 1;
+                }
+                let o = if old & to_global != 0 { pc + 1 } else { origin };
+                self.undefined_use(FindingKind::UndefinedValueStoredToGlobal, to_global, wid, pc, o, at);
             }
             Op::Bar { id, count, p, d, .. } => {
                 let bad = (sh(u, *id) | sh(u, *count) | sh(u, *p)) & exec;
                 u.put(*d, wm, guard_undef);
-                self.undefined_use(FindingKind::UndefinedControlFlow, bad, wid, pc, |_| 0);
+                let f = &warp.undef_from;
+                let o = from(f, *id).max(from(f, *count)).max(from(f, *p));
+                self.undefined_use(FindingKind::UndefinedControlFlow, bad, wid, pc, o, |_| 0);
             }
             Op::VoteSync { a, mask: m, .. } => {
                 let bad_mask = sh(u, *m) & exec;
                 let bad = sh(u, *a) & exec;
-                self.undefined_use(FindingKind::UndefinedControlFlow, bad_mask, wid, pc, |_| 0);
-                self.undefined_use(FindingKind::UndefinedVote, bad, wid, pc, |_| 0);
+                self.undefined_use(
+                    FindingKind::UndefinedControlFlow,
+                    bad_mask,
+                    wid,
+                    pc,
+                    from(&warp.undef_from, *m),
+                    |_| 0,
+                );
+                self.undefined_use(FindingKind::UndefinedVote, bad, wid, pc, from(&warp.undef_from, *a), |_| 0);
             }
             Op::ShflSync { mask: m, .. }
             | Op::MatchSync { mask: m, .. }
             | Op::ReduxSync { mask: m, .. }
             | Op::BarWarp { mask: m }
             | Op::ElectSync { mask: m, .. } => {
-                self.undefined_use(FindingKind::UndefinedControlFlow, sh(u, *m) & exec, wid, pc, |_| 0);
+                let bad = sh(u, *m) & exec;
+                self.undefined_use(FindingKind::UndefinedControlFlow, bad, wid, pc, from(&warp.undef_from, *m), |_| 0);
             }
             Op::Ldmatrix { addr, off, .. } | Op::Stmatrix { addr, off, .. } => {
                 let a = regs[*addr as usize];
                 let bad = sh(u, *addr) & exec;
-                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, |l| a[l].wrapping_add(*off as u64));
+                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, from(&warp.undef_from, *addr), |l| {
+                    a[l].wrapping_add(*off as u64)
+                });
             }
             Op::Mbarrier { d, addr, off, .. } => {
                 let a = regs[*addr as usize];
                 let bad = sh(u, *addr) & exec;
                 u.put(*d, wm, guard_undef);
-                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, |l| a[l].wrapping_add(*off as u64));
+                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, from(&warp.undef_from, *addr), |l| {
+                    a[l].wrapping_add(*off as u64)
+                });
             }
             Op::CpAsync { src_size, dst, doff, src, .. } => {
                 let (d, s) = (regs[*dst as usize], regs[*src as usize]);
                 let bad_d = sh(u, *dst) & exec;
                 let bad_s = (sh(u, *src) | sh(u, *src_size)) & exec & !bad_d;
-                self.undefined_use(FindingKind::UndefinedAddress, bad_d, wid, pc, |l| d[l].wrapping_add(*doff as u64));
-                self.undefined_use(FindingKind::UndefinedAddress, bad_s, wid, pc, |l| s[l]);
+                let od = from(&warp.undef_from, *dst);
+                self.undefined_use(FindingKind::UndefinedAddress, bad_d, wid, pc, od, |l| {
+                    d[l].wrapping_add(*doff as u64)
+                });
+                let os = from(&warp.undef_from, *src).max(from(&warp.undef_from, *src_size));
+                self.undefined_use(FindingKind::UndefinedAddress, bad_s, wid, pc, os, |l| s[l]);
             }
             _ => {}
+        }
+        if origin != 0 {
+            for &d in &fdst {
+                if d != NO_REG && sh(&warp.undef, d) & wm != 0 {
+                    warp.undef_from[d as usize] = origin;
+                }
+            }
         }
     }
 
     /// A collective completed for lanes `act`: sets its results' shadows. Runs before the results
     /// are written, while every source register still holds its input.
-    pub(super) fn def_collective(&mut self, warp: &mut Warp, ins: &Inst, act: u32) {
-        let (regs, u) = (&warp.regs, &mut warp.undef);
+    pub(super) fn def_collective(&mut self, warp: &mut Warp, pc: u32, ins: &Inst, act: u32) {
+        let (regs, u, o) = (&warp.regs, &mut warp.undef, &mut warp.undef_from);
+        // Results that become undefined take their origin from the first undefined input.
+        let set_from = |o: &mut Vec<u32>, d: R, v: u32, origin: u32| {
+            if d != NO_REG && v & act != 0 && origin != 0 {
+                if let Some(x) = o.get_mut(d as usize) {
+                    *x = origin;
+                }
+            }
+        };
         let col = |x: R| -> [u32; 32] { std::array::from_fn(|l| regs[x as usize][l] as u32) };
         match &ins.op {
             Op::ShflSync { mode, d, p, a, b, c, .. } => {
@@ -334,6 +443,8 @@ impl Block<'_, '_> {
                 let lane_undef = sh(u, *b) | sh(u, *c);
                 let v = moved.iter().enumerate().fold(lane_undef, |v, (l, &x)| v | x << l);
                 u.put(*d, act, v);
+                let origin = [*a, *b, *c].iter().map(|&r| from(o, r)).max().unwrap_or(0);
+                set_from(o, *d, v, origin);
                 u.put(*p, act, lane_undef);
             }
             Op::MatchSync { d, p, a, .. } => {
@@ -353,8 +464,11 @@ impl Block<'_, '_> {
             Op::Mma { shape, input, ctype, d, a, b, c, .. } => {
                 let f = |x: &[R; 4]| x.map(|r| sh(u, r));
                 let out = mma_shadow(*shape, *input, *ctype, f(a), f(b), f(c));
+                let origin =
+                    a.iter().chain(b).chain(c).filter(|&&r| sh(u, r) != 0).map(|&r| from(o, r)).max().unwrap_or(0);
                 for (i, &r) in d.iter().enumerate() {
                     u.put(r, act, out[i]);
+                    set_from(o, r, out[i], origin);
                 }
             }
             Op::Ldmatrix { num, trans, d, addr, off } => {
@@ -378,6 +492,7 @@ impl Block<'_, '_> {
                     for (i, &r) in d.iter().enumerate().take(*num as usize) {
                         let v = out.iter().enumerate().fold(0u32, |v, (l, x)| v | u32::from(x[i] != 0) << l);
                         u.put(r, act, v);
+                        set_from(o, r, v, pc + 1);
                     }
                 }
             }

@@ -87,6 +87,9 @@ struct Warp {
     starve: u32,
     /// Definedness tracking: per register, the lanes whose value is undefined (empty when off).
     undef: Vec<u32>,
+    /// Definedness tracking: per register, the instruction (pc + 1; 0: none) that first read the
+    /// uninitialised memory its undefined value comes from, for reports.
+    undef_from: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -188,6 +191,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             committed: [0; 32],
             starve: 0,
             undef: Vec::new(),
+            undef_from: Vec::new(),
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -259,8 +263,10 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.regs.clear();
     warp.regs.resize(k.nregs, [0; 32]);
     warp.undef.clear();
+    warp.undef_from.clear();
     if ctx.definedness {
         warp.undef.resize(k.nregs, 0);
+        warp.undef_from.resize(k.nregs, 0);
     }
     warp.pc = [0; 32];
     let first = w * 32;
@@ -1370,7 +1376,7 @@ impl Block<'_, '_> {
             sh.warp_sync(warp.id as usize, members);
         }
         if self.ctx.definedness {
-            self.def_collective(warp, ins, act);
+            self.def_collective(warp, pc, ins, act);
         }
         let r = &mut warp.regs;
         let col = |r: &Vec<Lanes>, x: R| -> [u32; 32] { std::array::from_fn(|l| r[x as usize][l] as u32) };

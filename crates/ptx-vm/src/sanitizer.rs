@@ -84,6 +84,18 @@ impl FindingKind {
         }
     }
 
+    /// Whether the kind is one of definedness tracking's (an undefined value reached a sink); for
+    /// those, [`Finding::other`] is the read of uninitialised memory the value came from.
+    pub fn is_undefined_use(self) -> bool {
+        matches!(
+            self,
+            FindingKind::UndefinedValueStoredToGlobal
+                | FindingKind::UndefinedAddress
+                | FindingKind::UndefinedControlFlow
+                | FindingKind::UndefinedVote
+        )
+    }
+
     /// Whether the finding is an error or a warning.
     pub fn severity(self) -> Severity {
         match self {
@@ -121,7 +133,8 @@ pub struct Finding {
     pub kernel: String,
     /// The access that exposed it.
     pub at: Place,
-    /// The earlier access it conflicts with (races only).
+    /// The earlier access it conflicts with (races), or the read of uninitialised memory an
+    /// undefined value came from (definedness findings, when known).
     pub other: Option<Place>,
     /// The address (shared: offset in the block's shared window; global: device address).
     pub address: u64,
@@ -141,7 +154,11 @@ impl fmt::Display for Finding {
         write!(f, "{}: ", self.severity())?;
         write!(f, "{} in kernel {}: {} at address {:#x}", self.kind.name(), self.kernel, self.at, self.address)?;
         if let Some(o) = &self.other {
-            write!(f, ", conflicting with {o}")?;
+            if self.kind.is_undefined_use() {
+                write!(f, ", from uninitialized memory read at {}", o.line)?;
+            } else {
+                write!(f, ", conflicting with {o}")?;
+            }
         }
         write!(f, " ({} occurrence{})", self.count, if self.count == 1 { "" } else { "s" })
     }

@@ -88,7 +88,9 @@ fn an_unmasked_score_stored_to_global_memory_is_an_error() {
     assert_eq!(f.findings.len(), 1, "{f}");
     let e = r.assert_clean().unwrap_err();
     assert!(e.contains("initcheck: uninitialized value stored to global memory"), "{e}");
-    assert!(e.contains("thread (5,0,0)") && e.contains("san_cases.cu:"), "{e}");
+    assert!(e.contains("thread (5,0,0)") && e.contains("san_cases.cu:65"), "{e}");
+    // The report names where the undefined value came from: the score loop's shared-memory load.
+    assert!(e.contains("from uninitialized memory read at PTX line") && e.contains("(san_cases.cu:57)"), "{e}");
 }
 
 #[test]
@@ -172,4 +174,6 @@ fn mma_makes_only_the_unloaded_columns_undefined() {
     let f = r.findings();
     assert_eq!(f.count(FindingKind::UndefinedValueStoredToGlobal), 2 * (16 + 24), "{f}");
     assert!(f.findings.iter().all(|x| x.at.thread[0] % 4 != 0), "lanes with t = 0 hold columns 0 and 1: {f}");
+    // Through the mma, the undefined columns still name the load of B's fragment from shared memory.
+    assert!(f.findings.iter().all(|x| x.other.as_ref().is_some_and(|o| o.line.contains("san_cases.cu:90"))), "{f}");
 }
