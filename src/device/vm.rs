@@ -27,7 +27,7 @@ pub struct VmConfig {
     /// Definedness tracking with the sanitizer ([`ptx_vm::Machine::with_definedness`]): reading
     /// shared or global memory nobody wrote is no error until the value reaches global memory, an
     /// address, a branch or a vote, so a kernel may leave out-of-range tiles unloaded and mask
-    /// their scores, as FlashAttention-2 does. On by default (15-20% on top of the sanitizer);
+    /// their scores, as FlashAttention-2 does. On by default (about 10% on top of the sanitizer);
     /// off, every read of uninitialised memory is an initcheck error.
     pub definedness: bool,
     /// Exact performance counters per launch (always on with the sanitizer), read back with

@@ -197,6 +197,11 @@ impl Block<'_, '_> {
     /// and computes the destination shadows (the sources' shadows are not changed by running it).
     /// Collectives get their results' shadows in [`Block::def_collective`], once all members arrived.
     pub(super) fn def_pre(&mut self, warp: &mut Warp, pc: u32, ins: &Inst, exec: u32, mask: u32) {
+        // With every register defined, only a read of memory can make a value undefined (and a
+        // skipped store leaves `def_store_undef` empty, as its bookkeeping always takes it).
+        if !warp.undef_any && !matches!(ins.op, Op::Ld { .. } | Op::Atom { .. }) {
+            return;
+        }
         let wid = warp.id;
         let guard_undef = sh(&warp.undef, ins.guard) & mask;
         if guard_undef != 0 && has_effects(&ins.op) {
@@ -281,6 +286,7 @@ impl Block<'_, '_> {
                     }
                 }
                 let u = &mut warp.undef;
+                warp.undef_any |= undef.iter().any(|&x| x & wm != 0);
                 for (k, &d) in dsts.iter().enumerate().take(*n as usize) {
                     u.put(d, wm, undef[k]);
                     if undef[k] & wm != 0 && d != NO_REG {
@@ -336,6 +342,7 @@ impl Block<'_, '_> {
                     }
                 }
                 let u = &mut warp.undef;
+                warp.undef_any |= old != 0;
                 let mut data = (sh(u, *b) | sh(u, *c)) & exec;
                 u.put(*d, wm, data | old | guard_undef);
                 if *op != AtomOp::Exch {
@@ -425,6 +432,10 @@ impl Block<'_, '_> {
     /// A collective completed for lanes `act`: sets its results' shadows. Runs before the results
     /// are written, while every source register still holds its input.
     pub(super) fn def_collective(&mut self, warp: &mut Warp, pc: u32, ins: &Inst, act: u32) {
+        if !warp.undef_any && !matches!(ins.op, Op::Ldmatrix { .. }) {
+            return;
+        }
+        let mut became_undef = false;
         let (regs, u, o) = (&warp.regs, &mut warp.undef, &mut warp.undef_from);
         // Results that become undefined take their origin from the first undefined input.
         let set_from = |o: &mut Vec<u32>, d: R, v: u32, origin: u32| {
@@ -493,11 +504,13 @@ impl Block<'_, '_> {
                         let v = out.iter().enumerate().fold(0u32, |v, (l, x)| v | u32::from(x[i] != 0) << l);
                         u.put(r, act, v);
                         set_from(o, r, v, pc + 1);
+                        became_undef |= v & act != 0;
                     }
                 }
             }
             _ => {}
         }
+        warp.undef_any |= became_undef;
     }
 
     /// After a memory instruction's sanitizer bookkeeping (which marks written bytes initialised):

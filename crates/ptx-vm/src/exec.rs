@@ -90,6 +90,9 @@ struct Warp {
     /// Definedness tracking: per register, the instruction (pc + 1; 0: none) that first read the
     /// uninitialised memory its undefined value comes from, for reports.
     undef_from: Vec<u32>,
+    /// Definedness tracking: whether any register may hold an undefined value. Until one does,
+    /// only instructions that read memory can change a shadow, and the rest skip tracking.
+    undef_any: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -192,6 +195,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             starve: 0,
             undef: Vec::new(),
             undef_from: Vec::new(),
+            undef_any: false,
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -264,6 +268,7 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.regs.resize(k.nregs, [0; 32]);
     warp.undef.clear();
     warp.undef_from.clear();
+    warp.undef_any = false;
     if ctx.definedness {
         warp.undef.resize(k.nregs, 0);
         warp.undef_from.resize(k.nregs, 0);
