@@ -186,3 +186,18 @@ fn an_atomic_on_never_written_global_memory_stores_an_undefined_value() {
     assert_eq!(count(&r, FindingKind::UndefinedValueStoredToGlobal), 32, "{r}");
     assert!(run(&md, 1).is_clean());
 }
+
+#[test]
+fn a_load_of_never_written_global_memory_is_an_error_only_where_it_escapes() {
+    // mode 0: the loaded value is stored to global memory; mode 1: it is discarded.
+    let md = kernel(
+        "ld.global.u32 %r3, [%rd2];\n\
+         setp.eq.u32 %p1, %r9, 0;\n\
+         selp.b32 %r4, %r3, %r1, %p1;\n\
+         st.global.u32 [%rd1], %r4;",
+    );
+    let r = run(&md, 0);
+    assert_eq!(count(&r, FindingKind::UndefinedValueStoredToGlobal), 32, "{r}");
+    assert_eq!(count(&r, FindingKind::UninitializedGlobalRead), 0, "{r}");
+    assert!(run(&md, 1).is_clean());
+}
