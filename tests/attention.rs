@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{backends, max_abs_err, rng, POISON};
+use common::{backends, max_abs_err, rng};
 use half::{bf16, f16};
 use rand::Rng;
 use scaling_kernels::attention::{merge_states, MergeShape};
@@ -149,8 +149,8 @@ fn check_merge<T: Float>(dev: &Device, rng: &mut impl Rng, shape: MergeShape, of
     let lse_b = dev.upload(&c.lse_b).unwrap();
     let mut o = dev.alloc_zeros::<T>(n + offset).unwrap();
     let mut lse = dev.alloc_zeros::<f32>(rows).unwrap();
-    dev.fill_bytes(&mut o.view_mut(), POISON).unwrap();
-    dev.fill_bytes(&mut lse.view_mut(), POISON).unwrap();
+    dev.fill_poison(&mut o.view_mut()).unwrap();
+    dev.fill_poison(&mut lse.view_mut()).unwrap();
     merge_states(
         dev,
         shape,

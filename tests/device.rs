@@ -83,3 +83,25 @@ fn a_buffer_of_another_vm_is_rejected_by_argument_name() {
             .unwrap_err();
     assert!(matches!(err, Error::WrongDevice { name: "o_b", .. }), "{err}");
 }
+
+#[test]
+fn a_poisoned_buffer_reads_back_as_the_pattern_and_a_kernel_reading_it_fails_on_the_vm() {
+    use scaling_kernels::attention::{merge_states, MergeShape};
+    use scaling_kernels::device::POISON;
+    for dev in common::backends() {
+        let mut buf = dev.alloc_zeros::<u32>(16).unwrap();
+        dev.fill_poison(&mut buf.view_mut()).unwrap();
+        assert!(dev.download(&buf).unwrap().iter().all(|&x| x == u32::from_ne_bytes([POISON; 4])));
+    }
+    let dev = Device::vm();
+    let shape = MergeShape { tokens: 1, heads: 1, head_dim: 4 };
+    let o = dev.upload(&[1.0f32; 4]).unwrap();
+    let lse = dev.upload(&[0.5f32]).unwrap();
+    let mut poisoned = dev.alloc_zeros::<f32>(4).unwrap();
+    dev.fill_poison(&mut poisoned.view_mut()).unwrap();
+    let mut out = dev.alloc_zeros::<f32>(4).unwrap();
+    let err =
+        merge_states(&dev, shape, &o.view(), &lse.view(), &poisoned.view(), &lse.view(), &mut out.view_mut(), None)
+            .unwrap_err();
+    assert!(err.to_string().contains("initcheck"), "{err}");
+}

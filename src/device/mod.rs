@@ -22,6 +22,9 @@ use vm::VmBackend;
 pub use ptx_vm::{Arch as VmArch, Counters, LaunchReport as VmLaunchReport};
 pub use vm::VmConfig;
 
+/// The byte [`Device::fill_poison`] fills with (0xFF: a NaN in every float format).
+pub const POISON: u8 = ptx_vm::POISON_BYTE;
+
 /// A device that runs the crate's kernels. Cheap to clone (it is a handle).
 #[derive(Clone)]
 pub struct Device {
@@ -139,6 +142,17 @@ impl Device {
         match &self.backend {
             Backend::Cuda(c) => c.fill_bytes(view, byte),
             Backend::Vm(v) => v.fill_bytes(view, byte),
+        }
+    }
+
+    /// Fills `view` with the poison pattern [`POISON`] (stream-ordered), for tests: every float
+    /// element becomes a NaN, so an element a kernel fails to write cannot match a finite
+    /// reference. On a PTX VM the bytes also count as uninitialised, so the sanitizer reports a
+    /// kernel that reads them before writing them; on CUDA it is a plain memset.
+    pub fn fill_poison<T: Element>(&self, view: &mut ViewMut<'_, T>) -> Result<()> {
+        match &self.backend {
+            Backend::Cuda(c) => c.fill_bytes(view, POISON),
+            Backend::Vm(v) => v.fill_poison(view),
         }
     }
 

@@ -17,9 +17,19 @@ use crate::error::{Error, Result};
 pub struct VmConfig {
     /// Whose limits apply (shared memory per block): sm_80 (163 KiB) or sm_90 (227 KiB).
     pub arch: Arch,
-    /// memcheck, racecheck and initcheck on every launch; a finding makes the launch return
-    /// [`Error::Vm`] with the report. About 5x slower; on by default.
+    /// memcheck, racecheck and initcheck on every launch; an error finding makes the launch
+    /// return [`Error::Vm`] with the report, while warnings (a write-after-write race of the same
+    /// value) stay in [`crate::Device::vm_last_launch`]'s report. 2.5-4x slower on the mix of real
+    /// kernels `ptx_vm`'s throughput example runs (see its crate docs); on by default.
     pub sanitizer: bool,
+    /// Makes sanitizer warnings fail a launch too, as errors do. Off by default.
+    pub warnings_as_errors: bool,
+    /// Definedness tracking with the sanitizer ([`ptx_vm::Machine::with_definedness`]): reading
+    /// shared or global memory nobody wrote is no error until the value reaches global memory, an
+    /// address, a branch or a vote, so a kernel may leave out-of-range tiles unloaded and mask
+    /// their scores, as FlashAttention-2 does. On by default (about 10% on top of the sanitizer);
+    /// off, every read of uninitialised memory is an initcheck error.
+    pub definedness: bool,
     /// Exact performance counters per launch (always on with the sanitizer), read back with
     /// [`crate::Device::vm_last_launch`].
     pub counters: bool,
@@ -27,7 +37,7 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { arch: Arch::Sm80, sanitizer: true, counters: true }
+        VmConfig { arch: Arch::Sm80, sanitizer: true, warnings_as_errors: false, definedness: true, counters: true }
     }
 }
 
@@ -60,7 +70,10 @@ fn vm_err(during: impl Into<String>) -> impl FnOnce(ptx_vm::VmError) -> Error {
 
 impl VmBackend {
     pub(crate) fn new(config: VmConfig) -> Self {
-        let machine = Machine::new(config.arch).with_sanitizer(config.sanitizer).with_counters(config.counters);
+        let machine = Machine::new(config.arch)
+            .with_sanitizer(config.sanitizer)
+            .with_definedness(config.definedness)
+            .with_counters(config.counters);
         VmBackend { config, machine: Mutex::new(machine), last: Mutex::new(None), modules: Mutex::new(HashMap::new()) }
     }
 
@@ -142,6 +155,17 @@ impl VmBackend {
         }
     }
 
+    pub(crate) fn fill_poison<T: Element>(&self, view: &mut ViewMut<'_, T>) -> Result<()> {
+        let bytes = view.len * size_of::<T>();
+        match &view.repr {
+            ViewMutRepr::Vm { backend, addr } => {
+                self.check_owner("view", backend)?;
+                self.machine().fill_poison(*addr, bytes).map_err(vm_err(format!("poisoning {bytes} bytes")))
+            }
+            ViewMutRepr::Cuda(_) => Err(Self::cuda_view("view")),
+        }
+    }
+
     pub(crate) fn ptr<T: Element>(&self, name: &'static str, view: &View<'_, T>) -> Result<ArgPtr<'static>> {
         match &view.repr {
             ViewRepr::Vm { backend, addr } => {
@@ -199,7 +223,9 @@ impl VmBackend {
                 ptx_vm::PRINTF_BUFFER_BYTES
             );
         }
-        let findings = report.sanitizer.as_ref().filter(|s| !s.is_clean()).map(|s| s.to_string());
+        let strict = self.config.warnings_as_errors;
+        let findings =
+            report.sanitizer.as_ref().filter(|s| s.has_errors() || (strict && !s.is_clean())).map(|s| s.to_string());
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
         match findings {
             Some(text) => Err(Error::Vm { during: format!("running {kernel}"), error: text }),

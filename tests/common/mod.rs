@@ -26,9 +26,10 @@ pub fn rng(test: &str) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
-/// The byte outputs are filled with before a launch: 0xFF makes every f32, f16 and bf16 a NaN, so an
-/// element the kernel did not write cannot pass a comparison with a finite reference.
-pub const POISON: u8 = 0xFF;
+/// The byte outputs are filled with before a launch (`Device::fill_poison`): 0xFF makes every f32,
+/// f16 and bf16 a NaN, so an element the kernel did not write cannot pass a comparison with a
+/// finite reference, and on the VM a kernel that reads it before writing it is an initcheck error.
+pub const POISON: u8 = scaling_kernels::device::POISON;
 
 /// Largest absolute difference, treating NaN == NaN and equal infinities as equal, and any other
 /// mismatch of non-finite values as infinite error.

@@ -1,6 +1,7 @@
 //! Interpreter throughput on a mix of real nvcc-compiled kernels (tests/ptx/core_bench.cu), run
 //! on one host thread: thread-instructions per second per core, first with the sanitizer off (the
-//! fast path), then with it on (racecheck, initcheck and exact counters), and the slowdown.
+//! fast path), then with it on (racecheck, initcheck and exact counters), then with definedness
+//! tracking added (`Machine::with_definedness`), and the slowdowns.
 //!
 //! `cargo run --release -p ptx-vm --example throughput`
 
@@ -35,19 +36,22 @@ fn main() -> Result<(), VmError> {
         t0.elapsed().as_secs_f64() * 1e3
     );
     println!("\n== sanitizer off ==");
-    let off = run(&module, false)?;
+    let off = run(&module, false, false)?;
     println!("\n== sanitizer on (racecheck + initcheck + counters) ==");
-    let on = run(&module, true)?;
+    let on = run(&module, true, false)?;
+    println!("\n== sanitizer on, with definedness tracking ==");
+    let def = run(&module, true, true)?;
     println!(
         "\nsanitizer off: {off:.1} M thread-instr/s per core; on: {on:.1} M thread-instr/s per core ({:.1}x slower)",
         off / on
     );
+    println!("with definedness tracking: {def:.1} M thread-instr/s per core ({:.1}x slower than off)", off / def);
     Ok(())
 }
 
 /// Runs every case on a fresh one-thread machine; returns M thread-instructions per second.
-fn run(module: &Module, sanitize: bool) -> Result<f64, VmError> {
-    let mut m = Machine::new(Arch::Sm80).with_threads(1).with_sanitizer(sanitize);
+fn run(module: &Module, sanitize: bool, definedness: bool) -> Result<f64, VmError> {
+    let mut m = Machine::new(Arch::Sm80).with_threads(1).with_sanitizer(sanitize).with_definedness(definedness);
 
     let n = 1 << 20;
     let x = upload(&mut m, &f32s(n, |i| (i % 113) as f32 * 0.01))?;

@@ -17,6 +17,9 @@ use crate::num::{ftz32, sat32, sat64};
 use crate::sanitizer::{AccessKind, BlockShadow, Finding, FindingKind, Place, SanitizerReport};
 use crate::semantics;
 
+#[path = "definedness.rs"]
+mod definedness;
+
 const FULL: u32 = u32::MAX;
 /// Instructions a warp runs before the block scheduler moves to the next warp (so that warps
 /// spinning on shared-memory flags let their producers run).
@@ -48,6 +51,8 @@ pub(crate) struct LaunchCtx<'a> {
     pub arch: crate::machine::Arch,
     /// The launch's `%gridid`.
     pub grid_id: u64,
+    /// Track definedness through registers (implies `sanitize`; see `definedness`).
+    pub definedness: bool,
 }
 
 /// A fault inside a warp, before the block and thread are attached.
@@ -84,6 +89,14 @@ struct Warp {
     committed: [u32; 32],
     /// Backward branches taken by a trailing group while other lanes waited ahead.
     starve: u32,
+    /// Definedness tracking: per register, the lanes whose value is undefined (empty when off).
+    undef: Vec<u32>,
+    /// Definedness tracking: per register, the instruction (pc + 1; 0: none) that first read the
+    /// uninitialised memory its undefined value comes from, for reports.
+    undef_from: Vec<u32>,
+    /// Definedness tracking: whether any register may hold an undefined value. Until one does,
+    /// only instructions that read memory can change a shadow, and the rest skip tracking.
+    undef_any: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -157,6 +170,12 @@ struct Block<'a, 'b> {
     /// Device `printf` output so far, and the bytes dropped past the cap.
     printf: String,
     printf_dropped: u64,
+    /// Racecheck: the lanes of the current store whose shared-memory bytes it changed (a lane that
+    /// stores what the bytes already held makes a write-after-write race a warning).
+    st_changed: u32,
+    /// Definedness: per element of the current store, the lanes storing undefined data to shared
+    /// memory (their bytes become undefined after the store's bookkeeping).
+    def_store_undef: [u32; 4],
 }
 
 /// Runs block `ctaid` to completion.
@@ -185,6 +204,9 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             clock: 0,
             committed: [0; 32],
             starve: 0,
+            undef: Vec::new(),
+            undef_from: Vec::new(),
+            undef_any: false,
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -195,7 +217,10 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             Some((b, w, s)) if *b == smem_size && *w == nwarps => s.reset(),
             other => *other = Some((smem_size, nwarps, BlockShadow::new(smem_size, nwarps))),
         }
-        ws.shadow.as_mut().map(|(_, _, s)| s)
+        ws.shadow.as_mut().map(|(_, _, s)| {
+            s.set_report_uninitialized(!ctx.definedness);
+            s
+        })
     } else {
         None
     };
@@ -217,6 +242,8 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         mbar_warps: Vec::new(),
         printf: String::new(),
         printf_dropped: 0,
+        st_changed: 0,
+        def_store_undef: [0; 4],
     };
     if blk.instrument {
         blk.counters.blocks = 1;
@@ -258,6 +285,13 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     let k = ctx.kernel;
     warp.regs.clear();
     warp.regs.resize(k.nregs, [0; 32]);
+    warp.undef.clear();
+    warp.undef_from.clear();
+    warp.undef_any = false;
+    if ctx.definedness {
+        warp.undef.resize(k.nregs, 0);
+        warp.undef_from.resize(k.nregs, 0);
+    }
     warp.pc = [0; 32];
     let first = w * 32;
     let n = (nthreads - first).min(32);
@@ -797,7 +831,14 @@ impl Block<'_, '_> {
                     let p = pred_mask(&warp.regs[ins.guard as usize]);
                     mask & if ins.guard_neg { !p } else { p }
                 };
-                let pending = if self.instrument { self.before(warp, ins, exec) } else { None };
+                let pending = if self.instrument {
+                    if self.ctx.definedness {
+                        self.def_pre(warp, pc, ins, exec, mask);
+                    }
+                    self.before(warp, ins, exec)
+                } else {
+                    None
+                };
                 match &ins.op {
                     Op::Un { f, d, a, flags } => {
                         if exec != 0 {
@@ -1396,6 +1437,9 @@ impl Block<'_, '_> {
             // Every `.sync` collective orders the accesses of the lanes in its member mask.
             sh.warp_sync(warp.id as usize, members);
         }
+        if self.ctx.definedness {
+            self.def_collective(warp, pc, ins, act);
+        }
         let r = &mut warp.regs;
         let col = |r: &Vec<Lanes>, x: R| -> [u32; 32] { std::array::from_fn(|l| r[x as usize][l] as u32) };
         match &ins.op {
@@ -1716,6 +1760,12 @@ impl Block<'_, '_> {
             },
             Space::Shared => {
                 let len = self.smem.len();
+                if self.shadow.is_some() {
+                    let m = if size >= 8 { u64::MAX } else { (1u64 << (8 * size)) - 1 };
+                    if rd(self.smem, a as usize, size) != Some(v & m) {
+                        self.st_changed |= 1 << lane;
+                    }
+                }
                 if wr(self.smem, a as usize, size, v) {
                     Ok(())
                 } else {
@@ -1808,6 +1858,7 @@ impl Block<'_, '_> {
         if exec == 0 {
             return None;
         }
+        self.st_changed = 0;
         let (addr, off) = match &ins.op {
             Op::Ld { addr, off, .. } | Op::St { addr, off, .. } | Op::Atom { addr, off, .. } => (*addr, *off),
             Op::CpAsync { dst, doff, .. } => (*dst, *doff),
@@ -1828,6 +1879,7 @@ impl Block<'_, '_> {
                 *space,
                 u32::from(*size) * u32::from(*n),
                 AccessKind::Read,
+                0,
             ),
             Op::St { space, size, n, .. } => self.access(
                 Site { warp: warp.id, pc },
@@ -1836,15 +1888,16 @@ impl Block<'_, '_> {
                 *space,
                 u32::from(*size) * u32::from(*n),
                 AccessKind::Write,
+                exec & !self.st_changed,
             ),
             Op::Atom { space, ty, .. } => {
                 let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
-                self.access(Site { warp: warp.id, pc }, exec, addrs, *space, size, AccessKind::Atomic)
+                self.access(Site { warp: warp.id, pc }, exec, addrs, *space, size, AccessKind::Atomic, 0)
             }
             Op::CpAsync { size, src_size, src, soff, .. } => {
                 let width = u32::from(*size);
                 // The shared destination is written in full (the tail past src-size is zero-filled).
-                self.access(Site { warp: warp.id, pc }, exec, addrs, Space::Shared, width, AccessKind::Write);
+                self.access(Site { warp: warp.id, pc }, exec, addrs, Space::Shared, width, AccessKind::Write, 0);
                 self.counters.cp_async_bytes += u64::from(width) * u64::from(exec.count_ones());
                 let mut reads = std::mem::take(&mut self.scratch);
                 reads.clear();
@@ -1867,11 +1920,25 @@ impl Block<'_, '_> {
             }
             _ => {}
         }
+        if self.ctx.definedness {
+            self.def_post(warp, ins, exec, addrs);
+        }
     }
 
     /// One warp-level access of `width` bytes per lane: the sanitizer per lane, then the warp's
-    /// global requests and sectors or shared wavefronts.
-    fn access(&mut self, site: Site, exec: u32, addrs: &[u64; 32], space: Space, width: u32, kind: AccessKind) {
+    /// global requests and sectors or shared wavefronts. `same`: the lanes of a store that left
+    /// the bytes as they were.
+    #[allow(clippy::too_many_arguments)]
+    fn access(
+        &mut self,
+        site: Site,
+        exec: u32,
+        addrs: &[u64; 32],
+        space: Space,
+        width: u32,
+        kind: AccessKind,
+        same: u32,
+    ) {
         let Site { warp: w, pc } = site;
         let mut global = std::mem::take(&mut self.scratch);
         global.clear();
@@ -1885,7 +1952,7 @@ impl Block<'_, '_> {
                     global.push((l as u32, a));
                 }
                 Space::Shared => {
-                    self.shared_touch(w, l as u32, pc, a, width as usize, kind);
+                    self.shared_touch(w, l as u32, pc, a, width as usize, kind, same >> l & 1 == 1);
                     shared[nshared] = (l as u32, a);
                     nshared += 1;
                 }
@@ -1922,7 +1989,7 @@ impl Block<'_, '_> {
     fn matrix_access(&mut self, w: u32, pc: u32, addrs: &[u64; 32], num: u8, kind: AccessKind) {
         let rows = (8 * num as usize).min(32);
         for (l, &a) in addrs.iter().enumerate().take(rows) {
-            self.shared_touch(w, l as u32, pc, a, 16, kind);
+            self.shared_touch(w, l as u32, pc, a, 16, kind, false);
         }
         let (wf, ideal) = ctr::ldmatrix_wavefronts(&addrs[..rows], num as usize);
         self.counters.shared_requests += 1;
@@ -1938,7 +2005,9 @@ impl Block<'_, '_> {
         let Some(t) = buf.tracking() else { return };
         let mut found = None;
         if kind != AccessKind::Write {
-            if sanitize && !t.shadow.is_initialized(off, len) {
+            // With definedness tracking a read of uninitialised bytes yields undefined values and
+            // is a finding only where they escape.
+            if sanitize && !self.ctx.definedness && !t.shadow.is_initialized(off, len) {
                 found = Some(FindingKind::UninitializedGlobalRead);
             }
             t.touch_read(off, len);
@@ -1957,10 +2026,11 @@ impl Block<'_, '_> {
     /// One lane's shared access, checked against the block's shadow. Inlined into the per-lane
     /// loops: the call's register saves cost about as much as the shadow's fast path.
     #[inline]
-    fn shared_touch(&mut self, w: u32, lane: u32, pc: u32, a: u64, len: usize, kind: AccessKind) {
+    #[allow(clippy::too_many_arguments)]
+    fn shared_touch(&mut self, w: u32, lane: u32, pc: u32, a: u64, len: usize, kind: AccessKind, same: bool) {
         let tid = w * 32 + lane;
         let Some(sh) = self.shadow.as_deref_mut() else { return };
-        if let Some(hit) = sh.access(tid, a as usize, len, kind, pc) {
+        if let Some(hit) = sh.access_same(tid, a as usize, len, kind, pc, same) {
             let other = if hit.kind == FindingKind::UninitializedSharedRead {
                 None
             } else {

@@ -33,6 +33,9 @@ pub(crate) const SAT32: u8 = 2;
 pub(crate) const SAT64: u8 = 4;
 /// Replace any f32 NaN result by the canonical NaN 0x7fffffff.
 pub(crate) const NAN32: u8 = 16;
+/// On a `Tern`: the op is `selp`/`slct`, whose result is `a` or `b` as `c` chooses (definedness
+/// tracking follows the chosen operand).
+pub(crate) const SELECT: u8 = 32;
 
 /// Memory state spaces (PTX ISA 5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1143,7 +1143,7 @@ impl<'m> KernelLowering<'m> {
                 } else {
                     f3!(|a, b, c| if c & 1 != 0 { a } else { b })
                 };
-                Ok(Op::Tern { f, d, a, b, c, flags: 0 })
+                Ok(Op::Tern { f, d, a, b, c, flags: SELECT })
             }
             "slct" => {
                 let o = self.ops(ins, 4)?;
@@ -1158,7 +1158,7 @@ impl<'m> KernelLowering<'m> {
                 } else {
                     f3!(|a, b, c| if (c as u32 as i32) >= 0 { a } else { b })
                 };
-                Ok(Op::Tern { f, d, a, b, c, flags: if ftz { FTZ32 } else { 0 } })
+                Ok(Op::Tern { f, d, a, b, c, flags: SELECT | if ftz { FTZ32 } else { 0 } })
             }
             "cvt" => self.cvt(ins, &mods, &types),
             "add" | "sub" if has("cc") || head == "addc" => self.carry(ins, &mods),

@@ -275,6 +275,20 @@ impl Global {
         Ok(())
     }
 
+    /// Fills `len` bytes at `ptr` with `byte` and marks them uninitialised for initcheck.
+    pub fn poison(&self, ptr: u64, byte: u8, len: usize) -> Result<()> {
+        let (buf, off) = self.find(ptr, len).ok_or_else(|| VmError::Memory {
+            message: format!("poison fill of {len} bytes at {ptr:#x} is outside every allocation"),
+        })?;
+        for i in 0..len {
+            buf.store(off + i, 1, byte as u64);
+        }
+        // An allocation made with the sanitizer off gets its tracking here, so that the poison is
+        // seen as uninitialised once the sanitizer is on.
+        buf.ensure_tracking().shadow.host_poison(off, len);
+        Ok(())
+    }
+
     /// For a faulting access of `len` bytes at `addr`: the nearest allocation and where the access
     /// lies relative to it (memcheck's report).
     pub fn describe(&self, addr: u64, len: usize) -> String {

@@ -30,6 +30,40 @@ pub enum FindingKind {
     UninitializedGlobalRead,
     /// A read of shared memory not written earlier in the block.
     UninitializedSharedRead,
+    /// Shared memory: a write after a write with no synchronisation between, where the later
+    /// writer stored the bytes the memory already held (e.g. every lane of a warp storing the
+    /// warp's reduced sum to one slot). The result does not depend on the order, so, as in
+    /// compute-sanitizer, it is a warning.
+    SharedWriteAfterWriteSameValue,
+    /// Definedness tracking: a value derived from uninitialised memory was stored to global
+    /// memory (or given to an atomic on it).
+    UndefinedValueStoredToGlobal,
+    /// Definedness tracking: a value derived from uninitialised memory was used as an address.
+    UndefinedAddress,
+    /// Definedness tracking: a value derived from uninitialised memory decided control flow (a
+    /// branch, the guard of an instruction with side effects, a barrier's operands, a member mask).
+    UndefinedControlFlow,
+    /// Definedness tracking: a value derived from uninitialised memory was a warp vote's input,
+    /// whose result every member then acts on.
+    UndefinedVote,
+}
+
+/// How serious a finding is, as compute-sanitizer grades hazards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth knowing, but the kernel's result does not depend on it.
+    Warning,
+    /// A hazard or an uninitialised use: the result may be wrong.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
 }
 
 impl FindingKind {
@@ -42,6 +76,31 @@ impl FindingKind {
             FindingKind::GlobalWriteConflict => "racecheck: global write conflict between blocks",
             FindingKind::UninitializedGlobalRead => "initcheck: uninitialized global read",
             FindingKind::UninitializedSharedRead => "initcheck: uninitialized shared read",
+            FindingKind::SharedWriteAfterWriteSameValue => "racecheck: shared write-after-write of the same value",
+            FindingKind::UndefinedValueStoredToGlobal => "initcheck: uninitialized value stored to global memory",
+            FindingKind::UndefinedAddress => "initcheck: uninitialized value used as an address",
+            FindingKind::UndefinedControlFlow => "initcheck: uninitialized value decides control flow",
+            FindingKind::UndefinedVote => "initcheck: uninitialized value in a warp vote",
+        }
+    }
+
+    /// Whether the kind is one of definedness tracking's (an undefined value reached a sink); for
+    /// those, [`Finding::other`] is the read of uninitialised memory the value came from.
+    pub fn is_undefined_use(self) -> bool {
+        matches!(
+            self,
+            FindingKind::UndefinedValueStoredToGlobal
+                | FindingKind::UndefinedAddress
+                | FindingKind::UndefinedControlFlow
+                | FindingKind::UndefinedVote
+        )
+    }
+
+    /// Whether the finding is an error or a warning.
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::SharedWriteAfterWriteSameValue => Severity::Warning,
+            _ => Severity::Error,
         }
     }
 }
@@ -74,7 +133,8 @@ pub struct Finding {
     pub kernel: String,
     /// The access that exposed it.
     pub at: Place,
-    /// The earlier access it conflicts with (races only).
+    /// The earlier access it conflicts with (races), or the read of uninitialised memory an
+    /// undefined value came from (definedness findings, when known).
     pub other: Option<Place>,
     /// The address (shared: offset in the block's shared window; global: device address).
     pub address: u64,
@@ -82,11 +142,23 @@ pub struct Finding {
     pub count: u64,
 }
 
+impl Finding {
+    /// Whether the finding is an error or a warning (from its kind).
+    pub fn severity(&self) -> Severity {
+        self.kind.severity()
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.severity())?;
         write!(f, "{} in kernel {}: {} at address {:#x}", self.kind.name(), self.kernel, self.at, self.address)?;
         if let Some(o) = &self.other {
-            write!(f, ", conflicting with {o}")?;
+            if self.kind.is_undefined_use() {
+                write!(f, ", from uninitialized memory read at {}", o.line)?;
+            } else {
+                write!(f, ", conflicting with {o}")?;
+            }
         }
         write!(f, " ({} occurrence{})", self.count, if self.count == 1 { "" } else { "s" })
     }
@@ -100,9 +172,24 @@ pub struct SanitizerReport {
 }
 
 impl SanitizerReport {
-    /// No findings.
+    /// No findings at all, warnings included.
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
+    }
+
+    /// The findings that are errors.
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity() == Severity::Error)
+    }
+
+    /// The findings that are warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity() == Severity::Warning)
+    }
+
+    /// Whether any finding is an error.
+    pub fn has_errors(&self) -> bool {
+        self.errors().next().is_some()
     }
 
     /// Adds a finding, folding it into an earlier one of the same kind at the same lines.
@@ -136,7 +223,8 @@ impl fmt::Display for SanitizerReport {
         if self.findings.is_empty() {
             return write!(f, "sanitizer: no findings");
         }
-        writeln!(f, "sanitizer: {} finding(s)", self.findings.len())?;
+        let errors = self.errors().count();
+        writeln!(f, "sanitizer: {} error(s), {} warning(s)", errors, self.findings.len() - errors)?;
         for x in &self.findings {
             writeln!(f, "  {x}")?;
         }
@@ -279,6 +367,10 @@ struct SyncHistory {
     wsync_seq: Vec<u32>,
     wsync_full: Vec<u32>,
     wsync_pair: Vec<[[u32; 32]; 32]>,
+    /// Whether a read of an uninitialised byte is a finding. Off when the interpreter tracks
+    /// definedness through registers instead (see `crate::definedness`): the read then only makes
+    /// the loaded value undefined.
+    report_uninit: bool,
 }
 
 impl BlockShadow {
@@ -299,6 +391,7 @@ impl BlockShadow {
                 wsync_seq: vec![1; nwarps],
                 wsync_full: vec![0; nwarps],
                 wsync_pair: vec![[[0; 32]; 32]; nwarps],
+                report_uninit: true,
             },
         }
     }
@@ -401,6 +494,32 @@ impl BlockShadow {
         }
     }
 
+    /// Whether reads of uninitialised bytes are initcheck findings (the default). Turned off when
+    /// the interpreter tracks definedness and asks [`BlockShadow::is_initialized`] itself.
+    pub fn set_report_uninitialized(&mut self, on: bool) {
+        self.sync.report_uninit = on;
+    }
+
+    /// Whether every byte of the `len` bytes at `offset` holds initialised (defined) data. Bytes
+    /// outside the shadow count as initialised (the access faults elsewhere).
+    pub fn is_initialized(&self, offset: usize, len: usize) -> bool {
+        let end = offset.saturating_add(len).min(self.len);
+        (offset..end).all(|i| {
+            let w = i / 4;
+            if self.split[w] {
+                self.bytes[i].init()
+            } else {
+                self.words[w].init()
+            }
+        })
+    }
+
+    /// Marks bytes as holding undefined data (a store of an undefined value): a later read yields
+    /// an undefined value again. The last-writer record stays, for racecheck.
+    pub fn mark_undefined(&mut self, offset: usize, len: usize) {
+        self.update(offset, len, |_, b| b.write.who_bar &= !u64::from(BYTE_INIT));
+    }
+
     /// Marks bytes written by something outside the threads' program order (none today; kept for
     /// cp.async completion, which writes on the thread's behalf at its wait).
     pub fn mark_initialized(&mut self, offset: usize, len: usize) {
@@ -412,6 +531,23 @@ impl BlockShadow {
     /// the rest of the bytes usually repeat it).
     #[inline]
     pub fn access(&mut self, tid: u32, offset: usize, len: usize, kind: AccessKind, line: u32) -> Option<Hit> {
+        self.access_same(tid, offset, len, kind, line, false)
+    }
+
+    /// [`BlockShadow::access`], for a write that stored exactly the bytes the memory held before
+    /// it when `same` is true: a write-after-write race it exposes is then
+    /// [`FindingKind::SharedWriteAfterWriteSameValue`], a warning, and the walk keeps looking for
+    /// an error (a write-after-read race) to report instead.
+    #[inline]
+    pub fn access_same(
+        &mut self,
+        tid: u32,
+        offset: usize,
+        len: usize,
+        kind: AccessKind,
+        line: u32,
+        same: bool,
+    ) -> Option<Hit> {
         let warp = (tid / 32) as usize;
         let atomic = if kind == AccessKind::Atomic { ATOMIC } else { 0 };
         let stamp = Stamp::new(PRESENT | atomic | (tid & TID), self.sync.bar_seq, self.sync.wsync_seq[warp], line);
@@ -426,23 +562,31 @@ impl BlockShadow {
         {
             self.dirty = (self.dirty.0.min(w), self.dirty.1.max(w + n));
             for word in &mut self.words[w..w + n] {
-                self.sync.step(word, stamp, tid, kind, &mut hit);
+                self.sync.step(word, stamp, tid, kind, same, &mut hit);
             }
             return hit;
         }
-        self.access_walk(tid, stamp, offset, len, kind)
+        self.access_walk(tid, stamp, offset, len, kind, same)
     }
 
     /// [`BlockShadow::access`] past its one-uniform-word fast path, kept out of line so that the
     /// fast path inlines into the interpreter's per-lane loop.
     #[inline(never)]
-    fn access_walk(&mut self, tid: u32, stamp: Stamp, offset: usize, len: usize, kind: AccessKind) -> Option<Hit> {
+    fn access_walk(
+        &mut self,
+        tid: u32,
+        stamp: Stamp,
+        offset: usize,
+        len: usize,
+        kind: AccessKind,
+        same: bool,
+    ) -> Option<Hit> {
         let mut hit = None;
         self.update(
             offset,
             len,
             #[inline(always)]
-            |sync, b| sync.step(b, stamp, tid, kind, &mut hit),
+            |sync, b| sync.step(b, stamp, tid, kind, same, &mut hit),
         );
         hit
     }
@@ -467,30 +611,33 @@ impl SyncHistory {
         false
     }
 
-    /// One byte of an access: checks `b` against `stamp` (recording the first finding in `hit`) and
-    /// updates it in place (copying whole states in and out through the stack cost more than the
-    /// checks).
+    /// One byte of an access: checks `b` against `stamp` (recording the first finding in `hit`, or
+    /// an error in place of a warning found earlier) and updates it in place (copying whole states
+    /// in and out through the stack cost more than the checks).
     #[inline(always)]
-    fn step(&self, b: &mut ShadowByte, stamp: Stamp, tid: u32, kind: AccessKind, hit: &mut Option<Hit>) {
-        if kind != AccessKind::Write && !b.init() && hit.is_none() {
+    fn step(&self, b: &mut ShadowByte, stamp: Stamp, tid: u32, kind: AccessKind, same: bool, hit: &mut Option<Hit>) {
+        let open = |hit: &Option<Hit>| hit.is_none_or(|h| h.kind.severity() == Severity::Warning);
+        if kind != AccessKind::Write && self.report_uninit && !b.init() && hit.is_none() {
             *hit = Some(Hit { kind: FindingKind::UninitializedSharedRead, other_tid: tid, other_line: stamp.line() });
         }
         let w = b.write;
         if w.present() {
             let both_atomic = w.atomic() && stamp.atomic();
-            if !both_atomic && hit.is_none() && !self.ordered(&w, tid) {
-                let k = if kind == AccessKind::Read {
-                    FindingKind::SharedReadAfterWrite
-                } else {
-                    FindingKind::SharedWriteAfterWrite
+            if !both_atomic && open(hit) && !self.ordered(&w, tid) {
+                let k = match kind {
+                    AccessKind::Read => FindingKind::SharedReadAfterWrite,
+                    AccessKind::Write if same && !w.atomic() => FindingKind::SharedWriteAfterWriteSameValue,
+                    _ => FindingKind::SharedWriteAfterWrite,
                 };
-                *hit = Some(Hit { kind: k, other_tid: w.tid(), other_line: w.line() });
+                if hit.is_none() || k.severity() == Severity::Error {
+                    *hit = Some(Hit { kind: k, other_tid: w.tid(), other_line: w.line() });
+                }
             }
         }
         if kind != AccessKind::Read {
             for r in b.reads.iter().filter(|r| r.present()) {
                 let both_atomic = r.atomic() && stamp.atomic();
-                if !both_atomic && hit.is_none() && !self.ordered(r, tid) {
+                if !both_atomic && open(hit) && !self.ordered(r, tid) {
                     *hit =
                         Some(Hit { kind: FindingKind::SharedWriteAfterRead, other_tid: r.tid(), other_line: r.line() });
                 }
@@ -555,6 +702,14 @@ impl AllocShadow {
     pub fn host_write(&self, offset: usize, len: usize) {
         for c in self.range(offset, len) {
             c.fetch_or(INIT, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The host filled bytes with a poison pattern: they hold data, but nothing a kernel may read
+    /// before writing it, so they count as uninitialised again.
+    pub fn host_poison(&self, offset: usize, len: usize) {
+        for c in self.range(offset, len) {
+            c.fetch_and(!INIT, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -701,6 +856,35 @@ mod tests {
         assert_eq!(s.access(0, 0, 4, Read, 3).map(|h| h.kind), Some(FindingKind::UninitializedSharedRead));
         s.reset();
         assert!(s.access(0, 0, 1, Read, 4).is_some());
+    }
+
+    #[test]
+    fn a_same_value_write_after_write_is_a_warning_that_a_read_race_overrides() {
+        let mut s = BlockShadow::new(16, 1);
+        s.access(0, 0, 4, Write, 1);
+        let h = s.access_same(1, 0, 4, Write, 2, true).map(|h| h.kind);
+        assert_eq!(h, Some(FindingKind::SharedWriteAfterWriteSameValue));
+        assert_eq!(FindingKind::SharedWriteAfterWriteSameValue.severity(), Severity::Warning);
+        // A read by a third thread, then a same-value write racing with both: the write-after-read
+        // error is reported, not the write-after-write warning.
+        s.access(2, 0, 4, Read, 3);
+        assert_eq!(s.access_same(3, 0, 4, Write, 4, true).map(|h| h.kind), Some(FindingKind::SharedWriteAfterRead));
+        // Different bytes stored: an error.
+        s.warp_sync(0, u32::MAX);
+        s.access(4, 8, 4, Write, 5);
+        assert_eq!(s.access_same(5, 8, 4, Write, 6, false).map(|h| h.kind), Some(FindingKind::SharedWriteAfterWrite));
+    }
+
+    #[test]
+    fn bytes_marked_undefined_read_as_uninitialised_and_keep_their_writer() {
+        let mut s = BlockShadow::new(16, 1);
+        s.access(0, 0, 8, Write, 1);
+        s.mark_undefined(2, 4);
+        assert!(s.is_initialized(0, 2) && !s.is_initialized(0, 4) && !s.is_initialized(4, 2) && s.is_initialized(6, 2));
+        // The write is still recorded for racecheck.
+        assert_eq!(s.access(1, 4, 4, Read, 2).map(|h| h.kind), Some(FindingKind::UninitializedSharedRead));
+        s.set_report_uninitialized(false);
+        assert_eq!(s.access(1, 4, 4, Read, 3).map(|h| h.kind), Some(FindingKind::SharedReadAfterWrite));
     }
 
     #[test]

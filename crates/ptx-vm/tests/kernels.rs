@@ -48,10 +48,11 @@ fn upload(m: &mut Machine, bytes: &[u8]) -> u64 {
     p
 }
 
-/// Allocates `bytes` filled with 0xff (an f32 NaN, an i32 -1).
+/// Allocates `bytes` filled with 0xff (an f32 NaN, an i32 -1) that count as uninitialised, so a
+/// kernel reading them before writing them is an initcheck finding.
 fn poisoned(m: &mut Machine, bytes: usize) -> u64 {
     let p = m.alloc(bytes).unwrap();
-    m.memset(p, 0xff, bytes).unwrap();
+    m.fill_poison(p, bytes).unwrap();
     p
 }
 
@@ -90,7 +91,10 @@ fn saxpy_grid_stride_matches_reference() {
     m.write(yp, &to_bytes_f32(&y)).unwrap();
     let params = ParamBuilder::new().i32(n as i32).f32(a).ptr(xp).ptr(yp).finish();
     assert_eq!(md.param_size("saxpy_f32"), Some(params.len()));
-    m.launch(&md, "saxpy_f32", &cfg([7, 1, 1], [256, 1, 1]), &params).unwrap_or_else(|e| panic!("{e}"));
+    m.launch(&md, "saxpy_f32", &cfg([7, 1, 1], [256, 1, 1]), &params)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .assert_clean()
+        .unwrap();
     let out = download_f32(&m, yp, n + GUARD);
     for i in 0..n {
         let want = a as f64 * x[i] as f64 + y[i] as f64;
@@ -118,7 +122,9 @@ fn cub_block_reduce_sums_each_tile() {
     let sp = poisoned(&mut m, 4 * (blocks + GUARD));
     let params = ParamBuilder::new().ptr(xp).ptr(sp).i32(n as i32).finish();
     m.launch(&md, "block_reduce_sum_f32", &cfg([blocks as u32, 1, 1], [128, 1, 1]), &params)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+        .assert_clean()
+        .unwrap();
     let sums = download_f32(&m, sp, blocks + GUARD);
     for b in 0..blocks {
         let tile = &x[b * TILE..((b + 1) * TILE).min(n)];
@@ -147,7 +153,9 @@ fn cub_block_scan_is_exact_exclusive_prefix_per_tile() {
     m.memset(yp, 0x7f, 4 * (n + GUARD)).unwrap();
     let params = ParamBuilder::new().ptr(xp).ptr(yp).i32(n as i32).finish();
     m.launch(&md, "block_scan_exclusive_i32", &cfg([blocks as u32, 1, 1], [128, 1, 1]), &params)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{e}"))
+        .assert_clean()
+        .unwrap();
     let y = download_i32(&m, yp, n + GUARD);
     for b in 0..blocks {
         let mut run = 0i32;
@@ -169,7 +177,10 @@ fn softmax_case(rows: usize, cols: usize, seed: u64) {
     let params = ParamBuilder::new().ptr(xp).ptr(yp).i32(rows as i32).i32(cols as i32).finish();
     let warps_per_block = 4;
     let grid = rows.div_ceil(warps_per_block) as u32;
-    m.launch(&md, "softmax_rows_f32", &cfg([grid, 1, 1], [128, 1, 1]), &params).unwrap_or_else(|e| panic!("{e}"));
+    m.launch(&md, "softmax_rows_f32", &cfg([grid, 1, 1], [128, 1, 1]), &params)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .assert_clean()
+        .unwrap();
     let y = download_f32(&m, yp, rows * cols + GUARD);
     for r in 0..rows {
         let row = &x[r * cols..(r + 1) * cols];
@@ -226,7 +237,10 @@ fn bf16_gemm_cp_async_ldmatrix_mma_matches_float64() {
     let cp = poisoned(&mut m, 4 * (mm * nn + GUARD));
     let params = ParamBuilder::new().ptr(ap).ptr(bp).ptr(cp).i32(mm as i32).i32(nn as i32).i32(kk as i32).finish();
     let grid = [nn.div_ceil(64) as u32, mm.div_ceil(64) as u32, 1];
-    m.launch(&md, "gemm_bf16_f32acc", &cfg(grid, [128, 1, 1]), &params).unwrap_or_else(|e| panic!("{e}"));
+    m.launch(&md, "gemm_bf16_f32acc", &cfg(grid, [128, 1, 1]), &params)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .assert_clean()
+        .unwrap();
     let c = download_f32(&m, cp, mm * nn + GUARD);
     let av = |i: usize| half::bf16::from_bits(a[i]).to_f64();
     let bv = |i: usize| half::bf16::from_bits(b[i]).to_f64();
@@ -267,13 +281,18 @@ fn results_are_bit_identical_for_any_host_thread_count() {
         let cp = poisoned(&mut m, 4 * mm * nn);
         let params = ParamBuilder::new().ptr(ap).ptr(bp).ptr(cp).i32(mm as i32).i32(nn as i32).i32(kk as i32).finish();
         let grid = [nn.div_ceil(64) as u32, mm.div_ceil(64) as u32, 1];
-        m.launch(&gemm, "gemm_bf16_f32acc", &cfg(grid, [128, 1, 1]), &params).unwrap_or_else(|e| panic!("{e}"));
+        m.launch(&gemm, "gemm_bf16_f32acc", &cfg(grid, [128, 1, 1]), &params)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .assert_clean()
+            .unwrap();
         let xp = upload(&mut m, &to_bytes_f32(&x));
         let blocks = x.len().div_ceil(TILE);
         let sp = poisoned(&mut m, 4 * blocks);
         let params = ParamBuilder::new().ptr(xp).ptr(sp).i32(x.len() as i32).finish();
         m.launch(&reduce, "block_reduce_sum_f32", &cfg([blocks as u32, 1, 1], [128, 1, 1]), &params)
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap_or_else(|e| panic!("{e}"))
+            .assert_clean()
+            .unwrap();
         let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
         (bits(download_f32(&m, cp, mm * nn)), bits(download_f32(&m, sp, blocks)))
     };
