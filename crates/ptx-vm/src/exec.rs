@@ -1174,81 +1174,12 @@ impl Block<'_, '_> {
                             warp.regs[*d as usize][l] = mask as u64;
                         }
                     }
-                    Op::Bar { kind, id, count, d: _, p, pneg } => {
+                    Op::Bar { .. } => {
                         if exec == 0 {
                             pc += 1;
                             continue;
                         }
-                        let l0 = exec.trailing_zeros() as usize;
-                        let bid = warp.regs[*id as usize][l0];
-                        if bid >= 16 {
-                            return Err(fault(pc, Some(l0 as u32), format!("barrier id {bid} out of range 0..16")));
-                        }
-                        let expected =
-                            if *count == NO_REG { self.nthreads } else { warp.regs[*count as usize][l0] as u32 };
-                        let b = &mut self.bars[bid as usize];
-                        if b.arrived == 0 {
-                            b.warps = 0;
-                            b.all = *count == NO_REG;
-                            b.lanes = [0; 32];
-                            b.expected = expected;
-                            b.acc_popc = 0;
-                            b.acc_and = true;
-                            b.acc_or = false;
-                            b.pc = pc;
-                        } else if *count == NO_REG && b.pc != pc {
-                            // A block-wide barrier (`__syncthreads`) must be reached by all threads at
-                            // the same instruction (CUDA: undefined in divergent code); named barriers
-                            // with a thread count may legitimately be reached from different code.
-                            let first = self.ctx.kernel.code.get(b.pc as usize).map(|i| i.line).unwrap_or(0);
-                            return Err(fault(
-                                pc,
-                                Some(l0 as u32),
-                                format!(
-                                    "barrier {bid} is awaited at two different instructions (also at PTX line {first})"
-                                ),
-                            ));
-                        } else if b.expected != expected {
-                            return Err(fault(
-                                pc,
-                                Some(l0 as u32),
-                                format!("barrier {bid} used with thread counts {} and {expected}", b.expected),
-                            ));
-                        }
-                        b.arrived += exec.count_ones();
-                        b.warps |= 1u32.checked_shl(warp.id).unwrap_or(0);
-                        if let Some(m) = b.lanes.get_mut(warp.id as usize) {
-                            *m |= exec;
-                        }
-                        if *p != NO_REG {
-                            for l in lanes_of(exec) {
-                                let v = (warp.regs[*p as usize][l] & 1 == 1) != *pneg;
-                                b.acc_popc += v as u32;
-                                b.acc_and &= v;
-                                b.acc_or |= v;
-                            }
-                        }
-                        let gen = b.gen;
-                        if self.instrument {
-                            self.counters.barriers += 1;
-                        }
-                        let done = self.barrier_arrivals(bid as usize) >= self.bars[bid as usize].expected;
-                        if done {
-                            self.complete_barrier(bid as usize);
-                        }
-                        if *kind != BarKind::Arrive {
-                            for l in lanes_of(exec) {
-                                warp.bar_id[l] = bid as u8;
-                                warp.bar_gen[l] = gen;
-                                warp.pc[l] = pc;
-                            }
-                            warp.wait_bar |= exec;
-                            for l in lanes_of(mask & !exec) {
-                                warp.pc[l] = pc + 1;
-                            }
-                            if done {
-                                self.release_barriers(warp);
-                            }
+                        if self.bar(warp, pc, exec, mask, ins)? {
                             continue 'select;
                         }
                     }
@@ -1968,17 +1899,102 @@ impl Block<'_, '_> {
         }
     }
 
+    /// A thread group of `warp` at barrier instruction `ins` (pc `pc`, lanes `exec` of the
+    /// group `mask`). Returns whether the group's lanes now wait (the warp picks its next group);
+    /// otherwise (`bar.arrive`) the group goes on.
+    #[inline(never)]
+    fn bar(&mut self, warp: &mut Warp, pc: u32, exec: u32, mask: u32, ins: &Inst) -> Res<bool> {
+        let Op::Bar { kind, id, count, d: _, p, pneg } = &ins.op else { return Ok(false) };
+        let l0 = exec.trailing_zeros() as usize;
+        let bid = warp.regs[*id as usize][l0];
+        if bid >= 16 {
+            return Err(fault(pc, Some(l0 as u32), format!("barrier id {bid} out of range 0..16")));
+        }
+        let expected = if *count == NO_REG { self.nthreads } else { warp.regs[*count as usize][l0] as u32 };
+        let b = &mut self.bars[bid as usize];
+        if b.arrived == 0 {
+            b.warps = 0;
+            b.all = *count == NO_REG;
+            b.lanes = [0; 32];
+            b.expected = expected;
+            b.acc_popc = 0;
+            b.acc_and = true;
+            b.acc_or = false;
+            b.pc = pc;
+        } else if *count == NO_REG && b.pc != pc {
+            // A block-wide barrier (`__syncthreads`) must be reached by all threads at
+            // the same instruction (CUDA: undefined in divergent code); named barriers
+            // with a thread count may legitimately be reached from different code.
+            let first = self.ctx.kernel.code.get(b.pc as usize).map(|i| i.line).unwrap_or(0);
+            return Err(fault(
+                pc,
+                Some(l0 as u32),
+                format!("barrier {bid} is awaited at two different instructions (also at PTX line {first})"),
+            ));
+        } else if b.expected != expected {
+            return Err(fault(
+                pc,
+                Some(l0 as u32),
+                format!("barrier {bid} used with thread counts {} and {expected}", b.expected),
+            ));
+        }
+        b.arrived += exec.count_ones();
+        b.warps |= 1u32.checked_shl(warp.id).unwrap_or(0);
+        if let Some(m) = b.lanes.get_mut(warp.id as usize) {
+            *m |= exec;
+        }
+        if *p != NO_REG {
+            for l in lanes_of(exec) {
+                let v = (warp.regs[*p as usize][l] & 1 == 1) != *pneg;
+                b.acc_popc += v as u32;
+                b.acc_and &= v;
+                b.acc_or |= v;
+            }
+        }
+        let gen = b.gen;
+        if self.instrument {
+            self.counters.barriers += 1;
+        }
+        let done = self.barrier_arrivals(bid as usize) >= self.bars[bid as usize].expected;
+        if done {
+            self.complete_barrier(bid as usize);
+        }
+        if *kind != BarKind::Arrive {
+            for l in lanes_of(exec) {
+                warp.bar_id[l] = bid as u8;
+                warp.bar_gen[l] = gen;
+                warp.pc[l] = pc;
+            }
+            warp.wait_bar |= exec;
+            for l in lanes_of(mask & !exec) {
+                warp.pc[l] = pc + 1;
+            }
+            if done {
+                self.release_barriers(warp);
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Threads that count as arrived at barrier `bid` in its current round: those that arrived,
     /// plus the exited threads it no longer waits for. PTX ISA 9.7.13.1 (`barrier`/`bar`): without
     /// a thread count the barrier waits for all non-exited threads of the CTA, and the `exit` rules
     /// release a barrier that only exited threads held up. With a count, arrivals are counted per
     /// warp (the warp size, not its active threads, for `bar`), so exited lanes of a warp that takes
     /// part count as arrived.
+    #[inline]
     fn barrier_arrivals(&self, bid: usize) -> u32 {
-        let b = &self.bars[bid];
         if self.n_exited == 0 {
-            return b.arrived;
+            return self.bars[bid].arrived;
         }
+        self.arrivals_with_exits(bid)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn arrivals_with_exits(&self, bid: usize) -> u32 {
+        let b = &self.bars[bid];
         let nwarps = self.nthreads.div_ceil(32) as usize;
         let mut n = b.arrived;
         for (w, (&gone, &came)) in self.exited.iter().zip(b.lanes.iter()).enumerate().take(nwarps) {
@@ -1991,6 +2007,7 @@ impl Block<'_, '_> {
 
     /// Completes barrier `bid`'s round: waiting lanes see the new generation and are released on
     /// their warp's next turn.
+    #[inline(never)]
     fn complete_barrier(&mut self, bid: usize) {
         let b = &mut self.bars[bid];
         b.gen = b.gen.wrapping_add(1);
@@ -2005,6 +2022,7 @@ impl Block<'_, '_> {
     }
 
     /// Lanes `lanes` of warp `w` exited: barriers that now wait only for exited threads complete.
+    #[inline(never)]
     fn lanes_exited(&mut self, w: u32, lanes: u32) {
         let Some(gone) = self.exited.get_mut(w as usize) else { return };
         let new = lanes & !*gone;

@@ -295,6 +295,41 @@ $L__end:
 }
 
 #[test]
+fn a_ret_from_a_func_is_not_an_exit() {
+    // Warp 1 calls a function that returns: its threads are alive and take part in the barrier,
+    // so bar.red.popc counts all 64 (an exit would leave 32).
+    let ptx = r#"
+.func noop()
+{
+    ret;
+}
+.visible .entry k(.param .u64 out)
+{
+    .reg .pred %p<3>;
+    .reg .b32 %r<10>;
+    .reg .b64 %rd<6>;
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    setp.lt.u32 %p1, %r1, 32;
+    @%p1 bra $L__sync;
+    call.uni
+    noop,
+    (
+    );
+$L__sync:
+    setp.ne.u32 %p2, %r1, 1000;
+    bar.red.popc.u32 %r9, 0, %p2;
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r9;
+    ret;
+}
+"#;
+    let out = run_out(ptx, "k", cfg([1, 1, 1], [64, 1, 1]), 64).unwrap();
+    assert!(out.iter().all(|&v| v == 64), "{out:?}");
+}
+
+#[test]
 fn a_warp_waiting_at_another_barrier_is_a_deadlock_error_not_a_hang() {
     // Warp 0 waits at barrier 0 for the whole block; warp 1 is alive and waits at barrier 1 for
     // 64 threads that never come: no exit can release either.
