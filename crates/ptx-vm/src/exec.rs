@@ -1097,7 +1097,6 @@ impl Block<'_, '_> {
                         let fs = self.ctx.kernel.fparam_size;
                         let mut same = true;
                         let mut next = u32::MAX;
-                        let mut exiting = 0u32;
                         for l in lanes_of(mask) {
                             if exec >> l & 1 == 0 {
                                 warp.pc[l] = pc + 1;
@@ -1106,7 +1105,7 @@ impl Block<'_, '_> {
                             }
                             match warp.stack[l].pop() {
                                 None => {
-                                    exiting |= 1 << l;
+                                    warp.exited |= 1 << l;
                                     same = false;
                                 }
                                 Some(call_pc) => {
@@ -1129,10 +1128,9 @@ impl Block<'_, '_> {
                                 }
                             }
                         }
-                        if exiting != 0 {
-                            // A `ret` with no caller frame leaves the kernel: the thread exits.
-                            warp.exited |= exiting;
-                            self.lanes_exited(warp.id, exiting);
+                        if !same {
+                            // A `ret` with no caller frame left the kernel: those threads exited.
+                            self.lanes_exited(warp.id, warp.exited);
                         }
                         if same {
                             pc = next;
@@ -1142,7 +1140,7 @@ impl Block<'_, '_> {
                     }
                     Op::Exit => {
                         warp.exited |= exec;
-                        self.lanes_exited(warp.id, exec);
+                        self.lanes_exited(warp.id, warp.exited);
                         mask &= !exec;
                         if mask == 0 {
                             continue 'select;
@@ -2021,11 +2019,15 @@ impl Block<'_, '_> {
         }
     }
 
-    /// Lanes `lanes` of warp `w` exited: barriers that now wait only for exited threads complete.
+    /// Lanes `lanes` of warp `w` have exited (some perhaps earlier): barriers that now wait only
+    /// for exited threads complete.
     #[inline(never)]
     fn lanes_exited(&mut self, w: u32, lanes: u32) {
         let Some(gone) = self.exited.get_mut(w as usize) else { return };
         let new = lanes & !*gone;
+        if new == 0 {
+            return;
+        }
         *gone |= new;
         self.n_exited += new.count_ones();
         for bid in 0..self.bars.len() {
