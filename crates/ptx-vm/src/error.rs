@@ -80,7 +80,9 @@ pub enum VmError {
         kernel: String,
         /// The block index (x, y, z).
         block: [u32; 3],
-        /// One line per stuck warp: its lanes, what they wait at and where.
+        /// A one-line summary, then one line per group of warps stuck at the same place with the
+        /// same lanes (`  warps 0-3,5 (lanes 0xffffffff) wait at barrier 0 (...): `bar.sync` at PTX
+        /// line 120 (k.cu:33)`), and one per group of warps whose lanes exited.
         details: String,
     },
 }

@@ -5,7 +5,7 @@
 //! the lanes that share the lowest pc among its runnable lanes; lanes that diverged reconverge
 //! as soon as their pcs meet. A converged warp therefore runs one decoded instruction for 32
 //! lanes per step. Warp collectives wait until every lane of their member mask has arrived at
-//! the same instruction; `bar.sync` waits for the block's threads. When no warp of a block can
+//! the same instruction; `bar.sync` waits for the block's non-exited threads. When no warp of a block can
 //! move, the launch fails with a deadlock error instead of hanging.
 
 use crate::counters::{self as ctr, Counters};
@@ -29,6 +29,12 @@ const WARP_SLICE: u64 = 1 << 14;
 const STARVE_LIMIT: u32 = 256;
 /// Instructions of such a turn at most.
 const ESCAPE_STEPS: u32 = 4096;
+
+/// The byte every block's shared memory starts as. On a GPU shared memory holds whatever the
+/// previous block left there, so a kernel that reads it before writing it must not see zeros:
+/// 0xff bytes read as NaN in every float format (f64, f32, f16, bf16) and as all-ones integers
+/// (`u32::MAX`, -1), which makes such a read show in the results.
+pub(crate) const SMEM_POISON: u8 = 0xff;
 
 /// Everything a block needs from the launch, shared by all worker threads.
 pub(crate) struct LaunchCtx<'a> {
@@ -114,6 +120,11 @@ struct Barrier {
     pc: u32,
     /// Warps that arrived in this round (for racecheck's happens-before).
     warps: u32,
+    /// A CTA-wide barrier (no thread count): it waits for the block's non-exited threads.
+    all: bool,
+    /// Lanes of each warp that arrived in this round, so that a lane which arrives (`bar.arrive`)
+    /// and then exits is not counted twice.
+    lanes: [u32; 32],
 }
 
 /// Reusable per-worker storage.
@@ -152,6 +163,9 @@ struct Block<'a, 'b> {
     smem: &'a mut Vec<u8>,
     bars: [Barrier; 16],
     nthreads: u32,
+    /// Exited lanes of each warp, and how many threads that is.
+    exited: [u32; 32],
+    n_exited: u32,
     counts: Counts,
     /// Index of the global allocation the last access hit.
     gcache: std::cell::Cell<usize>,
@@ -178,14 +192,17 @@ struct Block<'a, 'b> {
     def_store_undef: [u32; 4],
 }
 
+/// A block's fault, with what the block counted and found up to it.
+pub(crate) type BlockFailure = Box<(VmError, BlockOut)>;
+
 /// Runs block `ctaid` to completion.
-pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) -> Result<BlockOut, VmError> {
+pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) -> Result<BlockOut, BlockFailure> {
     let k = ctx.kernel;
     let nthreads = ctx.block[0] * ctx.block[1] * ctx.block[2];
     let nwarps = nthreads.div_ceil(32) as usize;
     let smem_size = k.static_smem.div_ceil(k.dyn_smem_align) * k.dyn_smem_align + ctx.dyn_smem as usize;
     ws.smem.clear();
-    ws.smem.resize(smem_size, 0);
+    ws.smem.resize(smem_size, SMEM_POISON);
     ws.warps.truncate(nwarps);
     while ws.warps.len() < nwarps {
         ws.warps.push(Warp {
@@ -231,6 +248,8 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         smem: &mut ws.smem,
         bars: [Barrier::default(); 16],
         nthreads,
+        exited: [0; 32],
+        n_exited: 0,
         counts: Counts::default(),
         gcache: std::cell::Cell::new(0),
         instrument: ctx.count || ctx.sanitize,
@@ -260,23 +279,22 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             live = true;
             match blk.run_warp(warp) {
                 Ok(p) => progressed |= p,
-                Err(f) => return Err(blk.error(w as u32, f)),
+                Err(f) => {
+                    let e = blk.error(w as u32, f);
+                    return Err(Box::new((e, blk.into_out())));
+                }
             }
         }
         if !live {
-            return Ok(BlockOut {
-                counts: blk.counts,
-                counters: blk.counters,
-                report: blk.report,
-                printf: blk.printf,
-                printf_dropped: blk.printf_dropped,
-            });
+            return Ok(blk.into_out());
         }
         if !progressed {
-            return Err(blk.deadlock(&ws.warps));
+            let e = blk.deadlock(&ws.warps);
+            return Err(Box::new((e, blk.into_out())));
         }
         if blk.counts.warp_instructions > ctx.block_instruction_limit {
-            return Err(blk.runaway(&ws.warps));
+            let e = blk.runaway(&ws.warps);
+            return Err(Box::new((e, blk.into_out())));
         }
     }
 }
@@ -360,6 +378,30 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
 }
 
 #[inline(always)]
+/// Adds warp `w`'s lanes `lanes` doing `what` to the group of warps doing the same with the same
+/// lanes.
+fn add_group(groups: &mut Vec<(String, u32, Vec<u32>)>, what: String, lanes: u32, w: u32) {
+    match groups.iter_mut().find(|g| g.1 == lanes && g.0 == what) {
+        Some(g) => g.2.push(w),
+        None => groups.push((what, lanes, vec![w])),
+    }
+}
+
+/// "warp 3" or "warps 0-3,5,7-9" for ascending warp indices.
+fn warp_list(ws: &[u32]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < ws.len() {
+        let mut j = i;
+        while j + 1 < ws.len() && ws[j + 1] == ws[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j == i { ws[i].to_string() } else { format!("{}-{}", ws[i], ws[j]) });
+        i = j + 1;
+    }
+    format!("{} {}", if ws.len() == 1 { "warp" } else { "warps" }, parts.join(","))
+}
+
 fn lanes_of(mut m: u32) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         if m == 0 {
@@ -635,6 +677,16 @@ fn round_op(op: u8, rnd: semantics::float::Rnd, x: f64, y: f64, z: f64, fmt: sem
 }
 
 impl Block<'_, '_> {
+    fn into_out(self) -> BlockOut {
+        BlockOut {
+            counts: self.counts,
+            counters: self.counters,
+            report: self.report,
+            printf: self.printf,
+            printf_dropped: self.printf_dropped,
+        }
+    }
+
     fn error(&self, w: u32, f: Fault) -> VmError {
         let k = self.ctx.kernel;
         let (line, loc, name) = match k.code.get(f.pc as usize) {
@@ -676,61 +728,82 @@ impl Block<'_, '_> {
     }
 
     fn deadlock(&self, warps: &[Warp]) -> VmError {
-        let mut lines = Vec::new();
+        // Warps stuck at the same place with the same lanes share one line: a 32-warp block
+        // that misses one barrier reads as one or two lines, not 32.
+        let mut groups: Vec<(String, u32, Vec<u32>)> = Vec::new();
+        let mut waiting = 0;
         for (w, warp) in warps.iter().enumerate() {
             let live = warp.valid & !warp.exited;
-            if live == 0 {
-                continue;
+            if live != 0 {
+                waiting += 1;
             }
-            let mut groups: Vec<(u32, u32, &str)> = Vec::new();
+            let mut here: Vec<(u32, u32, bool)> = Vec::new();
             for l in lanes_of(live) {
-                let kind = if warp.wait_bar >> l & 1 == 1 { "barrier" } else { "warp collective" };
-                match groups.iter_mut().find(|g| g.0 == warp.pc[l] && g.2 == kind) {
+                let bar = warp.wait_bar >> l & 1 == 1;
+                match here.iter_mut().find(|g| g.0 == warp.pc[l] && g.2 == bar) {
                     Some(g) => g.1 |= 1 << l,
-                    None => groups.push((warp.pc[l], 1 << l, kind)),
+                    None => here.push((warp.pc[l], 1 << l, bar)),
                 }
             }
-            for (pc, lanes, kind) in groups {
-                let extra = if kind == "barrier" {
+            for (pc, lanes, bar) in here {
+                let what = if bar {
                     let id = warp.bar_id[lanes.trailing_zeros() as usize] as usize;
-                    let b = self.bars[id];
-                    format!(" {id} ({} of {} threads arrived)", b.arrived, b.expected)
+                    let b = &self.bars[id];
+                    let count = if b.all {
+                        format!("{} of the block's {} non-exited threads", b.arrived, self.nthreads - self.n_exited)
+                    } else {
+                        format!("{} of {} threads", self.barrier_arrivals(id), b.expected)
+                    };
+                    format!("wait at barrier {id} ({count} arrived): {}", self.where_(pc))
                 } else {
-                    String::new()
+                    format!("wait at a warp collective: {}", self.where_(pc))
                 };
-                lines.push(format!("warp {w} lanes {lanes:#010x} wait at {kind}{extra} {}", self.where_(pc)));
+                add_group(&mut groups, what, lanes, w as u32);
             }
-            if warp.exited & warp.valid != 0 {
-                lines.push(format!("warp {w} lanes {:#010x} exited", warp.exited & warp.valid));
+            let gone = warp.exited & warp.valid;
+            if gone != 0 {
+                add_group(&mut groups, "exited".to_string(), gone, w as u32);
             }
         }
-        let full_exited: Vec<String> =
-            warps.iter().enumerate().filter(|(_, w)| w.valid & !w.exited == 0).map(|(i, _)| i.to_string()).collect();
-        if !full_exited.is_empty() {
-            lines.push(format!("warps {} exited", full_exited.join(",")));
-        }
-        VmError::Deadlock { kernel: self.ctx.kernel.name.clone(), block: self.ctaid, details: lines.join("; ") }
+        let mut lines = vec![format!(
+            "none of its {waiting} unfinished warps can move ({} of {} threads exited)",
+            self.n_exited, self.nthreads
+        )];
+        lines
+            .extend(groups.iter().map(|(what, lanes, ws)| format!("  {} (lanes {lanes:#010x}) {what}", warp_list(ws))));
+        VmError::Deadlock { kernel: self.ctx.kernel.name.clone(), block: self.ctaid, details: lines.join("\n") }
     }
 
     fn runaway(&self, warps: &[Warp]) -> VmError {
-        let mut at = Vec::new();
+        let mut groups: Vec<(String, u32, Vec<u32>)> = Vec::new();
+        let mut first_pc = None;
         for (w, warp) in warps.iter().enumerate() {
             let live = warp.valid & !warp.exited;
-            if let Some(l) = lanes_of(live).next() {
-                at.push(format!("warp {w} at {}", self.where_(warp.pc[l])));
+            let mut here: Vec<(u32, u32)> = Vec::new();
+            for l in lanes_of(live) {
+                match here.iter_mut().find(|g| g.0 == warp.pc[l]) {
+                    Some(g) => g.1 |= 1 << l,
+                    None => here.push((warp.pc[l], 1 << l)),
+                }
+            }
+            for (pc, lanes) in here {
+                first_pc.get_or_insert(pc);
+                add_group(&mut groups, format!("at {}", self.where_(pc)), lanes, w as u32);
             }
         }
+        let mut lines = vec![format!(
+            "the block ran more than {} warp instructions without finishing (an endless loop, or a \
+             spin-wait nothing will satisfy); its unfinished warps are:",
+            self.ctx.block_instruction_limit
+        )];
+        lines
+            .extend(groups.iter().map(|(what, lanes, ws)| format!("  {} (lanes {lanes:#010x}) {what}", warp_list(ws))));
         VmError::Runtime {
             kernel: self.ctx.kernel.name.clone(),
             block: self.ctaid,
             thread: None,
-            at: Location::default(),
-            message: format!(
-                "the block ran more than {} warp instructions without finishing (an endless loop, or a \
-                 spin-wait nothing will satisfy); {}",
-                self.ctx.block_instruction_limit,
-                at.join("; ")
-            ),
+            at: first_pc.map(|pc| self.location(pc)).unwrap_or_default(),
+            message: lines.join("\n"),
         }
     }
 
@@ -1123,6 +1196,10 @@ impl Block<'_, '_> {
                                 }
                             }
                         }
+                        if !same {
+                            // A `ret` with no caller frame left the kernel: those threads exited.
+                            self.lanes_exited(warp.id, warp.exited);
+                        }
                         if same {
                             pc = next;
                             continue;
@@ -1131,6 +1208,7 @@ impl Block<'_, '_> {
                     }
                     Op::Exit => {
                         warp.exited |= exec;
+                        self.lanes_exited(warp.id, warp.exited);
                         mask &= !exec;
                         if mask == 0 {
                             continue 'select;
@@ -1192,83 +1270,12 @@ impl Block<'_, '_> {
                             warp.regs[*d as usize][l] = mask as u64;
                         }
                     }
-                    Op::Bar { kind, id, count, d: _, p, pneg } => {
+                    Op::Bar { .. } => {
                         if exec == 0 {
                             pc += 1;
                             continue;
                         }
-                        let l0 = exec.trailing_zeros() as usize;
-                        let bid = warp.regs[*id as usize][l0];
-                        if bid >= 16 {
-                            return Err(fault(pc, Some(l0 as u32), format!("barrier id {bid} out of range 0..16")));
-                        }
-                        let expected =
-                            if *count == NO_REG { self.nthreads } else { warp.regs[*count as usize][l0] as u32 };
-                        let b = &mut self.bars[bid as usize];
-                        if b.arrived == 0 {
-                            b.warps = 0;
-                            b.expected = expected;
-                            b.acc_popc = 0;
-                            b.acc_and = true;
-                            b.acc_or = false;
-                            b.pc = pc;
-                        } else if *count == NO_REG && b.pc != pc {
-                            // A block-wide barrier (`__syncthreads`) must be reached by all threads at
-                            // the same instruction (CUDA: undefined in divergent code); named barriers
-                            // with a thread count may legitimately be reached from different code.
-                            let first = self.ctx.kernel.code.get(b.pc as usize).map(|i| i.line).unwrap_or(0);
-                            return Err(fault(
-                                pc,
-                                Some(l0 as u32),
-                                format!(
-                                    "barrier {bid} is awaited at two different instructions (also at PTX line {first})"
-                                ),
-                            ));
-                        } else if b.expected != expected {
-                            return Err(fault(
-                                pc,
-                                Some(l0 as u32),
-                                format!("barrier {bid} used with thread counts {} and {expected}", b.expected),
-                            ));
-                        }
-                        b.arrived += exec.count_ones();
-                        b.warps |= 1u32.checked_shl(warp.id).unwrap_or(0);
-                        if *p != NO_REG {
-                            for l in lanes_of(exec) {
-                                let v = (warp.regs[*p as usize][l] & 1 == 1) != *pneg;
-                                b.acc_popc += v as u32;
-                                b.acc_and &= v;
-                                b.acc_or |= v;
-                            }
-                        }
-                        let done = b.arrived >= b.expected;
-                        if done {
-                            b.gen = b.gen.wrapping_add(1);
-                            b.arrived = 0;
-                            b.result_popc = b.acc_popc;
-                            b.result_and = b.acc_and;
-                            b.result_or = b.acc_or;
-                        }
-                        let (gen, took_part) = (b.gen, b.warps);
-                        if self.instrument {
-                            self.counters.barriers += 1;
-                            if done {
-                                self.barrier_done(took_part);
-                            }
-                        }
-                        if *kind != BarKind::Arrive {
-                            for l in lanes_of(exec) {
-                                warp.bar_id[l] = bid as u8;
-                                warp.bar_gen[l] = if done { gen.wrapping_sub(1) } else { gen };
-                                warp.pc[l] = pc;
-                            }
-                            warp.wait_bar |= exec;
-                            for l in lanes_of(mask & !exec) {
-                                warp.pc[l] = pc + 1;
-                            }
-                            if done {
-                                self.release_barriers(warp);
-                            }
+                        if self.bar(warp, pc, exec, mask, ins)? {
                             continue 'select;
                         }
                     }
@@ -2066,6 +2073,146 @@ impl Block<'_, '_> {
             let took_part = self.mbar_warps[i].1;
             self.mbar_warps[i].1 = 0;
             self.barrier_done(took_part);
+        }
+    }
+
+    /// A thread group of `warp` at barrier instruction `ins` (pc `pc`, lanes `exec` of the
+    /// group `mask`). Returns whether the group's lanes now wait (the warp picks its next group);
+    /// otherwise (`bar.arrive`) the group goes on.
+    #[inline(never)]
+    fn bar(&mut self, warp: &mut Warp, pc: u32, exec: u32, mask: u32, ins: &Inst) -> Res<bool> {
+        let Op::Bar { kind, id, count, d: _, p, pneg } = &ins.op else { return Ok(false) };
+        let l0 = exec.trailing_zeros() as usize;
+        let bid = warp.regs[*id as usize][l0];
+        if bid >= 16 {
+            return Err(fault(pc, Some(l0 as u32), format!("barrier id {bid} out of range 0..16")));
+        }
+        let expected = if *count == NO_REG { self.nthreads } else { warp.regs[*count as usize][l0] as u32 };
+        let b = &mut self.bars[bid as usize];
+        if b.arrived == 0 {
+            b.warps = 0;
+            b.all = *count == NO_REG;
+            b.lanes = [0; 32];
+            b.expected = expected;
+            b.acc_popc = 0;
+            b.acc_and = true;
+            b.acc_or = false;
+            b.pc = pc;
+        } else if *count == NO_REG && b.pc != pc {
+            // A block-wide barrier (`__syncthreads`) must be reached by all threads at
+            // the same instruction (CUDA: undefined in divergent code); named barriers
+            // with a thread count may legitimately be reached from different code.
+            let first = self.ctx.kernel.code.get(b.pc as usize).map(|i| i.line).unwrap_or(0);
+            return Err(fault(
+                pc,
+                Some(l0 as u32),
+                format!("barrier {bid} is awaited at two different instructions (also at PTX line {first})"),
+            ));
+        } else if b.expected != expected {
+            return Err(fault(
+                pc,
+                Some(l0 as u32),
+                format!("barrier {bid} used with thread counts {} and {expected}", b.expected),
+            ));
+        }
+        b.arrived += exec.count_ones();
+        b.warps |= 1u32.checked_shl(warp.id).unwrap_or(0);
+        if let Some(m) = b.lanes.get_mut(warp.id as usize) {
+            *m |= exec;
+        }
+        if *p != NO_REG {
+            for l in lanes_of(exec) {
+                let v = (warp.regs[*p as usize][l] & 1 == 1) != *pneg;
+                b.acc_popc += v as u32;
+                b.acc_and &= v;
+                b.acc_or |= v;
+            }
+        }
+        let gen = b.gen;
+        if self.instrument {
+            self.counters.barriers += 1;
+        }
+        let done = self.barrier_arrivals(bid as usize) >= self.bars[bid as usize].expected;
+        if done {
+            self.complete_barrier(bid as usize);
+        }
+        if *kind != BarKind::Arrive {
+            for l in lanes_of(exec) {
+                warp.bar_id[l] = bid as u8;
+                warp.bar_gen[l] = gen;
+                warp.pc[l] = pc;
+            }
+            warp.wait_bar |= exec;
+            for l in lanes_of(mask & !exec) {
+                warp.pc[l] = pc + 1;
+            }
+            if done {
+                self.release_barriers(warp);
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Threads that count as arrived at barrier `bid` in its current round: those that arrived,
+    /// plus the exited threads it no longer waits for. PTX ISA 9.7.13.1 (`barrier`/`bar`): without
+    /// a thread count the barrier waits for all non-exited threads of the CTA, and the `exit` rules
+    /// release a barrier that only exited threads held up. With a count, arrivals are counted per
+    /// warp (the warp size, not its active threads, for `bar`), so exited lanes of a warp that takes
+    /// part count as arrived.
+    #[inline]
+    fn barrier_arrivals(&self, bid: usize) -> u32 {
+        if self.n_exited == 0 {
+            return self.bars[bid].arrived;
+        }
+        self.arrivals_with_exits(bid)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn arrivals_with_exits(&self, bid: usize) -> u32 {
+        let b = &self.bars[bid];
+        let nwarps = self.nthreads.div_ceil(32) as usize;
+        let mut n = b.arrived;
+        for (w, (&gone, &came)) in self.exited.iter().zip(b.lanes.iter()).enumerate().take(nwarps) {
+            if b.all || b.warps >> w & 1 == 1 {
+                n += (gone & !came).count_ones();
+            }
+        }
+        n
+    }
+
+    /// Completes barrier `bid`'s round: waiting lanes see the new generation and are released on
+    /// their warp's next turn.
+    #[inline(never)]
+    fn complete_barrier(&mut self, bid: usize) {
+        let b = &mut self.bars[bid];
+        b.gen = b.gen.wrapping_add(1);
+        b.arrived = 0;
+        b.result_popc = b.acc_popc;
+        b.result_and = b.acc_and;
+        b.result_or = b.acc_or;
+        let took_part = b.warps;
+        if self.instrument {
+            self.barrier_done(took_part);
+        }
+    }
+
+    /// Lanes `lanes` of warp `w` have exited (some perhaps earlier): barriers that now wait only
+    /// for exited threads complete.
+    #[inline(never)]
+    fn lanes_exited(&mut self, w: u32, lanes: u32) {
+        let Some(gone) = self.exited.get_mut(w as usize) else { return };
+        let new = lanes & !*gone;
+        if new == 0 {
+            return;
+        }
+        *gone |= new;
+        self.n_exited += new.count_ones();
+        for bid in 0..self.bars.len() {
+            if self.bars[bid].arrived > 0 && self.barrier_arrivals(bid) >= self.bars[bid].expected {
+                self.complete_barrier(bid);
+            }
         }
     }
 

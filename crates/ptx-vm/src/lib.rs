@@ -4,8 +4,11 @@
 //! per-thread constants turned into registers), then interprets it warp by warp: 32 lanes share
 //! one decoded instruction per step, each lane keeps its own program counter (Volta's independent
 //! thread scheduling), and a barrier or warp collective that can never complete is an error, not
-//! a hang. Blocks run in parallel on host threads; a race-free kernel gives bit-identical results
-//! for any thread count.
+//! a hang. As on a GPU, a barrier without a thread count (`__syncthreads`) waits only for the
+//! threads that have not exited, so `if (tid >= n) return;` before it is fine. Each block's shared
+//! memory starts filled with 0xff bytes (a NaN in every float format, all-ones integers), not
+//! zeros, as a GPU leaves stale data there. Blocks run in parallel on host threads; a race-free
+//! kernel gives bit-identical results for any thread count.
 //!
 //! What the VM covers: the PTX nvcc 13 emits for `compute_80` (integer, bit and float arithmetic
 //! with every rounding modifier, f16/bf16 scalar and packed, conversions, loads and stores in every
@@ -21,6 +24,9 @@
 //! Faults at run time (out-of-bounds or misaligned accesses, traps, failed device asserts,
 //! deadlocks, runaway loops) name the kernel, block, thread, PTX line and `.loc` source line; an
 //! out-of-bounds global access also names the nearest allocation and the offset from its start or end.
+//! A deadlock or runaway message is a summary line, then one line per group of warps stuck at the
+//! same place. After a failed launch, [`Machine::last_report`] holds what it counted and found up
+//! to the fault.
 //!
 //! # Special registers and predefined identifiers
 //!

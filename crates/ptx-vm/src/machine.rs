@@ -2,7 +2,7 @@
 
 use crate::counters::Counters;
 use crate::error::{Result, VmError};
-use crate::exec::{run_block, BlockOut, LaunchCtx, Workspace};
+use crate::exec::{run_block, BlockFailure, BlockOut, LaunchCtx, Workspace};
 use crate::lower::{lower_module, ModuleIr};
 use crate::memory::Global;
 pub use crate::params::ParamBuilder;
@@ -222,6 +222,7 @@ pub struct Machine {
     count: bool,
     /// Launches so far (`%gridid` is this count, from 1).
     launches: u64,
+    last_report: Option<LaunchReport>,
 }
 
 impl Machine {
@@ -241,6 +242,7 @@ impl Machine {
             definedness: false,
             count: false,
             launches: 0,
+            last_report: None,
         }
     }
 
@@ -399,10 +401,24 @@ impl Machine {
         self.launch(module, kernel, cfg, params.as_bytes())
     }
 
+    /// The report of the last launch, successful or not; None before the first launch and after
+    /// a launch refused before any block ran (bad configuration or parameters).
+    ///
+    /// After a launch that failed while running (a fault, deadlock or runaway in block `e`, the
+    /// lowest-numbered failing block), it is a partial report: the blocks before `e` in linear
+    /// block order, which all ran to completion, plus block `e`'s instructions, counters and
+    /// sanitizer findings up to its fault. Blocks after `e` that other host threads happened to
+    /// finish are left out, so the report does not depend on the thread count; only the
+    /// first-touch counters (`unique_*`, kept per allocation) may include their accesses.
+    pub fn last_report(&self) -> Option<&LaunchReport> {
+        self.last_report.as_ref()
+    }
+
     /// Runs a kernel to completion. `params` are exactly the bytes of the kernel's param space
-    /// (see [`ParamBuilder`]); only their total size is checked ([`Machine::launch_checked`] also
-    /// checks the layout).
+    /// (see [`ParamBuilder`]). What the launch counted and found is also kept, for a failed
+    /// launch up to the fault, in [`Machine::last_report`].
     pub fn launch(&mut self, module: &Module, kernel: &str, cfg: &LaunchConfig, params: &[u8]) -> Result<LaunchReport> {
+        self.last_report = None;
         let k = module
             .ir
             .kernels
@@ -477,17 +493,26 @@ impl Machine {
         // Per-block outcomes are kept by block index and folded in index order, so counters and
         // the order of findings do not depend on the number of host threads.
         let mut outs: Vec<(usize, BlockOut)> = Vec::new();
+        let mut failed: Option<VmError> = None;
         if workers <= 1 {
             let mut ws = Workspace::default();
             for i in 0..nblocks {
-                outs.push((i, run_block(&ctx, coord(i), &mut ws)?));
+                match run_block(&ctx, coord(i), &mut ws) {
+                    Ok(o) => outs.push((i, o)),
+                    Err(f) => {
+                        let (e, partial) = *f;
+                        outs.push((i, partial));
+                        failed = Some(e);
+                        break;
+                    }
+                }
             }
         } else {
             // Blocks are handed out in order; after a fault in block e, only blocks before e still
             // run, so the error reported is always that of the lowest failing block.
             let next = AtomicUsize::new(0);
             let stop_at = AtomicUsize::new(usize::MAX);
-            let first_err: Mutex<Option<(usize, VmError)>> = Mutex::new(None);
+            let first_err: Mutex<Option<(usize, BlockFailure)>> = Mutex::new(None);
             let all: Mutex<Vec<(usize, BlockOut)>> = Mutex::new(Vec::new());
             std::thread::scope(|s| {
                 for _ in 0..workers {
@@ -514,10 +539,13 @@ impl Machine {
                     });
                 }
             });
-            if let Some((_, e)) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                return Err(e);
-            }
             outs = all.into_inner().unwrap_or_else(|p| p.into_inner());
+            if let Some((e_at, f)) = first_err.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                let (e, partial) = *f;
+                outs.retain(|(i, _)| *i < e_at);
+                outs.push((e_at, partial));
+                failed = Some(e);
+            }
             outs.sort_by_key(|(i, _)| *i);
         }
         let mut report = LaunchReport::default();
@@ -553,6 +581,15 @@ impl Machine {
         if self.sanitize {
             report.sanitizer = Some(findings);
         }
-        Ok(report)
+        match failed {
+            Some(e) => {
+                self.last_report = Some(report);
+                Err(e)
+            }
+            None => {
+                self.last_report = Some(report.clone());
+                Ok(report)
+            }
+        }
     }
 }

@@ -277,7 +277,9 @@ fn bar_red_popc_counts_predicates_across_the_block() {
 }
 
 #[test]
-fn a_warp_that_skips_bar_sync_is_a_deadlock_error_not_a_hang() {
+fn a_warp_that_exits_before_bar_sync_releases_the_barrier() {
+    // PTX ISA 9.7.13.1: a barrier without a thread count waits for the CTA's non-exited threads,
+    // so warp 1 returning from the kernel leaves warp 0 alone at the barrier, which completes.
     let ptx = r#"
 .visible .entry skip_barrier(.param .u64 out)
 {
@@ -291,14 +293,130 @@ $L__end:
     ret;
 }
 "#;
+    run_out(ptx, "skip_barrier", cfg([1, 1, 1], [64, 1, 1]), 1).unwrap();
+}
+
+#[test]
+fn a_ret_from_a_func_is_not_an_exit() {
+    // Warp 1 calls a function that returns: its threads are alive and take part in the barrier,
+    // so bar.red.popc counts all 64 (an exit would leave 32).
+    let ptx = r#"
+.func noop()
+{
+    ret;
+}
+.visible .entry k(.param .u64 out)
+{
+    .reg .pred %p<3>;
+    .reg .b32 %r<10>;
+    .reg .b64 %rd<6>;
+    ld.param.u64 %rd1, [out];
+    mov.u32 %r1, %tid.x;
+    setp.lt.u32 %p1, %r1, 32;
+    @%p1 bra $L__sync;
+    call.uni
+    noop,
+    (
+    );
+$L__sync:
+    setp.ne.u32 %p2, %r1, 1000;
+    bar.red.popc.u32 %r9, 0, %p2;
+    mul.wide.u32 %rd2, %r1, 4;
+    add.s64 %rd3, %rd1, %rd2;
+    st.global.u32 [%rd3], %r9;
+    ret;
+}
+"#;
+    let out = run_out(ptx, "k", cfg([1, 1, 1], [64, 1, 1]), 64).unwrap();
+    assert!(out.iter().all(|&v| v == 64), "{out:?}");
+}
+
+#[test]
+fn a_warp_waiting_at_another_barrier_is_a_deadlock_error_not_a_hang() {
+    // Warp 0 waits at barrier 0 for the whole block; warp 1 is alive and waits at barrier 1 for
+    // 64 threads that never come: no exit can release either.
+    let ptx = r#"
+.visible .entry two_barriers(.param .u64 out)
+{
+    .reg .pred %p<2>;
+    .reg .b32 %r<4>;
+    mov.u32 %r1, %tid.x;
+    setp.ge.u32 %p1, %r1, 32;
+    @%p1 bra $L__other;
+    bar.sync 0;
+    bra.uni $L__end;
+$L__other:
+    bar.sync 1, 64;
+$L__end:
+    ret;
+}
+"#;
     let start = Instant::now();
-    let e = run_out(ptx, "skip_barrier", cfg([1, 1, 1], [64, 1, 1]), 1).unwrap_err();
+    let e = run_out(ptx, "two_barriers", cfg([1, 1, 1], [64, 1, 1]), 1).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(1));
     let msg = e.to_string();
     assert!(matches!(e, VmError::Deadlock { .. }), "{msg}");
-    assert!(msg.contains("skip_barrier") && msg.contains("block (0,0,0)"), "{msg}");
-    assert!(msg.contains("warp 0") && msg.contains("barrier 0") && msg.contains("PTX line 12"), "{msg}");
-    assert!(msg.contains("warps 1 exited"), "{msg}");
+    assert!(msg.contains("two_barriers") && msg.contains("block (0,0,0)"), "{msg}");
+    assert!(msg.contains("warp 0 (lanes 0xffffffff) wait at barrier 0") && msg.contains("PTX line 12"), "{msg}");
+    assert!(msg.contains("warp 1 (lanes 0xffffffff) wait at barrier 1 (32 of 64 threads arrived)"), "{msg}");
+    assert!(msg.contains("PTX line 15"), "{msg}");
+}
+
+#[test]
+fn a_barrier_held_up_only_by_exiting_lanes_is_released_when_they_exit() {
+    // Lanes 0-15 of warp 1 (lower pc first) wait at the barrier while lanes 16-31 are still
+    // running: the barrier completes when those exit. bar.red.popc counts the arriving threads'
+    // predicates only (tid % 4 == 0 among the 48 that arrive: 12).
+    let setup = r#"
+    setp.ge.u32 %p2, %r1, 48;
+    @%p2 bra $L__exit;
+    and.b32 %r5, %r1, 3;
+    setp.eq.s32 %p1, %r5, 0;
+    bar.red.popc.u32 %r9, 0, %p1;
+    bra.uni $L__store;
+$L__exit:
+    add.s32 %r6, %r1, 1000;
+    add.s32 %r6, %r6, 1;
+    exit;
+$L__store:
+"#;
+    let out = run_out(&store_per_thread(setup), "k", cfg([1, 1, 1], [64, 1, 1]), 64).unwrap();
+    assert!(out[..48].iter().all(|&v| v == 12), "{out:?}");
+    assert!(out[48..].iter().all(|&v| v == 0xeeee_eeee), "{out:?}");
+}
+
+#[test]
+fn bar_arrive_then_exit_is_not_counted_twice() {
+    // Warp 0 arrives at barrier 1 (count 96) and exits; warp 1 waits there. Warp 2 is still on its
+    // way: the barrier must not complete on 32 arrived + 32 exited threads.
+    let setup = r#"
+    setp.lt.u32 %p2, %r1, 32;
+    @%p2 bra $L__producer;
+    setp.lt.u32 %p3, %r1, 64;
+    @%p3 bra $L__consumer;
+    mov.u32 %r6, 0;
+$L__delay:
+    add.s32 %r6, %r6, 1;
+    setp.lt.u32 %p4, %r6, 64;
+    @%p4 bra $L__delay;
+    mov.u32 %r7, 55;
+    st.shared.u32 [flag], %r7;
+$L__consumer:
+    bar.sync 1, 96;
+    ld.shared.u32 %r9, [flag];
+    bra.uni $L__store;
+$L__producer:
+    bar.arrive 1, 96;
+    exit;
+$L__store:
+"#;
+    let body = store_per_thread(setup).replace(
+        "    .reg .pred %p<8>;",
+        "    .reg .pred %p<8>;
+    .shared .align 4 .u32 flag;",
+    );
+    let out = run_out(&body, "k", cfg([1, 1, 1], [96, 1, 1]), 96).unwrap();
+    assert!(out[32..].iter().all(|&v| v == 55), "{out:?}");
 }
 
 #[test]
@@ -651,7 +769,10 @@ $L__forever:
     let mut m = Machine::new(Arch::Sm80).with_block_instruction_limit(1 << 20);
     let e = m.launch(&module, "spin", &cfg([1, 1, 1], [64, 1, 1]), &ParamBuilder::new().ptr(0).finish()).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("without finishing") && msg.contains("warp 1 at `bra.uni` at PTX line 8"), "{msg}");
+    assert!(
+        msg.contains("without finishing") && msg.contains("warps 0-1 (lanes 0xffffffff) at `bra.uni` at PTX line 8"),
+        "{msg}"
+    );
 }
 
 #[test]
