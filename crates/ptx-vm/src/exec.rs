@@ -1395,16 +1395,9 @@ impl Block<'_, '_> {
             Op::BarWarp { .. } => {}
             Op::Mma { shape, input, ctype, dtype, d, a, b, c } => {
                 let frag = |r: &Vec<Lanes>, x: &[R; 4]| -> [[u32; 4]; 32] {
-                    let mut f = [[0u32; 4]; 32];
-                    for (i, &reg) in x.iter().enumerate() {
-                        if reg != NO_REG {
-                            let v = &r[reg as usize];
-                            for (l, fl) in f.iter_mut().enumerate() {
-                                fl[i] = v[l] as u32;
-                            }
-                        }
-                    }
-                    f
+                    const ABSENT: Lanes = [0; 32];
+                    let v = x.map(|reg| if reg != NO_REG { &r[reg as usize] } else { &ABSENT });
+                    std::array::from_fn(|l| v.map(|col| col[l] as u32))
                 };
                 let out =
                     semantics::mma::mma_sync(*shape, *input, *ctype, *dtype, &frag(r, a), &frag(r, b), &frag(r, c));
