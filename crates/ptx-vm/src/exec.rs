@@ -207,7 +207,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
     };
     if blk.instrument {
         blk.counters.blocks = 1;
-        blk.counters.registers_per_thread = k.declared_regs;
+        blk.counters.ptx_virtual_registers = k.declared_regs;
     }
     loop {
         let mut progressed = false;

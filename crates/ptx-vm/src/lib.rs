@@ -82,4 +82,4 @@ pub use error::{Location, Result, VmError};
 pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
 pub use ptx_text::code_without_debug_info;
 pub use sanitizer::{Finding, FindingKind, SanitizerReport};
-pub use sol::{format_table, speed_of_light, DeviceModel, KernelFloor};
+pub use sol::{format_table, speed_of_light, speed_of_light_with, DeviceModel, KernelFloor, LaunchResources};
