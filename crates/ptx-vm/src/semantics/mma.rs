@@ -8,11 +8,16 @@
 //! `groupID = laneid >> 2` and `threadID_in_group = laneid % 4`.
 //!
 //! Rounding: the ISA does not fix the order or intermediate precision of the accumulation. The
-//! VM forms every product exactly (f16/bf16/tf32 products have at most 22 significant bits), sums
-//! the K products and C in f64, and rounds once to the destination type, to nearest even. For
-//! K <= 16 with inputs of similar magnitude this is the exact result correctly rounded; real
-//! tensor cores may differ by a few ulp of f32, which is why kernel tests compare against
-//! tolerances and not bits.
+//! VM forms every product exactly (f16/bf16/tf32 products have at most 22 significant bits), adds
+//! them to C in f64 in order k = 0, 1, ..., K-1, and rounds once to the destination type, to
+//! nearest even. For K <= 16 with inputs of similar magnitude the f64 sum is exact, so this is the
+//! exact result correctly rounded; real tensor cores may differ by a few ulp of f32, which is why
+//! kernel tests compare against tolerances and not bits.
+//!
+//! Speed: this runs once per warp-wide `mma` and dominates tensor-core kernels on the VM, so it
+//! decodes fragments with bit operations into fixed arrays and accumulates several rows at a time
+//! (see [`mma_sync`]). The first, plainer implementation stays as a test reference
+//! (`perf_mma_reference.rs`), and a randomised differential test holds the two to the same bits.
 
 use super::float::Fmt;
 
@@ -231,7 +236,8 @@ fn accumulate_avx(k: usize, acc: &mut [[f64; 8]; 16], am: &[[f64; 16]; 16], bm: 
     accumulate::<4>(k, acc, am, bm)
 }
 
-/// The widest vector unit the host has (checked once and cached by the standard library).
+/// [`accumulate`] at the widest vector width the host has: AVX, four rows at a time, where the CPU
+/// has it (the standard library checks once and caches the answer), else SSE2, two rows at a time.
 #[inline(always)]
 fn accumulate_dispatch(k: usize, acc: &mut [[f64; 8]; 16], am: &[[f64; 16]; 16], bm: &[[f64; 8]; 16]) {
     #[cfg(target_arch = "x86_64")]
