@@ -227,6 +227,15 @@ pub struct Occupancy {
     pub warps_per_cta: u32,
     /// Whether the register file was taken into account (registers per thread were given).
     pub registers_known: bool,
+    /// The SM's limit on resident warps.
+    pub max_warps_per_sm: u32,
+}
+
+impl Occupancy {
+    /// Theoretical occupancy as Nsight Compute reports it: resident warps over the SM's maximum.
+    pub fn fraction(&self) -> f64 {
+        f64::from(self.ctas_per_sm * self.warps_per_cta) / f64::from(self.max_warps_per_sm)
+    }
 }
 
 /// CTAs per SM for CTAs of `threads_per_cta` threads and `shared_bytes_per_cta` bytes of shared
@@ -260,7 +269,13 @@ pub fn occupancy(
         (by_shared, OccupancyLimit::SharedMemory),
     ];
     let (ctas_per_sm, limit) = limits.iter().copied().fold(limits[0], |best, l| if l.0 < best.0 { l } else { best });
-    Occupancy { ctas_per_sm, limit, warps_per_cta, registers_known: registers_per_thread.is_some() }
+    Occupancy {
+        ctas_per_sm,
+        limit,
+        warps_per_cta,
+        registers_known: registers_per_thread.is_some(),
+        max_warps_per_sm: m.max_threads_per_sm / 32,
+    }
 }
 
 /// A launch's CTAs on the device.
@@ -395,7 +410,7 @@ pub fn speed_of_light_with(
 pub fn format_table(rows: &[SolRow]) -> String {
     let mut s =
         String::from("speed-of-light MODEL (floors from exact VM counters and a device model; not a measurement)\n");
-    let _ = write!(s, "{:<44} {:<10} {:>6} {:>13} {:>5}", "kernel", "device", "CTAs", "CTAs/SM", "waves");
+    let _ = write!(s, "{:<44} {:<10} {:>6} {:>19} {:>5}", "kernel", "device", "CTAs", "CTAs/SM (occupancy)", "waves");
     for u in UNITS {
         let _ = write!(s, " {u:>11}");
     }
@@ -409,11 +424,12 @@ pub fn format_table(rows: &[SolRow]) -> String {
                 let o = w.occupancy;
                 let mark = if o.registers_known { "" } else { "*" };
                 registers_unknown |= !o.registers_known;
-                let per_sm = format!("{} {}{mark}", o.ctas_per_sm, o.limit.name());
-                let _ = write!(s, " {:>6} {per_sm:>13} {:>5}", w.ctas, w.waves);
+                let pct = (o.fraction() * 100.0).round();
+                let per_sm = format!("{} {}{mark} {pct:>3}%", o.ctas_per_sm, o.limit.name());
+                let _ = write!(s, " {:>6} {per_sm:>19} {:>5}", w.ctas, w.waves);
             }
             None => {
-                let _ = write!(s, " {:>6} {:>13} {:>5}", "-", "-", "-");
+                let _ = write!(s, " {:>6} {:>19} {:>5}", "-", "-", "-");
             }
         }
         for t in r.unit_seconds {
@@ -534,6 +550,7 @@ mod tests {
         let o = occupancy(&a, 128, 0, Some(64));
         assert_eq!((o.ctas_per_sm, o.limit), (8, OccupancyLimit::Registers));
         assert!(o.registers_known);
+        assert_eq!(o.fraction(), 0.5);
         // 32 registers leave the 64-warp limit in charge.
         assert_eq!(occupancy(&a, 128, 0, Some(32)).limit, OccupancyLimit::Threads);
         // 255 registers round up to 8192 per warp: 8 warps, 2 CTAs of 4 warps.
@@ -614,7 +631,8 @@ mod tests {
         let a = DeviceModel::a100_sxm();
         let c = launch(4, 128, 48 * 1024);
         let unknown = format_table(&[speed_of_light("k", &c, &a, None)]);
-        assert!(unknown.contains("CTAs/SM") && unknown.contains("3 smem*"), "{unknown}");
+        // 3 CTAs of 4 warps: 12 of 64 warps.
+        assert!(unknown.contains("CTAs/SM") && unknown.contains("3 smem*  19%"), "{unknown}");
         assert!(unknown.contains("registers per thread not given"));
         let known = LaunchResources { registers_per_thread: Some(128) };
         let table = format_table(&[speed_of_light_with("k", &c, &a, None, known)]);
