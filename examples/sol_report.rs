@@ -1,16 +1,23 @@
 //! Speed-of-light table for every kernel of the crate: each runs once on the PTX VM with exact
-//! counters, and a device model (H100 SXM, A100 SXM) turns the counts into per-unit time floors next
-//! to the kernel's own floor (its FLOPs and fewest bytes). A model, not a measurement.
+//! counters, and a device model (H100 SXM, H200 SXM, A100 SXM) turns the counts, the launch shape
+//! and the registers ptxas allocates into per-unit time floors (CTAs per SM, waves, the busiest
+//! SM's floors) next to the kernel's own floor (its FLOPs and fewest bytes). A model, not a
+//! measurement.
 //!
 //! `cargo run --release --example sol_report`
 
 use half::bf16;
 use half::f16;
 use ptx_vm::sol::SolRow;
-use ptx_vm::{format_table, speed_of_light, DeviceModel, KernelFloor};
+use ptx_vm::{format_table, speed_of_light_with, DeviceModel, KernelFloor, LaunchResources};
 use scaling_kernels::attention::{merge_states, MergeShape};
 use scaling_kernels::device::{Counters, VmConfig};
 use scaling_kernels::{Device, Float, Result};
+
+/// Registers per thread of every merge_states entry point (bf16, f16, f32), on sm_80 and sm_90a
+/// alike, as `scripts/resource-report` (`ptxas -v`) prints them. Rerun it after editing
+/// kernels/attention/merge.cu.
+const MERGE_STATES_REGISTERS: u32 = 32;
 
 /// Runs one merge of `shape` in `T` and returns the launch's counters.
 fn merge_counters<T: Float>(dev: &Device, shape: MergeShape) -> Result<Counters> {
@@ -30,13 +37,14 @@ fn merge_counters<T: Float>(dev: &Device, shape: MergeShape) -> Result<Counters>
 
 fn main() -> Result<()> {
     let dev = Device::vm_with(VmConfig { sanitizer: false, counters: true, ..VmConfig::default() });
-    let models = [DeviceModel::h100_sxm(), DeviceModel::a100_sxm()];
+    let models = [DeviceModel::h100_sxm(), DeviceModel::h200_sxm(), DeviceModel::a100_sxm()];
+    let resources = LaunchResources { registers_per_thread: Some(MERGE_STATES_REGISTERS) };
     let mut rows: Vec<SolRow> = Vec::new();
     let mut add = |name: String, c: &Counters, shape: MergeShape, elem_bytes: usize| {
         let floor =
             KernelFloor { flops: shape.flops() as f64, min_bytes: shape.min_bytes(elem_bytes) as f64, tensor: false };
         for m in &models {
-            rows.push(speed_of_light(&name, c, m, Some(floor)));
+            rows.push(speed_of_light_with(&name, c, m, Some(floor), resources));
         }
         println!(
             "{name}: {} thread-instr, {} warp-instr, global ld {} req / {} sectors, unique bytes {} read + {} written (fewest {}), shared conflicts {}",

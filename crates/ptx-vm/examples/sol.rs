@@ -1,11 +1,12 @@
 //! Speed-of-light MODEL of the nvcc kernels in tests/ptx: each runs once on the VM with exact
-//! counters, and `sol::speed_of_light` turns the counts into per-unit time floors on an H100 and an
-//! A100 model, next to each kernel's own floor (its useful FLOPs and fewest DRAM bytes). Nothing here
-//! is measured on a GPU.
+//! counters, and `sol::speed_of_light_with` turns the counts, the launch shape and the registers
+//! ptxas allocates into per-unit time floors on an H100 and an A100 model (CTAs per SM, waves, the
+//! busiest SM's floors), next to each kernel's own floor (its useful FLOPs and fewest DRAM bytes).
+//! Nothing here is measured on a GPU.
 //!
 //! `cargo run --release -p ptx-vm --example sol`
 
-use ptx_vm::sol::{format_table, speed_of_light, DeviceModel, KernelFloor, SolRow};
+use ptx_vm::sol::{format_table, speed_of_light_with, DeviceModel, KernelFloor, LaunchResources, SolRow};
 use ptx_vm::{Arch, Counters, LaunchConfig, Machine, Module, ParamBuilder, VmError};
 
 fn upload(m: &mut Machine, bytes: &[u8]) -> Result<u64, VmError> {
@@ -27,6 +28,22 @@ struct Case {
     label: String,
     counters: Counters,
     floor: KernelFloor,
+    kernel: &'static str,
+}
+
+/// Registers per thread ptxas (CUDA 13.0) allocates, on sm_90 and on sm_80:
+/// `ptxas -v -arch=sm_90 tests/ptx/<file>.ptx` (and `-arch=sm_80`). The PTX's own `.reg` count
+/// (`Counters::ptx_virtual_registers`) is not this figure.
+fn ptxas_registers(kernel: &str) -> Option<[u32; 2]> {
+    Some(match kernel {
+        "saxpy_f32" => [24, 24],
+        "gemm_bf16_f32acc" => [80, 96],
+        "block_reduce_sum_f32" => [16, 16],
+        "softmax_rows_f32" => [32, 32],
+        "transpose_naive" | "transpose_padded" => [32, 32],
+        "copy_float4" => [14, 10],
+        _ => return None,
+    })
 }
 
 fn run(
@@ -40,8 +57,19 @@ fn run(
 ) -> Result<Case, VmError> {
     let r = m.launch(md, kernel, c, params)?;
     let counters = r.counters.unwrap_or_default();
-    Ok(Case { label, counters, floor })
+    let kernel = KERNELS.iter().copied().find(|&k| k == kernel).unwrap_or("?");
+    Ok(Case { label, counters, floor, kernel })
 }
+
+const KERNELS: [&str; 7] = [
+    "saxpy_f32",
+    "gemm_bf16_f32acc",
+    "block_reduce_sum_f32",
+    "softmax_rows_f32",
+    "transpose_naive",
+    "transpose_padded",
+    "copy_float4",
+];
 
 fn main() -> Result<(), VmError> {
     // Counters only: the sanitizer is not needed for the model and costs time.
@@ -113,9 +141,10 @@ fn main() -> Result<(), VmError> {
     cases.push(run(&mut m, &san, "copy_float4", &c, &p, format!("copy_float4 {} MiB", (16 * n4) >> 20), floor)?);
 
     let mut rows_out: Vec<SolRow> = Vec::new();
-    for model in [DeviceModel::h100_sxm(), DeviceModel::a100_sxm()] {
+    for (arch, model) in [DeviceModel::h100_sxm(), DeviceModel::a100_sxm()].into_iter().enumerate() {
         for c in &cases {
-            rows_out.push(speed_of_light(&c.label, &c.counters, &model, Some(c.floor)));
+            let resources = LaunchResources { registers_per_thread: ptxas_registers(c.kernel).map(|r| r[arch]) };
+            rows_out.push(speed_of_light_with(&c.label, &c.counters, &model, Some(c.floor), resources));
         }
     }
     print!("{}", format_table(&rows_out));

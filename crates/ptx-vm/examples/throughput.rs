@@ -1,9 +1,12 @@
-//! Interpreter throughput on a mix of real nvcc-compiled kernels (tests/ptx/core_bench.cu), run
-//! on one host thread: thread-instructions per second per core, first with the sanitizer off (the
-//! fast path), then with it on (racecheck, initcheck and exact counters), then with definedness
-//! tracking added (`Machine::with_definedness`), and the slowdowns.
+//! Interpreter throughput on a mix of real nvcc-compiled kernels (tests/ptx/core_bench.cu and the
+//! tensor-core GEMM tests/ptx/gemm_bf16.ptx), each launched once on a one-thread machine: PTX
+//! thread-instructions executed per second of wall time on one host core, first with the sanitizer
+//! off (the fast path), then with it on (memcheck, racecheck, initcheck and the exact counters),
+//! and per kernel the cost of the sanitizer as the ratio of the two run times (on / off); last,
+//! the whole mix with definedness tracking added (`Machine::with_definedness`).
 //!
-//! `cargo run --release -p ptx-vm --example throughput`
+//! `cargo run --release -p ptx-vm --example throughput [NAME]`: only the kernels whose name
+//! contains NAME (e.g. `gemm`).
 
 use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder, VmError};
 use std::time::Instant;
@@ -26,7 +29,15 @@ fn cfg(grid: [u32; 3], block: [u32; 3], dynamic_smem: u32) -> LaunchConfig {
     LaunchConfig { grid, block, dynamic_smem }
 }
 
+/// One launch timed: kernel, thread-instructions, warp-instructions, seconds.
+type Timing = (&'static str, u64, u64, f64);
+
 fn main() -> Result<(), VmError> {
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    println!(
+        "VM throughput: PTX thread-instructions (each instruction once per thread of the issuing warp) \
+         per second of wall time, one host core, each kernel launched once"
+    );
     let t0 = Instant::now();
     let module = Module::parse(PTX)?;
     println!(
@@ -36,21 +47,37 @@ fn main() -> Result<(), VmError> {
         t0.elapsed().as_secs_f64() * 1e3
     );
     println!("\n== sanitizer off ==");
-    let off = run(&module, false, false)?;
-    println!("\n== sanitizer on (racecheck + initcheck + counters) ==");
-    let on = run(&module, true, false)?;
-    println!("\n== sanitizer on, with definedness tracking ==");
-    let def = run(&module, true, true)?;
+    let off = run(&module, false, false, &filter)?;
+    println!("\n== sanitizer on (memcheck + racecheck + initcheck + counters) ==");
+    let on = run(&module, true, false, &filter)?;
+    println!("\n== sanitizer cost: run time with it on / off ==");
+    println!("{:<16} {:>14} {:>14} {:>8}", "kernel", "off M/s", "on M/s", "on/off");
+    let rate = |ti: u64, s: f64| ti as f64 / s / 1e6;
+    for ((name, ti, _, s_off), (_, _, _, s_on)) in off.iter().zip(&on) {
+        println!("{name:<16} {:>14.1} {:>14.1} {:>7.2}x", rate(*ti, *s_off), rate(*ti, *s_on), s_on / s_off);
+    }
+    let total = |t: &[Timing]| (t.iter().map(|x| x.1).sum::<u64>(), t.iter().map(|x| x.3).sum::<f64>());
+    let ((ti, s_off), (_, s_on)) = (total(&off), total(&on));
     println!(
-        "\nsanitizer off: {off:.1} M thread-instr/s per core; on: {on:.1} M thread-instr/s per core ({:.1}x slower)",
-        off / on
+        "{:<16} {:>14.1} {:>14.1} {:>7.2}x  (M thread-instr/s per core)",
+        "all",
+        rate(ti, s_off),
+        rate(ti, s_on),
+        s_on / s_off
     );
-    println!("with definedness tracking: {def:.1} M thread-instr/s per core ({:.1}x slower than off)", off / def);
+    println!("\n== sanitizer on, with definedness tracking ==");
+    let def = run(&module, true, true, &filter)?;
+    let (_, s_def) = total(&def);
+    println!(
+        "all with definedness: {:.1} M thread-instr/s per core ({:.2}x the run time with it off)",
+        rate(ti, s_def),
+        s_def / s_off
+    );
     Ok(())
 }
 
-/// Runs every case on a fresh one-thread machine; returns M thread-instructions per second.
-fn run(module: &Module, sanitize: bool, definedness: bool) -> Result<f64, VmError> {
+/// Runs every case whose name contains `filter` on a fresh one-thread machine.
+fn run(module: &Module, sanitize: bool, definedness: bool, filter: &str) -> Result<Vec<Timing>, VmError> {
     let mut m = Machine::new(Arch::Sm80).with_threads(1).with_sanitizer(sanitize).with_definedness(definedness);
 
     let n = 1 << 20;
@@ -115,13 +142,12 @@ fn run(module: &Module, sanitize: bool, definedness: bool) -> Result<f64, VmErro
     // Findings of the sanitizer (distinct kinds and lines), or "-" when it is off.
     let findings =
         |r: &ptx_vm::LaunchReport| r.sanitizer.as_ref().map_or("-".to_string(), |f| f.findings.len().to_string());
-    let (mut total_ti, mut total_s) = (0u64, 0f64);
-    for (name, c, params) in &cases {
+    let mut timings = Vec::new();
+    for (name, c, params) in cases.iter().filter(|c| c.0.contains(filter)) {
         let t = Instant::now();
         let r = m.launch(module, name, c, params)?;
         let s = t.elapsed().as_secs_f64();
-        total_ti += r.thread_instructions;
-        total_s += s;
+        timings.push((*name, r.thread_instructions, r.warp_instructions, s));
         println!(
             "{name:<16} {:>14} {:>12} {s:>10.3} {:>16.1} {:>9}",
             r.thread_instructions,
@@ -133,29 +159,32 @@ fn run(module: &Module, sanitize: bool, definedness: bool) -> Result<f64, VmErro
             print!("{f}");
         }
     }
-    let gemm = Module::parse(GEMM_PTX)?;
-    let (ga, gb, gc) = (m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 4)?);
-    m.write(ga, &(0..dim * dim).flat_map(|i| (0x3f80u16 + (i % 7) as u16).to_le_bytes()).collect::<Vec<u8>>())?;
-    m.write(gb, &(0..dim * dim).flat_map(|i| (0xbf00u16 + (i % 5) as u16).to_le_bytes()).collect::<Vec<u8>>())?;
-    let p = ParamBuilder::new().ptr(ga).ptr(gb).ptr(gc).i32(dim as i32).i32(dim as i32).i32(dim as i32).finish();
-    let t = Instant::now();
-    let r = m.launch(&gemm, "gemm_bf16_f32acc", &cfg([(dim / 64) as u32, (dim / 64) as u32, 1], [128, 1, 1], 0), &p)?;
-    let s = t.elapsed().as_secs_f64();
-    total_ti += r.thread_instructions;
-    total_s += s;
     let name = "gemm_bf16 (mma)";
-    let rate = r.thread_instructions as f64 / s / 1e6;
-    println!(
-        "{name:<16} {:>14} {:>12} {s:>10.3} {rate:>16.1} {:>9}",
-        r.thread_instructions,
-        r.warp_instructions,
-        findings(&r)
-    );
+    if name.contains(filter) {
+        let gemm = Module::parse(GEMM_PTX)?;
+        let (ga, gb, gc) = (m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 2)?, m.alloc(dim * dim * 4)?);
+        m.write(ga, &(0..dim * dim).flat_map(|i| (0x3f80u16 + (i % 7) as u16).to_le_bytes()).collect::<Vec<u8>>())?;
+        m.write(gb, &(0..dim * dim).flat_map(|i| (0xbf00u16 + (i % 5) as u16).to_le_bytes()).collect::<Vec<u8>>())?;
+        let p = ParamBuilder::new().ptr(ga).ptr(gb).ptr(gc).i32(dim as i32).i32(dim as i32).i32(dim as i32).finish();
+        let t = Instant::now();
+        let grid = [(dim / 64) as u32, (dim / 64) as u32, 1];
+        let r = m.launch(&gemm, "gemm_bf16_f32acc", &cfg(grid, [128, 1, 1], 0), &p)?;
+        let s = t.elapsed().as_secs_f64();
+        timings.push((name, r.thread_instructions, r.warp_instructions, s));
+        let rate = r.thread_instructions as f64 / s / 1e6;
+        println!(
+            "{name:<16} {:>14} {:>12} {s:>10.3} {rate:>16.1} {:>9}",
+            r.thread_instructions,
+            r.warp_instructions,
+            findings(&r)
+        );
+    }
+    let (total_ti, total_s) = (timings.iter().map(|t| t.1).sum::<u64>(), timings.iter().map(|t| t.3).sum::<f64>());
     println!(
         "{:<16} {total_ti:>14} {:>12} {total_s:>10.3} {:>16.1}",
         "all (1 core)",
         "",
         total_ti as f64 / total_s / 1e6
     );
-    Ok(total_ti as f64 / total_s / 1e6)
+    Ok(timings)
 }

@@ -148,8 +148,18 @@ pub struct Counters {
     pub barriers: u64,
     /// Blocks executed.
     pub blocks: u64,
-    /// Registers per thread the PTX declares (`.reg`), an upper bound on what ptxas allocates.
-    pub registers_per_thread: u32,
+    /// Threads per block of the launch (the largest, when counters of several launches are merged).
+    pub threads_per_block: u32,
+    /// Shared memory per block of the launch: static (aligned as the launch lays it out) plus
+    /// dynamic bytes (the largest, when merged). With `threads_per_block`, the launch shape that
+    /// [`crate::sol`] turns into CTAs per SM and waves.
+    pub shared_bytes_per_block: u32,
+    /// PTX virtual registers the kernel declares (`.reg`, summed over every declaration). nvcc
+    /// declares a fresh virtual register for nearly every value, so real kernels declare thousands;
+    /// ptxas allocates far fewer. This says nothing about occupancy: the registers per thread the
+    /// hardware allocates come from `ptxas -v` (`scripts/resource-report` in scaling-kernels), and
+    /// [`crate::sol::LaunchResources`] takes them.
+    pub ptx_virtual_registers: u32,
 }
 
 impl Counters {
@@ -204,7 +214,9 @@ impl Counters {
         self.cp_async_bytes += o.cp_async_bytes;
         self.barriers += o.barriers;
         self.blocks += o.blocks;
-        self.registers_per_thread = self.registers_per_thread.max(o.registers_per_thread);
+        self.threads_per_block = self.threads_per_block.max(o.threads_per_block);
+        self.shared_bytes_per_block = self.shared_bytes_per_block.max(o.shared_bytes_per_block);
+        self.ptx_virtual_registers = self.ptx_virtual_registers.max(o.ptx_virtual_registers);
     }
 }
 

@@ -266,7 +266,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
     };
     if blk.instrument {
         blk.counters.blocks = 1;
-        blk.counters.registers_per_thread = k.declared_regs;
+        blk.counters.ptx_virtual_registers = k.declared_regs;
     }
     loop {
         let mut progressed = false;
@@ -1503,16 +1503,9 @@ impl Block<'_, '_> {
             Op::BarWarp { .. } => {}
             Op::Mma { shape, input, ctype, dtype, d, a, b, c } => {
                 let frag = |r: &Vec<Lanes>, x: &[R; 4]| -> [[u32; 4]; 32] {
-                    let mut f = [[0u32; 4]; 32];
-                    for (i, &reg) in x.iter().enumerate() {
-                        if reg != NO_REG {
-                            let v = &r[reg as usize];
-                            for (l, fl) in f.iter_mut().enumerate() {
-                                fl[i] = v[l] as u32;
-                            }
-                        }
-                    }
-                    f
+                    const ABSENT: Lanes = [0; 32];
+                    let v = x.map(|reg| if reg != NO_REG { &r[reg as usize] } else { &ABSENT });
+                    std::array::from_fn(|l| v.map(|col| col[l] as u32))
                 };
                 let out =
                     semantics::mma::mma_sync(*shape, *input, *ctype, *dtype, &frag(r, a), &frag(r, b), &frag(r, c));

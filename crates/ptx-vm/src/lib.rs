@@ -152,4 +152,4 @@ pub use machine::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilde
 pub use params::{ParamClass, ParamInfo, PushKind, PushedParam};
 pub use ptx_text::code_without_debug_info;
 pub use sanitizer::{Finding, FindingKind, SanitizerReport, Severity};
-pub use sol::{format_table, speed_of_light, DeviceModel, KernelFloor};
+pub use sol::{format_table, speed_of_light, speed_of_light_with, DeviceModel, KernelFloor, LaunchResources};

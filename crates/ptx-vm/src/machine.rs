@@ -576,6 +576,8 @@ impl Machine {
                     counters.unique_sectors_written += sw;
                 }
             }
+            counters.threads_per_block = nthreads as u32;
+            counters.shared_bytes_per_block = smem as u32;
             report.counters = Some(counters);
         }
         if self.sanitize {

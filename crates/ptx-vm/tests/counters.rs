@@ -117,14 +117,17 @@ fn copy_float4_is_four_sectors_per_request_and_touches_each_byte_once() {
 }
 
 #[test]
-fn registers_per_thread_are_the_kernels_reg_declarations() {
+fn ptx_virtual_registers_are_the_kernels_reg_declarations() {
     // oob_write declares %p<2>, %f<2>, %r<6>, %rd<5>.
     let md = module(PTX);
     let mut m = Machine::new(Arch::Sm80);
     let out = m.alloc(4 * 128).unwrap();
     let p = ParamBuilder::new().ptr(out).i32(100).finish();
     let c = LaunchConfig { grid: [1, 1, 1], block: [128, 1, 1], dynamic_smem: 0 };
-    assert_eq!(counted(&mut m, &md, "oob_write", &c, &p).registers_per_thread, 2 + 2 + 6 + 5);
+    let k = counted(&mut m, &md, "oob_write", &c, &p);
+    assert_eq!(k.ptx_virtual_registers, 2 + 2 + 6 + 5);
+    // The launch shape, for the speed-of-light occupancy: 128 threads, no shared memory.
+    assert_eq!((k.threads_per_block, k.shared_bytes_per_block, k.blocks), (128, 0, 1));
 }
 
 #[test]
@@ -167,6 +170,8 @@ fn gemm_mma_flops_are_2mnk() {
     let k = gemm_counters(&mut m);
     assert_eq!(k.mma_flops, 2 * d * d * d);
     assert_eq!(k.mma_tf32_flops, 0);
+    // gemm_bf16.cu: STAGES (2) x (BM x A_STRIDE + BK x B_STRIDE) bf16 = 2 x (64 x 40 + 32 x 72) x 2 bytes.
+    assert_eq!((k.threads_per_block, k.shared_bytes_per_block), (128, 2 * (64 * 40 + 32 * 72) * 2));
     assert_eq!(k.class(InstClass::Tensor).warps, 2 * d * d * d / (2 * 16 * 8 * 16));
     assert!(k.cp_async_bytes >= 2 * d * d * 2, "A and B pass through cp.async at least once");
     assert_eq!(k.unique_bytes_read, 2 * d * d * 2);

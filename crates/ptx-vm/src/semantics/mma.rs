@@ -8,13 +8,18 @@
 //! `groupID = laneid >> 2` and `threadID_in_group = laneid % 4`.
 //!
 //! Rounding: the ISA does not fix the order or intermediate precision of the accumulation. The
-//! VM forms every product exactly (f16/bf16/tf32 products have at most 22 significant bits), sums
-//! the K products and C in f64, and rounds once to the destination type, to nearest even. For
-//! K <= 16 with inputs of similar magnitude this is the exact result correctly rounded; real
-//! tensor cores may differ by a few ulp of f32, which is why kernel tests compare against
-//! tolerances and not bits.
+//! VM forms every product exactly (f16/bf16/tf32 products have at most 22 significant bits), adds
+//! them to C in f64 in order k = 0, 1, ..., K-1, and rounds once to the destination type, to
+//! nearest even. For K <= 16 with inputs of similar magnitude the f64 sum is exact, so this is the
+//! exact result correctly rounded; real tensor cores may differ by a few ulp of f32, which is why
+//! kernel tests compare against tolerances and not bits.
+//!
+//! Speed: this runs once per warp-wide `mma` and dominates tensor-core kernels on the VM, so it
+//! decodes fragments with bit operations into fixed arrays and accumulates several rows at a time
+//! (see [`mma_sync`]). The first, plainer implementation stays as a test reference
+//! (`perf_mma_reference.rs`), and a randomised differential test holds the two to the same bits.
 
-use super::float::{f64_to_fmt, Fmt, Rnd};
+use super::float::Fmt;
 
 /// Shape of the operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,26 +128,134 @@ fn elements_per_reg(input: MmaInput) -> usize {
     }
 }
 
-fn input_value(input: MmaInput, regs: &[u32; 4], i: usize) -> f64 {
-    match input {
-        MmaInput::Tf32 => f32::from_bits(regs[i] & 0xffff_e000) as f64,
-        MmaInput::F16 | MmaInput::Bf16 => {
-            let h = (regs[i / 2] >> (16 * (i % 2))) as u16;
-            let fmt = if input == MmaInput::F16 { Fmt::F16 } else { Fmt::BF16 };
-            fmt.to_f64(h as u64)
-        }
+/// The exact value of an `.f16` bit pattern (every f16 is exact in f64). Bit operations instead
+/// of `Fmt::to_f64`'s general path: this runs 384 times per warp-wide mma.
+#[inline]
+fn f16_bits_to_f64(h: u16) -> f64 {
+    let neg = h & 0x8000 != 0;
+    let e = (h >> 10) & 0x1f;
+    let m = (h & 0x3ff) as u64;
+    let mag = match e {
+        // Subnormal: m * 2^-24.
+        0 => m as f64 * (1.0 / 16_777_216.0),
+        0x1f if m == 0 => f64::INFINITY,
+        0x1f => f64::NAN,
+        // Normal: rebias the exponent (15 -> 1023) and widen the fraction (10 -> 52 bits).
+        _ => f64::from_bits(((e as u64 + 1023 - 15) << 52) | (m << 42)),
+    };
+    if neg {
+        -mag
+    } else {
+        mag
     }
 }
 
+/// Element `i` of a lane's A or B fragment as an exact f64.
+#[inline(always)]
+fn input_value(input: MmaInput, regs: &[u32; 4], i: usize) -> f64 {
+    match input {
+        MmaInput::Tf32 => f32::from_bits(regs[i] & 0xffff_e000) as f64,
+        // A bf16 is the high half of an f32 with the same value.
+        MmaInput::Bf16 => f32::from_bits((regs[i / 2] >> (16 * (i % 2))) << 16) as f64,
+        MmaInput::F16 => f16_bits_to_f64((regs[i / 2] >> (16 * (i % 2))) as u16),
+    }
+}
+
+#[inline(always)]
 fn acc_value(acc: MmaAcc, regs: &[u32; 4], i: usize) -> f64 {
     match acc {
         MmaAcc::F32 => f32::from_bits(regs[i]) as f64,
-        MmaAcc::F16 => Fmt::F16.to_f64(((regs[i / 2] >> (16 * (i % 2))) & 0xffff) as u64),
+        MmaAcc::F16 => f16_bits_to_f64((regs[i / 2] >> (16 * (i % 2))) as u16),
     }
+}
+
+/// f64 -> f32 bits, to nearest even, NaN to the canonical NaN: the same bits as
+/// `f64_to_fmt(x, Fmt::F32, Rnd::Rn)`. Rust's `as f32` is IEEE 754 roundTiesToEven with
+/// gradual underflow and overflow to infinity, so only NaN needs a rule of its own.
+#[inline]
+fn f64_to_f32_rn(x: f64) -> u32 {
+    if x.is_nan() {
+        Fmt::F32.canonical_nan() as u32
+    } else {
+        (x as f32).to_bits()
+    }
+}
+
+/// f64 -> f16 bits, to nearest even, NaN to the canonical NaN: the same bits as
+/// `f64_to_fmt(x, Fmt::F16, Rnd::Rn)`, on the bits of the f64 directly.
+#[inline]
+fn f64_to_f16_rn(x: f64) -> u16 {
+    if x.is_nan() {
+        return Fmt::F16.canonical_nan() as u16;
+    }
+    let sign = ((x.to_bits() >> 48) & 0x8000) as u16;
+    let a = x.abs();
+    let mag = if a >= 65520.0 {
+        // 65520 is halfway between the largest finite f16 (65504, odd significand) and 2^16:
+        // ties to even round it, and everything above, to infinity.
+        0x7c00
+    } else if a < 1.0 / 16384.0 {
+        // Below 2^-14 the f16 quantum is 2^-24; scaling by 2^24 is exact, and a result of 1024
+        // is the encoding of the smallest normal, 2^-14, as it should be.
+        (a * 16_777_216.0).round_ties_even() as u16
+    } else {
+        let bits = a.to_bits();
+        let e = (bits >> 52) as u32 - 1023 + 15;
+        let kept = (e << 10) | ((bits >> 42) & 0x3ff) as u32;
+        let rem = bits & ((1u64 << 42) - 1);
+        let half = 1u64 << 41;
+        // A carry out of the fraction increments the exponent, which is the right result.
+        (kept + (rem > half || (rem == half && kept & 1 == 1)) as u32) as u16
+    };
+    sign | mag
+}
+
+/// `acc[r][col] += am[r][kk] * bm[kk][col]` for kk = 0..k in order, `R` rows at a time: the
+/// `8 * R` sums of a chunk are independent, so they hide the latency of the additions and
+/// vectorise along a row, while each sum still runs over k in order (the same roundings as a
+/// scalar loop: IEEE additions and exact products do not depend on the vector width).
+#[inline(always)]
+fn accumulate<const R: usize>(k: usize, acc: &mut [[f64; 8]; 16], am: &[[f64; 16]; 16], bm: &[[f64; 8]; 16]) {
+    for (sr, ar) in acc.chunks_exact_mut(R).zip(am.chunks_exact(R)) {
+        let mut s: [[f64; 8]; R] = std::array::from_fn(|i| sr[i]);
+        for (kk, brow) in bm.iter().enumerate().take(k) {
+            for (si, arow) in s.iter_mut().zip(ar) {
+                let av = arow[kk];
+                for (sc, &bv) in si.iter_mut().zip(brow) {
+                    *sc += av * bv;
+                }
+            }
+        }
+        sr.copy_from_slice(&s);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn accumulate_avx(k: usize, acc: &mut [[f64; 8]; 16], am: &[[f64; 16]; 16], bm: &[[f64; 8]; 16]) {
+    accumulate::<4>(k, acc, am, bm)
+}
+
+/// [`accumulate`] at the widest vector width the host has: AVX, four rows at a time, where the CPU
+/// has it (the standard library checks once and caches the answer), else SSE2, two rows at a time.
+#[inline(always)]
+fn accumulate_dispatch(k: usize, acc: &mut [[f64; 8]; 16], am: &[[f64; 16]; 16], bm: &[[f64; 8]; 16]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx") {
+            // SAFETY: the host supports AVX, checked on the line above.
+            return unsafe { accumulate_avx(k, acc, am, bm) };
+        }
+    }
+    accumulate::<2>(k, acc, am, bm)
 }
 
 /// `mma.sync.aligned.shape.row.col.dtype.atype.btype.ctype d, a, b, c` for a full warp.
 /// Registers beyond [`fragment_regs`] are ignored in the inputs and zero in the output.
+///
+/// Each element of D is `c`, then `+ a[r][k] * b[k][col]` for k = 0, 1, ..., K-1 in f64 (each
+/// product exact, each addition rounded to f64 to nearest even), rounded once to the destination
+/// type to nearest even; a NaN result is the canonical NaN.
 pub fn mma_sync(
     shape: MmaShape,
     input: MmaInput,
@@ -152,12 +265,47 @@ pub fn mma_sync(
     b: &[[u32; 4]; 32],
     c: &[[u32; 4]; 32],
 ) -> [[u32; 4]; 32] {
+    // One monomorphic body per shape and input type: the fragment coordinates and the element
+    // decode fold to constants and the loops unroll.
+    use MmaInput::*;
+    use MmaShape::*;
+    match (shape, input) {
+        (M16N8K16, F16) => mma_typed::<true, 0>(ctype, dtype, a, b, c),
+        (M16N8K16, Bf16) => mma_typed::<true, 1>(ctype, dtype, a, b, c),
+        (M16N8K16, Tf32) => mma_typed::<true, 2>(ctype, dtype, a, b, c),
+        (M16N8K8, F16) => mma_typed::<false, 0>(ctype, dtype, a, b, c),
+        (M16N8K8, Bf16) => mma_typed::<false, 1>(ctype, dtype, a, b, c),
+        (M16N8K8, Tf32) => mma_typed::<false, 2>(ctype, dtype, a, b, c),
+    }
+}
+
+const fn input_of(tag: u8) -> MmaInput {
+    match tag {
+        0 => MmaInput::F16,
+        1 => MmaInput::Bf16,
+        _ => MmaInput::Tf32,
+    }
+}
+
+#[inline(always)]
+fn mma_typed<const K16: bool, const INPUT: u8>(
+    ctype: MmaAcc,
+    dtype: MmaAcc,
+    a: &[[u32; 4]; 32],
+    b: &[[u32; 4]; 32],
+    c: &[[u32; 4]; 32],
+) -> [[u32; 4]; 32] {
+    let input = input_of(INPUT);
+    let shape = if K16 { MmaShape::M16N8K16 } else { MmaShape::M16N8K8 };
     let k = shape.k();
     let (na, nb, _) = fragment_regs(shape, input, ctype);
     let per = elements_per_reg(input);
+    // A as [row][k], B as [k][col] and C as [row][col]: the inner loop below runs along a row of
+    // B and of the accumulators, eight independent sums that the compiler can vectorise while
+    // each sum keeps its own order over k.
     let mut am = [[0f64; 16]; 16];
     let mut bm = [[0f64; 8]; 16];
-    let mut cm = [[0f64; 8]; 16];
+    let mut acc = [[0f64; 8]; 16];
     for lane in 0..32 {
         for i in 0..na * per {
             let (r, col) = a_coord(shape, input, lane, i);
@@ -169,23 +317,18 @@ pub fn mma_sync(
         }
         for i in 0..4 {
             let (r, col) = c_coord(lane, i);
-            cm[r][col] = acc_value(ctype, &c[lane], i);
+            acc[r][col] = acc_value(ctype, &c[lane], i);
         }
     }
+    accumulate_dispatch(k, &mut acc, &am, &bm);
     let mut d = [[0u32; 4]; 32];
     for (lane, dl) in d.iter_mut().enumerate() {
         for i in 0..4 {
             let (r, col) = c_coord(lane, i);
-            let mut s = cm[r][col];
-            for (kk, brow) in bm.iter().enumerate().take(k) {
-                s += am[r][kk] * brow[col];
-            }
+            let s = acc[r][col];
             match dtype {
-                MmaAcc::F32 => dl[i] = f64_to_fmt(s, Fmt::F32, Rnd::Rn) as u32,
-                MmaAcc::F16 => {
-                    let h = f64_to_fmt(s, Fmt::F16, Rnd::Rn) as u32;
-                    dl[i / 2] |= h << (16 * (i % 2));
-                }
+                MmaAcc::F32 => dl[i] = f64_to_f32_rn(s),
+                MmaAcc::F16 => dl[i / 2] |= (f64_to_f16_rn(s) as u32) << (16 * (i % 2)),
             }
         }
     }
@@ -193,10 +336,15 @@ pub fn mma_sync(
 }
 
 #[cfg(test)]
+#[path = "perf_mma_reference.rs"]
+mod reference;
+
+#[cfg(test)]
 // Lane-indexed loops mirror the ISA's per-lane formulas.
 #[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
+    use crate::semantics::float::{f64_to_fmt, Rnd};
 
     fn rng(seed: &mut u64) -> f64 {
         *seed ^= *seed << 13;
