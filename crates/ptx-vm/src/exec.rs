@@ -420,8 +420,12 @@ fn space_name(s: Space) -> &'static str {
 /// Applies an atomic operation; returns the new value (PTX ISA 9.7.13.5).
 fn atom_new(op: AtomOp, ty: AtomTy, old: u64, b: u64, c: u64) -> u64 {
     use crate::num::*;
-    let w32 = !matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64);
-    let m = if w32 { 0xffff_ffff } else { u64::MAX };
+    let w32 = ty.bytes() < 8;
+    let m = match ty.bytes() {
+        2 => 0xffff,
+        4 => 0xffff_ffff,
+        _ => u64::MAX,
+    };
     let (old, b) = (old & m, b & m);
     let r = match (op, ty) {
         (AtomOp::Add, AtomTy::F32) => f32b(f32v(old) + f32v(b)),
@@ -1638,7 +1642,7 @@ impl Block<'_, '_> {
 
     fn atomic(&mut self, addr: u64, space: Space, op: AtomOp, ty: AtomTy, b: u64, c: u64) -> Result<u64, String> {
         let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
-        let size: u8 = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
+        let size: u8 = ty.bytes();
         if a % size as u64 != 0 {
             return Err(format!("misaligned {size}-byte atomic at {addr:#x}{}", self.locate(space, a, size.into())));
         }
@@ -1651,7 +1655,17 @@ impl Block<'_, '_> {
                     )
                 })?;
                 use std::sync::atomic::Ordering::SeqCst;
-                if size == 4 {
+                if size == 2 {
+                    // No 16-bit host atomic exists: update the half of the aligned 32-bit word
+                    // (inside the buffer, whose storage is padded to 8 bytes) that holds it.
+                    let cell = buf.atomic32(off & !3);
+                    let sh = 8 * (off & 3);
+                    let r = cell.fetch_update(SeqCst, SeqCst, |w| {
+                        let new = atom_new(op, ty, u64::from(w >> sh), b, c) as u32;
+                        Some((w & !(0xffff << sh)) | (new << sh))
+                    });
+                    Ok(u64::from(r.unwrap_or_else(|x| x) >> sh) & 0xffff)
+                } else if size == 4 {
                     let cell = buf.atomic32(off);
                     let r = cell.fetch_update(SeqCst, SeqCst, |old| Some(atom_new(op, ty, old as u64, b, c) as u32));
                     Ok(r.unwrap_or_else(|x| x) as u64)
@@ -1729,7 +1743,7 @@ impl Block<'_, '_> {
                 AccessKind::Write,
             ),
             Op::Atom { space, ty, .. } => {
-                let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
+                let size = u32::from(ty.bytes());
                 self.access(Site { warp: warp.id, pc }, exec, addrs, *space, size, AccessKind::Atomic)
             }
             Op::CpAsync { size, src_size, src, soff, .. } => {

@@ -73,6 +73,19 @@ pub(crate) enum AtomTy {
     Bf16x2,
     B32,
     B64,
+    /// `atom.cas.b16` (sm_70+): the only 16-bit atomic.
+    B16,
+}
+
+impl AtomTy {
+    /// The width of the memory word in bytes.
+    pub(crate) fn bytes(self) -> u8 {
+        match self {
+            AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64 => 8,
+            AtomTy::B16 => 2,
+            _ => 4,
+        }
+    }
 }
 
 /// Barrier flavours (PTX ISA 9.7.13.1 `bar`, `barrier`).

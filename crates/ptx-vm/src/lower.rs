@@ -970,6 +970,31 @@ impl<'m> KernelLowering<'m> {
                 };
                 Ok(Op::Tern { f, d, a, b, c, flags: 0 })
             }
+            "dp2a" => {
+                let [at, bt] = types[..] else { return Err(bad()) };
+                let o = self.ops(ins, 4)?;
+                let d = self.dst(&o[0], line)?;
+                let a = self.src(&o[1], at, line)?;
+                let b = self.src(&o[2], bt, line)?;
+                let c = self.src(&o[3], Ty::U32, line)?;
+                fn go<const HI: bool, const SA: bool, const SB: bool>(a: &Lanes, b: &Lanes, c: &Lanes, o: &mut Lanes) {
+                    for i in 0..32 {
+                        o[i] = crate::semantics::simd::dp2a(a[i] as u32, b[i] as u32, c[i] as u32, HI, SA, SB) as u64;
+                    }
+                }
+                let f: F3 = match (has("hi"), at == Ty::S32, bt == Ty::S32) {
+                    (false, false, false) => go::<false, false, false>,
+                    (false, false, true) => go::<false, false, true>,
+                    (false, true, false) => go::<false, true, false>,
+                    (false, true, true) => go::<false, true, true>,
+                    (true, false, false) => go::<true, false, false>,
+                    (true, false, true) => go::<true, false, true>,
+                    (true, true, false) => go::<true, true, false>,
+                    (true, true, true) => go::<true, true, true>,
+                };
+                Ok(Op::Tern { f, d, a, b, c, flags: 0 })
+            }
+            "vabsdiff4" => self.vabsdiff4(ins, &mods, &types),
             "elect" => {
                 let o = self.ops(ins, 2)?;
                 let (d, p) = self.dst_pair(&o[0], line)?;
@@ -990,6 +1015,10 @@ impl<'m> KernelLowering<'m> {
                 let a = self.src(&o[1], st, line)?;
                 let b = self.src(&o[2], st, line)?;
                 let cmp = *mods.first().ok_or_else(bad)?;
+                if matches!(st, Ty::F16x2 | Ty::Bf16x2) {
+                    let f = set_x2_fn(cmp, dt, st == Ty::Bf16x2, ftz).ok_or_else(bad)?;
+                    return Ok(Op::Bin { f, d, a, b, flags: 0 });
+                }
                 let f = cmp_fn(cmp, st, ftz).ok_or_else(bad)?;
                 let one = match dt {
                     Ty::F32 => 0x3f80_0000,
@@ -1378,6 +1407,62 @@ impl<'m> KernelLowering<'m> {
             _ => return None,
         };
         Some(Op::Un { f, d, a, flags: 0 })
+    }
+
+    /// `vabsdiff4.dtype.atype.btype{.sat}{.add} d, a, b, c` with the default selectors, the forms
+    /// `__vabsdiffu4`/`__vabsdiffs4` emit; byte selectors and the `.min`/`.max` secondary operations
+    /// are refused by name.
+    fn vabsdiff4(&mut self, ins: &ast::Instr, mods: &[&str], types: &[Ty]) -> Result<Op> {
+        use crate::semantics::simd::{vabsdiff4, vabsdiff4_add};
+        let line = ins.line;
+        let full = ins.opcode.join(".");
+        check_mods(mods, &["sat", "add"], true, line, &full)?;
+        let [dt, at, bt] = types[..] else { return unsup(full, line) };
+        if ![dt, at, bt].iter().all(|t| matches!(t, Ty::U32 | Ty::S32)) {
+            return unsup(full, line);
+        }
+        let o = self.ops(ins, 4)?;
+        let d = self.dst(&o[0], line)?;
+        let a = self.src(&o[1], at, line)?;
+        let b = self.src(&o[2], bt, line)?;
+        let c = self.src(&o[3], Ty::U32, line)?;
+        let (sa, sb) = (at == Ty::S32, bt == Ty::S32);
+        if mods.contains(&"add") {
+            fn go<const SA: bool, const SB: bool>(a: &Lanes, b: &Lanes, c: &Lanes, o: &mut Lanes) {
+                for i in 0..32 {
+                    o[i] = vabsdiff4_add(a[i] as u32, b[i] as u32, c[i] as u32, SA, SB) as u64;
+                }
+            }
+            let f: F3 = match (sa, sb) {
+                (false, false) => go::<false, false>,
+                (false, true) => go::<false, true>,
+                (true, false) => go::<true, false>,
+                (true, true) => go::<true, true>,
+            };
+            return Ok(Op::Tern { f, d, a, b, c, flags: 0 });
+        }
+        fn go<const SA: bool, const SB: bool, const SD: bool, const SAT: bool>(
+            a: &Lanes,
+            b: &Lanes,
+            _c: &Lanes,
+            o: &mut Lanes,
+        ) {
+            for i in 0..32 {
+                o[i] = vabsdiff4(a[i] as u32, b[i] as u32, SA, SB, SD, SAT) as u64;
+            }
+        }
+        macro_rules! pick {
+            ($($sa:literal $sb:literal),*) => {
+                match (sa, sb, dt == Ty::S32, mods.contains(&"sat")) {
+                    $(($sa, $sb, false, false) => go::<$sa, $sb, false, false> as F3,
+                      ($sa, $sb, false, true) => go::<$sa, $sb, false, true> as F3,
+                      ($sa, $sb, true, false) => go::<$sa, $sb, true, false> as F3,
+                      ($sa, $sb, true, true) => go::<$sa, $sb, true, true> as F3,)*
+                }
+            };
+        }
+        let f = pick!(false false, false true, true false, true true);
+        Ok(Op::Tern { f, d, a, b, c, flags: 0 })
     }
 
     fn setp(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
@@ -1951,6 +2036,7 @@ impl<'m> KernelLowering<'m> {
             Ty::Bf16x2 => AtomTy::Bf16x2,
             Ty::B32 => AtomTy::B32,
             Ty::B64 => AtomTy::B64,
+            Ty::B16 | Ty::U16 if op == AtomOp::Cas => AtomTy::B16,
             _ => return Err(bad()),
         };
         let o = &ins.operands;
@@ -2192,6 +2278,51 @@ fn b2f(x: u16) -> f32 {
 
 /// Comparison functions for `setp` (PTX ISA 9.7.9.12 / 9.7.4.1): ordered comparisons are false
 /// when an operand is NaN, the `u` forms true.
+/// `set.cmp.dtype.{f16x2,bf16x2}`: per-half comparisons through `semantics::compare::set_x2`, with
+/// the operator, format, `.ftz` and the "true" pattern of the destination fixed at lowering.
+fn set_x2_fn(cmp: &str, dt: Ty, bf16: bool, ftz: bool) -> Option<F2> {
+    use crate::semantics::compare::{set_x2, FCmp};
+    fn go<const C: usize, const BF: bool, const FTZ: bool, const ONE: u16>(a: &Lanes, b: &Lanes, o: &mut Lanes) {
+        for i in 0..32 {
+            o[i] = set_x2(FCmp::ALL[C], a[i] as u32, b[i] as u32, BF, FTZ, ONE) as u64;
+        }
+    }
+    let one = match dt {
+        Ty::F16x2 => 0x3c00,
+        Ty::Bf16x2 => 0x3f80,
+        Ty::U32 | Ty::S32 | Ty::B32 => 0xffff,
+        _ => return None,
+    };
+    macro_rules! pick {
+        ($c:literal) => {
+            match (bf16, ftz, one) {
+                (false, false, 0x3c00) => go::<$c, false, false, 0x3c00> as F2,
+                (false, true, 0x3c00) => go::<$c, false, true, 0x3c00> as F2,
+                (true, _, 0x3f80) => go::<$c, true, false, 0x3f80> as F2,
+                (false, false, _) => go::<$c, false, false, 0xffff> as F2,
+                (false, true, _) => go::<$c, false, true, 0xffff> as F2,
+                (true, _, _) => go::<$c, true, false, 0xffff> as F2,
+            }
+        };
+    }
+    Some(match FCmp::parse(cmp)?.index() {
+        0 => pick!(0),
+        1 => pick!(1),
+        2 => pick!(2),
+        3 => pick!(3),
+        4 => pick!(4),
+        5 => pick!(5),
+        6 => pick!(6),
+        7 => pick!(7),
+        8 => pick!(8),
+        9 => pick!(9),
+        10 => pick!(10),
+        11 => pick!(11),
+        12 => pick!(12),
+        _ => pick!(13),
+    })
+}
+
 fn cmp_fn(cmp: &str, t: Ty, ftz: bool) -> Option<F2> {
     macro_rules! icmp {
         ($t:ty) => {
