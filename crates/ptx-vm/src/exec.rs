@@ -1295,6 +1295,12 @@ impl Block<'_, '_> {
             }
         }
         let arrived = exec | waiting_here;
+        if let Some(r) = member_reg {
+            let first = warp.regs[r as usize][arrived.trailing_zeros() as usize] as u32;
+            if lanes_of(arrived).any(|l| warp.regs[r as usize][l] as u32 != first) {
+                return self.collective_split(warp, pc, exec, mask, waiting_here, r, ins);
+            }
+        }
         let members = match member_reg {
             Some(r) => {
                 let mut m = 0u32;
@@ -1479,6 +1485,55 @@ impl Block<'_, '_> {
             _ => {}
         }
         Ok(Some(mask | waiting_here))
+    }
+
+    /// A `.sync` collective whose arrived lanes name different member masks: each mask is its own
+    /// collective (the tiles of a `cg::tiled_partition` each reduce or vote over their own lanes;
+    /// PTX ISA 9.7.8 `redux.sync`, `vote.sync`, `match.sync`: the operation is over the lanes of
+    /// the executing thread's `membermask`). The groups whose members have all arrived run now, one
+    /// after the other, through `collective`; the other lanes of `exec` wait at `pc`.
+    #[allow(clippy::too_many_arguments)]
+    fn collective_split(
+        &mut self,
+        warp: &mut Warp,
+        pc: u32,
+        exec: u32,
+        mask: u32,
+        waiting_here: u32,
+        member_reg: R,
+        ins: &Inst,
+    ) -> Res<Option<u32>> {
+        let arrived = exec | waiting_here;
+        let own = |warp: &Warp, l: usize| warp.regs[member_reg as usize][l] as u32;
+        let saved = warp.wait_coll;
+        let mut ran = 0u32;
+        let mut todo = arrived;
+        while todo != 0 {
+            let m = own(warp, todo.trailing_zeros() as usize);
+            let lanes = lanes_of(todo).filter(|&l| own(warp, l) == m).fold(0u32, |a, l| a | 1 << l);
+            todo &= !lanes;
+            // A group still missing live members waits; one naming exited or absent lanes goes
+            // through `collective`, which reports it.
+            if m & !arrived & !warp.exited & warp.valid != 0 {
+                continue;
+            }
+            warp.wait_coll = saved & !arrived;
+            self.collective(warp, pc, lanes, lanes, ins)?;
+            ran |= lanes;
+        }
+        let waiting = arrived & !ran;
+        warp.wait_coll = (saved & !arrived) | waiting;
+        for l in lanes_of(waiting) {
+            warp.pc[l] = pc;
+        }
+        if ran == 0 {
+            for l in lanes_of(mask) {
+                warp.pc[l] = if exec >> l & 1 == 1 { pc } else { pc + 1 };
+            }
+            return Ok(None);
+        }
+        // The group goes on at pc + 1 with the lanes that skipped the instruction or completed it.
+        Ok(Some((mask & !exec) | ran))
     }
 
     /// One thread's mbarrier operation. The object's layout is the VM's own (the ISA leaves it

@@ -6,6 +6,9 @@
 //! (NaN for NaN). The VM executes the library's polynomial code, `ex2/lg2/sin/cos/rcp/rsqrt.approx`,
 //! `testp`, `copysign` and the rest instruction by instruction, so a wrong rule shows up here.
 
+// Lane- and element-indexed loops read as the kernels do.
+#![allow(clippy::needless_range_loop)]
+
 mod sweep_common;
 
 use ptx_vm::ParamBuilder;

@@ -183,7 +183,8 @@ sweep_cub_warp_merge_sort(const int* __restrict__ in, int* __restrict__ out) {
 }
 
 // Run-length decode of one block's runs: thread t holds run t (value vals[t], length lens[t] in
-// 0..=3); the decoded sequence is written to out (at most BLOCK * 3 items), its length to *total.
+// 1..=3: the decoder does not skip empty runs); the decoded sequence is written to out (at most
+// BLOCK * 3 items), its length to *total.
 extern "C" __global__ void __launch_bounds__(BLOCK)
 sweep_cub_run_length_decode(const int* __restrict__ vals, const int* __restrict__ lens,
                             int* __restrict__ out, int* __restrict__ total) {
