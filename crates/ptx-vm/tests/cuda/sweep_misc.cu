@@ -76,7 +76,7 @@ sweep_misc_warp(const unsigned long long* __restrict__ a, unsigned long long* __
     {
         int pred = 0;
         unsigned m = __match_all_sync(0xffffffffu, 42, &pred);
-        O(m + (unsigned)pred);
+        O(m ^ (unsigned)pred);
     }
     O(__activemask());
     // A subset of the warp: the even lanes sync and shuffle among themselves.
