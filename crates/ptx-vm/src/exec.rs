@@ -1020,6 +1020,46 @@ impl Block<'_, '_> {
                         }
                         continue;
                     }
+                    Op::CallIndirect { f, targets } => {
+                        let fs = self.ctx.kernel.fparam_size;
+                        let mut first = None;
+                        let mut same = true;
+                        for l in lanes_of(exec) {
+                            let a = warp.regs[*f as usize][l];
+                            let Some(t) = targets.iter().find(|t| t.addr == a) else {
+                                let msg = format!(
+                                    "indirect call through {a:#x}, which is not the address of a function of this module \
+                                     with this call's parameters"
+                                );
+                                return Err(fault(pc, Some(l as u32), msg));
+                            };
+                            let base = l * fs;
+                            for cp in t.copy_in.iter() {
+                                warp.fparam.copy_within(
+                                    base + cp.src as usize..base + (cp.src + cp.len) as usize,
+                                    base + cp.dst as usize,
+                                );
+                            }
+                            if warp.stack[l].len() > 1024 {
+                                return Err(fault(pc, Some(l as u32), "call stack overflow"));
+                            }
+                            warp.stack[l].push(pc);
+                            warp.pc[l] = t.target;
+                            same &= first.is_none_or(|x| x == t.target);
+                            first = Some(t.target);
+                        }
+                        match first {
+                            Some(t) if same && exec == mask => pc = t,
+                            None => pc += 1,
+                            Some(_) => {
+                                for l in lanes_of(mask & !exec) {
+                                    warp.pc[l] = pc + 1;
+                                }
+                                continue 'select;
+                            }
+                        }
+                        continue;
+                    }
                     Op::Ret => {
                         if exec == 0 {
                             pc += 1;
@@ -1040,8 +1080,17 @@ impl Block<'_, '_> {
                                     same = false;
                                 }
                                 Some(call_pc) => {
-                                    if let Some(Inst { op: Op::Call { copy_out, .. }, .. }) = code.get(call_pc as usize)
-                                    {
+                                    let copy_out = match code.get(call_pc as usize).map(|i| &i.op) {
+                                        Some(Op::Call { copy_out, .. }) => Some(copy_out),
+                                        // The caller's pointer register still names the callee: a
+                                        // callee never writes its caller's registers (no recursion).
+                                        Some(Op::CallIndirect { f, targets }) => {
+                                            let a = warp.regs[*f as usize][l];
+                                            targets.iter().find(|t| t.addr == a).map(|t| &t.copy_out)
+                                        }
+                                        _ => None,
+                                    };
+                                    if let Some(copy_out) = copy_out {
                                         let base = l * fs;
                                         for cp in copy_out.iter() {
                                             warp.fparam.copy_within(

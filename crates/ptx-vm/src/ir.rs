@@ -110,6 +110,16 @@ pub(crate) enum BoolOp {
     Xor,
 }
 
+/// One possible callee of an indirect call: the value a function pointer holds for it, its entry
+/// and the copies of its arguments and results (each `.func` has its own param-area layout).
+#[derive(Clone, Debug)]
+pub(crate) struct IndirectTarget {
+    pub addr: u64,
+    pub target: u32,
+    pub copy_in: Box<[Copy]>,
+    pub copy_out: Box<[Copy]>,
+}
+
 /// A byte copy between param areas at a call or return.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Copy {
@@ -284,6 +294,12 @@ pub(crate) enum Op {
         target: u32,
         copy_in: Box<[Copy]>,
         copy_out: Box<[Copy]>,
+    },
+    /// `call (rets), %fptr, (args), prototype;`: the callee is the target whose `addr` the
+    /// register `f` holds, per lane.
+    CallIndirect {
+        f: R,
+        targets: Box<[IndirectTarget]>,
     },
     Ret,
     Exit,

@@ -173,7 +173,9 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         Op::Ld { space, .. } => mem(*space, C::GlobalLoad, C::SharedLoad, C::LocalLoad),
         Op::St { space, .. } => mem(*space, C::GlobalStore, C::SharedStore, C::LocalStore),
         Op::Atom { .. } => C::Atomic,
-        Op::Bra { .. } | Op::Call { .. } | Op::Ret | Op::Exit | Op::Trap | Op::AssertFail => C::Control,
+        Op::Bra { .. } | Op::Call { .. } | Op::CallIndirect { .. } | Op::Ret | Op::Exit | Op::Trap | Op::AssertFail => {
+            C::Control
+        }
         Op::Bar { .. } | Op::BarWarp { .. } | Op::Mbarrier { .. } => C::Barrier,
         Op::ShflSync { .. }
         | Op::VoteSync { .. }
@@ -225,6 +227,70 @@ fn align_up(x: usize, a: usize) -> usize {
     x.div_ceil(a.max(1)) * a.max(1)
 }
 
+/// The value of a function's address (a function pointer, a vtable entry): outside every data
+/// window, so that a load or store through it faults, and never 0 (a null function pointer).
+pub(crate) const FUNC_WIN: u64 = 0x7f << crate::memory::WIN_BITS;
+
+fn func_addr(fi: usize) -> u64 {
+    FUNC_WIN + 16 * (fi as u64 + 1)
+}
+
+/// The index of the function named `name` (its definition if it has one).
+fn func_index(m: &ast::Module, name: &str) -> Option<usize> {
+    let mut found = None;
+    for (i, f) in m.functions.iter().enumerate() {
+        if f.name == name && (found.is_none() || f.body.is_some()) {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// `init_bytes` with the address initialisers resolved: function names become function addresses.
+fn init_bytes_with_addrs(m: &ast::Module, v: &ast::VarDecl) -> Result<Vec<u8>> {
+    let mut out = init_bytes(v);
+    let esz = crate::lower::Ty::parse(&v.ty).map(|t| t.bytes() as usize).unwrap_or(1);
+    for (i, name) in &v.addr_init {
+        let Some(fi) = func_index(m, name) else {
+            return unsup(
+                format!("the address of `{name}` (not a function) in the initialiser of `{}`", v.name),
+                v.line,
+            );
+        };
+        if esz != 8 {
+            return unsup(format!("a function address in the {esz}-byte elements of `{}`", v.name), v.line);
+        }
+        if let Some(dst) = out.get_mut(i * 8..i * 8 + 8) {
+            dst.copy_from_slice(&func_addr(fi).to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// Functions whose address the module takes (in an initialiser or as an operand other than a
+/// direct call's target): the possible callees of an indirect call.
+fn address_taken(m: &ast::Module) -> Vec<usize> {
+    let mut names: Vec<&str> = m.vars.iter().flat_map(|v| v.addr_init.iter().map(|(_, n)| n.as_str())).collect();
+    for f in &m.functions {
+        for st in f.body.iter().flatten() {
+            if let ast::Stmt::Instr(ins) = st {
+                if ins.opcode.first().map(String::as_str) == Some("call") {
+                    continue;
+                }
+                for o in &ins.operands {
+                    if let Operand::Name(n) = o {
+                        names.push(n);
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<usize> = names.into_iter().filter_map(|n| func_index(m, n)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Lowers a parsed module.
 pub(crate) fn lower_module(m: &ast::Module) -> Result<ModuleIr> {
     if m.address_size != 0 && m.address_size != 64 {
@@ -236,13 +302,13 @@ pub(crate) fn lower_module(m: &ast::Module) -> Result<ModuleIr> {
     for (i, v) in m.vars.iter().enumerate() {
         let s = match v.space.as_str() {
             "global" => {
-                globals.push((v.size, v.align, init_bytes(v)));
+                globals.push((v.size, v.align, init_bytes_with_addrs(m, v)?));
                 ModSym::Global((globals.len() - 1) as u32)
             }
             "const" => {
                 let off = align_up(const_bank.len(), v.align);
                 const_bank.resize(off, 0);
-                const_bank.extend_from_slice(&init_bytes(v));
+                const_bank.extend_from_slice(&init_bytes_with_addrs(m, v)?);
                 ModSym::Const(off as u64)
             }
             "shared" => ModSym::Shared(i),
@@ -301,6 +367,8 @@ struct KernelLowering<'m> {
     func_pc: HashMap<usize, u32>,
     worklist: Vec<usize>,
     call_patches: Vec<(usize, usize)>,
+    /// Indirect calls' targets to resolve: (pc, index in its targets, function).
+    indirect_patches: Vec<(usize, usize, usize)>,
     cc: R,
     scopes: Vec<HashMap<String, Sym>>,
     /// Sizes of the call sequences' `.param` variables, by offset.
@@ -332,6 +400,7 @@ impl<'m> KernelLowering<'m> {
             func_pc: HashMap::new(),
             worklist: Vec::new(),
             call_patches: Vec::new(),
+            indirect_patches: Vec::new(),
             cc: NO_REG,
             scopes: Vec::new(),
             fparam_decl: HashMap::new(),
@@ -378,14 +447,25 @@ impl<'m> KernelLowering<'m> {
                 *target = t;
             }
         }
+        for (pc, i, fi) in std::mem::take(&mut self.indirect_patches) {
+            let t = self.func_pc.get(&fi).copied();
+            if let (Some(t), Op::CallIndirect { targets, .. }) = (t, &mut self.code[pc].op) {
+                targets[i].target = t;
+            }
+        }
         self.check_recursion(f)?;
         // Every call's copies stay inside a thread's param area (the interpreter relies on it).
         for ins in &self.code {
-            if let Op::Call { copy_in, copy_out, .. } = &ins.op {
-                for c in copy_in.iter().chain(copy_out.iter()) {
-                    if (c.src.max(c.dst) + c.len) as usize > self.fparam_size {
-                        return unsup("a call whose arguments do not fit the declared parameters", ins.line);
-                    }
+            let copies: Vec<&Copy> = match &ins.op {
+                Op::Call { copy_in, copy_out, .. } => copy_in.iter().chain(copy_out.iter()).collect(),
+                Op::CallIndirect { targets, .. } => {
+                    targets.iter().flat_map(|t| t.copy_in.iter().chain(t.copy_out.iter())).collect()
+                }
+                _ => continue,
+            };
+            for c in copies {
+                if (c.src.max(c.dst) + c.len) as usize > self.fparam_size {
+                    return unsup("a call whose arguments do not fit the declared parameters", ins.line);
                 }
             }
         }
@@ -415,6 +495,11 @@ impl<'m> KernelLowering<'m> {
             if let Op::Call { target, .. } = ins.op {
                 let callee = owner(target);
                 edges.entry(owner(pc as u32)).or_default().push(callee);
+            }
+            if let Op::CallIndirect { targets, .. } = &ins.op {
+                for t in targets.iter() {
+                    edges.entry(owner(pc as u32)).or_default().push(owner(t.target));
+                }
             }
         }
         // Depth-first search for a cycle.
@@ -674,6 +759,11 @@ impl<'m> KernelLowering<'m> {
                 }
                 if let Some((r, _)) = self.var_addr(n) {
                     return Ok(r);
+                }
+                if let Some(&ModSym::Func(_)) = self.syms.get(n) {
+                    // A function pointer; its body is lowered for the indirect calls that may use it.
+                    let fi = func_index(self.m, n).unwrap_or(0);
+                    return Ok(self.imm(func_addr(fi)));
                 }
                 if n.starts_with("%clock") || n == "%globaltimer" {
                     return unsup(format!("{n} as an operand other than the source of mov"), line);
@@ -2177,6 +2267,9 @@ impl<'m> KernelLowering<'m> {
             None => &[],
             _ => return unsup(format!("indirect call `{full}`"), line),
         };
+        if let Some(Sym::Reg(f)) = self.lookup(fname) {
+            return self.call_indirect(f, rets, args, line);
+        }
         let fi = match self.syms.get(fname) {
             Some(ModSym::Func(i)) => *i,
             _ => {
@@ -2210,6 +2303,43 @@ impl<'m> KernelLowering<'m> {
         }
         self.call_patches.push((self.code.len(), fi));
         Ok(Op::Call { target: 0, copy_in: copy_in.into(), copy_out: copy_out.into() })
+    }
+
+    /// `call (rets), %f, (args), prototype;` (PTX ISA 9.7.12.2 `call`, indirect form): the possible
+    /// callees are the functions whose address the module takes and whose parameter and result
+    /// counts match the call's; each is lowered into this kernel. Calling anything else (a null or
+    /// stray pointer, an extern function) is a fault when it happens.
+    fn call_indirect(&mut self, f: R, rets: &[Operand], args: &[Operand], line: u32) -> Result<Op> {
+        let mut targets = Vec::new();
+        for fi in address_taken(self.m) {
+            let func = &self.m.functions[fi];
+            if func.body.is_none() || func.params.len() != args.len() || func.rets.len() != rets.len() {
+                continue;
+            }
+            let (fr, fp) = self.layout_func(fi);
+            let mut copy_in = Vec::new();
+            for (a, &(dst, len)) in args.iter().zip(&fp) {
+                let Operand::Name(n) = a else { return unsup("an indirect call argument that is not a .param", line) };
+                let src = self.fparam_off(n, line)?;
+                let len = len.min(self.fparam_decl.get(&src).copied().unwrap_or(len));
+                copy_in.push(Copy { src, dst, len });
+            }
+            let mut copy_out = Vec::new();
+            for (r, &(src, len)) in rets.iter().zip(&fr) {
+                let Operand::Name(n) = r else { return unsup("an indirect call result that is not a .param", line) };
+                let dst = self.fparam_off(n, line)?;
+                let len = len.min(self.fparam_decl.get(&dst).copied().unwrap_or(len));
+                copy_out.push(Copy { src, dst, len });
+            }
+            self.indirect_patches.push((self.code.len(), targets.len(), fi));
+            targets.push(IndirectTarget {
+                addr: func_addr(fi),
+                target: 0,
+                copy_in: copy_in.into(),
+                copy_out: copy_out.into(),
+            });
+        }
+        Ok(Op::CallIndirect { f, targets: targets.into() })
     }
 
     fn fparam_off(&mut self, name: &str, line: u32) -> Result<u32> {

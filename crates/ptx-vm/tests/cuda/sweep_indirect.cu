@@ -1,6 +1,6 @@
-// Indirect calls (function pointers, virtual functions) and the device heap (malloc/free), for
-// tests/sweep_misc.rs: nvcc lowers them to `call` through a register with a prototype, vtables in
-// .global variables initialised with function addresses, and calls of the extern malloc/free.
+// Indirect calls (function pointers, virtual functions), for tests/sweep_misc.rs: nvcc lowers them
+// to `call` through a register with a prototype and vtables in .global variables initialised with
+// function addresses.
 //
 // Work split: one block of BLOCK threads; thread t reads in[t] and writes out[k * BLOCK + t].
 
@@ -42,19 +42,4 @@ sweep_indirect_calls(const int* __restrict__ in, int* __restrict__ out) {
     const Shape* s = (t % 2 == 0) ? static_cast<const Shape*>(&r) : static_cast<const Shape*>(&tr);
     O(area_of(s));
 #undef O
-}
-
-extern "C" __global__ void __launch_bounds__(BLOCK)
-sweep_indirect_heap(const int* __restrict__ in, int* __restrict__ out) {
-    const int t = threadIdx.x;
-    int* h = (int*)malloc(4 * sizeof(int));
-    int heap_ok = 0;
-    if (h != nullptr) {
-        for (int j = 0; j < 4; ++j) {
-            h[j] = in[t] + j;
-        }
-        heap_ok = h[0] + h[3];
-        free(h);
-    }
-    out[t] = heap_ok;
 }
