@@ -1121,13 +1121,11 @@ impl Block<'_, '_> {
                             continue 'select;
                         }
                     }
-                    Op::AssertFail => {
+                    Op::AssertFail { message, line } => {
                         if exec != 0 {
-                            return Err(fault(
-                                pc,
-                                Some(exec.trailing_zeros()),
-                                "device-side assert failed (__assertfail)",
-                            ));
+                            let l = exec.trailing_zeros();
+                            let what = self.assert_text(warp, l as usize, *message, *line);
+                            return Err(fault(pc, Some(l), format!("device-side assert failed (__assertfail){what}")));
                         }
                     }
                     Op::Trap => {
@@ -1583,6 +1581,34 @@ impl Block<'_, '_> {
         }
         // The group goes on at pc + 1 with the lanes that skipped the instruction or completed it.
         Ok(Some((mask & !exec) | ran))
+    }
+
+    /// `: `message`` (and `, line N`) of a failed device assert, read from the call's arguments:
+    /// the message is a C string in a module `.global` (what nvcc makes of the asserted expression).
+    fn assert_text(&self, warp: &Warp, lane: usize, message: Option<u32>, line: Option<u32>) -> String {
+        let fs = self.ctx.kernel.fparam_size;
+        let arg = |off: u32, n: u8| rd(&warp.fparam, lane * fs + off as usize, n);
+        let mut out = String::new();
+        if let Some(addr) = message.and_then(|o| arg(o, 8)) {
+            let (space, a) = generic(addr);
+            let mut bytes = Vec::new();
+            if space == Space::Global {
+                while bytes.len() < 512 {
+                    let Some((buf, off)) = self.ctx.global.find(a + bytes.len() as u64, 1) else { break };
+                    match buf.load(off, 1) as u8 {
+                        0 => break,
+                        b => bytes.push(b),
+                    }
+                }
+            }
+            if !bytes.is_empty() {
+                out = format!(": `{}`", String::from_utf8_lossy(&bytes));
+            }
+        }
+        if let Some(n) = line.and_then(|o| arg(o, 4)) {
+            out.push_str(&format!(", line {n}"));
+        }
+        out
     }
 
     /// One thread's mbarrier operation. The object's layout is the VM's own (the ISA leaves it

@@ -305,7 +305,12 @@ pub(crate) enum Op {
     Exit,
     Trap,
     /// A call of `__assertfail` (a failed device-side `assert`).
-    AssertFail,
+    /// A call of `__assertfail(message, file, line, function, char_size)`: the param-area offsets of
+    /// its message pointer and line, when the call passes them.
+    AssertFail {
+        message: Option<u32>,
+        line: Option<u32>,
+    },
     Bar {
         kind: BarKind,
         id: R,

@@ -173,9 +173,13 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         Op::Ld { space, .. } => mem(*space, C::GlobalLoad, C::SharedLoad, C::LocalLoad),
         Op::St { space, .. } => mem(*space, C::GlobalStore, C::SharedStore, C::LocalStore),
         Op::Atom { .. } => C::Atomic,
-        Op::Bra { .. } | Op::Call { .. } | Op::CallIndirect { .. } | Op::Ret | Op::Exit | Op::Trap | Op::AssertFail => {
-            C::Control
-        }
+        Op::Bra { .. }
+        | Op::Call { .. }
+        | Op::CallIndirect { .. }
+        | Op::Ret
+        | Op::Exit
+        | Op::Trap
+        | Op::AssertFail { .. } => C::Control,
         Op::Bar { .. } | Op::BarWarp { .. } | Op::Mbarrier { .. } => C::Barrier,
         Op::ShflSync { .. }
         | Op::VoteSync { .. }
@@ -2281,7 +2285,11 @@ impl<'m> KernelLowering<'m> {
         };
         // CUDA's device-side assert calls __assertfail, which prints the message and traps.
         if fname == "__assertfail" && self.m.functions[fi].body.is_none() {
-            return Ok(Op::AssertFail);
+            let mut arg = |i: usize| match args.get(i) {
+                Some(Operand::Name(n)) => self.fparam_off(n, line).ok(),
+                _ => None,
+            };
+            return Ok(Op::AssertFail { message: arg(0), line: arg(2) });
         }
         if self.m.functions[fi].body.is_none() {
             return unsup(format!("call of `{fname}`, which has no body in this module"), line);

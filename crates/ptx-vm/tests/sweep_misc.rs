@@ -269,6 +269,7 @@ fn assert_passes_silently_and_fails_with_its_line() {
     let e = d.try_launch(&md, "sweep_misc_assert", 1, BLOCK as u32, ParamBuilder::new().ptr(ip).ptr(op)).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("assert") && msg.contains("thread (40,0,0)") && msg.contains("sweep_misc.cu:"), "{msg}");
+    assert!(msg.contains("`v >= 0`"), "the message names the asserted expression: {msg}");
 }
 
 #[test]
