@@ -44,6 +44,35 @@ pub(crate) struct LaunchCtx<'a> {
     pub count: bool,
     /// Run racecheck and initcheck (implies `count`).
     pub sanitize: bool,
+    /// The device heap, for kernels that call `malloc`.
+    pub heap: Option<&'a DeviceHeap>,
+}
+
+/// The device heap: one global allocation handed out by a bump pointer. `free` gives nothing back
+/// (a launch's allocations stay valid, as CUDA's do until freed), and `malloc` returns null once
+/// the heap is exhausted, as CUDA's does; the size is CUDA's default `cudaLimitMallocHeapSize`.
+pub(crate) struct DeviceHeap {
+    pub base: u64,
+    pub size: u64,
+    pub next: std::sync::atomic::AtomicU64,
+}
+
+impl DeviceHeap {
+    /// CUDA's default heap size, 8 MiB.
+    pub const DEFAULT_BYTES: usize = 8 << 20;
+
+    /// `malloc(n)`: a 16-byte-aligned block, or 0 when it does not fit (or `n` is 0).
+    pub fn malloc(&self, n: u64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = n.div_ceil(16).saturating_mul(16);
+        if n == 0 {
+            return 0;
+        }
+        match self.next.fetch_update(Relaxed, Relaxed, |o| o.checked_add(n).filter(|&e| e <= self.size)) {
+            Ok(off) => self.base + off,
+            Err(_) => 0,
+        }
+    }
 }
 
 /// A fault inside a warp, before the block and thread are attached.
@@ -1059,6 +1088,14 @@ impl Block<'_, '_> {
                             }
                         }
                         continue;
+                    }
+                    Op::Malloc { size, ret } => {
+                        let fs = self.ctx.kernel.fparam_size;
+                        for l in lanes_of(exec) {
+                            let n = rd(&warp.fparam, l * fs + *size as usize, 8).unwrap_or(0);
+                            let p = self.ctx.heap.map_or(0, |h| h.malloc(n));
+                            wr(&mut warp.fparam, l * fs + *ret as usize, 8, p);
+                        }
                     }
                     Op::Ret => {
                         if exec == 0 {

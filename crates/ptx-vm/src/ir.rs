@@ -301,6 +301,12 @@ pub(crate) enum Op {
         f: R,
         targets: Box<[IndirectTarget]>,
     },
+    /// A call of the extern `malloc(size)`: `size` and `ret` are the param-area offsets of the
+    /// argument and the result.
+    Malloc {
+        size: u32,
+        ret: u32,
+    },
     Ret,
     Exit,
     Trap,
@@ -487,4 +493,6 @@ pub(crate) struct Kernel {
     pub names: Vec<String>,
     /// Registers the entry function declares with `.reg` (an upper bound on what ptxas allocates).
     pub declared_regs: u32,
+    /// The kernel calls `malloc`: launches give the machine a device heap first.
+    pub uses_heap: bool,
 }

@@ -179,6 +179,7 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         | Op::Ret
         | Op::Exit
         | Op::Trap
+        | Op::Malloc { .. }
         | Op::AssertFail { .. } => C::Control,
         Op::Bar { .. } | Op::BarWarp { .. } | Op::Mbarrier { .. } => C::Barrier,
         Op::ShflSync { .. }
@@ -473,6 +474,7 @@ impl<'m> KernelLowering<'m> {
                 }
             }
         }
+        let uses_heap = self.code.iter().any(|i| matches!(i.op, Op::Malloc { .. }));
         Ok(Kernel {
             name: f.name.clone(),
             code: self.code,
@@ -486,6 +488,7 @@ impl<'m> KernelLowering<'m> {
             maxntid: f.maxntid,
             names: self.names,
             declared_regs: self.declared_regs,
+            uses_heap,
         })
     }
 
@@ -2290,6 +2293,19 @@ impl<'m> KernelLowering<'m> {
                 _ => None,
             };
             return Ok(Op::AssertFail { message: arg(0), line: arg(2) });
+        }
+        // The device heap (CUDA's malloc/free in device code): see `Op::Malloc`.
+        if self.m.functions[fi].body.is_none() && (fname == "malloc" || fname == "free") {
+            let arg = |s: &mut Self, o: Option<&Operand>| match o {
+                Some(Operand::Name(n)) => s.fparam_off(n, line),
+                _ => Err(bad()),
+            };
+            if fname == "free" {
+                return Ok(Op::Nop);
+            }
+            let size = arg(self, args.first())?;
+            let ret = arg(self, rets.first())?;
+            return Ok(Op::Malloc { size, ret });
         }
         if self.m.functions[fi].body.is_none() {
             return unsup(format!("call of `{fname}`, which has no body in this module"), line);

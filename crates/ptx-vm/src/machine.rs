@@ -122,6 +122,8 @@ pub struct Machine {
     block_instruction_limit: u64,
     sanitize: bool,
     count: bool,
+    /// Created at the first launch of a kernel that calls `malloc`.
+    heap: Option<crate::exec::DeviceHeap>,
 }
 
 impl Machine {
@@ -139,6 +141,7 @@ impl Machine {
             block_instruction_limit: DEFAULT_BLOCK_INSTRUCTION_LIMIT,
             sanitize: true,
             count: false,
+            heap: None,
         }
     }
 
@@ -266,6 +269,11 @@ impl Machine {
                 k.static_smem, cfg.dynamic_smem, self.arch
             ));
         }
+        if k.uses_heap && self.heap.is_none() {
+            let bytes = crate::exec::DeviceHeap::DEFAULT_BYTES;
+            let base = self.global.alloc(bytes)?;
+            self.heap = Some(crate::exec::DeviceHeap { base, size: bytes as u64, next: Default::default() });
+        }
         let global_vars = self.globals_for(module)?;
         let counting = self.count || self.sanitize;
         if counting {
@@ -286,6 +294,7 @@ impl Machine {
             block_instruction_limit: self.block_instruction_limit,
             count: counting,
             sanitize: self.sanitize,
+            heap: self.heap.as_ref(),
         };
         let nblocks = cfg.grid.iter().map(|&x| x as usize).product::<usize>();
         let coord = |i: usize| {

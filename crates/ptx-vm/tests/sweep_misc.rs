@@ -3,14 +3,14 @@
 //! atomics on 16-, 32- and 64-bit words, packed half/bf16 arithmetic, `__trap` and `assert`, as
 //! nvcc compiles them (tests/cuda/sweep_misc.cu), each checked against a CPU result; function
 //! pointers and virtual functions (tests/cuda/sweep_indirect.cu); the device heap
-//! (tests/cuda/sweep_heap.cu), which the VM refuses by name.
+//! (tests/cuda/sweep_heap.cu).
 
 // Lane- and element-indexed loops read as the kernels do.
 #![allow(clippy::needless_range_loop)]
 
 mod sweep_common;
 
-use ptx_vm::{Module, ParamBuilder, VmError};
+use ptx_vm::{ParamBuilder, VmError};
 use sweep_common::{module, Dev, Rng};
 
 const PTX: &str = include_str!("ptx/sweep_misc.ptx");
@@ -337,11 +337,23 @@ fn a_call_through_a_stray_function_pointer_is_a_fault() {
 }
 
 #[test]
-fn the_device_heap_is_refused_by_name() {
-    // malloc/free in device code are calls of extern functions the VM does not provide: refused
-    // naming the function and the PTX line (no device heap is modelled).
-    let Err(e) = Module::parse(include_str!("ptx/sweep_heap.ptx")) else { panic!("sweep_heap.ptx was accepted") };
-    let msg = e.to_string();
-    assert!(matches!(e, VmError::Unsupported { .. }), "{msg}");
-    assert!(msg.contains("`malloc`"), "{msg}");
+fn device_malloc_and_free_work_and_an_exhausted_heap_returns_null() {
+    let mut rng = Rng(0x4ea9);
+    let input: Vec<i32> = (0..BLOCK).map(|_| rng.below(10_000) as i32).collect();
+    let mut d = Dev::new();
+    let md = module(include_str!("ptx/sweep_heap.ptx"));
+    let ip = d.upload(&input);
+    let op = d.poisoned::<i32>(BLOCK);
+    d.launch(&md, "sweep_heap_malloc", 1, BLOCK as u32, ParamBuilder::new().ptr(ip).ptr(op));
+    let out: Vec<i32> = d.download(op, BLOCK);
+    for t in 0..BLOCK {
+        assert_eq!(out[t], 2 * input[t] + 3, "thread {t}");
+    }
+    // A fresh machine's heap holds 8 MiB (CUDA's default): 1 MiB blocks run out after 8.
+    let mut d = Dev::new();
+    let gp = d.poisoned::<i32>(BLOCK);
+    d.launch(&md, "sweep_heap_exhaust", 1, BLOCK as u32, ParamBuilder::new().ptr(gp).u64(1 << 20));
+    let got: Vec<i32> = d.download(gp, BLOCK);
+    assert!(got.iter().all(|&g| g == 0 || g == 1), "{got:?}");
+    assert_eq!(got.iter().sum::<i32>(), 8, "{got:?}");
 }

@@ -1,8 +1,11 @@
 // The device heap (malloc/free in device code), for tests/sweep_misc.rs: nvcc emits calls of the
-// extern functions malloc and free, which the VM does not provide.
+// extern functions malloc and free.
 //
-// Work split: one block of BLOCK threads; thread t allocates 4 ints, fills them from in[t] and
-// writes in[t] + (in[t] + 3) to out[t].
+// Work split: one block of BLOCK threads.
+//   sweep_heap_malloc: thread t allocates 4 ints, fills them from in[t], writes
+//   in[t] + (in[t] + 3) to out[t] and frees them.
+//   sweep_heap_exhaust: thread t allocates `bytes`, writes 1 to got[t] when it got memory (and
+//   touches its last byte), 0 when malloc returned null; nothing is freed.
 
 constexpr int BLOCK = 64;
 
@@ -19,4 +22,13 @@ sweep_heap_malloc(const int* __restrict__ in, int* __restrict__ out) {
         free(h);
     }
     out[t] = heap_ok;
+}
+
+extern "C" __global__ void __launch_bounds__(BLOCK)
+sweep_heap_exhaust(int* __restrict__ got, unsigned long long bytes) {
+    char* p = (char*)malloc(bytes);
+    if (p != nullptr) {
+        p[bytes - 1] = 1;
+    }
+    got[threadIdx.x] = p != nullptr;
 }
