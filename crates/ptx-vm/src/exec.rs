@@ -1602,8 +1602,10 @@ impl Block<'_, '_> {
                 continue;
             }
             warp.wait_coll = saved & !arrived;
-            self.collective(warp, pc, lanes, lanes, ins)?;
-            ran |= lanes;
+            // Masks that overlap without being equal (undefined in the ISA) can leave a group waiting.
+            if self.collective(warp, pc, lanes, lanes, ins)?.is_some() {
+                ran |= lanes;
+            }
         }
         let waiting = arrived & !ran;
         warp.wait_coll = (saved & !arrived) | waiting;
