@@ -620,3 +620,73 @@ fn half_and_bf16_math_match_rounded_references() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn half_and_bf16_comparisons_follow_ieee_ordering() {
+    let mut rng = Rng(0xc3b);
+    let n = 256;
+    // Small multiples of 0.5 so that equal halves are common; NaN, -0 and 0 among them.
+    let mut pick = |i: usize| -> f32 {
+        match (i * 7 + rng.below(11) as usize) % 13 {
+            0 => f32::NAN,
+            1 => -0.0,
+            2 => 0.0,
+            _ => (rng.below(9) as f32 - 4.0) * 0.5,
+        }
+    };
+    let x: Vec<f32> = (0..n).map(&mut pick).collect();
+    let y: Vec<f32> = (0..n).map(&mut pick).collect();
+    let mut d = Dev::new();
+    let md = module(PTX);
+    let (xp, yp) = (d.upload(&x), d.upload(&y));
+    let cols = 12;
+    let op = d.poisoned::<i32>(cols * n);
+    d.launch(
+        &md,
+        "sweep_math_half_compare",
+        n.div_ceil(128) as u32,
+        128,
+        ParamBuilder::new().ptr(xp).ptr(yp).ptr(op).i32(n as i32),
+    );
+    let out: Vec<i32> = d.download(op, cols * n);
+    // All inputs are exact in f16 and bf16, so both formats compare like the f32 values.
+    for i in 0..n {
+        let (p, q, r) = (x[i], y[i], x[(i + 1) % n]);
+        let (a, b) = ([p, q], [q, r]);
+        let both = |f: fn(f32, f32) -> bool| (f(a[0], b[0]) && f(a[1], b[1])) as i32;
+        let mask = |f: fn(f32, f32) -> bool| {
+            (if f(a[0], b[0]) { 0xffff } else { 0 }) | (if f(a[1], b[1]) { -65536 } else { 0 })
+        };
+        let max_nan = if a[0].is_nan() || b[1].is_nan() {
+            0x7fff
+        } else {
+            half::f16::from_f32(if a[0] == b[1] && a[0] == 0.0 {
+                if a[0].is_sign_positive() {
+                    a[0]
+                } else {
+                    b[1]
+                }
+            } else {
+                a[0].max(b[1])
+            })
+            .to_bits() as i32
+        };
+        let want = [
+            both(|u, v| u == v),
+            both(|u, v| u > v),
+            both(|u, v| u <= v),
+            (a[0] == b[0]) as i32,
+            (a[1] < b[1]) as i32,
+            a[1].is_nan() as i32,
+            (a[1] > b[1]) as i32,
+            mask(|u, v| u == v),
+            mask(|u, v| u < v),
+            (a[0] > b[0] || a[0].is_nan() || b[0].is_nan()) as i32,
+            a[1].is_nan() as i32,
+            max_nan,
+        ];
+        for (k, w) in want.iter().enumerate() {
+            assert_eq!(out[k * n + i], *w, "column {k}, a = {a:?}, b = {b:?}");
+        }
+    }
+}

@@ -91,3 +91,35 @@ sweep_math_half(const float* __restrict__ x, const float* __restrict__ y, float*
 #undef F
     }
 }
+
+// Packed and scalar half/bf16 comparisons (nvcc emits set.cmp.{f16x2,u32}.f16x2 and set.nan for
+// them): a2 = (x[i], y[i]), b2 = (y[i], x[(i + 1) % n]) as half2 and the same as bf162; each
+// column is an int.
+extern "C" __global__ void __launch_bounds__(128)
+sweep_math_half_compare(const float* __restrict__ x, const float* __restrict__ y, int* __restrict__ out, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        const float p = x[i];
+        const float q = y[i];
+        const float r = x[(i + 1) % n];
+        const __half2 a = __floats2half2_rn(p, q);
+        const __half2 b = __floats2half2_rn(q, r);
+        const __nv_bfloat162 c = __floats2bfloat162_rn(p, q);
+        const __nv_bfloat162 d = __floats2bfloat162_rn(q, r);
+        int k = 0;
+#define O(e) out[(k++) * n + i] = (int)(e)
+        O(__hbeq2(a, b));
+        O(__hbgt2(a, b));
+        O(__hble2(c, d));
+        O(__half2float(__heq2(a, b).x));
+        O(__half2float(__hlt2(a, b).y));
+        O(__half2float(__hisnan2(a).y));
+        O(__bfloat162float(__hgt2(c, d).y));
+        O(__heq2_mask(a, b));
+        O(__hlt2_mask(c, d));
+        O(__hgtu(__low2half(a), __low2half(b)));
+        O(__hisnan(__high2half(a)));
+        O(__half_as_ushort(__hmax_nan(__low2half(a), __high2half(b))));
+#undef O
+    }
+}
