@@ -59,6 +59,35 @@ pub(crate) struct LaunchCtx<'a> {
     pub grid_id: u64,
     /// Track definedness through registers (implies `sanitize`; see `definedness`).
     pub definedness: bool,
+    /// The device heap, for kernels that call `malloc`.
+    pub heap: Option<&'a DeviceHeap>,
+}
+
+/// The device heap: one global allocation handed out by a bump pointer. `free` gives nothing back
+/// (a launch's allocations stay valid, as CUDA's do until freed), and `malloc` returns null once
+/// the heap is exhausted, as CUDA's does; the size is CUDA's default `cudaLimitMallocHeapSize`.
+pub(crate) struct DeviceHeap {
+    pub base: u64,
+    pub size: u64,
+    pub next: std::sync::atomic::AtomicU64,
+}
+
+impl DeviceHeap {
+    /// CUDA's default heap size, 8 MiB.
+    pub const DEFAULT_BYTES: usize = 8 << 20;
+
+    /// `malloc(n)`: a 16-byte-aligned block, or 0 when it does not fit (or `n` is 0).
+    pub fn malloc(&self, n: u64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = n.div_ceil(16).saturating_mul(16);
+        if n == 0 {
+            return 0;
+        }
+        match self.next.fetch_update(Relaxed, Relaxed, |o| o.checked_add(n).filter(|&e| e <= self.size)) {
+            Ok(off) => self.base + off,
+            Err(_) => 0,
+        }
+    }
 }
 
 /// A fault inside a warp, before the block and thread are attached.
@@ -523,8 +552,12 @@ fn space_name(s: Space) -> &'static str {
 /// Applies an atomic operation; returns the new value (PTX ISA 9.7.13.5).
 fn atom_new(op: AtomOp, ty: AtomTy, old: u64, b: u64, c: u64) -> u64 {
     use crate::num::*;
-    let w32 = !matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64);
-    let m = if w32 { 0xffff_ffff } else { u64::MAX };
+    let w32 = ty.bytes() < 8;
+    let m = match ty.bytes() {
+        2 => 0xffff,
+        4 => 0xffff_ffff,
+        _ => u64::MAX,
+    };
     let (old, b) = (old & m, b & m);
     let r = match (op, ty) {
         (AtomOp::Add, AtomTy::F32) => f32b(f32v(old) + f32v(b)),
@@ -1157,6 +1190,54 @@ impl Block<'_, '_> {
                         }
                         continue;
                     }
+                    Op::CallIndirect { f, targets } => {
+                        let fs = self.ctx.kernel.fparam_size;
+                        let mut first = None;
+                        let mut same = true;
+                        for l in lanes_of(exec) {
+                            let a = warp.regs[*f as usize][l];
+                            let Some(t) = targets.iter().find(|t| t.addr == a) else {
+                                let msg = format!(
+                                    "indirect call through {a:#x}, which is not the address of a function of this module \
+                                     with this call's parameters"
+                                );
+                                return Err(fault(pc, Some(l as u32), msg));
+                            };
+                            let base = l * fs;
+                            for cp in t.copy_in.iter() {
+                                warp.fparam.copy_within(
+                                    base + cp.src as usize..base + (cp.src + cp.len) as usize,
+                                    base + cp.dst as usize,
+                                );
+                            }
+                            if warp.stack[l].len() > 1024 {
+                                return Err(fault(pc, Some(l as u32), "call stack overflow"));
+                            }
+                            warp.stack[l].push(pc);
+                            warp.pc[l] = t.target;
+                            same &= first.is_none_or(|x| x == t.target);
+                            first = Some(t.target);
+                        }
+                        match first {
+                            Some(t) if same && exec == mask => pc = t,
+                            None => pc += 1,
+                            Some(_) => {
+                                for l in lanes_of(mask & !exec) {
+                                    warp.pc[l] = pc + 1;
+                                }
+                                continue 'select;
+                            }
+                        }
+                        continue;
+                    }
+                    Op::Malloc { size, ret } => {
+                        let fs = self.ctx.kernel.fparam_size;
+                        for l in lanes_of(exec) {
+                            let n = rd(&warp.fparam, l * fs + *size as usize, 8).unwrap_or(0);
+                            let p = self.ctx.heap.map_or(0, |h| h.malloc(n));
+                            wr(&mut warp.fparam, l * fs + *ret as usize, 8, p);
+                        }
+                    }
                     Op::Ret => {
                         if exec == 0 {
                             pc += 1;
@@ -1177,8 +1258,17 @@ impl Block<'_, '_> {
                                     same = false;
                                 }
                                 Some(call_pc) => {
-                                    if let Some(Inst { op: Op::Call { copy_out, .. }, .. }) = code.get(call_pc as usize)
-                                    {
+                                    let copy_out = match code.get(call_pc as usize).map(|i| &i.op) {
+                                        Some(Op::Call { copy_out, .. }) => Some(copy_out),
+                                        // The caller's pointer register still names the callee: a
+                                        // callee never writes its caller's registers (no recursion).
+                                        Some(Op::CallIndirect { f, targets }) => {
+                                            let a = warp.regs[*f as usize][l];
+                                            targets.iter().find(|t| t.addr == a).map(|t| &t.copy_out)
+                                        }
+                                        _ => None,
+                                    };
+                                    if let Some(copy_out) = copy_out {
                                         let base = l * fs;
                                         for cp in copy_out.iter() {
                                             warp.fparam.copy_within(
@@ -1214,13 +1304,11 @@ impl Block<'_, '_> {
                             continue 'select;
                         }
                     }
-                    Op::AssertFail => {
+                    Op::AssertFail { message, line } => {
                         if exec != 0 {
-                            return Err(fault(
-                                pc,
-                                Some(exec.trailing_zeros()),
-                                "device-side assert failed (__assertfail)",
-                            ));
+                            let l = exec.trailing_zeros();
+                            let what = self.assert_text(warp, l as usize, *message, *line);
+                            return Err(fault(pc, Some(l), format!("device-side assert failed (__assertfail){what}")));
                         }
                     }
                     Op::Trap => {
@@ -1396,6 +1484,12 @@ impl Block<'_, '_> {
             }
         }
         let arrived = exec | waiting_here;
+        if let Some(r) = member_reg {
+            let first = warp.regs[r as usize][arrived.trailing_zeros() as usize] as u32;
+            if lanes_of(arrived).any(|l| warp.regs[r as usize][l] as u32 != first) {
+                return self.collective_split(warp, pc, exec, mask, waiting_here, r, ins);
+            }
+        }
         let members = match member_reg {
             Some(r) => {
                 let mut m = 0u32;
@@ -1576,6 +1670,85 @@ impl Block<'_, '_> {
             _ => {}
         }
         Ok(Some(mask | waiting_here))
+    }
+
+    /// A `.sync` collective whose arrived lanes name different member masks: each mask is its own
+    /// collective (the tiles of a `cg::tiled_partition` each reduce or vote over their own lanes;
+    /// PTX ISA 9.7.8 `redux.sync`, `vote.sync`, `match.sync`: the operation is over the lanes of
+    /// the executing thread's `membermask`). The groups whose members have all arrived run now, one
+    /// after the other, through `collective`; the other lanes of `exec` wait at `pc`.
+    #[allow(clippy::too_many_arguments)]
+    fn collective_split(
+        &mut self,
+        warp: &mut Warp,
+        pc: u32,
+        exec: u32,
+        mask: u32,
+        waiting_here: u32,
+        member_reg: R,
+        ins: &Inst,
+    ) -> Res<Option<u32>> {
+        let arrived = exec | waiting_here;
+        let own = |warp: &Warp, l: usize| warp.regs[member_reg as usize][l] as u32;
+        let saved = warp.wait_coll;
+        let mut ran = 0u32;
+        let mut todo = arrived;
+        while todo != 0 {
+            let m = own(warp, todo.trailing_zeros() as usize);
+            let lanes = lanes_of(todo).filter(|&l| own(warp, l) == m).fold(0u32, |a, l| a | 1 << l);
+            todo &= !lanes;
+            // A group still missing live members waits; one naming exited or absent lanes goes
+            // through `collective`, which reports it.
+            if m & !arrived & !warp.exited & warp.valid != 0 {
+                continue;
+            }
+            warp.wait_coll = saved & !arrived;
+            // Masks that overlap without being equal (undefined in the ISA) can leave a group waiting.
+            if self.collective(warp, pc, lanes, lanes, ins)?.is_some() {
+                ran |= lanes;
+            }
+        }
+        let waiting = arrived & !ran;
+        warp.wait_coll = (saved & !arrived) | waiting;
+        for l in lanes_of(waiting) {
+            warp.pc[l] = pc;
+        }
+        if ran == 0 {
+            for l in lanes_of(mask) {
+                warp.pc[l] = if exec >> l & 1 == 1 { pc } else { pc + 1 };
+            }
+            return Ok(None);
+        }
+        // The group goes on at pc + 1 with the lanes that skipped the instruction or completed it.
+        Ok(Some((mask & !exec) | ran))
+    }
+
+    /// `: `message`` (and `, line N`) of a failed device assert, read from the call's arguments:
+    /// the message is a C string in a module `.global` (what nvcc makes of the asserted expression).
+    fn assert_text(&self, warp: &Warp, lane: usize, message: Option<u32>, line: Option<u32>) -> String {
+        let fs = self.ctx.kernel.fparam_size;
+        let arg = |off: u32, n: u8| rd(&warp.fparam, lane * fs + off as usize, n);
+        let mut out = String::new();
+        if let Some(addr) = message.and_then(|o| arg(o, 8)) {
+            let (space, a) = generic(addr);
+            let mut bytes = Vec::new();
+            if space == Space::Global {
+                while bytes.len() < 512 {
+                    let Some((buf, off)) = self.ctx.global.find(a + bytes.len() as u64, 1) else { break };
+                    match buf.load(off, 1) as u8 {
+                        0 => break,
+                        b => bytes.push(b),
+                    }
+                }
+            }
+            if !bytes.is_empty() {
+                out = format!(": `{}`", String::from_utf8_lossy(&bytes));
+            }
+        }
+        if let Some(n) = line.and_then(|o| arg(o, 4)) {
+            out.push_str(&format!(", line {n}"));
+        }
+        out
     }
 
     /// One thread's mbarrier operation. The object's layout is the VM's own (the ISA leaves it
@@ -1797,7 +1970,7 @@ impl Block<'_, '_> {
 
     fn atomic(&mut self, addr: u64, space: Space, op: AtomOp, ty: AtomTy, b: u64, c: u64) -> Result<u64, String> {
         let (space, a) = if space == Space::Generic { generic(addr) } else { (space, addr) };
-        let size: u8 = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
+        let size: u8 = ty.bytes();
         if a % size as u64 != 0 {
             return Err(format!("misaligned {size}-byte atomic at {addr:#x}{}", self.locate(space, a, size.into())));
         }
@@ -1810,7 +1983,17 @@ impl Block<'_, '_> {
                     )
                 })?;
                 use std::sync::atomic::Ordering::SeqCst;
-                if size == 4 {
+                if size == 2 {
+                    // No 16-bit host atomic exists: update the half of the aligned 32-bit word
+                    // (inside the buffer, whose storage is padded to 8 bytes) that holds it.
+                    let cell = buf.atomic32(off & !3);
+                    let sh = 8 * (off & 3);
+                    let r = cell.fetch_update(SeqCst, SeqCst, |w| {
+                        let new = atom_new(op, ty, u64::from(w >> sh), b, c) as u32;
+                        Some((w & !(0xffff << sh)) | (new << sh))
+                    });
+                    Ok(u64::from(r.unwrap_or_else(|x| x) >> sh) & 0xffff)
+                } else if size == 4 {
                     let cell = buf.atomic32(off);
                     let r = cell.fetch_update(SeqCst, SeqCst, |old| Some(atom_new(op, ty, old as u64, b, c) as u32));
                     Ok(r.unwrap_or_else(|x| x) as u64)
@@ -1891,7 +2074,7 @@ impl Block<'_, '_> {
                 exec & !self.st_changed,
             ),
             Op::Atom { space, ty, .. } => {
-                let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
+                let size = u32::from(ty.bytes());
                 self.access(Site { warp: warp.id, pc }, exec, addrs, *space, size, AccessKind::Atomic, 0)
             }
             Op::CpAsync { size, src_size, src, soff, .. } => {

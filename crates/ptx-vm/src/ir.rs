@@ -76,6 +76,19 @@ pub(crate) enum AtomTy {
     Bf16x2,
     B32,
     B64,
+    /// `atom.cas.b16` (sm_70+): the only 16-bit atomic.
+    B16,
+}
+
+impl AtomTy {
+    /// The width of the memory word in bytes.
+    pub(crate) fn bytes(self) -> u8 {
+        match self {
+            AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64 => 8,
+            AtomTy::B16 => 2,
+            _ => 4,
+        }
+    }
 }
 
 /// Barrier flavours (PTX ISA 9.7.13.1 `bar`, `barrier`).
@@ -98,6 +111,16 @@ pub(crate) enum BoolOp {
     And,
     Or,
     Xor,
+}
+
+/// One possible callee of an indirect call: the value a function pointer holds for it, its entry
+/// and the copies of its arguments and results (each `.func` has its own param-area layout).
+#[derive(Clone, Debug)]
+pub(crate) struct IndirectTarget {
+    pub addr: u64,
+    pub target: u32,
+    pub copy_in: Box<[Copy]>,
+    pub copy_out: Box<[Copy]>,
 }
 
 /// A byte copy between param areas at a call or return.
@@ -275,11 +298,28 @@ pub(crate) enum Op {
         copy_in: Box<[Copy]>,
         copy_out: Box<[Copy]>,
     },
+    /// `call (rets), %fptr, (args), prototype;`: the callee is the target whose `addr` the
+    /// register `f` holds, per lane.
+    CallIndirect {
+        f: R,
+        targets: Box<[IndirectTarget]>,
+    },
+    /// A call of the extern `malloc(size)`: `size` and `ret` are the param-area offsets of the
+    /// argument and the result.
+    Malloc {
+        size: u32,
+        ret: u32,
+    },
     Ret,
     Exit,
     Trap,
     /// A call of `__assertfail` (a failed device-side `assert`).
-    AssertFail,
+    /// A call of `__assertfail(message, file, line, function, char_size)`: the param-area offsets of
+    /// its message pointer and line, when the call passes them.
+    AssertFail {
+        message: Option<u32>,
+        line: Option<u32>,
+    },
     Bar {
         kind: BarKind,
         id: R,
@@ -499,4 +539,6 @@ pub(crate) struct Kernel {
     /// What the kernel can reach that the VM does not implement (its code and the `.func`s it calls):
     /// (what, PTX line, `.loc` index). A launch of the kernel is refused when this is not empty.
     pub unsupported: Vec<(String, u32, u32)>,
+    /// The kernel calls `malloc`: launches give the machine a device heap first.
+    pub uses_heap: bool,
 }

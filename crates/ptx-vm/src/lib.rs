@@ -13,7 +13,9 @@
 //! What the VM covers: the PTX nvcc 13 emits for `compute_80` (integer, bit and float arithmetic
 //! with every rounding modifier, f16/bf16 scalar and packed, conversions, loads and stores in every
 //! state space with generic addressing, atomics, `.func` calls, local stack frames, barriers with
-//! ids and counts, warp collectives, `cp.async`, `ldmatrix`/`stmatrix`, `mma.sync` m16n8k8/k16).
+//! ids and counts, warp collectives, `cp.async`, `ldmatrix`/`stmatrix`, `mma.sync` m16n8k8/k16,
+//! indirect calls through function pointers and vtables, and `malloc`/`free` in device code on an
+//! 8 MiB device heap per machine that `free` does not reuse).
 //! Device `printf` (`vprintf`) is formatted as the host C library does and comes back in
 //! [`LaunchReport::printf`] (see [`semantics::printf`] for the conversions and the order).
 //! [`Module::parse`] rejects malformed PTX: syntax errors, undefined names, and directives or

@@ -175,10 +175,12 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         Op::Atom { .. } => C::Atomic,
         Op::Bra { .. }
         | Op::Call { .. }
+        | Op::CallIndirect { .. }
         | Op::Ret
         | Op::Exit
         | Op::Trap
-        | Op::AssertFail
+        | Op::Malloc { .. }
+        | Op::AssertFail { .. }
         | Op::Printf { .. }
         | Op::Unsupported { .. } => C::Control,
         Op::Bar { .. } | Op::BarWarp { .. } | Op::Mbarrier { .. } => C::Barrier,
@@ -232,6 +234,70 @@ fn align_up(x: usize, a: usize) -> usize {
     x.div_ceil(a.max(1)) * a.max(1)
 }
 
+/// The value of a function's address (a function pointer, a vtable entry): outside every data
+/// window, so that a load or store through it faults, and never 0 (a null function pointer).
+pub(crate) const FUNC_WIN: u64 = 0x7f << crate::memory::WIN_BITS;
+
+fn func_addr(fi: usize) -> u64 {
+    FUNC_WIN + 16 * (fi as u64 + 1)
+}
+
+/// The index of the function named `name` (its definition if it has one).
+fn func_index(m: &ast::Module, name: &str) -> Option<usize> {
+    let mut found = None;
+    for (i, f) in m.functions.iter().enumerate() {
+        if f.name == name && (found.is_none() || f.body.is_some()) {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// `init_bytes` with the address initialisers resolved: function names become function addresses.
+fn init_bytes_with_addrs(m: &ast::Module, v: &ast::VarDecl) -> Result<Vec<u8>> {
+    let mut out = init_bytes(v);
+    let esz = crate::lower::Ty::parse(&v.ty).map(|t| t.bytes() as usize).unwrap_or(1);
+    for (i, name) in &v.addr_init {
+        let Some(fi) = func_index(m, name) else {
+            return unsup(
+                format!("the address of `{name}` (not a function) in the initialiser of `{}`", v.name),
+                v.line,
+            );
+        };
+        if esz != 8 {
+            return unsup(format!("a function address in the {esz}-byte elements of `{}`", v.name), v.line);
+        }
+        if let Some(dst) = out.get_mut(i * 8..i * 8 + 8) {
+            dst.copy_from_slice(&func_addr(fi).to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// Functions whose address the module takes (in an initialiser or as an operand other than a
+/// direct call's target): the possible callees of an indirect call.
+fn address_taken(m: &ast::Module) -> Vec<usize> {
+    let mut names: Vec<&str> = m.vars.iter().flat_map(|v| v.addr_init.iter().map(|(_, n)| n.as_str())).collect();
+    for f in &m.functions {
+        for st in f.body.iter().flatten() {
+            if let ast::Stmt::Instr(ins) = st {
+                if ins.opcode.first().map(String::as_str) == Some("call") {
+                    continue;
+                }
+                for o in &ins.operands {
+                    if let Operand::Name(n) = o {
+                        names.push(n);
+                    }
+                }
+            }
+        }
+    }
+    let mut out: Vec<usize> = names.into_iter().filter_map(|n| func_index(m, n)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Lowers a parsed module.
 pub(crate) fn lower_module(m: &ast::Module) -> Result<ModuleIr> {
     if m.address_size != 0 && m.address_size != 64 {
@@ -243,13 +309,13 @@ pub(crate) fn lower_module(m: &ast::Module) -> Result<ModuleIr> {
     for (i, v) in m.vars.iter().enumerate() {
         let s = match v.space.as_str() {
             "global" => {
-                globals.push((v.size, v.align, init_bytes(v)));
+                globals.push((v.size, v.align, init_bytes_with_addrs(m, v)?));
                 ModSym::Global((globals.len() - 1) as u32)
             }
             "const" => {
                 let off = align_up(const_bank.len(), v.align);
                 const_bank.resize(off, 0);
-                const_bank.extend_from_slice(&init_bytes(v));
+                const_bank.extend_from_slice(&init_bytes_with_addrs(m, v)?);
                 ModSym::Const(off as u64)
             }
             "shared" => ModSym::Shared(i),
@@ -408,6 +474,8 @@ struct KernelLowering<'m> {
     func_pc: HashMap<usize, u32>,
     worklist: Vec<usize>,
     call_patches: Vec<(usize, usize)>,
+    /// Indirect calls' targets to resolve: (pc, index in its targets, function).
+    indirect_patches: Vec<(usize, usize, usize)>,
     cc: R,
     scopes: Vec<HashMap<String, Sym>>,
     /// Sizes of the call sequences' `.param` variables, by offset.
@@ -442,6 +510,7 @@ impl<'m> KernelLowering<'m> {
             func_pc: HashMap::new(),
             worklist: Vec::new(),
             call_patches: Vec::new(),
+            indirect_patches: Vec::new(),
             cc: NO_REG,
             scopes: Vec::new(),
             fparam_decl: HashMap::new(),
@@ -490,6 +559,12 @@ impl<'m> KernelLowering<'m> {
                 *target = t;
             }
         }
+        for (pc, i, fi) in std::mem::take(&mut self.indirect_patches) {
+            let t = self.func_pc.get(&fi).copied();
+            if let (Some(t), Op::CallIndirect { targets, .. }) = (t, &mut self.code[pc].op) {
+                targets[i].target = t;
+            }
+        }
         // Recursion and ill-fitting calls refuse the kernel at launch, like an unsupported
         // instruction, not the module.
         if let Err(VmError::Unsupported { what, line, .. }) = self.check_recursion(f) {
@@ -497,16 +572,22 @@ impl<'m> KernelLowering<'m> {
         }
         // Every call's copies stay inside a thread's param area (the interpreter relies on it).
         for ins in &self.code {
-            if let Op::Call { copy_in, copy_out, .. } = &ins.op {
-                for c in copy_in.iter().chain(copy_out.iter()) {
-                    if (c.src.max(c.dst) + c.len) as usize > self.fparam_size {
-                        let what = "a call whose arguments do not fit the declared parameters".to_string();
-                        self.unsupported.push((what, ins.line, ins.loc));
-                        break;
-                    }
+            let copies: Vec<&Copy> = match &ins.op {
+                Op::Call { copy_in, copy_out, .. } => copy_in.iter().chain(copy_out.iter()).collect(),
+                Op::CallIndirect { targets, .. } => {
+                    targets.iter().flat_map(|t| t.copy_in.iter().chain(t.copy_out.iter())).collect()
+                }
+                _ => continue,
+            };
+            for c in copies {
+                if (c.src.max(c.dst) + c.len) as usize > self.fparam_size {
+                    let what = "a call whose arguments do not fit the declared parameters".to_string();
+                    self.unsupported.push((what, ins.line, ins.loc));
+                    break;
                 }
             }
         }
+        let uses_heap = self.code.iter().any(|i| matches!(i.op, Op::Malloc { .. }));
         Ok(Kernel {
             name: f.name.clone(),
             code: self.code,
@@ -522,6 +603,7 @@ impl<'m> KernelLowering<'m> {
             names: self.names,
             declared_regs: self.declared_regs,
             unsupported: self.unsupported,
+            uses_heap,
         })
     }
 
@@ -535,6 +617,11 @@ impl<'m> KernelLowering<'m> {
             if let Op::Call { target, .. } = ins.op {
                 let callee = owner(target);
                 edges.entry(owner(pc as u32)).or_default().push(callee);
+            }
+            if let Op::CallIndirect { targets, .. } = &ins.op {
+                for t in targets.iter() {
+                    edges.entry(owner(pc as u32)).or_default().push(owner(t.target));
+                }
             }
         }
         // Depth-first search for a cycle.
@@ -805,6 +892,11 @@ impl<'m> KernelLowering<'m> {
                 }
                 if let Some((r, _)) = self.var_addr(n) {
                     return Ok(r);
+                }
+                if let Some(&ModSym::Func(_)) = self.syms.get(n) {
+                    // A function pointer; its body is lowered for the indirect calls that may use it.
+                    let fi = func_index(self.m, n).unwrap_or(0);
+                    return Ok(self.imm(func_addr(fi)));
                 }
                 if let Some(Predefined::Clock(_)) = predefined(n) {
                     return unsup(format!("{n} as an operand other than the source of mov"), line);
@@ -1101,6 +1193,31 @@ impl<'m> KernelLowering<'m> {
                 };
                 Ok(Op::Tern { f, d, a, b, c, flags: 0 })
             }
+            "dp2a" => {
+                let [at, bt] = types[..] else { return Err(bad()) };
+                let o = self.ops(ins, 4)?;
+                let d = self.dst(&o[0], line)?;
+                let a = self.src(&o[1], at, line)?;
+                let b = self.src(&o[2], bt, line)?;
+                let c = self.src(&o[3], Ty::U32, line)?;
+                fn go<const HI: bool, const SA: bool, const SB: bool>(a: &Lanes, b: &Lanes, c: &Lanes, o: &mut Lanes) {
+                    for i in 0..32 {
+                        o[i] = crate::semantics::simd::dp2a(a[i] as u32, b[i] as u32, c[i] as u32, HI, SA, SB) as u64;
+                    }
+                }
+                let f: F3 = match (has("hi"), at == Ty::S32, bt == Ty::S32) {
+                    (false, false, false) => go::<false, false, false>,
+                    (false, false, true) => go::<false, false, true>,
+                    (false, true, false) => go::<false, true, false>,
+                    (false, true, true) => go::<false, true, true>,
+                    (true, false, false) => go::<true, false, false>,
+                    (true, false, true) => go::<true, false, true>,
+                    (true, true, false) => go::<true, true, false>,
+                    (true, true, true) => go::<true, true, true>,
+                };
+                Ok(Op::Tern { f, d, a, b, c, flags: 0 })
+            }
+            "vabsdiff4" => self.vabsdiff4(ins, &mods, &types),
             "elect" => {
                 let o = self.ops(ins, 2)?;
                 let (d, p) = self.dst_pair(&o[0], line)?;
@@ -1121,6 +1238,10 @@ impl<'m> KernelLowering<'m> {
                 let a = self.src(&o[1], st, line)?;
                 let b = self.src(&o[2], st, line)?;
                 let cmp = *mods.first().ok_or_else(bad)?;
+                if matches!(st, Ty::F16x2 | Ty::Bf16x2) {
+                    let f = set_x2_fn(cmp, dt, st == Ty::Bf16x2, ftz).ok_or_else(bad)?;
+                    return Ok(Op::Bin { f, d, a, b, flags: 0 });
+                }
                 let f = cmp_fn(cmp, st, ftz).ok_or_else(bad)?;
                 let one = match dt {
                     Ty::F32 => 0x3f80_0000,
@@ -1509,6 +1630,62 @@ impl<'m> KernelLowering<'m> {
             _ => return None,
         };
         Some(Op::Un { f, d, a, flags: 0 })
+    }
+
+    /// `vabsdiff4.dtype.atype.btype{.sat}{.add} d, a, b, c` with the default selectors, the forms
+    /// `__vabsdiffu4`/`__vabsdiffs4` emit; byte selectors and the `.min`/`.max` secondary operations
+    /// are refused by name.
+    fn vabsdiff4(&mut self, ins: &ast::Instr, mods: &[&str], types: &[Ty]) -> Result<Op> {
+        use crate::semantics::simd::{vabsdiff4, vabsdiff4_add};
+        let line = ins.line;
+        let full = ins.opcode.join(".");
+        check_mods(mods, &["sat", "add"], true, line, &full)?;
+        let [dt, at, bt] = types[..] else { return unsup(full, line) };
+        if ![dt, at, bt].iter().all(|t| matches!(t, Ty::U32 | Ty::S32)) {
+            return unsup(full, line);
+        }
+        let o = self.ops(ins, 4)?;
+        let d = self.dst(&o[0], line)?;
+        let a = self.src(&o[1], at, line)?;
+        let b = self.src(&o[2], bt, line)?;
+        let c = self.src(&o[3], Ty::U32, line)?;
+        let (sa, sb) = (at == Ty::S32, bt == Ty::S32);
+        if mods.contains(&"add") {
+            fn go<const SA: bool, const SB: bool>(a: &Lanes, b: &Lanes, c: &Lanes, o: &mut Lanes) {
+                for i in 0..32 {
+                    o[i] = vabsdiff4_add(a[i] as u32, b[i] as u32, c[i] as u32, SA, SB) as u64;
+                }
+            }
+            let f: F3 = match (sa, sb) {
+                (false, false) => go::<false, false>,
+                (false, true) => go::<false, true>,
+                (true, false) => go::<true, false>,
+                (true, true) => go::<true, true>,
+            };
+            return Ok(Op::Tern { f, d, a, b, c, flags: 0 });
+        }
+        fn go<const SA: bool, const SB: bool, const SD: bool, const SAT: bool>(
+            a: &Lanes,
+            b: &Lanes,
+            _c: &Lanes,
+            o: &mut Lanes,
+        ) {
+            for i in 0..32 {
+                o[i] = vabsdiff4(a[i] as u32, b[i] as u32, SA, SB, SD, SAT) as u64;
+            }
+        }
+        macro_rules! pick {
+            ($($sa:literal $sb:literal),*) => {
+                match (sa, sb, dt == Ty::S32, mods.contains(&"sat")) {
+                    $(($sa, $sb, false, false) => go::<$sa, $sb, false, false> as F3,
+                      ($sa, $sb, false, true) => go::<$sa, $sb, false, true> as F3,
+                      ($sa, $sb, true, false) => go::<$sa, $sb, true, false> as F3,
+                      ($sa, $sb, true, true) => go::<$sa, $sb, true, true> as F3,)*
+                }
+            };
+        }
+        let f = pick!(false false, false true, true false, true true);
+        Ok(Op::Tern { f, d, a, b, c, flags: 0 })
     }
 
     fn setp(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
@@ -2082,6 +2259,7 @@ impl<'m> KernelLowering<'m> {
             Ty::Bf16x2 => AtomTy::Bf16x2,
             Ty::B32 => AtomTy::B32,
             Ty::B64 => AtomTy::B64,
+            Ty::B16 | Ty::U16 if op == AtomOp::Cas => AtomTy::B16,
             _ => return Err(bad()),
         };
         let o = &ins.operands;
@@ -2222,6 +2400,9 @@ impl<'m> KernelLowering<'m> {
             None => &[],
             _ => return unsup(format!("indirect call `{full}`"), line),
         };
+        if let Some(Sym::Reg(f)) = self.lookup(fname) {
+            return self.call_indirect(f, rets, args, line);
+        }
         let fi = match self.syms.get(fname) {
             Some(ModSym::Func(i)) => *i,
             _ => {
@@ -2233,7 +2414,24 @@ impl<'m> KernelLowering<'m> {
         };
         // CUDA's device-side assert calls __assertfail, which prints the message and traps.
         if fname == "__assertfail" && self.m.functions[fi].body.is_none() {
-            return Ok(Op::AssertFail);
+            let mut arg = |i: usize| match args.get(i) {
+                Some(Operand::Name(n)) => self.fparam_off(n, line).ok(),
+                _ => None,
+            };
+            return Ok(Op::AssertFail { message: arg(0), line: arg(2) });
+        }
+        // The device heap (CUDA's malloc/free in device code): see `Op::Malloc`.
+        if self.m.functions[fi].body.is_none() && (fname == "malloc" || fname == "free") {
+            let arg = |s: &mut Self, o: Option<&Operand>| match o {
+                Some(Operand::Name(n)) => s.fparam_off(n, line),
+                _ => Err(bad()),
+            };
+            if fname == "free" {
+                return Ok(Op::Nop);
+            }
+            let size = arg(self, args.first())?;
+            let ret = arg(self, rets.first())?;
+            return Ok(Op::Malloc { size, ret });
         }
         // CUDA's device printf (CUDA C++ Programming Guide, "Formatted Output").
         if fname == "vprintf" && self.m.functions[fi].body.is_none() {
@@ -2281,6 +2479,43 @@ impl<'m> KernelLowering<'m> {
             return unsup("a vprintf call with other than (fmt, args) arguments", line);
         }
         Ok(Op::Printf { fmt, args: arg, ret })
+    }
+
+    /// `call (rets), %f, (args), prototype;` (PTX ISA 9.7.12.2 `call`, indirect form): the possible
+    /// callees are the functions whose address the module takes and whose parameter and result
+    /// counts match the call's; each is lowered into this kernel. Calling anything else (a null or
+    /// stray pointer, an extern function) is a fault when it happens.
+    fn call_indirect(&mut self, f: R, rets: &[Operand], args: &[Operand], line: u32) -> Result<Op> {
+        let mut targets = Vec::new();
+        for fi in address_taken(self.m) {
+            let func = &self.m.functions[fi];
+            if func.body.is_none() || func.params.len() != args.len() || func.rets.len() != rets.len() {
+                continue;
+            }
+            let (fr, fp) = self.layout_func(fi);
+            let mut copy_in = Vec::new();
+            for (a, &(dst, len)) in args.iter().zip(&fp) {
+                let Operand::Name(n) = a else { return unsup("an indirect call argument that is not a .param", line) };
+                let src = self.fparam_off(n, line)?;
+                let len = len.min(self.fparam_decl.get(&src).copied().unwrap_or(len));
+                copy_in.push(Copy { src, dst, len });
+            }
+            let mut copy_out = Vec::new();
+            for (r, &(src, len)) in rets.iter().zip(&fr) {
+                let Operand::Name(n) = r else { return unsup("an indirect call result that is not a .param", line) };
+                let dst = self.fparam_off(n, line)?;
+                let len = len.min(self.fparam_decl.get(&dst).copied().unwrap_or(len));
+                copy_out.push(Copy { src, dst, len });
+            }
+            self.indirect_patches.push((self.code.len(), targets.len(), fi));
+            targets.push(IndirectTarget {
+                addr: func_addr(fi),
+                target: 0,
+                copy_in: copy_in.into(),
+                copy_out: copy_out.into(),
+            });
+        }
+        Ok(Op::CallIndirect { f, targets: targets.into() })
     }
 
     fn fparam_off(&mut self, name: &str, line: u32) -> Result<u32> {
@@ -2349,6 +2584,51 @@ fn b2f(x: u16) -> f32 {
 
 /// Comparison functions for `setp` (PTX ISA 9.7.9.12 / 9.7.4.1): ordered comparisons are false
 /// when an operand is NaN, the `u` forms true.
+/// `set.cmp.dtype.{f16x2,bf16x2}`: per-half comparisons through `semantics::compare::set_x2`, with
+/// the operator, format, `.ftz` and the "true" pattern of the destination fixed at lowering.
+fn set_x2_fn(cmp: &str, dt: Ty, bf16: bool, ftz: bool) -> Option<F2> {
+    use crate::semantics::compare::{set_x2, FCmp};
+    fn go<const C: usize, const BF: bool, const FTZ: bool, const ONE: u16>(a: &Lanes, b: &Lanes, o: &mut Lanes) {
+        for i in 0..32 {
+            o[i] = set_x2(FCmp::ALL[C], a[i] as u32, b[i] as u32, BF, FTZ, ONE) as u64;
+        }
+    }
+    let one = match dt {
+        Ty::F16x2 => 0x3c00,
+        Ty::Bf16x2 => 0x3f80,
+        Ty::U32 | Ty::S32 | Ty::B32 => 0xffff,
+        _ => return None,
+    };
+    macro_rules! pick {
+        ($c:literal) => {
+            match (bf16, ftz, one) {
+                (false, false, 0x3c00) => go::<$c, false, false, 0x3c00> as F2,
+                (false, true, 0x3c00) => go::<$c, false, true, 0x3c00> as F2,
+                (true, _, 0x3f80) => go::<$c, true, false, 0x3f80> as F2,
+                (false, false, _) => go::<$c, false, false, 0xffff> as F2,
+                (false, true, _) => go::<$c, false, true, 0xffff> as F2,
+                (true, _, _) => go::<$c, true, false, 0xffff> as F2,
+            }
+        };
+    }
+    Some(match FCmp::parse(cmp)?.index() {
+        0 => pick!(0),
+        1 => pick!(1),
+        2 => pick!(2),
+        3 => pick!(3),
+        4 => pick!(4),
+        5 => pick!(5),
+        6 => pick!(6),
+        7 => pick!(7),
+        8 => pick!(8),
+        9 => pick!(9),
+        10 => pick!(10),
+        11 => pick!(11),
+        12 => pick!(12),
+        _ => pick!(13),
+    })
+}
+
 fn cmp_fn(cmp: &str, t: Ty, ftz: bool) -> Option<F2> {
     macro_rules! icmp {
         ($t:ty) => {

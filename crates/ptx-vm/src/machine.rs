@@ -223,6 +223,8 @@ pub struct Machine {
     /// Launches so far (`%gridid` is this count, from 1).
     launches: u64,
     last_report: Option<LaunchReport>,
+    /// Created at the first launch of a kernel that calls `malloc`.
+    heap: Option<crate::exec::DeviceHeap>,
 }
 
 impl Machine {
@@ -243,6 +245,7 @@ impl Machine {
             count: false,
             launches: 0,
             last_report: None,
+            heap: None,
         }
     }
 
@@ -459,6 +462,11 @@ impl Machine {
                 k.static_smem, cfg.dynamic_smem, self.arch
             ));
         }
+        if k.uses_heap && self.heap.is_none() {
+            let bytes = crate::exec::DeviceHeap::DEFAULT_BYTES;
+            let base = self.global.alloc(bytes)?;
+            self.heap = Some(crate::exec::DeviceHeap { base, size: bytes as u64, next: Default::default() });
+        }
         let global_vars = self.globals_for(module)?;
         self.launches += 1;
         let counting = self.count || self.sanitize;
@@ -483,6 +491,7 @@ impl Machine {
             arch: self.arch,
             grid_id: self.launches,
             definedness: self.sanitize && self.definedness,
+            heap: self.heap.as_ref(),
         };
         let nblocks = cfg.grid.iter().map(|&x| x as usize).product::<usize>();
         let coord = |i: usize| {

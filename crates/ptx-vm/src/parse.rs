@@ -188,6 +188,9 @@ pub(crate) mod ast {
         pub align: usize,
         /// Initial values, one per element.
         pub init: Vec<Lit>,
+        /// Elements initialised with the address of a name (`{0, 0, _ZN4Rect4areaEv}`: a vtable):
+        /// (element index, name). `init` holds 0 at those indices.
+        pub addr_init: Vec<(usize, String)>,
         /// Declared `.extern`.
         pub is_extern: bool,
         /// Declared with an unsized `[]`.
@@ -562,8 +565,9 @@ impl Parser {
             }
         }
         let mut init = Vec::new();
+        let mut addr_init = Vec::new();
         if self.eat_punct('=') {
-            self.initializer(&mut init)?;
+            self.initializer(&mut init, &mut addr_init)?;
         }
         Ok(VarDecl {
             space,
@@ -572,6 +576,7 @@ impl Parser {
             size: elem * count,
             align: if align == 0 { elem.max(1) } else { align },
             init,
+            addr_init,
             is_extern: false,
             unsized_array,
             is_array,
@@ -580,25 +585,33 @@ impl Parser {
         })
     }
 
-    fn initializer(&mut self, out: &mut Vec<Lit>) -> Result<()> {
+    fn initializer(&mut self, out: &mut Vec<Lit>, addrs: &mut Vec<(usize, String)>) -> Result<()> {
         if self.eat_punct('{') {
             loop {
                 if self.eat_punct('}') {
                     break;
                 }
-                self.initializer(out)?;
+                self.initializer(out, addrs)?;
                 if !self.eat_punct(',') {
                     self.expect_punct('}')?;
                     break;
                 }
             }
             Ok(())
-        } else if matches!(self.peek(), Some(Tok::Ident(_))) {
-            Err(VmError::Unsupported {
-                what: "address initialisers in variable declarations".into(),
-                line: self.line(),
-                source: None,
-            })
+        } else if matches!(self.peek(), Some(Tok::Ident(s)) if !s.starts_with('.')) {
+            // The address of a function or variable; `generic(name)` and `name+offset` are refused
+            // when the module is lowered, where the name can be resolved.
+            let name = self.ident()?;
+            if self.is_punct('(') || self.is_punct('+') {
+                return Err(VmError::Unsupported {
+                    what: format!("address initialiser `{name}` with an offset or generic()"),
+                    line: self.line(),
+                    source: None,
+                });
+            }
+            addrs.push((out.len(), name));
+            out.push(Lit::Int(0));
+            Ok(())
         } else {
             out.push(self.number()?);
             Ok(())
@@ -756,6 +769,13 @@ impl Parser {
                 Tok::Ident(s) if s == ".pragma" => {
                     self.bump()?;
                     self.expect_punct(';')?;
+                }
+                Tok::Ident(s) if s == ".callprototype" => {
+                    // `label: .callprototype (rets) _ (params);` names the signature of an indirect
+                    // call; the VM takes the signature from the call's own argument lists.
+                    while !self.eat_punct(';') {
+                        self.bump()?;
+                    }
                 }
                 Tok::Ident(s) if s.starts_with('.') => {
                     return Err(VmError::Unsupported {

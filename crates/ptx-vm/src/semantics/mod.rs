@@ -2,8 +2,10 @@
 //! conversions, warp collectives, tensor-core fragments and matrix loads. The interpreter calls
 //! these; each is tested here against the PTX ISA's own definitions.
 
+pub mod compare;
 pub mod float;
 pub mod ldmatrix;
 pub mod mma;
 pub mod printf;
+pub mod simd;
 pub mod warp;
