@@ -232,6 +232,35 @@ impl Block<'_, '_> {
         let u = &mut warp.undef;
         match &ins.op {
             Op::Un { d, a, .. } => u.put(*d, wm, sh(u, *a) | guard_undef),
+            Op::Bin { f, d, a, b, flags } if flags & BITWISE != 0 => {
+                let (ua, ub) = (sh(u, *a), sh(u, *b));
+                let mut v = (ua & ub) | guard_undef;
+                // Lanes where exactly one operand is undefined: the result is defined when the
+                // defined operand decides it, i.e. when all-zero and all-one bits in place of the
+                // undefined operand give the same result (exact for and/or: bits are independent).
+                let one = (ua ^ ub) & !v & wm;
+                if one != 0 {
+                    let ones = if flags & PRED_OP != 0 { 1 } else { u64::MAX };
+                    let (mut a0, mut b0) = (regs[*a as usize], regs[*b as usize]);
+                    let (mut a1, mut b1) = (a0, b0);
+                    for l in (0..32).filter(|l| one >> l & 1 == 1) {
+                        if ua >> l & 1 == 1 {
+                            (a0[l], a1[l]) = (0, ones);
+                        } else {
+                            (b0[l], b1[l]) = (0, ones);
+                        }
+                    }
+                    let (mut r0, mut r1) = ([0u64; 32], [0u64; 32]);
+                    f(&a0, &b0, &mut r0);
+                    f(&a1, &b1, &mut r1);
+                    for l in (0..32).filter(|l| one >> l & 1 == 1) {
+                        if r0[l] != r1[l] {
+                            v |= 1 << l;
+                        }
+                    }
+                }
+                u.put(*d, wm, v);
+            }
             Op::Bin { d, a, b, .. } | Op::Set { d, a, b, .. } => u.put(*d, wm, sh(u, *a) | sh(u, *b) | guard_undef),
             Op::Tern { f, d, a, b, c, flags } if flags & SELECT != 0 => {
                 // Which operand each lane chose: run the select on probes 0 (a) and 1 (b).

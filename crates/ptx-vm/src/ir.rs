@@ -36,6 +36,12 @@ pub(crate) const NAN32: u8 = 16;
 /// On a `Tern`: the op is `selp`/`slct`, whose result is `a` or `b` as `c` chooses (definedness
 /// tracking follows the chosen operand).
 pub(crate) const SELECT: u8 = 32;
+/// On a `Bin`: the op is a bitwise `and`/`or`, whose result a defined operand alone can decide
+/// (`x & 0`, `x | ~0`), so definedness tracking probes the undefined operand instead of
+/// propagating it (Valgrind memcheck's rule for And/Or).
+pub(crate) const BITWISE: u8 = 64;
+/// With `BITWISE`: the operands are predicates (0 or 1), so "all ones" is 1.
+pub(crate) const PRED_OP: u8 = 128;
 
 /// Memory state spaces (PTX ISA 5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

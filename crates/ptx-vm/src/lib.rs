@@ -74,10 +74,12 @@
 //! [`LaunchReport::assert_clean`] turns errors into a test failure and lists warnings;
 //! [`LaunchReport::assert_clean_strict`] fails on warnings too.
 //!
-//! [`Machine::with_definedness`] (off by default) makes initcheck track definedness through
-//! registers as Valgrind's memcheck does: reading uninitialised memory yields an undefined value,
-//! and only an undefined value that reaches global memory, an address, a branch or a warp vote is
-//! an error. A kernel may then leave shared-memory rows past a sequence's end unloaded and mask
+//! Initcheck tracks definedness through registers as Valgrind's memcheck does (on by default;
+//! [`Machine::with_definedness`] turns it off): reading uninitialised memory yields an undefined
+//! value, and only an undefined value that reaches global memory, an address, a branch or a warp
+//! vote is an error; a bitwise `and`/`or` whose defined operand decides the result (`x & 0`,
+//! `p || true`) is defined, as in memcheck, so short-circuit conditions over a padding element
+//! (CUB's merge sort) stay clean. A kernel may then leave shared-memory rows past a sequence's end unloaded and mask
 //! their scores to -inf by a select, as FlashAttention-2 does, and stay clean. The granularity and
 //! the propagation rules (select, shuffles, `ldmatrix`, `mma` per row and column, `cp.async`) are
 //! described in `src/definedness.rs`.

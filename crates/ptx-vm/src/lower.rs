@@ -1359,6 +1359,12 @@ impl<'m> KernelLowering<'m> {
         }
         let un = |f: Option<F1>| f.map(|f| Op::Un { f, d, a: s[0], flags: 0 }).ok_or_else(bad);
         let bin = |f: Option<F2>| f.map(|f| Op::Bin { f, d, a: s[0], b: s[1], flags: 0 }).ok_or_else(bad);
+        let bitwise = |op: Result<Op>, extra: u8| {
+            op.map(|o| match o {
+                Op::Bin { f, d, a, b, flags } => Op::Bin { f, d, a, b, flags: flags | BITWISE | extra },
+                o => o,
+            })
+        };
         let tern = |f: Option<F3>| f.map(|f| Op::Tern { f, d, a: s[0], b: s[1], c: s[2], flags: 0 }).ok_or_else(bad);
         let wide = has("wide");
         let hi = has("hi");
@@ -1391,14 +1397,14 @@ impl<'m> KernelLowering<'m> {
             "abs" => un(by_int!(t, abs)),
             "neg" => un(by_int!(t, neg)),
             "and" | "or" | "xor" | "not" | "cnot" if t == Ty::Pred => match head {
-                "and" => bin(Some(and::<u8> as F2)),
-                "or" => bin(Some(or::<u8> as F2)),
+                "and" => bitwise(bin(Some(and::<u8> as F2)), PRED_OP),
+                "or" => bitwise(bin(Some(or::<u8> as F2)), PRED_OP),
                 "xor" => bin(Some(xor::<u8> as F2)),
                 "not" => un(Some(f1!(|a| (a & 1) ^ 1))),
                 _ => Err(bad()),
             },
-            "and" => bin(by_int!(t, and)),
-            "or" => bin(by_int!(t, or)),
+            "and" => bitwise(bin(by_int!(t, and)), 0),
+            "or" => bitwise(bin(by_int!(t, or)), 0),
             "xor" => bin(by_int!(t, xor)),
             "not" => un(by_int!(t, not)),
             "cnot" => un(by_int!(t, cnot)),

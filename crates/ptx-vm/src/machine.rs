@@ -241,7 +241,7 @@ impl Machine {
             module_globals: HashMap::new(),
             block_instruction_limit: DEFAULT_BLOCK_INSTRUCTION_LIMIT,
             sanitize: true,
-            definedness: false,
+            definedness: true,
             count: false,
             launches: 0,
             last_report: None,
@@ -270,13 +270,14 @@ impl Machine {
         self.sanitize
     }
 
-    /// Tracks definedness through registers (off by default; only while the sanitizer is on), as
+    /// Tracks definedness through registers (on by default; only while the sanitizer is on), as
     /// Valgrind's memcheck does: a value loaded from uninitialised memory is *undefined*, results
     /// computed from undefined values are undefined, and a finding is made only where an
     /// undefined value is stored to global memory, used as an address, decides control flow or
     /// enters a warp vote. Reading uninitialised memory and discarding the value (a masked score
     /// of a K row past the sequence's end, say) is then no finding. Off, initcheck flags every read
-    /// of uninitialised memory. See the crate docs for the propagation rules and the cost.
+    /// of uninitialised memory (plain initcheck). See the crate docs for the propagation rules and
+    /// the cost.
     pub fn with_definedness(mut self, on: bool) -> Machine {
         self.definedness = on;
         self

@@ -201,3 +201,38 @@ fn a_load_of_never_written_global_memory_is_an_error_only_where_it_escapes() {
     assert_eq!(count(&r, FindingKind::UninitializedGlobalRead), 0, "{r}");
     assert!(run(&md, 1).is_clean());
 }
+
+#[test]
+fn and_or_with_a_deciding_defined_operand_are_defined() {
+    // CUB's serial merge: `p = (i < end) && (j >= end2 || key2 < key1)` where key2 may be an
+    // unwritten pad. A defined false on one side of `and` (or true on one side of `or`) decides
+    // the result, so branching on it is clean; where the undefined compare matters, it is not.
+    let md = kernel(
+        "ld.shared.u32 %r3, [%r2];\n\
+         setp.lt.u32 %p1, %r3, 5;\n\
+         setp.lt.u32 %p2, %r1, 8;\n\
+         setp.ge.u32 %p3, %r1, 24;\n\
+         and.pred %p4, %p2, %p1;\n\
+         or.pred %p5, %p3, %p1;\n\
+         selp.u32 %r4, 1, 0, %p4;\n\
+         selp.u32 %r5, 1, 0, %p5;\n\
+         and.b32 %r6, %r3, 0;\n\
+         or.b32 %r7, %r3, -1;\n\
+         setp.eq.u32 %p6, %r9, 0;\n\
+         @%p6 st.global.u32 [%rd1], %r4;\n\
+         setp.eq.u32 %p6, %r9, 1;\n\
+         @%p6 st.global.u32 [%rd1], %r5;\n\
+         setp.eq.u32 %p6, %r9, 2;\n\
+         @%p6 st.global.u32 [%rd1], %r6;\n\
+         setp.eq.u32 %p6, %r9, 3;\n\
+         @%p6 st.global.u32 [%rd1], %r7;",
+    );
+    // and: lanes 0..8 have %p2 true, so the undefined compare decides them (8 errors); lanes
+    // 8..32 have a defined false.
+    assert_eq!(count(&run(&md, 0), FindingKind::UndefinedValueStoredToGlobal), 8);
+    // or: lanes 24..32 have %p3 true; lanes 0..24 depend on the compare.
+    assert_eq!(count(&run(&md, 1), FindingKind::UndefinedValueStoredToGlobal), 24);
+    // x & 0 and x | ~0 are defined whatever x holds.
+    assert_eq!(count(&run(&md, 2), FindingKind::UndefinedValueStoredToGlobal), 0);
+    assert_eq!(count(&run(&md, 3), FindingKind::UndefinedValueStoredToGlobal), 0);
+}

@@ -101,7 +101,7 @@ fn warp_sum_ordered_by_syncwarp_is_clean() {
 #[test]
 fn read_unwritten_shared_is_one_initcheck_finding_at_thread_127() {
     let md = module();
-    let mut m = Machine::new(Arch::Sm80);
+    let mut m = Machine::new(Arch::Sm80).with_definedness(false);
     let out = m.alloc(4 * 128).unwrap();
     let p = ParamBuilder::new().ptr(out).finish();
     let r = launch(&mut m, &md, "read_unwritten_shared", &cfg(1, [128, 1, 1]), &p).findings();
@@ -122,7 +122,7 @@ fn copy_float4(m: &mut Machine, input: u64, out: u64, n4: usize) -> LaunchReport
 
 #[test]
 fn reading_a_fresh_allocation_is_an_initcheck_finding() {
-    let mut m = Machine::new(Arch::Sm80);
+    let mut m = Machine::new(Arch::Sm80).with_definedness(false);
     let n4 = 256;
     let input = m.alloc(16 * n4).unwrap();
     let out = m.alloc(16 * n4).unwrap();
@@ -152,7 +152,7 @@ fn reading_after_upload_or_memset_is_clean() {
 
 #[test]
 fn a_partially_uploaded_allocation_reports_only_the_unwritten_part() {
-    let mut m = Machine::new(Arch::Sm80);
+    let mut m = Machine::new(Arch::Sm80).with_definedness(false);
     let n4 = 256;
     let input = m.alloc(16 * n4).unwrap();
     m.write(input, &vec![1u8; 16 * (n4 - 32)]).unwrap();
