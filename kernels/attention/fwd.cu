@@ -1,0 +1,304 @@
+// attention forward: FlashAttention-2-style, on mma.sync tensor cores (sm_80+).
+//
+//   out[i, h] = sum_j softmax_j(logit(i, j)) v[j, kvh],     lse[h, i] = ln(sum_j e^logit(i, j) + e^sink_h)
+//   logit(i, j) = cap(scale q_i . k_j) - slope_h |i' - j|  if key j is visible to row i, else -inf
+// with cap(x) = softcap tanh(x / softcap) (or x), i' = i + seqlen_k - seqlen_q (bottom-right
+// alignment), visible = j < seqlen_k and i' - left <= j <= i' + right (causal: right = 0; -1: no
+// bound), kvh = h / (heads / kv_heads). A row with no visible key gets out = 0 and lse = -inf (or the
+// sink logit, which is then the whole denominator).
+//
+// Work split: one CTA of 4 warps per (tile of kBlockM = 64 query rows, head, sequence); warp w owns
+// rows 16w..16w+15 of the tile, a quad of lanes owns one row pair (g, g + 8) (common/mma.cuh). The CTA
+// walks its visible K/V tiles of kBlockN keys from the last to the first, so the tiles that need a
+// mask (the diagonal and the sequence end) come first and the rest run without per-element tests;
+// tiles wholly outside the causal/window band are never loaded. K/V tiles are double buffered:
+// the cp.async copy of tile n+1 is in flight while tile n is computed. Per tile and warp:
+//   S (16 x kBlockN, fp32) = Q K^T        mma m16n8k16, Q and K by ldmatrix from swizzled smem
+//   online softmax on S in registers      one FMA + ex2 per element, quad shuffles per row
+//   O (16 x kD, fp32) += P V              P packed from S registers as the A operand, V by
+//                                         ldmatrix.trans
+// Q stays in registers for d <= 128 (for d = 256 it is re-read from shared memory per tile). At the
+// end each warp stages its 16 output rows through its own Q rows in shared memory and writes them
+// with 16-byte stores.
+//
+// Reads and writes: each CTA reads its Q tile once and each visible K/V tile once (zero-filled past
+// the sequence end and past head_dim, never read); it writes its valid output rows and their LSE.
+// FLOPs: 4 d per visible (row, key) pair (2 d for QK^T, 2 d for PV): 4 Sq Sk d per head without
+// masks, about half that with causal masking at Sq = Sk. Fewest bytes: q, k, v read once, out
+// written once (+ 4 per row for lse): 2 (2 Sq d heads + 2 Sk d kv_heads) per sequence for 16-bit T.
+// K/V are read once per (query tile, kv head): ceil(Sq / 64) times per head through L2.
+#include "attention/params.cuh"
+#include "common/cp_async.cuh"
+#include "common/dtype.cuh"
+#include "common/math.cuh"
+#include "common/mma.cuh"
+#include "common/softmax.cuh"
+
+namespace sk {
+
+// Tile configuration of the sm_80 mma.sync path; a Hopper (wgmma/TMA) path gets its own traits.
+template <typename T, int kHeadDim> struct AttnFwdTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kBlockM = 16 * kWarps;               // query rows per CTA
+  static constexpr int kBlockN = kHeadDim <= 128 ? 64 : 32;  // keys per K/V tile (registers bound d=256)
+  static constexpr int kD = kHeadDim;
+  static constexpr bool kQInRegs = kHeadDim <= 128;
+  using Tile = SwizzledTile<kHeadDim>;
+  static constexpr int kQBytes = kBlockM * kD * 2;
+  static constexpr int kKVBytes = kBlockN * kD * 2;
+  static constexpr int kStages = 2;
+  static constexpr int kSmemBytes = kQBytes + kStages * 2 * kKVBytes;
+};
+
+// The visible key range and the CTA's tile loop bounds.
+struct KeyRange {
+  int n_min, n_max;  // tiles [n_min, n_max) hold every visible key of some row of the CTA
+};
+
+template <typename Tr>
+__device__ __forceinline__ KeyRange key_range(const AttnFwdParams& p, int m0, int m_last, int sq, int sk) {
+  const int64_t off = int64_t(sk) - sq;
+  int64_t lo = 0, hi = sk;
+  if (p.window_left >= 0) lo = max(lo, int64_t(m0) + off - p.window_left);
+  if (p.window_right >= 0) hi = min(hi, int64_t(m_last) + off + p.window_right + 1);
+  if (hi <= lo) return {0, 0};
+  return {int(lo / Tr::kBlockN), int((hi + Tr::kBlockN - 1) / Tr::kBlockN)};
+}
+
+template <typename T, int kHeadDim>
+__device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned char* smem) {
+  using Tr = AttnFwdTraits<T, kHeadDim>;
+  using Tile = typename Tr::Tile;
+  constexpr int kD = Tr::kD, kBlockN = Tr::kBlockN, kBlockM = Tr::kBlockM;
+  constexpr int kNTiles = kBlockN / 8;  // S accumulator tiles per warp
+  constexpr int kDTiles = kD / 8;       // O accumulator tiles per warp
+
+  const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  int q_start, sq, k_start, sk;
+  if (p.cu_seqlens_q != nullptr) {
+    q_start = p.cu_seqlens_q[b];
+    sq = p.cu_seqlens_q[b + 1] - q_start;
+    k_start = p.cu_seqlens_k[b];
+    sk = p.cu_seqlens_k[b + 1] - k_start;
+  } else {
+    q_start = b * p.seqlen_q;
+    sq = p.seqlen_q;
+    k_start = b * p.seqlen_k;
+    sk = p.seqlen_k;
+  }
+  const int m0 = m_block * kBlockM;
+  if (m0 >= sq) return;  // varlen: the grid covers the longest sequence
+  const int m_last = min(m0 + kBlockM, sq) - 1;
+  const int kvh = h / (p.heads / p.kv_heads);
+  const int off = sk - sq;
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+
+  const uint16_t* q = static_cast<const uint16_t*>(p.q) + (int64_t(q_start) + m0) * p.q_row_stride + int64_t(h) * p.head_dim;
+  const uint16_t* k = static_cast<const uint16_t*>(p.k) + int64_t(k_start) * p.k_row_stride + int64_t(kvh) * p.head_dim;
+  const uint16_t* v = static_cast<const uint16_t*>(p.v) + int64_t(k_start) * p.v_row_stride + int64_t(kvh) * p.head_dim;
+
+  const uint32_t s_q = smem_addr(smem);
+  const uint32_t s_k = s_q + Tr::kQBytes;
+  const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
+
+  const KeyRange range = key_range<Tr>(p, m0, m_last, sq, sk);
+  const float slope = p.alibi_slopes != nullptr ? p.alibi_slopes[h] * p.alibi_unit : 0.0f;
+
+  float acc_o[kDTiles][4];
+#pragma unroll
+  for (int j = 0; j < kDTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.0f;
+  OnlineSoftmax sm;
+  sm.init();
+
+  // Rows of this lane within the sequence, and their aligned positions i'.
+  const int row0 = m0 + warp * 16 + g;
+  const int al0 = row0 + off, al1 = row0 + 8 + off;
+
+  auto load_kv = [&](int n_block, int stage) {
+    const int n0 = n_block * kBlockN;
+    load_tile_async<kBlockN, kD, Tr::kThreads>(s_k + stage * Tr::kKVBytes, k + int64_t(n0) * p.k_row_stride,
+                                                p.k_row_stride, sk - n0, p.head_dim, tid);
+    load_tile_async<kBlockN, kD, Tr::kThreads>(s_v + stage * Tr::kKVBytes, v + int64_t(n0) * p.v_row_stride,
+                                                p.v_row_stride, sk - n0, p.head_dim, tid);
+  };
+
+  if (range.n_max > range.n_min) {
+    load_tile_async<kBlockM, kD, Tr::kThreads>(s_q, q, p.q_row_stride, sq - m0, p.head_dim, tid);
+    load_kv(range.n_max - 1, 0);
+    cp_async_commit();
+  }
+
+  // ldmatrix lane addressing (common/mma.cuh): for A and for V^T the lane's row is
+  // (lane % 8) + 8 ((lane / 8) % 2) and its chunk offset lane / 16; for K (B of S) the lane's key is
+  // (lane % 8) + 8 (lane / 16) and its chunk offset (lane / 8) % 2.
+  const int a_row = (lane % 8) + 8 * ((lane / 8) % 2), a_chunk = lane / 16;
+  const int b_row = (lane % 8) + 8 * (lane / 16), b_chunk = (lane / 8) % 2;
+
+  uint32_t q_frag[Tr::kQInRegs ? kD / 16 : 1][4];
+
+  int stage = 0;
+  for (int n_block = range.n_max - 1; n_block >= range.n_min; --n_block) {
+    if (n_block > range.n_min) {
+      load_kv(n_block - 1, stage ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (Tr::kQInRegs && n_block == range.n_max - 1) {
+#pragma unroll
+      for (int kk = 0; kk < (Tr::kQInRegs ? kD / 16 : 1); ++kk)
+        ldmatrix_x4(q_frag[kk], s_q + Tile::offset(warp * 16 + a_row, 2 * kk + a_chunk));
+    }
+    const uint32_t k_base = s_k + stage * Tr::kKVBytes;
+    const uint32_t v_base = s_v + stage * Tr::kKVBytes;
+
+    // S = Q K^T over the head dim, 16 at a time.
+    float s[kNTiles][4];
+#pragma unroll
+    for (int j = 0; j < kNTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      uint32_t a[4];
+      if constexpr (Tr::kQInRegs) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[i] = q_frag[kk][i];
+      } else {
+        ldmatrix_x4(a, s_q + Tile::offset(warp * 16 + a_row, 2 * kk + a_chunk));
+      }
+#pragma unroll
+      for (int nn = 0; nn < kBlockN / 16; ++nn) {
+        uint32_t kb[4];
+        ldmatrix_x4(kb, k_base + Tile::offset(16 * nn + b_row, 2 * kk + b_chunk));
+        mma_m16n8k16<T>(s[2 * nn], a, kb[0], kb[1]);
+        mma_m16n8k16<T>(s[2 * nn + 1], a, kb[2], kb[3]);
+      }
+    }
+
+    // Score transforms (every tile when enabled) and the mask (boundary tiles only).
+    const int n0 = n_block * kBlockN;
+    if (p.softcap_prescale != 0.0f) {
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[j][e] = tanhf(s[j][e] * p.softcap_prescale);
+    }
+    if (p.alibi_slopes != nullptr) {
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = n0 + 8 * j + 2 * t + (e & 1);
+          const int al = e < 2 ? al0 : al1;
+          s[j][e] -= slope * float(abs(al - col));
+        }
+    }
+    const bool need_mask = n0 + kBlockN > sk ||
+                           (p.window_right >= 0 && int64_t(n0) + kBlockN - 1 > int64_t(m0) + off + p.window_right) ||
+                           (p.window_left >= 0 && int64_t(n0) < int64_t(m_last) + off - p.window_left);
+    if (need_mask) {
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = n0 + 8 * j + 2 * t + (e & 1);
+          const int rel = col - (e < 2 ? al0 : al1);  // j - i'
+          const bool visible = col < sk && (p.window_right < 0 || rel <= p.window_right) &&
+                               (p.window_left < 0 || -rel <= p.window_left);
+          if (!visible) s[j][e] = -CUDART_INF_F;
+        }
+    }
+
+    float corr[2];
+    sm.update<kNTiles>(s, p.scale_log2, corr);
+#pragma unroll
+    for (int j = 0; j < kDTiles; ++j) {
+      acc_o[j][0] *= corr[0];
+      acc_o[j][1] *= corr[0];
+      acc_o[j][2] *= corr[1];
+      acc_o[j][3] *= corr[1];
+    }
+
+    // O += P V: two n8 tiles of P form the A operand of one k16 step.
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks) {
+      const uint32_t a[4] = {pack2<T>(s[2 * ks][0], s[2 * ks][1]), pack2<T>(s[2 * ks][2], s[2 * ks][3]),
+                             pack2<T>(s[2 * ks + 1][0], s[2 * ks + 1][1]),
+                             pack2<T>(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+#pragma unroll
+      for (int dn = 0; dn < kD / 16; ++dn) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb, v_base + Tile::offset(16 * ks + a_row, 2 * dn + a_chunk));
+        mma_m16n8k16<T>(acc_o[2 * dn], a, vb[0], vb[1]);
+        mma_m16n8k16<T>(acc_o[2 * dn + 1], a, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // the stage just read is the next iteration's copy target
+    stage ^= 1;
+  }
+
+  // Final normalisation, with the sink (if any) joining the denominator in log2 units.
+  const float sink_log2 = p.sinks != nullptr ? p.sinks[h] * kLog2e : -CUDART_INF_F;
+  float inv[2], lse[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float l = quad_sum(sm.l[r]);
+    const float ml = sm.m[r] == -CUDART_INF_F ? -CUDART_INF_F : sm.m[r] * p.scale_log2;
+    const float top = fmaxf(ml, sink_log2);
+    if (top == -CUDART_INF_F) {
+      inv[r] = 0.0f;
+      lse[r] = -CUDART_INF_F;
+    } else {
+      const float wl = fast_exp2(ml - top);
+      const float total = fmaf(l, wl, fast_exp2(sink_log2 - top));
+      inv[r] = wl / total;
+      lse[r] = (top + __log2f(total)) * kLn2;
+    }
+  }
+
+  // Stage the warp's 16 rows in its own rows of the Q tile (only this warp reads them), then write
+  // 16-byte chunks of the valid rows and columns.
+  unsigned char* s_o = smem + warp * 16 * Tile::kRowBytes;
+#pragma unroll
+  for (int j = 0; j < kDTiles; ++j) {
+    *reinterpret_cast<uint32_t*>(s_o + Tile::offset(g, j) + 4 * t) = pack2<T>(acc_o[j][0] * inv[0], acc_o[j][1] * inv[0]);
+    *reinterpret_cast<uint32_t*>(s_o + Tile::offset(g + 8, j) + 4 * t) =
+        pack2<T>(acc_o[j][2] * inv[1], acc_o[j][3] * inv[1]);
+  }
+  __syncwarp();
+  uint16_t* o = static_cast<uint16_t*>(p.o) + (int64_t(q_start) + m0 + warp * 16) * p.o_row_stride + int64_t(h) * p.head_dim;
+  const int rows_left = sq - (m0 + warp * 16);
+#pragma unroll
+  for (int i = 0; i < 16 * Tile::kChunks / 32; ++i) {
+    const int idx = i * 32 + lane;
+    const int r = idx / Tile::kChunks, c = idx % Tile::kChunks;
+    if (r < rows_left && c * 8 < p.head_dim) {
+      *reinterpret_cast<uint4*>(o + r * p.o_row_stride + c * 8) = *reinterpret_cast<const uint4*>(s_o + Tile::offset(r, c));
+    }
+  }
+  if (p.lse != nullptr && t == 0) {
+    float* out_lse = p.lse + int64_t(h) * p.total_q + q_start;
+    if (row0 < sq) out_lse[row0] = lse[0];
+    if (row0 + 8 < sq) out_lse[row0 + 8] = lse[1];
+  }
+}
+
+}  // namespace sk
+
+#define SK_ATTN_FWD(name, T, D)                                                                        \
+  extern "C" __global__ void __launch_bounds__(sk::AttnFwdTraits<T, D>::kThreads)                      \
+      name(const __grid_constant__ sk::AttnFwdParams p) {                                              \
+    extern __shared__ __align__(128) unsigned char smem[];                                             \
+    sk::attention_fwd<T, D>(p, smem);                                                                  \
+  }
+
+SK_ATTN_FWD(attention_fwd_bf16_d64, __nv_bfloat16, 64)
+SK_ATTN_FWD(attention_fwd_bf16_d128, __nv_bfloat16, 128)
+SK_ATTN_FWD(attention_fwd_bf16_d256, __nv_bfloat16, 256)
+SK_ATTN_FWD(attention_fwd_f16_d64, __half, 64)
+SK_ATTN_FWD(attention_fwd_f16_d128, __half, 128)
+SK_ATTN_FWD(attention_fwd_f16_d256, __half, 256)
