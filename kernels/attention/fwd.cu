@@ -7,26 +7,36 @@
 // bound), kvh = h / (heads / kv_heads). A row with no visible key gets out = 0 and lse = -inf (or the
 // sink logit, which is then the whole denominator).
 //
-// Work split: one CTA of 4 warps per (tile of kBlockM = 64 query rows, head, sequence); warp w owns
-// rows 16w..16w+15 of the tile, a quad of lanes owns one row pair (g, g + 8) (common/mma.cuh). The CTA
-// walks its visible K/V tiles of kBlockN keys from the last to the first, so the tiles that need a
-// mask (the diagonal and the sequence end) come first and the rest run without per-element tests;
-// tiles wholly outside the causal/window band are never loaded. K/V tiles are double buffered:
-// the cp.async copy of tile n+1 is in flight while tile n is computed. Per tile and warp:
-//   S (16 x kBlockN, fp32) = Q K^T        mma m16n8k16, Q and K by ldmatrix from swizzled smem
+// Work split (AttnFwdTraits): one CTA of 4 warps per (tile of kBlockM query rows, head, sequence),
+// grid (q tiles, heads, batch). kBlockM = 128 for d <= 128 (a warp owns 32 rows: two mma row tiles
+// of 16, so every K/V fragment read from shared memory feeds two mma) and 64 for d = 256. A quad of
+// lanes owns a row pair (g, g + 8) of each row tile (common/mma.cuh). The CTA walks its visible K/V
+// tiles of kBlockN keys (64 for d = 64, else 32) from the last to the first, so the tiles that need a
+// mask (the diagonal, the sequence end, the window edge) come first and the rest run without
+// per-element tests; tiles wholly outside the causal/window band are never loaded. K/V tiles are
+// double buffered: the cp.async copy of tile n-1 is in flight while tile n is computed. Per tile and
+// warp:
+//   S (32 x kBlockN, fp32) = Q K^T        mma m16n8k16; Q and K by ldmatrix from swizzled smem
 //   online softmax on S in registers      one FMA + ex2 per element, quad shuffles per row
-//   O (16 x kD, fp32) += P V              P packed from S registers as the A operand, V by
+//   O (32 x d, fp32) += P V               P packed from S registers as the A operand, V by
 //                                         ldmatrix.trans
-// Q stays in registers for d <= 128 (for d = 256 it is re-read from shared memory per tile). At the
-// end each warp stages its 16 output rows through its own Q rows in shared memory and writes them
-// with 16-byte stores.
+// At the end each warp stages its output rows through its own rows of the Q tile and writes them
+// with 16-byte stores. Head dims below the instantiation's are zero-filled on load and not stored.
+// GQA: the query heads of a group are separate CTAs (grid y), each reading the group's K/V through
+// L2; packing a group's heads into one query tile for short seqlen_q is not done yet.
 //
 // Reads and writes: each CTA reads its Q tile once and each visible K/V tile once (zero-filled past
 // the sequence end and past head_dim, never read); it writes its valid output rows and their LSE.
 // FLOPs: 4 d per visible (row, key) pair (2 d for QK^T, 2 d for PV): 4 Sq Sk d per head without
 // masks, about half that with causal masking at Sq = Sk. Fewest bytes: q, k, v read once, out
 // written once (+ 4 per row for lse): 2 (2 Sq d heads + 2 Sk d kv_heads) per sequence for 16-bit T.
-// K/V are read once per (query tile, kv head): ceil(Sq / 64) times per head through L2.
+// K/V are requested once per (query tile, kv head): ceil(Sq / kBlockM) times per head, through L2.
+//
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 13.25 M warp
+// instructions (15.8% mma, 33.0% fp32, 6.0% shared loads, 4.5% special functions, 33.8% integer),
+// 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
+// K/V requested 8x (once per 128-row query tile). Causal: 8.62 M warp instructions, 2.16 M
+// wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M).
 #include "attention/params.cuh"
 #include "common/cp_async.cuh"
 #include "common/dtype.cuh"
@@ -37,13 +47,20 @@
 namespace sk {
 
 // Tile configuration of the sm_80 mma.sync path; a Hopper (wgmma/TMA) path gets its own traits.
+// A warp owns kMTiles row tiles of 16, so each K/V fragment it reads from shared memory feeds
+// kMTiles mma: two for d <= 128 (128-row CTAs, as FlashAttention-2), one for d = 256, where the fp32
+// output accumulator (16 x 256 per row tile) already takes half the registers.
 template <typename T, int kHeadDim> struct AttnFwdTraits {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kBlockM = 16 * kWarps;               // query rows per CTA
-  static constexpr int kBlockN = kHeadDim <= 128 ? 64 : 32;  // keys per K/V tile (registers bound d=256)
+  static constexpr int kMTiles = kHeadDim <= 128 ? 2 : 1;
+  static constexpr int kWarpRows = 16 * kMTiles;
+  static constexpr int kBlockM = kWarpRows * kWarps;         // query rows per CTA
+  // Keys per K/V tile. Registers decide: d = 128 with two row tiles holds 2 x 16 x 128 fp32 outputs
+  // per warp (128 per lane), and a 64-key S (another 64) does not fit beside them without spills.
+  static constexpr int kBlockN = kHeadDim <= 64 ? 64 : 32;
   static constexpr int kD = kHeadDim;
-  static constexpr bool kQInRegs = kHeadDim <= 128;
+  static constexpr bool kQInRegs = false;          // else re-read by ldmatrix per tile
   using Tile = SwizzledTile<kHeadDim>;
   static constexpr int kQBytes = kBlockM * kD * 2;
   static constexpr int kKVBytes = kBlockN * kD * 2;
@@ -51,9 +68,9 @@ template <typename T, int kHeadDim> struct AttnFwdTraits {
   static constexpr int kSmemBytes = kQBytes + kStages * 2 * kKVBytes;
 };
 
-// The visible key range and the CTA's tile loop bounds.
+// The CTA's K/V tiles: [n_min, n_max) hold every key visible to some row of the CTA.
 struct KeyRange {
-  int n_min, n_max;  // tiles [n_min, n_max) hold every visible key of some row of the CTA
+  int n_min, n_max;
 };
 
 template <typename Tr>
@@ -70,9 +87,9 @@ template <typename T, int kHeadDim>
 __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned char* smem) {
   using Tr = AttnFwdTraits<T, kHeadDim>;
   using Tile = typename Tr::Tile;
-  constexpr int kD = Tr::kD, kBlockN = Tr::kBlockN, kBlockM = Tr::kBlockM;
-  constexpr int kNTiles = kBlockN / 8;  // S accumulator tiles per warp
-  constexpr int kDTiles = kD / 8;       // O accumulator tiles per warp
+  constexpr int kD = Tr::kD, kBlockN = Tr::kBlockN, kBlockM = Tr::kBlockM, kM = Tr::kMTiles;
+  constexpr int kNTiles = kBlockN / 8;  // S accumulator tiles per row tile
+  constexpr int kDTiles = kD / 8;       // O accumulator tiles per row tile
 
   const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   int q_start, sq, k_start, sk;
@@ -107,15 +124,18 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const KeyRange range = key_range<Tr>(p, m0, m_last, sq, sk);
   const float slope = p.alibi_slopes != nullptr ? p.alibi_slopes[h] * p.alibi_unit : 0.0f;
 
-  float acc_o[kDTiles][4];
+  float acc_o[kM][kDTiles][4];
 #pragma unroll
-  for (int j = 0; j < kDTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.0f;
-  OnlineSoftmax sm;
-  sm.init();
+  for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+    for (int j = 0; j < kDTiles; ++j) acc_o[mt][j][0] = acc_o[mt][j][1] = acc_o[mt][j][2] = acc_o[mt][j][3] = 0.0f;
+  OnlineSoftmax sm[kM];
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt) sm[mt].init();
 
-  // Rows of this lane within the sequence, and their aligned positions i'.
-  const int row0 = m0 + warp * 16 + g;
-  const int al0 = row0 + off, al1 = row0 + 8 + off;
+  // This lane's first row within the sequence; row tile mt adds 16 mt, the second row of a tile 8.
+  const int row0 = m0 + warp * Tr::kWarpRows + g;
+  const int al0 = row0 + off;  // its aligned position i'
 
   auto load_kv = [&](int n_block, int stage) {
     const int n0 = n_block * kBlockN;
@@ -136,8 +156,16 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   // (lane % 8) + 8 (lane / 16) and its chunk offset (lane / 8) % 2.
   const int a_row = (lane % 8) + 8 * ((lane / 8) % 2), a_chunk = lane / 16;
   const int b_row = (lane % 8) + 8 * (lane / 16), b_chunk = (lane / 8) % 2;
+  const int q_row = warp * Tr::kWarpRows + a_row;
+  uint32_t q_off[4], k_off[4], v_off[4];
+#pragma unroll
+  for (int c4 = 0; c4 < 4; ++c4) {
+    q_off[c4] = s_q + Tile::lane_offset(q_row, a_chunk, c4);
+    k_off[c4] = Tile::lane_offset(b_row, b_chunk, c4);
+    v_off[c4] = Tile::lane_offset(a_row, a_chunk, c4);
+  }
 
-  uint32_t q_frag[Tr::kQInRegs ? kD / 16 : 1][4];
+  uint32_t q_frag[Tr::kQInRegs ? kM : 1][Tr::kQInRegs ? kD / 16 : 1][4];
 
   int stage = 0;
   for (int n_block = range.n_max - 1; n_block >= range.n_min; --n_block) {
@@ -149,33 +177,45 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (Tr::kQInRegs && n_block == range.n_max - 1) {
+    if constexpr (Tr::kQInRegs) {
+      if (n_block == range.n_max - 1) {
 #pragma unroll
-      for (int kk = 0; kk < (Tr::kQInRegs ? kD / 16 : 1); ++kk)
-        ldmatrix_x4(q_frag[kk], s_q + Tile::offset(warp * 16 + a_row, 2 * kk + a_chunk));
+        for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+          for (int kk = 0; kk < kD / 16; ++kk)
+            ldmatrix_x4(q_frag[mt][kk], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
+      }
     }
     const uint32_t k_base = s_k + stage * Tr::kKVBytes;
     const uint32_t v_base = s_v + stage * Tr::kKVBytes;
 
-    // S = Q K^T over the head dim, 16 at a time.
-    float s[kNTiles][4];
+    // S = Q K^T over the head dim, 16 at a time; each K fragment feeds every row tile.
+    float s[kM][kNTiles][4];
 #pragma unroll
-    for (int j = 0; j < kNTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
+      for (int j = 0; j < kNTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+#pragma unroll(Tr::kQInRegs || kM > 1 ? kD / 16 : 4)
     for (int kk = 0; kk < kD / 16; ++kk) {
-      uint32_t a[4];
-      if constexpr (Tr::kQInRegs) {
+      uint32_t a[kM][4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) a[i] = q_frag[kk][i];
-      } else {
-        ldmatrix_x4(a, s_q + Tile::offset(warp * 16 + a_row, 2 * kk + a_chunk));
+      for (int mt = 0; mt < kM; ++mt) {
+        if constexpr (Tr::kQInRegs) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) a[mt][i] = q_frag[Tr::kQInRegs ? mt : 0][Tr::kQInRegs ? kk : 0][i];
+        } else {
+          ldmatrix_x4(a[mt], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
+        }
       }
 #pragma unroll
       for (int nn = 0; nn < kBlockN / 16; ++nn) {
         uint32_t kb[4];
-        ldmatrix_x4(kb, k_base + Tile::offset(16 * nn + b_row, 2 * kk + b_chunk));
-        mma_m16n8k16<T>(s[2 * nn], a, kb[0], kb[1]);
-        mma_m16n8k16<T>(s[2 * nn + 1], a, kb[2], kb[3]);
+        ldmatrix_x4(kb, k_base + k_off[kk % 4] + Tile::step_offset(16 * nn, kk));
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma_m16n8k16<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+          mma_m16n8k16<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+        }
       }
     }
 
@@ -183,107 +223,127 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
     const int n0 = n_block * kBlockN;
     if (p.softcap_prescale != 0.0f) {
 #pragma unroll
-      for (int j = 0; j < kNTiles; ++j)
+      for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[j][e] = tanhf(s[j][e] * p.softcap_prescale);
+        for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][j][e] = tanhf(s[mt][j][e] * p.softcap_prescale);
     }
     if (p.alibi_slopes != nullptr) {
 #pragma unroll
-      for (int j = 0; j < kNTiles; ++j)
+      for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = n0 + 8 * j + 2 * t + (e & 1);
-          const int al = e < 2 ? al0 : al1;
-          s[j][e] -= slope * float(abs(al - col));
-        }
+        for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int rel = n0 + 8 * j + 2 * t + (e & 1) - (al0 + 16 * mt + 8 * (e >> 1));  // j - i'
+            s[mt][j][e] -= slope * float(abs(rel));
+          }
     }
     const bool need_mask = n0 + kBlockN > sk ||
                            (p.window_right >= 0 && int64_t(n0) + kBlockN - 1 > int64_t(m0) + off + p.window_right) ||
                            (p.window_left >= 0 && int64_t(n0) < int64_t(m_last) + off - p.window_left);
     if (need_mask) {
 #pragma unroll
-      for (int j = 0; j < kNTiles; ++j)
+      for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = n0 + 8 * j + 2 * t + (e & 1);
-          const int rel = col - (e < 2 ? al0 : al1);  // j - i'
-          const bool visible = col < sk && (p.window_right < 0 || rel <= p.window_right) &&
-                               (p.window_left < 0 || -rel <= p.window_left);
-          if (!visible) s[j][e] = -CUDART_INF_F;
-        }
+        for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = n0 + 8 * j + 2 * t + (e & 1);
+            const int rel = col - (al0 + 16 * mt + 8 * (e >> 1));  // j - i'
+            const bool visible = col < sk && (p.window_right < 0 || rel <= p.window_right) &&
+                                 (p.window_left < 0 || -rel <= p.window_left);
+            if (!visible) s[mt][j][e] = -CUDART_INF_F;
+          }
     }
 
-    float corr[2];
-    sm.update<kNTiles>(s, p.scale_log2, corr);
 #pragma unroll
-    for (int j = 0; j < kDTiles; ++j) {
-      acc_o[j][0] *= corr[0];
-      acc_o[j][1] *= corr[0];
-      acc_o[j][2] *= corr[1];
-      acc_o[j][3] *= corr[1];
+    for (int mt = 0; mt < kM; ++mt) {
+      float corr[2];
+      sm[mt].update<kNTiles>(s[mt], p.scale_log2, corr);
+#pragma unroll
+      for (int j = 0; j < kDTiles; ++j) {
+        acc_o[mt][j][0] *= corr[0];
+        acc_o[mt][j][1] *= corr[0];
+        acc_o[mt][j][2] *= corr[1];
+        acc_o[mt][j][3] *= corr[1];
+      }
     }
 
-    // O += P V: two n8 tiles of P form the A operand of one k16 step.
+    // O += P V: two n8 tiles of P form the A operand of one k16 step; each V fragment feeds every
+    // row tile.
 #pragma unroll
     for (int ks = 0; ks < kBlockN / 16; ++ks) {
-      const uint32_t a[4] = {pack2<T>(s[2 * ks][0], s[2 * ks][1]), pack2<T>(s[2 * ks][2], s[2 * ks][3]),
-                             pack2<T>(s[2 * ks + 1][0], s[2 * ks + 1][1]),
-                             pack2<T>(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+      uint32_t a[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+        a[mt][0] = pack2<T>(s[mt][2 * ks][0], s[mt][2 * ks][1]);
+        a[mt][1] = pack2<T>(s[mt][2 * ks][2], s[mt][2 * ks][3]);
+        a[mt][2] = pack2<T>(s[mt][2 * ks + 1][0], s[mt][2 * ks + 1][1]);
+        a[mt][3] = pack2<T>(s[mt][2 * ks + 1][2], s[mt][2 * ks + 1][3]);
+      }
 #pragma unroll
       for (int dn = 0; dn < kD / 16; ++dn) {
         uint32_t vb[4];
-        ldmatrix_x4_trans(vb, v_base + Tile::offset(16 * ks + a_row, 2 * dn + a_chunk));
-        mma_m16n8k16<T>(acc_o[2 * dn], a, vb[0], vb[1]);
-        mma_m16n8k16<T>(acc_o[2 * dn + 1], a, vb[2], vb[3]);
+        ldmatrix_x4_trans(vb, v_base + v_off[dn % 4] + Tile::step_offset(16 * ks, dn));
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma_m16n8k16<T>(acc_o[mt][2 * dn], a[mt], vb[0], vb[1]);
+          mma_m16n8k16<T>(acc_o[mt][2 * dn + 1], a[mt], vb[2], vb[3]);
+        }
       }
     }
     __syncthreads();  // the stage just read is the next iteration's copy target
     stage ^= 1;
   }
 
-  // Final normalisation, with the sink (if any) joining the denominator in log2 units.
+  // Final normalisation, with the sink (if any) joining the denominator in log2 units; then each
+  // warp stages its rows in its own rows of the Q tile (only this warp reads them) and writes
+  // 16-byte chunks of the valid rows and columns.
   const float sink_log2 = p.sinks != nullptr ? p.sinks[h] * kLog2e : -CUDART_INF_F;
-  float inv[2], lse[2];
+  unsigned char* s_o = smem + warp * Tr::kWarpRows * Tile::kRowBytes;
+  float* out_lse = p.lse != nullptr ? p.lse + int64_t(h) * p.total_q + q_start : nullptr;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float l = quad_sum(sm.l[r]);
-    const float ml = sm.m[r] == -CUDART_INF_F ? -CUDART_INF_F : sm.m[r] * p.scale_log2;
-    const float top = fmaxf(ml, sink_log2);
-    if (top == -CUDART_INF_F) {
-      inv[r] = 0.0f;
-      lse[r] = -CUDART_INF_F;
-    } else {
-      const float wl = fast_exp2(ml - top);
-      const float total = fmaf(l, wl, fast_exp2(sink_log2 - top));
-      inv[r] = wl / total;
-      lse[r] = (top + __log2f(total)) * kLn2;
+  for (int mt = 0; mt < kM; ++mt) {
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float l = quad_sum(sm[mt].l[r]);
+      const float ml = sm[mt].m[r] == -CUDART_INF_F ? -CUDART_INF_F : sm[mt].m[r] * p.scale_log2;
+      const float top = fmaxf(ml, sink_log2);
+      float lse;
+      if (top == -CUDART_INF_F) {
+        inv[r] = 0.0f;
+        lse = -CUDART_INF_F;
+      } else {
+        const float wl = fast_exp2(ml - top);
+        const float total = fmaf(l, wl, fast_exp2(sink_log2 - top));
+        inv[r] = wl / total;
+        lse = (top + __log2f(total)) * kLn2;
+      }
+      const int row = row0 + 16 * mt + 8 * r;
+      if (out_lse != nullptr && t == 0 && row < sq) out_lse[row] = lse;
+    }
+#pragma unroll
+    for (int j = 0; j < kDTiles; ++j) {
+      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g, j) + 4 * t) =
+          pack2<T>(acc_o[mt][j][0] * inv[0], acc_o[mt][j][1] * inv[0]);
+      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g + 8, j) + 4 * t) =
+          pack2<T>(acc_o[mt][j][2] * inv[1], acc_o[mt][j][3] * inv[1]);
     }
   }
-
-  // Stage the warp's 16 rows in its own rows of the Q tile (only this warp reads them), then write
-  // 16-byte chunks of the valid rows and columns.
-  unsigned char* s_o = smem + warp * 16 * Tile::kRowBytes;
-#pragma unroll
-  for (int j = 0; j < kDTiles; ++j) {
-    *reinterpret_cast<uint32_t*>(s_o + Tile::offset(g, j) + 4 * t) = pack2<T>(acc_o[j][0] * inv[0], acc_o[j][1] * inv[0]);
-    *reinterpret_cast<uint32_t*>(s_o + Tile::offset(g + 8, j) + 4 * t) =
-        pack2<T>(acc_o[j][2] * inv[1], acc_o[j][3] * inv[1]);
-  }
   __syncwarp();
-  uint16_t* o = static_cast<uint16_t*>(p.o) + (int64_t(q_start) + m0 + warp * 16) * p.o_row_stride + int64_t(h) * p.head_dim;
-  const int rows_left = sq - (m0 + warp * 16);
+  uint16_t* o = static_cast<uint16_t*>(p.o) + (int64_t(q_start) + m0 + warp * Tr::kWarpRows) * p.o_row_stride +
+                int64_t(h) * p.head_dim;
+  const int rows_left = sq - (m0 + warp * Tr::kWarpRows);
 #pragma unroll
-  for (int i = 0; i < 16 * Tile::kChunks / 32; ++i) {
+  for (int i = 0; i < Tr::kWarpRows * Tile::kChunks / 32; ++i) {
     const int idx = i * 32 + lane;
     const int r = idx / Tile::kChunks, c = idx % Tile::kChunks;
     if (r < rows_left && c * 8 < p.head_dim) {
       *reinterpret_cast<uint4*>(o + r * p.o_row_stride + c * 8) = *reinterpret_cast<const uint4*>(s_o + Tile::offset(r, c));
     }
-  }
-  if (p.lse != nullptr && t == 0) {
-    float* out_lse = p.lse + int64_t(h) * p.total_q + q_start;
-    if (row0 < sq) out_lse[row0] = lse[0];
-    if (row0 + 8 < sq) out_lse[row0 + 8] = lse[1];
   }
 }
 

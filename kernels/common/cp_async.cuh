@@ -33,25 +33,53 @@ template <int kCols> struct SwizzledTile {
   __device__ static __forceinline__ uint32_t offset(int row, int chunk) {
     return uint32_t(row * kChunks + (chunk ^ (row & 7))) * 16u;
   }
+
+  // Fragment walks (ldmatrix over 16-column steps kk) address row `R + row` (R a multiple of 8),
+  // chunk 2 kk + `chunk0` (chunk0 in {0, 1}). The swizzle only touches the low three chunk bits, so
+  // that address is lane_offset(row, chunk0, kk % 4) + R * kRowBytes + (kk / 4) * 128: four
+  // per-lane values computed once, and every other term a compile-time immediate.
+  __device__ static __forceinline__ uint32_t lane_offset(int row, int chunk0, int kk4) {
+    return uint32_t(row * kRowBytes + (((2 * kk4 + chunk0) ^ (row & 7)) * 16));
+  }
+  // The immediate part of a fragment walk's address (see lane_offset).
+  __host__ __device__ static constexpr uint32_t step_offset(int R, int kk) {
+    return uint32_t(R * kRowBytes + (kk / 4) * 128);
+  }
 };
 
 // Loads a [kRows x kCols] tile whose row r starts at `src + r * row_stride` (elements) into the
 // swizzled tile at shared address `dst`, with all `kThreads` threads of the block taking 16-byte
 // chunks in turn. Rows >= `rows` and columns >= `cols` (a multiple of 8) are zero-filled without
-// reading. Consecutive threads take consecutive chunks of a row: coalesced global reads.
+// reading. Consecutive threads take consecutive chunks of a row (coalesced global reads); a thread
+// keeps its chunk column on every pass, so its addresses advance by constants.
 template <int kRows, int kCols, int kThreads>
 __device__ __forceinline__ void load_tile_async(uint32_t dst, const uint16_t* __restrict__ src, int64_t row_stride,
                                                 int rows, int cols, int tid) {
   using Tile = SwizzledTile<kCols>;
-  static_assert((kRows * Tile::kChunks) % kThreads == 0, "every thread copies the same number of chunks");
+  static_assert(kThreads % Tile::kChunks == 0, "a thread keeps one chunk column");
+  constexpr int kRowsPerPass = kThreads / Tile::kChunks;
+  static_assert(kRows % kRowsPerPass == 0, "every thread copies the same number of chunks");
+  const int r0 = tid / Tile::kChunks, c = tid % Tile::kChunks;
+  const uint16_t* p = src + r0 * row_stride + c * 8;
+  const int64_t pass_stride = kRowsPerPass * row_stride;
+  // The empty asm makes each pass's address the previous one plus the stride: without it the
+  // compiler hoists every pass's 64-bit offset out of the caller's loop and holds them all in
+  // registers, which the attention main loop cannot spare.
+  if (rows >= kRows && cols == kCols) {  // interior tile: no test per chunk
 #pragma unroll
-  for (int i = 0; i < kRows * Tile::kChunks / kThreads; ++i) {
-    const int idx = i * kThreads + tid;
-    const int r = idx / Tile::kChunks;
-    const int c = idx % Tile::kChunks;
-    const bool valid = r < rows && c * 8 < cols;
-    const uint16_t* p = valid ? src + r * row_stride + c * 8 : src;
-    cp_async_16(dst + Tile::offset(r, c), p, valid ? 16u : 0u);
+    for (int i = 0; i < kRows / kRowsPerPass; ++i) {
+      cp_async_16(dst + Tile::offset(r0 + i * kRowsPerPass, c), p, 16u);
+      p += pass_stride;
+      asm volatile("" : "+l"(p));
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kRows / kRowsPerPass; ++i) {
+      const bool valid = r0 + i * kRowsPerPass < rows && c * 8 < cols;
+      cp_async_16(dst + Tile::offset(r0 + i * kRowsPerPass, c), valid ? p : src, valid ? 16u : 0u);
+      p += pass_stride;
+      asm volatile("" : "+l"(p));
+    }
   }
 }
 

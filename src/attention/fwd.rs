@@ -9,8 +9,14 @@ use super::params::AttnFwdParams;
 
 /// Threads per CTA (`AttnFwdTraits::kThreads`: 4 warps).
 const THREADS: u32 = 128;
-/// Query rows per CTA (`kBlockM`).
-const BLOCK_M: usize = 64;
+/// Query rows per CTA (`kBlockM`): 128 for d <= 128, 64 for d = 256.
+fn block_m(kernel_dim: usize) -> usize {
+    if kernel_dim <= 128 {
+        128
+    } else {
+        64
+    }
+}
 /// Largest grid y / z extent (heads, sequences).
 const MAX_GRID_YZ: usize = 65535;
 /// Largest head dim of an instantiation.
@@ -518,7 +524,7 @@ fn launch<T: Float>(
         pad: 0,
     };
     let dims = LaunchDims {
-        grid: [plan.max_seqlen_q.div_ceil(BLOCK_M) as u32, heads as u32, plan.batch as u32],
+        grid: [plan.max_seqlen_q.div_ceil(block_m(plan.kernel_dim)) as u32, heads as u32, plan.batch as u32],
         block: [THREADS, 1, 1],
         dynamic_smem: smem_bytes(plan.kernel_dim),
     };
@@ -529,8 +535,8 @@ fn launch<T: Float>(
 /// Dynamic shared memory of an instantiation: the Q tile plus two stages of K and V tiles
 /// (`AttnFwdTraits::kSmemBytes`).
 fn smem_bytes(kernel_dim: usize) -> u32 {
-    let block_n = if kernel_dim <= 128 { 64 } else { 32 };
-    (2 * (BLOCK_M * kernel_dim + 2 * 2 * block_n * kernel_dim)) as u32
+    let block_n = if kernel_dim <= 64 { 64 } else { 32 };
+    (2 * (block_m(kernel_dim) * kernel_dim + 2 * 2 * block_n * kernel_dim)) as u32
 }
 
 /// Keys row `i` (of `seqlen_q`) sees among `seqlen_k`, under `causal` and `window` as in
@@ -669,7 +675,8 @@ mod tests {
             attention_fwd_min_bytes(3, 5, 4, 2, 64, 2, true),
             (2 * 3 * 4 * 64 * 2 + 2 * 5 * 2 * 64 * 2 + 48) as u64
         );
-        assert_eq!(smem_bytes(128), 81920);
+        assert_eq!(smem_bytes(64), 49152);
+        assert_eq!(smem_bytes(128), 65536);
         assert_eq!(smem_bytes(256), 98304);
     }
 }
