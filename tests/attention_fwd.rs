@@ -350,3 +350,149 @@ fn full_sweep_when_asked() {
     }
     run_all("full_sweep_when_asked", &cases);
 }
+
+#[test]
+fn tiny_head_dim_and_extreme_windows_match_reference() {
+    let mut diagonal = Case::new(&[(40, 40)], 1, 1, 8);
+    diagonal.window = (0, 0);
+    // Accepted but far beyond any sequence: must behave as unbounded, with no overflow.
+    let mut huge = Case::new(&[(17, 70)], 2, 1, 64);
+    huge.window = (i32::MAX, i32::MAX);
+    let mut huge_causal = Case::new(&[(70, 17)], 1, 1, 128).causal();
+    huge_causal.window = (i32::MAX, 0);
+    run_all(
+        "tiny_head_dim_and_extreme_windows_match_reference",
+        &[(diagonal, None), (huge, Some("bf16")), (huge_causal, Some("f16"))],
+    );
+}
+
+#[test]
+fn no_keys_gives_zero_out_and_neg_inf_lse() {
+    for dev in backends() {
+        let shape = AttnShape { batch: 2, seqlen_q: 3, seqlen_k: 0, heads: 2, kv_heads: 2, head_dim: 64 };
+        let q = dev.upload(&vec![bf16::ONE; 2 * 3 * 2 * 64]).unwrap();
+        let kv = dev.upload(&[bf16::ONE; 8]).unwrap();
+        let mut out = dev.alloc_zeros::<bf16>(2 * 3 * 2 * 64).unwrap();
+        let mut lse = dev.alloc_zeros::<f32>(2 * 6).unwrap();
+        dev.fill_bytes(&mut out.view_mut(), POISON).unwrap();
+        dev.fill_bytes(&mut lse.view_mut(), POISON).unwrap();
+        let empty = kv.slice(0..0).unwrap();
+        let opts = AttnOptions::default().lse(lse.view_mut());
+        attention_fwd(&dev, &q.view(), &empty, &empty, &mut out.view_mut(), shape, opts).unwrap();
+        assert!(dev.download(&out).unwrap().iter().all(|x| x.to_f32() == 0.0));
+        assert!(dev.download(&lse).unwrap().iter().all(|&x| x == f32::NEG_INFINITY));
+    }
+}
+
+#[test]
+fn bad_arguments_are_rejected_before_launch() {
+    let dev = Device::vm();
+    let shape = AttnShape { batch: 1, seqlen_q: 4, seqlen_k: 4, heads: 1, kv_heads: 1, head_dim: 64 };
+    let name = |r: scaling_kernels::Result<()>| match r {
+        Err(scaling_kernels::Error::InvalidArgument { name, .. }) => name,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    let x = dev.upload(&vec![bf16::ONE; 4 * 64 + 8]).unwrap();
+    let mut out = dev.alloc_zeros::<bf16>(4 * 64 + 8).unwrap();
+    let full = x.slice(..4 * 64).unwrap();
+    // A view starting 2 bytes into the buffer cannot feed 16-byte copies.
+    let shifted = x.slice(1..4 * 64 + 1).unwrap();
+    let r = attention_fwd(
+        &dev,
+        &shifted,
+        &full,
+        &full,
+        &mut out.slice_mut(..4 * 64).unwrap(),
+        shape,
+        AttnOptions::default(),
+    );
+    assert_eq!(name(r), "q");
+    let r = attention_fwd(
+        &dev,
+        &full,
+        &full,
+        &full,
+        &mut out.slice_mut(1..4 * 64 + 1).unwrap(),
+        shape,
+        AttnOptions::default(),
+    );
+    assert_eq!(name(r), "out");
+    let mut lse = dev.alloc_zeros::<f32>(3).unwrap();
+    let r = attention_fwd(
+        &dev,
+        &full,
+        &full,
+        &full,
+        &mut out.slice_mut(..4 * 64).unwrap(),
+        shape,
+        AttnOptions::default().lse(lse.view_mut()),
+    );
+    assert_eq!(name(r), "lse");
+    // f32 has no attention kernel.
+    let xf = dev.upload(&vec![1.0f32; 4 * 64]).unwrap();
+    let mut of = dev.alloc_zeros::<f32>(4 * 64).unwrap();
+    let r = attention_fwd(&dev, &xf.view(), &xf.view(), &xf.view(), &mut of.view_mut(), shape, AttnOptions::default());
+    assert_eq!(name(r), "q");
+    // Varlen: the host copy decides the grid, so it must be well formed and match the device array.
+    let vshape = VarlenShape { heads: 1, kv_heads: 1, head_dim: 64 };
+    let cu = dev.upload(&[0i32, 4]).unwrap();
+    let mut o = out.slice_mut(..4 * 64).unwrap();
+    let r = attention_fwd_varlen(
+        &dev,
+        &full,
+        &full,
+        &full,
+        &mut o,
+        &cu.view(),
+        &cu.view(),
+        &[0, 5],
+        &[0, 4],
+        vshape,
+        AttnOptions::default(),
+    );
+    assert_eq!(name(r), "q", "5 query rows do not fit in q");
+    let r = attention_fwd_varlen(
+        &dev,
+        &full,
+        &full,
+        &full,
+        &mut o,
+        &cu.view(),
+        &cu.view(),
+        &[0, 4, 2],
+        &[0, 4, 4],
+        vshape,
+        AttnOptions::default(),
+    );
+    assert_eq!(name(r), "host_cu_seqlens_q");
+    let r = attention_fwd_varlen(
+        &dev,
+        &full,
+        &full,
+        &full,
+        &mut o,
+        &cu.view(),
+        &cu.view(),
+        &[0, 2, 4],
+        &[0, 2, 4],
+        vshape,
+        AttnOptions::default(),
+    );
+    assert_eq!(name(r), "cu_seqlens_q", "device array of another length");
+    if cfg!(debug_assertions) {
+        let r = attention_fwd_varlen(
+            &dev,
+            &full,
+            &full,
+            &full,
+            &mut o,
+            &cu.view(),
+            &cu.view(),
+            &[0, 3],
+            &[0, 4],
+            vshape,
+            AttnOptions::default(),
+        );
+        assert_eq!(name(r), "cu_seqlens_q", "debug builds compare the host copy with the device array");
+    }
+}
