@@ -32,10 +32,10 @@
 // written once (+ 4 per row for lse): 2 (2 Sq d heads + 2 Sk d kv_heads) per sequence for 16-bit T.
 // K/V are requested once per (query tile, kv head): ceil(Sq / kBlockM) times per head, through L2.
 //
-// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 10.90 M warp
-// instructions (19.2% mma, 22.0% fp32, 7.3% shared loads, 5.5% special functions, 36.9% integer),
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 10.18 M warp
+// instructions (20.6% mma, 23.6% fp32, 7.8% shared loads, 5.9% special functions, 32.8% integer),
 // 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
-// K/V requested 8x (once per 128-row query tile). Causal: 7.42 M warp instructions, 2.16 M
+// K/V requested 8x (once per 128-row query tile). Causal: 6.90 M warp instructions, 2.16 M
 // wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M); the
 // gap is integer address arithmetic and the 32-key tiles registers force at d = 128.
 #include "attention/params.cuh"
@@ -123,6 +123,14 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
 
   const KeyRange range = key_range<Tr>(p, m0, m_last, sq, sk);
+  // A tile needs the per-element mask when it holds keys past the sequence end or right of some
+  // row's band (n0 > mask_hi), or left of some row's window (n0 < mask_lo); both tests are monotone
+  // in n0, so two bounds computed once replace per-tile 64-bit arithmetic.
+  int64_t hi = int64_t(sk) - kBlockN;
+  if (p.window_right >= 0) hi = min(hi, int64_t(m0) + off + p.window_right - kBlockN + 1);
+  const int64_t lo = p.window_left >= 0 ? int64_t(m_last) + off - p.window_left : 0;
+  const int mask_hi = int(max(hi, int64_t(-1)));
+  const int mask_lo = int(min(max(lo, int64_t(0)), int64_t(sk)));
   const float slope = p.alibi_slopes != nullptr ? p.alibi_slopes[h] * p.alibi_unit : 0.0f;
 
   float acc_o[kM][kDTiles][4];
@@ -201,28 +209,50 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 #pragma unroll
         for (int j = 0; j < kNTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
     }
-#pragma unroll(kUnrolled ? kD / 16 : 4)
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      uint32_t a[kM][4];
+    if constexpr (kUnrolled) {
+      uint32_t k_at[4];  // this lane's K fragment address for chunk pair kk % 4 of this stage
 #pragma unroll
-      for (int mt = 0; mt < kM; ++mt) {
-        if constexpr (Tr::kQInRegs) {
+      for (int c4 = 0; c4 < 4; ++c4) k_at[c4] = k_base + k_off[c4];
+      static_for<kD / 16>([&](auto kk_) {
+        constexpr int kk = decltype(kk_)::value;
+        uint32_t a[kM][4];
+        static_for<kM>([&](auto mt_) {
+          constexpr int mt = decltype(mt_)::value;
+          if constexpr (Tr::kQInRegs) {
 #pragma unroll
-          for (int i = 0; i < 4; ++i) a[mt][i] = q_frag[Tr::kQInRegs ? mt : 0][Tr::kQInRegs ? kk : 0][i];
-        } else {
-          ldmatrix_x4(a[mt], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
-        }
-      }
-#pragma unroll
-      for (int nn = 0; nn < kBlockN / 16; ++nn) {
-        uint32_t kb[4];
-        ldmatrix_x4(kb, k_base + k_off[kk % 4] + Tile::step_offset(16 * nn, kk));
-#pragma unroll
-        for (int mt = 0; mt < kM; ++mt) {
-          if (kUnrolled && kk == 0) {
-            mma_m16n8k16_zero_c<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
-            mma_m16n8k16_zero_c<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+            for (int i = 0; i < 4; ++i) a[mt][i] = q_frag[Tr::kQInRegs ? mt : 0][Tr::kQInRegs ? kk : 0][i];
           } else {
+            ldmatrix_x4<Tile::step_offset(16 * mt, kk)>(a[mt], q_off[kk % 4]);
+          }
+        });
+        static_for<kBlockN / 16>([&](auto nn_) {
+          constexpr int nn = decltype(nn_)::value;
+          uint32_t kb[4];
+          ldmatrix_x4<Tile::step_offset(16 * nn, kk)>(kb, k_at[kk % 4]);
+#pragma unroll
+          for (int mt = 0; mt < kM; ++mt) {
+            if constexpr (kk == 0) {
+              mma_m16n8k16_zero_c<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+              mma_m16n8k16_zero_c<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+            } else {
+              mma_m16n8k16<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+              mma_m16n8k16<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+            }
+          }
+        });
+      });
+    } else {
+#pragma unroll 4
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        uint32_t a[kM][4];
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) ldmatrix_x4(a[mt], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
+#pragma unroll
+        for (int nn = 0; nn < kBlockN / 16; ++nn) {
+          uint32_t kb[4];
+          ldmatrix_x4(kb, k_base + k_off[kk % 4] + Tile::step_offset(16 * nn, kk));
+#pragma unroll
+          for (int mt = 0; mt < kM; ++mt) {
             mma_m16n8k16<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
             mma_m16n8k16<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
           }
@@ -251,10 +281,7 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
             s[mt][j][e] -= slope * float(abs(rel));
           }
     }
-    const bool need_mask = n0 + kBlockN > sk ||
-                           (p.window_right >= 0 && int64_t(n0) + kBlockN - 1 > int64_t(m0) + off + p.window_right) ||
-                           (p.window_left >= 0 && int64_t(n0) < int64_t(m_last) + off - p.window_left);
-    if (need_mask) {
+    if (n0 > mask_hi || n0 < mask_lo) {
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
@@ -288,8 +315,11 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 
     // O += P V: two n8 tiles of P form the A operand of one k16 step; each V fragment feeds every
     // row tile.
+    uint32_t v_at[4];  // this lane's V fragment address for chunk pair dn % 4 of this stage
 #pragma unroll
-    for (int ks = 0; ks < kBlockN / 16; ++ks) {
+    for (int c4 = 0; c4 < 4; ++c4) v_at[c4] = v_base + v_off[c4];
+    static_for<kBlockN / 16>([&](auto ks_) {
+      constexpr int ks = decltype(ks_)::value;
       uint32_t a[kM][4];
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt) {
@@ -298,17 +328,17 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         a[mt][2] = pack2<T>(s[mt][2 * ks + 1][0], s[mt][2 * ks + 1][1]);
         a[mt][3] = pack2<T>(s[mt][2 * ks + 1][2], s[mt][2 * ks + 1][3]);
       }
-#pragma unroll
-      for (int dn = 0; dn < kD / 16; ++dn) {
+      static_for<kD / 16>([&](auto dn_) {
+        constexpr int dn = decltype(dn_)::value;
         uint32_t vb[4];
-        ldmatrix_x4_trans(vb, v_base + v_off[dn % 4] + Tile::step_offset(16 * ks, dn));
+        ldmatrix_x4_trans<Tile::step_offset(16 * ks, dn)>(vb, v_at[dn % 4]);
 #pragma unroll
         for (int mt = 0; mt < kM; ++mt) {
           mma_m16n8k16<T>(acc_o[mt][2 * dn], a[mt], vb[0], vb[1]);
           mma_m16n8k16<T>(acc_o[mt][2 * dn + 1], a[mt], vb[2], vb[3]);
         }
-      }
-    }
+      });
+    });
     __syncthreads();  // the stage just read is the next iteration's copy target
     stage ^= 1;
   }

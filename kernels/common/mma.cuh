@@ -12,6 +12,7 @@
 // over k16: attention keeps P in registers that way.
 #pragma once
 #include <stdint.h>
+#include <utility>
 #include "common/dtype.cuh"
 
 namespace sk {
@@ -93,6 +94,29 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t add
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+}
+
+// The same with a compile-time byte offset folded into the instruction's address ([base+kOff]), so
+// a fragment walk costs no address arithmetic per ldmatrix.
+template <int kOff> __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t base) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4+%5];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(base), "n"(kOff));
+}
+template <int kOff> __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t base) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4+%5];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(base), "n"(kOff));
+}
+
+// Calls f(std::integral_constant<int, i>) for i = 0..N-1: an unrolled loop whose index is a
+// compile-time constant (for immediate offsets and register-array indices).
+template <typename F, int... I>
+__device__ __forceinline__ void static_for_impl(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F> __device__ __forceinline__ void static_for(F&& f) {
+  static_for_impl(f, std::make_integer_sequence<int, N>{});
 }
 
 }  // namespace sk
