@@ -264,7 +264,27 @@ fn gqa_and_mqa_match_reference() {
             (Case::new(&[(64, 64), (64, 64)], 4, 1, 64).causal(), Some("bf16")),
             (Case::new(&[(17, 130)], 8, 2, 64), Some("f16")),
             (Case::new(&[(33, 33)], 8, 1, 128).causal(), Some("bf16")),
+            // seqlen_q >= the query tile: one CTA per query head, no packing.
+            (Case::new(&[(130, 130)], 4, 1, 64).causal(), Some("f16")),
         ],
+    );
+}
+
+#[test]
+fn gqa_heads_packed_into_one_query_tile_match_reference() {
+    // seqlen_q below the query tile: the group's heads become rows of one tile (decode-like shapes
+    // included), with per-row ALiBi slopes, sinks, windows and LSE rows of different heads.
+    let mut decode = Case::new(&[(1, 200), (1, 1), (1, 70)], 8, 2, 128).varlen().causal();
+    decode.alibi = true;
+    decode.sinks = true;
+    let mut chunk = Case::new(&[(20, 90)], 6, 2, 64).causal();
+    chunk.window = (30, 0);
+    chunk.softcap = 4.0;
+    let mut wide = Case::new(&[(9, 9)], 16, 1, 256);
+    wide.sinks = true;
+    run_all(
+        "gqa_heads_packed_into_one_query_tile_match_reference",
+        &[(decode, None), (chunk, Some("bf16")), (wide, Some("f16"))],
     );
 }
 
@@ -495,4 +515,22 @@ fn bad_arguments_are_rejected_before_launch() {
         );
         assert_eq!(name(r), "cu_seqlens_q", "debug builds compare the host copy with the device array");
     }
+}
+
+#[test]
+fn packed_gqa_loads_each_kv_tile_once_per_group() {
+    // 8 query heads over 2 kv heads, 4 queries: two CTAs (one per kv head), each copying one Q
+    // tile (128 rows, zero-filled past the 4 x 4 packed rows) and the group's 64 keys of K and V once.
+    let dev = Device::vm();
+    let shape = AttnShape { batch: 1, seqlen_q: 4, seqlen_k: 64, heads: 8, kv_heads: 2, head_dim: 64 };
+    let mut rng = rng("packed_gqa_loads_each_kv_tile_once_per_group");
+    let mut gen = |n: usize| {
+        dev.upload(&(0..n).map(|_| bf16::from_f32(rng.random_range(-1.0..1.0))).collect::<Vec<_>>()).unwrap()
+    };
+    let (q, k, v) = (gen(4 * 8 * 64), gen(64 * 2 * 64), gen(64 * 2 * 64));
+    let mut out = dev.alloc_zeros::<bf16>(4 * 8 * 64).unwrap();
+    attention_fwd(&dev, &q.view(), &k.view(), &v.view(), &mut out.view_mut(), shape, AttnOptions::default()).unwrap();
+    let c = dev.vm_last_launch().unwrap().counters.unwrap();
+    assert_eq!(c.blocks, 2);
+    assert_eq!(c.cp_async_bytes, 2 * (128 * 64 * 2 + 2 * 64 * 64 * 2));
 }

@@ -22,8 +22,10 @@
 //                                         ldmatrix.trans
 // At the end each warp stages its output rows through its own rows of the Q tile and writes them
 // with 16-byte stores. Head dims below the instantiation's are zero-filled on load and not stored.
-// GQA: the query heads of a group are separate CTAs (grid y), each reading the group's K/V through
-// L2; packing a group's heads into one query tile for short seqlen_q is not done yet.
+// GQA: with seqlen_q >= kBlockM each query head is its own CTA (grid y = heads) and reads its
+// group's K/V through L2. With shorter queries (decode, small prefill chunks) the host packs the
+// group's heads into the tile (`pack` = heads / kv_heads, grid y = kv_heads): tile row r is token
+// r / pack of head kvh * pack + r % pack, so each K/V tile is loaded once per group.
 //
 // Reads and writes: each CTA reads its Q tile once and each visible K/V tile once (zero-filled past
 // the sequence end and past head_dim, never read); it writes its valid output rows and their LSE.
@@ -32,10 +34,10 @@
 // written once (+ 4 per row for lse): 2 (2 Sq d heads + 2 Sk d kv_heads) per sequence for 16-bit T.
 // K/V are requested once per (query tile, kv head): ceil(Sq / kBlockM) times per head, through L2.
 //
-// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 10.18 M warp
-// instructions (20.6% mma, 23.6% fp32, 7.8% shared loads, 5.9% special functions, 32.8% integer),
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 10.03 M warp
+// instructions (20.9% mma, 23.9% fp32, 7.9% shared loads, 5.9% special functions, 31.4% integer),
 // 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
-// K/V requested 8x (once per 128-row query tile). Causal: 6.90 M warp instructions, 2.16 M
+// K/V requested 8x (once per 128-row query tile). Causal: 6.91 M warp instructions, 2.16 M
 // wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M); the
 // gap is integer address arithmetic and the 32-key tiles registers force at d = 128.
 #include "attention/params.cuh"
@@ -105,16 +107,23 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
     k_start = b * p.seqlen_k;
     sk = p.seqlen_k;
   }
+  // Tile rows are query rows; with GQA packing (pack > 1) they are (token, head of the group) pairs,
+  // token-major, and blockIdx.y is the kv head: the group's K/V tiles are loaded once for all of it.
+  const int pack = p.pack;
+  const int rows = sq * pack;
   const int m0 = m_block * kBlockM;
-  if (m0 >= sq) return;  // varlen: the grid covers the longest sequence
-  const int m_last = min(m0 + kBlockM, sq) - 1;
-  const int kvh = h / (p.heads / p.kv_heads);
+  if (m0 >= rows) return;  // varlen: the grid covers the longest sequence
+  const int m_last = min(m0 + kBlockM, rows) - 1;
+  const int t_first = pack > 1 ? m0 / pack : m0, t_last = pack > 1 ? m_last / pack : m_last;  // tokens
+  const int kvh = pack > 1 ? h : h / (p.heads / p.kv_heads);
   const int off = sk - sq;
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
 
   const uint16_t* q = static_cast<const uint16_t*>(p.q) + (int64_t(q_start) + m0) * p.q_row_stride + int64_t(h) * p.head_dim;
+  const uint16_t* q_group = static_cast<const uint16_t*>(p.q) + int64_t(q_start) * p.q_row_stride +
+                            int64_t(kvh) * pack * p.head_dim;  // packed: row r is q_group[r / pack, r % pack]
   const uint16_t* k = static_cast<const uint16_t*>(p.k) + int64_t(k_start) * p.k_row_stride + int64_t(kvh) * p.head_dim;
   const uint16_t* v = static_cast<const uint16_t*>(p.v) + int64_t(k_start) * p.v_row_stride + int64_t(kvh) * p.head_dim;
 
@@ -122,13 +131,13 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const uint32_t s_k = s_q + Tr::kQBytes;
   const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
 
-  const KeyRange range = key_range<Tr>(p, m0, m_last, sq, sk);
+  const KeyRange range = key_range<Tr>(p, t_first, t_last, sq, sk);
   // A tile needs the per-element mask when it holds keys past the sequence end or right of some
   // row's band (n0 > mask_hi), or left of some row's window (n0 < mask_lo); both tests are monotone
   // in n0, so two bounds computed once replace per-tile 64-bit arithmetic.
   int64_t hi = int64_t(sk) - kBlockN;
-  if (p.window_right >= 0) hi = min(hi, int64_t(m0) + off + p.window_right - kBlockN + 1);
-  const int64_t lo = p.window_left >= 0 ? int64_t(m_last) + off - p.window_left : 0;
+  if (p.window_right >= 0) hi = min(hi, int64_t(t_first) + off + p.window_right - kBlockN + 1);
+  const int64_t lo = p.window_left >= 0 ? int64_t(t_last) + off - p.window_left : 0;
   const int mask_hi = int(max(hi, int64_t(-1)));
   const int mask_lo = int(min(max(lo, int64_t(0)), int64_t(sk)));
   const float slope = p.alibi_slopes != nullptr ? p.alibi_slopes[h] * p.alibi_unit : 0.0f;
@@ -142,9 +151,14 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 #pragma unroll
   for (int mt = 0; mt < kM; ++mt) sm[mt].init();
 
-  // This lane's first row within the sequence; row tile mt adds 16 mt, the second row of a tile 8.
+  // This lane's first tile row; row tile mt adds 16 mt, the second row of a tile 8. The token of tile
+  // row r is r (r / pack when packed) and its aligned position i' = token + seqlen_k - seqlen_q.
   const int row0 = m0 + warp * Tr::kWarpRows + g;
-  const int al0 = row0 + off;  // its aligned position i'
+  auto aligned = [&](int mt, int half) {
+    const int r = row0 + 16 * mt + 8 * half;
+    return (pack > 1 ? r / pack : r) + off;
+  };
+  auto head_of = [&](int r) { return pack > 1 ? kvh * pack + r % pack : h; };
 
   auto load_kv = [&](int n_block, int stage) {
     const int n0 = n_block * kBlockN;
@@ -155,7 +169,15 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   };
 
   if (range.n_max > range.n_min) {
-    load_tile_async<kBlockM, kD, Tr::kThreads>(s_q, q, p.q_row_stride, sq - m0, p.head_dim, tid);
+    if (pack > 1) {
+      auto row_ptr = [&](int r) {
+        const int vr = m0 + r;
+        return q_group + int64_t(vr / pack) * p.q_row_stride + (vr % pack) * p.head_dim;
+      };
+      load_rows_async<kBlockM, kD, Tr::kThreads>(s_q, row_ptr, rows - m0, p.head_dim, tid);
+    } else {
+      load_tile_async<kBlockM, kD, Tr::kThreads>(s_q, q, p.q_row_stride, sq - m0, p.head_dim, tid);
+    }
     load_kv(range.n_max - 1, 0);
     cp_async_commit();
   }
@@ -274,12 +296,18 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-        for (int j = 0; j < kNTiles; ++j)
+        for (int half = 0; half < 2; ++half) {
+          const float sl =
+              pack > 1 ? p.alibi_slopes[head_of(row0 + 16 * mt + 8 * half)] * p.alibi_unit : slope;
+          const int al = aligned(mt, half);
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int rel = n0 + 8 * j + 2 * t + (e & 1) - (al0 + 16 * mt + 8 * (e >> 1));  // j - i'
-            s[mt][j][e] -= slope * float(abs(rel));
-          }
+          for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int rel = n0 + 8 * j + 2 * t + e - al;  // j - i'
+              s[mt][j][2 * half + e] -= sl * float(abs(rel));
+            }
+        }
     }
     if (n0 > mask_hi || n0 < mask_lo) {
 #pragma unroll
@@ -289,7 +317,7 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int col = n0 + 8 * j + 2 * t + (e & 1);
-            const int rel = col - (al0 + 16 * mt + 8 * (e >> 1));  // j - i'
+            const int rel = col - aligned(mt, e >> 1);  // j - i'
             const bool visible = col < sk && (p.window_right < 0 || rel <= p.window_right) &&
                                  (p.window_left < 0 || -rel <= p.window_left);
             if (!visible) s[mt][j][e] = -CUDART_INF_F;
@@ -346,14 +374,15 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   // Final normalisation, with the sink (if any) joining the denominator in log2 units; then each
   // warp stages its rows in its own rows of the Q tile (only this warp reads them) and writes
   // 16-byte chunks of the valid rows and columns.
-  const float sink_log2 = p.sinks != nullptr ? p.sinks[h] * kLog2e : -CUDART_INF_F;
   unsigned char* s_o = smem + warp * Tr::kWarpRows * Tile::kRowBytes;
-  float* out_lse = p.lse != nullptr ? p.lse + int64_t(h) * p.total_q + q_start : nullptr;
+
 #pragma unroll
   for (int mt = 0; mt < kM; ++mt) {
     float inv[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
+      const int row = row0 + 16 * mt + 8 * r;  // tile row
+      const float sink_log2 = p.sinks != nullptr ? p.sinks[head_of(row)] * kLog2e : -CUDART_INF_F;
       const float l = quad_sum(sm[mt].l[r]);
       const float ml = sm[mt].m[r] == -CUDART_INF_F ? -CUDART_INF_F : sm[mt].m[r] * p.scale_log2;
       const float top = fmaxf(ml, sink_log2);
@@ -367,8 +396,9 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         inv[r] = wl / total;
         lse = (top + __log2f(total)) * kLn2;
       }
-      const int row = row0 + 16 * mt + 8 * r;
-      if (out_lse != nullptr && t == 0 && row < sq) out_lse[row] = lse;
+      if (p.lse != nullptr && t == 0 && row < rows) {
+        p.lse[int64_t(head_of(row)) * p.total_q + q_start + (pack > 1 ? row / pack : row)] = lse;
+      }
     }
 #pragma unroll
     for (int j = 0; j < kDTiles; ++j) {
@@ -379,15 +409,17 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
     }
   }
   __syncwarp();
-  uint16_t* o = static_cast<uint16_t*>(p.o) + (int64_t(q_start) + m0 + warp * Tr::kWarpRows) * p.o_row_stride +
-                int64_t(h) * p.head_dim;
-  const int rows_left = sq - (m0 + warp * Tr::kWarpRows);
+  uint16_t* o = static_cast<uint16_t*>(p.o) + int64_t(q_start) * p.o_row_stride;
+  const int vr0 = m0 + warp * Tr::kWarpRows;
 #pragma unroll
   for (int i = 0; i < Tr::kWarpRows * Tile::kChunks / 32; ++i) {
     const int idx = i * 32 + lane;
     const int r = idx / Tile::kChunks, c = idx % Tile::kChunks;
-    if (r < rows_left && c * 8 < p.head_dim) {
-      *reinterpret_cast<uint4*>(o + r * p.o_row_stride + c * 8) = *reinterpret_cast<const uint4*>(s_o + Tile::offset(r, c));
+    const int vr = vr0 + r;
+    if (vr < rows && c * 8 < p.head_dim) {
+      const int token = pack > 1 ? vr / pack : vr;
+      uint16_t* dst = o + int64_t(token) * p.o_row_stride + int64_t(head_of(vr)) * p.head_dim + c * 8;
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(s_o + Tile::offset(r, c));
     }
   }
 }

@@ -56,7 +56,7 @@ struct AttnFwdParams {
   float scale_log2;            // log2(e) x (softcap if softcap > 0 else softmax scale)
   float softcap_prescale;      // softmax scale / softcap, or 0 when there is no softcap
   float alibi_unit;            // 1 / (softcap if softcap > 0 else softmax scale): bias -> score units
-  uint32_t pad_;               // keeps sizeof a multiple of 8 (zero)
+  int32_t pack;                // query heads of a kv group packed as rows of one query tile (1: none)
 };
 static_assert(sizeof(AttnFwdParams) == 152, "AttnFwdParams layout");
 static_assert(offsetof(AttnFwdParams, q_row_stride) == 72, "AttnFwdParams layout");

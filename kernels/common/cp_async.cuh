@@ -83,4 +83,22 @@ __device__ __forceinline__ void load_tile_async(uint32_t dst, const uint16_t* __
   }
 }
 
+// As load_tile_async, but row r starts at row_ptr(r) (elements): a gather of rows that are not one
+// stride apart, such as the query heads of a GQA group packed into one tile. Used once per CTA.
+template <int kRows, int kCols, int kThreads, typename RowPtr>
+__device__ __forceinline__ void load_rows_async(uint32_t dst, RowPtr row_ptr, int rows, int cols, int tid) {
+  using Tile = SwizzledTile<kCols>;
+  static_assert(kThreads % Tile::kChunks == 0, "a thread keeps one chunk column");
+  constexpr int kRowsPerPass = kThreads / Tile::kChunks;
+  static_assert(kRows % kRowsPerPass == 0, "every thread copies the same number of chunks");
+  const int r0 = tid / Tile::kChunks, c = tid % Tile::kChunks;
+#pragma unroll
+  for (int i = 0; i < kRows / kRowsPerPass; ++i) {
+    const int r = r0 + i * kRowsPerPass;
+    const bool valid = r < rows && c * 8 < cols;
+    const uint16_t* src = valid ? row_ptr(r) + c * 8 : row_ptr(0);
+    cp_async_16(dst + Tile::offset(r, c), src, valid ? 16u : 0u);
+  }
+}
+
 }  // namespace sk

@@ -35,7 +35,9 @@ pub struct AttnShape {
     pub seqlen_k: usize,
     /// Query heads.
     pub heads: usize,
-    /// Key/value heads: `heads % kv_heads == 0` (GQA; `kv_heads == 1` is MQA).
+    /// Key/value heads: `heads % kv_heads == 0` (GQA; `kv_heads == 1` is MQA). When `seqlen_q` is
+    /// below the kernel's query tile (128 rows for d <= 128, 64 for d = 256), the query heads of a
+    /// group share one tile, so each K/V tile is read once per group.
     pub kv_heads: usize,
     /// Elements per head: a multiple of 8 up to 256. 64, 128 and 256 have their own kernels; any
     /// other value runs on the next larger one with the extra columns masked (zero-filled, never
@@ -493,6 +495,11 @@ fn launch<T: Float>(
         None => (None, None),
     };
     let addr = |p: &Option<crate::device::ArgPtr<'_>>| p.as_ref().map_or(0, |p| p.addr);
+    // GQA with short queries: a query tile would be mostly empty, so the group's heads share it as
+    // extra rows and each K/V tile is loaded once per group instead of once per head.
+    let bm = block_m(plan.kernel_dim);
+    let group = heads / kv_heads;
+    let pack = if group > 1 && plan.max_seqlen_q < bm { group } else { 1 };
     let log2e = std::f32::consts::LOG2_E;
     let softcap = opts.softcap;
     let unit = if softcap > 0.0 { softcap } else { plan.scale };
@@ -521,10 +528,10 @@ fn launch<T: Float>(
         scale_log2: unit * log2e,
         softcap_prescale: if softcap > 0.0 { plan.scale / softcap } else { 0.0 },
         alibi_unit: 1.0 / unit,
-        pad: 0,
+        pack: pack as i32,
     };
     let dims = LaunchDims {
-        grid: [plan.max_seqlen_q.div_ceil(block_m(plan.kernel_dim)) as u32, heads as u32, plan.batch as u32],
+        grid: [(plan.max_seqlen_q * pack).div_ceil(bm) as u32, (heads / pack) as u32, plan.batch as u32],
         block: [THREADS, 1, 1],
         dynamic_smem: smem_bytes(plan.kernel_dim),
     };

@@ -45,7 +45,7 @@ pub(crate) struct AttnFwdParams {
     pub scale_log2: f32,
     pub softcap_prescale: f32,
     pub alibi_unit: f32,
-    pub pad: u32,
+    pub pack: i32,
 }
 
 #[cfg(test)]
