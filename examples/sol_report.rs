@@ -68,5 +68,60 @@ fn main() -> Result<()> {
         add(format!("merge_states f32 {label}"), &merge_counters::<f32>(&dev, shape)?, shape, 4);
     }
     println!("\n{}", format_table(&rows));
+    attention_fwd_report(&dev, &models)?;
+    Ok(())
+}
+
+/// Attention forward at batch 1, 16 heads, seq 1024, d 128 (bf16), causal and not: the shape of the
+/// issue's FlashAttention-2 anchor. Prints the instruction mix, shared wavefronts and conflicts, the
+/// tensor-core share of the useful FLOPs and how often K/V bytes were re-read, then the model table.
+fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
+    use ptx_vm::InstClass;
+    use scaling_kernels::attention::{
+        attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, AttnOptions, AttnShape,
+    };
+    let shape = AttnShape { batch: 1, seqlen_q: 1024, seqlen_k: 1024, heads: 16, kv_heads: 16, head_dim: 128 };
+    let n = shape.seqlen_q * shape.heads * shape.head_dim;
+    // Distinct, non-zero inputs: a fixed pattern is enough for counters (the control flow does not
+    // depend on the values).
+    let data: Vec<bf16> = (0..n).map(|i| bf16::from_f32(((i * 7919) % 17) as f32 / 17.0 - 0.5)).collect();
+    let (q, k, v) = (dev.upload(&data)?, dev.upload(&data)?, dev.upload(&data)?);
+    let mut out = dev.alloc_zeros::<bf16>(n)?;
+    let mut lse = dev.alloc_zeros::<f32>(shape.heads * shape.seqlen_q)?;
+    let mut rows = Vec::new();
+    for causal in [false, true] {
+        let opts = AttnOptions::default().causal(causal).lse(lse.view_mut());
+        attention_fwd(dev, &q.view(), &k.view(), &v.view(), &mut out.view_mut(), shape, opts)?;
+        let c = dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default();
+        let flops = attention_fwd_flops(1024, 1024, 16, 128, causal, (-1, -1));
+        let min_bytes = attention_fwd_min_bytes(1024, 1024, 16, 16, 128, 2, true);
+        let name = format!("attention_fwd bf16 b1 h16 s1024 d128{}", if causal { " causal" } else { "" });
+        let warp = c.warp_instructions() as f64;
+        let share = |cl: InstClass| 100.0 * c.class(cl).warps as f64 / warp;
+        let kv_bytes = 2.0 * (1024 * 16 * 128 * 2) as f64;
+        println!(
+            "{name}: {:.2} M warp-instr ({:.1}% mma, {:.1}% fp32, {:.1}% shared ld, {:.1}% special fn, {:.1}% integer), \
+             {:.2} M shared wavefronts, {} bank conflicts, mma FLOPs / useful FLOPs {:.3}, \
+             cp.async bytes / (q + K/V) bytes {:.2} (K/V read {:.2}x), unique bytes {} read + {} written (fewest {min_bytes})",
+            warp / 1e6,
+            share(InstClass::Tensor),
+            share(InstClass::Fp32),
+            share(InstClass::SharedLoad),
+            share(InstClass::Sfu),
+            share(InstClass::Integer),
+            c.shared_wavefronts as f64 / 1e6,
+            c.bank_conflicts(),
+            c.mma_flops as f64 / flops as f64,
+            c.cp_async_bytes as f64 / (kv_bytes * 1.5),
+            (c.cp_async_bytes as f64 - kv_bytes / 2.0) / kv_bytes,
+            c.unique_bytes_read,
+            c.unique_bytes_written,
+        );
+        let floor = KernelFloor { flops: flops as f64, min_bytes: min_bytes as f64, tensor: true };
+        for m in models {
+            rows.push(speed_of_light(&name, &c, m, Some(floor)));
+        }
+    }
+    println!("\n{}", format_table(&rows));
     Ok(())
 }

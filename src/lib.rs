@@ -29,6 +29,8 @@ pub mod device;
 pub mod dtype;
 mod error;
 pub mod reference;
+#[cfg(test)]
+mod selftest;
 
 pub use device::{Buffer, Device, View, ViewMut};
 pub use dtype::Float;

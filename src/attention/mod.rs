@@ -1,7 +1,9 @@
 //! Attention: the pieces for pretraining, prefill and decode.
 //!
-//! Today: [`merge_states`], which combines partial results (split-KV decode, shared-prefix cascades)
-//! by their log-sum-exp.
+//! - [`attention_fwd`] / [`attention_fwd_varlen`]: the FlashAttention-2-class forward for
+//!   pretraining and prefill (causal, sliding window, softcap, ALiBi, sinks, GQA, packed batches).
+//! - [`merge_states`], which combines partial results (split-KV decode, shared-prefix cascades)
+//!   by their log-sum-exp.
 //!
 //! ```
 //! # fn main() -> scaling_kernels::Result<()> {
@@ -20,7 +22,12 @@
 //! # Ok(()) }
 //! ```
 
+mod fwd;
 mod merge;
 pub(crate) mod params;
 
+pub use fwd::{
+    attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, visible_keys, AttnOptions,
+    AttnShape, RowStrides, VarlenShape,
+};
 pub use merge::{merge_states, MergeShape};

@@ -168,6 +168,15 @@ impl CudaBackend {
         let m = self.module(module)?;
         let f =
             m.load_function(kernel).map_err(cuda_err(format!("finding kernel {kernel} in module {}", module.name)))?;
+        // Above 48 KiB of dynamic shared memory a kernel must opt in (CUDA C++ Programming Guide,
+        // "Shared Memory" for compute capability 8.x and 9.0).
+        if dims.dynamic_smem > 48 * 1024 {
+            f.set_attribute(
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                dims.dynamic_smem as i32,
+            )
+            .map_err(cuda_err(format!("allowing {} bytes of dynamic shared memory for {kernel}", dims.dynamic_smem)))?;
+        }
         let cfg = LaunchConfig {
             grid_dim: (dims.grid[0], dims.grid[1], dims.grid[2]),
             block_dim: (dims.block[0], dims.block[1], dims.block[2]),

@@ -1,0 +1,441 @@
+// attention forward: FlashAttention-2-style, on mma.sync tensor cores (sm_80+).
+//
+//   out[i, h] = sum_j softmax_j(logit(i, j)) v[j, kvh],     lse[h, i] = ln(sum_j e^logit(i, j) + e^sink_h)
+//   logit(i, j) = cap(scale q_i . k_j) - slope_h |i' - j|  if key j is visible to row i, else -inf
+// with cap(x) = softcap tanh(x / softcap) (or x), i' = i + seqlen_k - seqlen_q (bottom-right
+// alignment), visible = j < seqlen_k and i' - left <= j <= i' + right (causal: right = 0; -1: no
+// bound), kvh = h / (heads / kv_heads). A row with no visible key gets out = 0 and lse = -inf (or the
+// sink logit, which is then the whole denominator).
+//
+// Work split (AttnFwdTraits): one CTA of 4 warps per (tile of kBlockM query rows, head, sequence),
+// grid (q tiles, heads, batch). kBlockM = 128 for d <= 128 (a warp owns 32 rows: two mma row tiles
+// of 16, so every K/V fragment read from shared memory feeds two mma) and 64 for d = 256. A quad of
+// lanes owns a row pair (g, g + 8) of each row tile (common/mma.cuh). The CTA walks its visible K/V
+// tiles of kBlockN keys (64 for d = 64, else 32) from the last to the first, so the tiles that need a
+// mask (the diagonal, the sequence end, the window edge) come first and the rest run without
+// per-element tests; tiles wholly outside the causal/window band are never loaded. K/V tiles are
+// double buffered: the cp.async copy of tile n-1 is in flight while tile n is computed. Per tile and
+// warp:
+//   S (32 x kBlockN, fp32) = Q K^T        mma m16n8k16; Q and K by ldmatrix from swizzled smem
+//   online softmax on S in registers      one FMA + ex2 per element, quad shuffles per row
+//   O (32 x d, fp32) += P V               P packed from S registers as the A operand, V by
+//                                         ldmatrix.trans
+// At the end each warp stages its output rows through its own rows of the Q tile and writes them
+// with 16-byte stores. Head dims below the instantiation's are zero-filled on load and not stored.
+// GQA: with seqlen_q >= kBlockM each query head is its own CTA (grid y = heads) and reads its
+// group's K/V through L2. With shorter queries (decode, small prefill chunks) the host packs the
+// group's heads into the tile (`pack` = heads / kv_heads, grid y = kv_heads): tile row r is token
+// r / pack of head kvh * pack + r % pack, so each K/V tile is loaded once per group.
+//
+// Reads and writes: each CTA reads its Q tile once and each visible K/V tile once (zero-filled past
+// the sequence end and past head_dim, never read); it writes its valid output rows and their LSE.
+// FLOPs: 4 d per visible (row, key) pair (2 d for QK^T, 2 d for PV): 4 Sq Sk d per head without
+// masks, about half that with causal masking at Sq = Sk. Fewest bytes: q, k, v read once, out
+// written once (+ 4 per row for lse): 2 (2 Sq d heads + 2 Sk d kv_heads) per sequence for 16-bit T.
+// K/V are requested once per (query tile, kv head): ceil(Sq / kBlockM) times per head, through L2.
+//
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 10.03 M warp
+// instructions (20.9% mma, 23.9% fp32, 7.9% shared loads, 5.9% special functions, 31.4% integer),
+// 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
+// K/V requested 8x (once per 128-row query tile). Causal: 6.91 M warp instructions, 2.16 M
+// wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M); the
+// gap is integer address arithmetic and the 32-key tiles registers force at d = 128.
+#include "attention/params.cuh"
+#include "common/cp_async.cuh"
+#include "common/dtype.cuh"
+#include "common/math.cuh"
+#include "common/mma.cuh"
+#include "common/softmax.cuh"
+
+namespace sk {
+
+// Tile configuration of the sm_80 mma.sync path; a Hopper (wgmma/TMA) path gets its own traits.
+// A warp owns kMTiles row tiles of 16, so each K/V fragment it reads from shared memory feeds
+// kMTiles mma: two for d <= 128 (128-row CTAs, as FlashAttention-2), one for d = 256, where the fp32
+// output accumulator (16 x 256 per row tile) already takes half the registers.
+template <typename T, int kHeadDim> struct AttnFwdTraits {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kMTiles = kHeadDim <= 128 ? 2 : 1;
+  static constexpr int kWarpRows = 16 * kMTiles;
+  static constexpr int kBlockM = kWarpRows * kWarps;         // query rows per CTA
+  // Keys per K/V tile. Registers decide: d = 128 with two row tiles holds 2 x 16 x 128 fp32 outputs
+  // per warp (128 per lane), and a 64-key S (another 64) does not fit beside them without spills.
+  static constexpr int kBlockN = kHeadDim <= 64 ? 64 : 32;
+  static constexpr int kD = kHeadDim;
+  static constexpr bool kQInRegs = false;          // else re-read by ldmatrix per tile
+  using Tile = SwizzledTile<kHeadDim>;
+  static constexpr int kQBytes = kBlockM * kD * 2;
+  static constexpr int kKVBytes = kBlockN * kD * 2;
+  static constexpr int kStages = 2;
+  static constexpr int kSmemBytes = kQBytes + kStages * 2 * kKVBytes;
+};
+
+// The CTA's K/V tiles: [n_min, n_max) hold every key visible to some row of the CTA.
+struct KeyRange {
+  int n_min, n_max;
+};
+
+template <typename Tr>
+__device__ __forceinline__ KeyRange key_range(const AttnFwdParams& p, int m0, int m_last, int sq, int sk) {
+  const int64_t off = int64_t(sk) - sq;
+  int64_t lo = 0, hi = sk;
+  if (p.window_left >= 0) lo = max(lo, int64_t(m0) + off - p.window_left);
+  if (p.window_right >= 0) hi = min(hi, int64_t(m_last) + off + p.window_right + 1);
+  if (hi <= lo) return {0, 0};
+  return {int(lo / Tr::kBlockN), int((hi + Tr::kBlockN - 1) / Tr::kBlockN)};
+}
+
+template <typename T, int kHeadDim>
+__device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned char* smem) {
+  using Tr = AttnFwdTraits<T, kHeadDim>;
+  using Tile = typename Tr::Tile;
+  constexpr int kD = Tr::kD, kBlockN = Tr::kBlockN, kBlockM = Tr::kBlockM, kM = Tr::kMTiles;
+  constexpr int kNTiles = kBlockN / 8;  // S accumulator tiles per row tile
+  constexpr int kDTiles = kD / 8;       // O accumulator tiles per row tile
+
+  const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  int q_start, sq, k_start, sk;
+  if (p.cu_seqlens_q != nullptr) {
+    q_start = p.cu_seqlens_q[b];
+    sq = p.cu_seqlens_q[b + 1] - q_start;
+    k_start = p.cu_seqlens_k[b];
+    sk = p.cu_seqlens_k[b + 1] - k_start;
+  } else {
+    q_start = b * p.seqlen_q;
+    sq = p.seqlen_q;
+    k_start = b * p.seqlen_k;
+    sk = p.seqlen_k;
+  }
+  // Tile rows are query rows; with GQA packing (pack > 1) they are (token, head of the group) pairs,
+  // token-major, and blockIdx.y is the kv head: the group's K/V tiles are loaded once for all of it.
+  const int pack = p.pack;
+  const int rows = sq * pack;
+  const int m0 = m_block * kBlockM;
+  if (m0 >= rows) return;  // varlen: the grid covers the longest sequence
+  const int m_last = min(m0 + kBlockM, rows) - 1;
+  const int t_first = pack > 1 ? m0 / pack : m0, t_last = pack > 1 ? m_last / pack : m_last;  // tokens
+  const int kvh = pack > 1 ? h : h / (p.heads / p.kv_heads);
+  const int off = sk - sq;
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+
+  const uint16_t* q = static_cast<const uint16_t*>(p.q) + (int64_t(q_start) + m0) * p.q_row_stride + int64_t(h) * p.head_dim;
+  const uint16_t* q_group = static_cast<const uint16_t*>(p.q) + int64_t(q_start) * p.q_row_stride +
+                            int64_t(kvh) * pack * p.head_dim;  // packed: row r is q_group[r / pack, r % pack]
+  const uint16_t* k = static_cast<const uint16_t*>(p.k) + int64_t(k_start) * p.k_row_stride + int64_t(kvh) * p.head_dim;
+  const uint16_t* v = static_cast<const uint16_t*>(p.v) + int64_t(k_start) * p.v_row_stride + int64_t(kvh) * p.head_dim;
+
+  const uint32_t s_q = smem_addr(smem);
+  const uint32_t s_k = s_q + Tr::kQBytes;
+  const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
+
+  const KeyRange range = key_range<Tr>(p, t_first, t_last, sq, sk);
+  // A tile needs the per-element mask when it holds keys past the sequence end or right of some
+  // row's band (n0 > mask_hi), or left of some row's window (n0 < mask_lo); both tests are monotone
+  // in n0, so two bounds computed once replace per-tile 64-bit arithmetic.
+  int64_t hi = int64_t(sk) - kBlockN;
+  if (p.window_right >= 0) hi = min(hi, int64_t(t_first) + off + p.window_right - kBlockN + 1);
+  const int64_t lo = p.window_left >= 0 ? int64_t(t_last) + off - p.window_left : 0;
+  const int mask_hi = int(max(hi, int64_t(-1)));
+  const int mask_lo = int(min(max(lo, int64_t(0)), int64_t(sk)));
+  const float slope = p.alibi_slopes != nullptr ? p.alibi_slopes[h] * p.alibi_unit : 0.0f;
+
+  float acc_o[kM][kDTiles][4];
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+    for (int j = 0; j < kDTiles; ++j) acc_o[mt][j][0] = acc_o[mt][j][1] = acc_o[mt][j][2] = acc_o[mt][j][3] = 0.0f;
+  OnlineSoftmax sm[kM];
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt) sm[mt].init();
+
+  // This lane's first tile row; row tile mt adds 16 mt, the second row of a tile 8. The token of tile
+  // row r is r (r / pack when packed) and its aligned position i' = token + seqlen_k - seqlen_q.
+  const int row0 = m0 + warp * Tr::kWarpRows + g;
+  auto aligned = [&](int mt, int half) {
+    const int r = row0 + 16 * mt + 8 * half;
+    return (pack > 1 ? r / pack : r) + off;
+  };
+  auto head_of = [&](int r) { return pack > 1 ? kvh * pack + r % pack : h; };
+
+  auto load_kv = [&](int n_block, int stage) {
+    const int n0 = n_block * kBlockN;
+    load_tile_async<kBlockN, kD, Tr::kThreads>(s_k + stage * Tr::kKVBytes, k + int64_t(n0) * p.k_row_stride,
+                                                p.k_row_stride, sk - n0, p.head_dim, tid);
+    load_tile_async<kBlockN, kD, Tr::kThreads>(s_v + stage * Tr::kKVBytes, v + int64_t(n0) * p.v_row_stride,
+                                                p.v_row_stride, sk - n0, p.head_dim, tid);
+  };
+
+  if (range.n_max > range.n_min) {
+    if (pack > 1) {
+      auto row_ptr = [&](int r) {
+        const int vr = m0 + r;
+        return q_group + int64_t(vr / pack) * p.q_row_stride + (vr % pack) * p.head_dim;
+      };
+      load_rows_async<kBlockM, kD, Tr::kThreads>(s_q, row_ptr, rows - m0, p.head_dim, tid);
+    } else {
+      load_tile_async<kBlockM, kD, Tr::kThreads>(s_q, q, p.q_row_stride, sq - m0, p.head_dim, tid);
+    }
+    load_kv(range.n_max - 1, 0);
+    cp_async_commit();
+  }
+
+  // ldmatrix lane addressing (common/mma.cuh): for A and for V^T the lane's row is
+  // (lane % 8) + 8 ((lane / 8) % 2) and its chunk offset lane / 16; for K (B of S) the lane's key is
+  // (lane % 8) + 8 (lane / 16) and its chunk offset (lane / 8) % 2.
+  const int a_row = (lane % 8) + 8 * ((lane / 8) % 2), a_chunk = lane / 16;
+  const int b_row = (lane % 8) + 8 * (lane / 16), b_chunk = (lane / 8) % 2;
+  const int q_row = warp * Tr::kWarpRows + a_row;
+  uint32_t q_off[4], k_off[4], v_off[4];
+#pragma unroll
+  for (int c4 = 0; c4 < 4; ++c4) {
+    q_off[c4] = s_q + Tile::lane_offset(q_row, a_chunk, c4);
+    k_off[c4] = Tile::lane_offset(b_row, b_chunk, c4);
+    v_off[c4] = Tile::lane_offset(a_row, a_chunk, c4);
+  }
+
+  uint32_t q_frag[Tr::kQInRegs ? kM : 1][Tr::kQInRegs ? kD / 16 : 1][4];
+
+  int stage = 0;
+  for (int n_block = range.n_max - 1; n_block >= range.n_min; --n_block) {
+    if (n_block > range.n_min) {
+      load_kv(n_block - 1, stage ^ 1);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    if constexpr (Tr::kQInRegs) {
+      if (n_block == range.n_max - 1) {
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+          for (int kk = 0; kk < kD / 16; ++kk)
+            ldmatrix_x4(q_frag[mt][kk], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
+      }
+    }
+    const uint32_t k_base = s_k + stage * Tr::kKVBytes;
+    const uint32_t v_base = s_v + stage * Tr::kKVBytes;
+
+    // S = Q K^T over the head dim, 16 at a time; each K fragment feeds every row tile.
+    // With the kk loop fully unrolled its first step writes S without an accumulator input; else
+    // S starts from zeros.
+    constexpr bool kUnrolled = Tr::kQInRegs || kM > 1;
+    float s[kM][kNTiles][4];
+    if constexpr (!kUnrolled) {
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
+    }
+    if constexpr (kUnrolled) {
+      uint32_t k_at[4];  // this lane's K fragment address for chunk pair kk % 4 of this stage
+#pragma unroll
+      for (int c4 = 0; c4 < 4; ++c4) k_at[c4] = k_base + k_off[c4];
+      static_for<kD / 16>([&](auto kk_) {
+        constexpr int kk = decltype(kk_)::value;
+        uint32_t a[kM][4];
+        static_for<kM>([&](auto mt_) {
+          constexpr int mt = decltype(mt_)::value;
+          if constexpr (Tr::kQInRegs) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) a[mt][i] = q_frag[Tr::kQInRegs ? mt : 0][Tr::kQInRegs ? kk : 0][i];
+          } else {
+            ldmatrix_x4<Tile::step_offset(16 * mt, kk)>(a[mt], q_off[kk % 4]);
+          }
+        });
+        static_for<kBlockN / 16>([&](auto nn_) {
+          constexpr int nn = decltype(nn_)::value;
+          uint32_t kb[4];
+          ldmatrix_x4<Tile::step_offset(16 * nn, kk)>(kb, k_at[kk % 4]);
+#pragma unroll
+          for (int mt = 0; mt < kM; ++mt) {
+            if constexpr (kk == 0) {
+              mma_m16n8k16_zero_c<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+              mma_m16n8k16_zero_c<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+            } else {
+              mma_m16n8k16<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+              mma_m16n8k16<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+            }
+          }
+        });
+      });
+    } else {
+#pragma unroll 4
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        uint32_t a[kM][4];
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) ldmatrix_x4(a[mt], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
+#pragma unroll
+        for (int nn = 0; nn < kBlockN / 16; ++nn) {
+          uint32_t kb[4];
+          ldmatrix_x4(kb, k_base + k_off[kk % 4] + Tile::step_offset(16 * nn, kk));
+#pragma unroll
+          for (int mt = 0; mt < kM; ++mt) {
+            mma_m16n8k16<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+            mma_m16n8k16<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+          }
+        }
+      }
+    }
+
+    // Score transforms (every tile when enabled) and the mask (boundary tiles only).
+    const int n0 = n_block * kBlockN;
+    if (p.softcap_prescale != 0.0f) {
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][j][e] = tanhf(s[mt][j][e] * p.softcap_prescale);
+    }
+    if (p.alibi_slopes != nullptr) {
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const float sl =
+              pack > 1 ? p.alibi_slopes[head_of(row0 + 16 * mt + 8 * half)] * p.alibi_unit : slope;
+          const int al = aligned(mt, half);
+#pragma unroll
+          for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int rel = n0 + 8 * j + 2 * t + e - al;  // j - i'
+              s[mt][j][2 * half + e] -= sl * float(abs(rel));
+            }
+        }
+    }
+    if (n0 > mask_hi || n0 < mask_lo) {
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = n0 + 8 * j + 2 * t + (e & 1);
+            const int rel = col - aligned(mt, e >> 1);  // j - i'
+            const bool visible = col < sk && (p.window_right < 0 || rel <= p.window_right) &&
+                                 (p.window_left < 0 || -rel <= p.window_left);
+            if (!visible) s[mt][j][e] = -CUDART_INF_F;
+          }
+    }
+
+#pragma unroll
+    for (int mt = 0; mt < kM; ++mt) {
+      float corr[2];
+      sm[mt].update<kNTiles>(s[mt], p.scale_log2, corr);
+      // Once a row's max settles its factor is exactly 1 (ex2 of 0); the warp skips the rescale
+      // when that holds for all its rows, which is most tiles after the first few.
+      if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
+#pragma unroll
+        for (int j = 0; j < kDTiles; ++j) {
+          acc_o[mt][j][0] *= corr[0];
+          acc_o[mt][j][1] *= corr[0];
+          acc_o[mt][j][2] *= corr[1];
+          acc_o[mt][j][3] *= corr[1];
+        }
+      }
+    }
+
+    // O += P V: two n8 tiles of P form the A operand of one k16 step; each V fragment feeds every
+    // row tile.
+    uint32_t v_at[4];  // this lane's V fragment address for chunk pair dn % 4 of this stage
+#pragma unroll
+    for (int c4 = 0; c4 < 4; ++c4) v_at[c4] = v_base + v_off[c4];
+    static_for<kBlockN / 16>([&](auto ks_) {
+      constexpr int ks = decltype(ks_)::value;
+      uint32_t a[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+        a[mt][0] = pack2<T>(s[mt][2 * ks][0], s[mt][2 * ks][1]);
+        a[mt][1] = pack2<T>(s[mt][2 * ks][2], s[mt][2 * ks][3]);
+        a[mt][2] = pack2<T>(s[mt][2 * ks + 1][0], s[mt][2 * ks + 1][1]);
+        a[mt][3] = pack2<T>(s[mt][2 * ks + 1][2], s[mt][2 * ks + 1][3]);
+      }
+      static_for<kD / 16>([&](auto dn_) {
+        constexpr int dn = decltype(dn_)::value;
+        uint32_t vb[4];
+        ldmatrix_x4_trans<Tile::step_offset(16 * ks, dn)>(vb, v_at[dn % 4]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma_m16n8k16<T>(acc_o[mt][2 * dn], a[mt], vb[0], vb[1]);
+          mma_m16n8k16<T>(acc_o[mt][2 * dn + 1], a[mt], vb[2], vb[3]);
+        }
+      });
+    });
+    __syncthreads();  // the stage just read is the next iteration's copy target
+    stage ^= 1;
+  }
+
+  // Final normalisation, with the sink (if any) joining the denominator in log2 units; then each
+  // warp stages its rows in its own rows of the Q tile (only this warp reads them) and writes
+  // 16-byte chunks of the valid rows and columns.
+  unsigned char* s_o = smem + warp * Tr::kWarpRows * Tile::kRowBytes;
+
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt) {
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + 16 * mt + 8 * r;  // tile row
+      const float sink_log2 = p.sinks != nullptr ? p.sinks[head_of(row)] * kLog2e : -CUDART_INF_F;
+      const float l = quad_sum(sm[mt].l[r]);
+      const float ml = sm[mt].m[r] == -CUDART_INF_F ? -CUDART_INF_F : sm[mt].m[r] * p.scale_log2;
+      const float top = fmaxf(ml, sink_log2);
+      float lse;
+      if (top == -CUDART_INF_F) {
+        inv[r] = 0.0f;
+        lse = -CUDART_INF_F;
+      } else {
+        const float wl = fast_exp2(ml - top);
+        const float total = fmaf(l, wl, fast_exp2(sink_log2 - top));
+        inv[r] = wl / total;
+        lse = (top + __log2f(total)) * kLn2;
+      }
+      if (p.lse != nullptr && t == 0 && row < rows) {
+        p.lse[int64_t(head_of(row)) * p.total_q + q_start + (pack > 1 ? row / pack : row)] = lse;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kDTiles; ++j) {
+      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g, j) + 4 * t) =
+          pack2<T>(acc_o[mt][j][0] * inv[0], acc_o[mt][j][1] * inv[0]);
+      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g + 8, j) + 4 * t) =
+          pack2<T>(acc_o[mt][j][2] * inv[1], acc_o[mt][j][3] * inv[1]);
+    }
+  }
+  __syncwarp();
+  uint16_t* o = static_cast<uint16_t*>(p.o) + int64_t(q_start) * p.o_row_stride;
+  const int vr0 = m0 + warp * Tr::kWarpRows;
+#pragma unroll
+  for (int i = 0; i < Tr::kWarpRows * Tile::kChunks / 32; ++i) {
+    const int idx = i * 32 + lane;
+    const int r = idx / Tile::kChunks, c = idx % Tile::kChunks;
+    const int vr = vr0 + r;
+    if (vr < rows && c * 8 < p.head_dim) {
+      const int token = pack > 1 ? vr / pack : vr;
+      uint16_t* dst = o + int64_t(token) * p.o_row_stride + int64_t(head_of(vr)) * p.head_dim + c * 8;
+      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(s_o + Tile::offset(r, c));
+    }
+  }
+}
+
+}  // namespace sk
+
+#define SK_ATTN_FWD(name, T, D)                                                                        \
+  extern "C" __global__ void __launch_bounds__(sk::AttnFwdTraits<T, D>::kThreads)                      \
+      name(const __grid_constant__ sk::AttnFwdParams p) {                                              \
+    extern __shared__ __align__(128) unsigned char smem[];                                             \
+    sk::attention_fwd<T, D>(p, smem);                                                                  \
+  }
+
+SK_ATTN_FWD(attention_fwd_bf16_d64, __nv_bfloat16, 64)
+SK_ATTN_FWD(attention_fwd_bf16_d128, __nv_bfloat16, 128)
+SK_ATTN_FWD(attention_fwd_bf16_d256, __nv_bfloat16, 256)
+SK_ATTN_FWD(attention_fwd_f16_d64, __half, 64)
+SK_ATTN_FWD(attention_fwd_f16_d128, __half, 128)
+SK_ATTN_FWD(attention_fwd_f16_d256, __half, 256)
