@@ -19,6 +19,11 @@ use scaling_kernels::{Device, Float, Result};
 /// kernels/attention/merge.cu.
 const MERGE_STATES_REGISTERS: u32 = 32;
 
+/// Registers per thread of attention_fwd_bf16_d128 on sm_80 (the most of its sm_80 and sm_90a
+/// builds), as `scripts/resource-report` prints them. Rerun it after editing
+/// kernels/attention/fwd.cu.
+const ATTENTION_FWD_D128_REGISTERS: u32 = 255;
+
 /// Runs one merge of `shape` in `T` and returns the launch's counters.
 fn merge_counters<T: Float>(dev: &Device, shape: MergeShape) -> Result<Counters> {
     let rows = shape.tokens * shape.heads;
@@ -88,6 +93,7 @@ fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
     let (q, k, v) = (dev.upload(&data)?, dev.upload(&data)?, dev.upload(&data)?);
     let mut out = dev.alloc_zeros::<bf16>(n)?;
     let mut lse = dev.alloc_zeros::<f32>(shape.heads * shape.seqlen_q)?;
+    let resources = LaunchResources { registers_per_thread: Some(ATTENTION_FWD_D128_REGISTERS) };
     let mut rows = Vec::new();
     for causal in [false, true] {
         let opts = AttnOptions::default().causal(causal).lse(lse.view_mut());
@@ -119,7 +125,7 @@ fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
         );
         let floor = KernelFloor { flops: flops as f64, min_bytes: min_bytes as f64, tensor: true };
         for m in models {
-            rows.push(speed_of_light(&name, &c, m, Some(floor)));
+            rows.push(speed_of_light_with(&name, &c, m, Some(floor), resources));
         }
     }
     println!("\n{}", format_table(&rows));
