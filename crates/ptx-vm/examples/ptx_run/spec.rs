@@ -9,7 +9,8 @@
 //!
 //! A `--param` SPEC is one kernel argument, in declaration order:
 //! - `buf:TYPE:COUNT:FILL[:out]` allocates COUNT elements of TYPE, fills them and passes the
-//!   address. FILL is `zeros`, `poison` (0xff bytes: NaN, -1), `iota` (0, 1, 2, ...),
+//!   address. FILL is `zeros`, `poison` (0xff bytes: NaN, -1, left uninitialised on the VM so
+//!   that a read before a write is a finding), `iota` (0, 1, 2, ...),
 //!   `rand(SEED)` (floats uniform in [-1, 1), integers over the type's full range),
 //!   `rand(SEED,LO,HI)` (floats in [LO, HI), integers in [LO, HI]), or a constant (`2.5`, `-3`,
 //!   `0x7f`, `const(2.5)`). `:out` marks a buffer to print; `out` alone is `poison:out`.
