@@ -9,6 +9,11 @@
 //! cargo run --release --example vm_diff [-- [--vm-only | --require-gpu] [FILTER]]
 //! ```
 //!
+//! A line with `--expect-error WORD` is a kernel meant to fail (trap, failed assert, deadlock,
+//! unsupported instruction, planted sanitizer bug): it runs on the VM only, which must fail it
+//! or report a finding with WORD in the text. The GPU half captures no device `printf` output:
+//! for printf kernels only the buffers are compared.
+//!
 //! FILTER keeps the lines whose kernel or file name contains it. Without a CUDA driver or GPU
 //! (or with `--vm-only`) it runs the VM half (sanitizer on: a finding fails the kernel) and says
 //! that the comparison needs a GPU; with `--require-gpu` a missing GPU is a failure. Exit status: 0 when every kernel ran and matched, 1 otherwise,
@@ -103,7 +108,12 @@ fn read_table(path: &Path) -> Result<Vec<Spec>, String> {
 fn check(spec: &Spec, ptx_path: &PathBuf, gpu: Option<&Gpu>, gpu_time: &mut f64) -> Result<String, String> {
     let ptx = std::fs::read_to_string(ptx_path).map_err(|e| format!("cannot read {}: {e}", ptx_path.display()))?;
     let t = Instant::now();
-    let vm = spec::run_vm(spec, &ptx, Arch::Sm80).map_err(|e| format!("VM: {e}"))?;
+    let outcome = spec::run_vm_keep(spec, &ptx, Arch::Sm80);
+    if let Some(verdict) = spec::expected_failure(spec, &outcome) {
+        // Meant to fail: judged on the VM alone; on the GPU it would trap or read undefined bytes.
+        return verdict.map(|v| format!("VM {v}; not run on the GPU (--expect-error)")).map_err(|e| format!("VM {e}"));
+    }
+    let vm = outcome.map_err(|e| format!("VM: {e}"))?;
     let vm_s = t.elapsed().as_secs_f64();
     let findings = vm.report.sanitizer.as_ref().map_or(0, |s| s.findings.len());
     if findings > 0 {

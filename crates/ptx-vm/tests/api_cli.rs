@@ -208,18 +208,107 @@ fn the_vm_half_is_deterministic_so_a_gpu_difference_is_the_gpu_s() {
 
 /// The differential check's table (read by the root crate's vm_diff example): every line parses,
 /// names a kernel of its PTX file, passes the checked launch and runs sanitizer-clean on the VM,
-/// so the GPU half never starts from a broken line.
+/// so the GPU half never starts from a broken line; a line marked `--expect-error WORD` fails on
+/// the VM (or has a finding) with WORD in the text.
 #[test]
 fn every_vm_diff_line_runs_clean_on_the_vm() {
     let table = include_str!("cuda/vm_diff.txt");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ptx");
-    let mut ran = 0;
+    let (mut ran, mut failing) = (0, 0);
+    let mut kernels = std::collections::BTreeSet::new();
     for (i, line) in table.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#')) {
         let s = parse_words(&words(line)).unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
         let ptx = std::fs::read_to_string(dir.join(&s.ptx)).unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
-        let run = spec::run_vm(&s, &ptx, Arch::Sm80).unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
+        let outcome = spec::run_vm_keep(&s, &ptx, Arch::Sm80);
+        kernels.insert((s.ptx.clone(), s.kernel.clone()));
+        if let Some(verdict) = spec::expected_failure(&s, &outcome) {
+            verdict.unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
+            failing += 1;
+            continue;
+        }
+        let run = outcome.unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
         run.report.assert_clean().unwrap_or_else(|e| panic!("vm_diff.txt:{}: {e}", i + 1));
         ran += 1;
     }
-    assert!(ran >= 29, "only {ran} lines");
+    assert!(ran >= 29 && failing >= 10, "only {ran} clean lines and {failing} failing ones");
+    // Every kernel of every PTX file compiled from tests/cuda and tests/ptx (issue 19: the check covers every
+    // nvcc-compiled test kernel) has a line.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sources = std::fs::read_dir(root.join("tests/cuda")).unwrap().chain(std::fs::read_dir(&dir).unwrap());
+    for entry in sources {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(stem) = name.strip_suffix(".cu") else { continue };
+        let file = format!("{stem}.ptx");
+        let module = ptx_vm::Module::parse(&std::fs::read_to_string(dir.join(&file)).unwrap()).unwrap();
+        for k in module.kernel_names() {
+            assert!(kernels.contains(&(file.clone(), k.to_string())), "vm_diff.txt has no line for {file} {k}");
+        }
+    }
+}
+
+/// The `poison` fill leaves the bytes uninitialised (Machine::fill_poison): saxpy reads its y,
+/// so a poisoned y is a finding, while the host still reads the pattern back.
+#[test]
+fn a_poison_buffer_read_before_written_is_a_finding() {
+    let line = |fill: &str| {
+        format!("s.ptx saxpy_f32 --block 32 --param i32:32 --param f32:2 --param buf:f32:32:rand(3) --param buf:f32:32:{fill}")
+    };
+    let clean = spec::run_vm(&parse_words(&words(&line("zeros"))).unwrap(), SAXPY, Arch::Sm80).unwrap();
+    clean.report.assert_clean().unwrap();
+    let s = parse_words(&words(&line("poison"))).unwrap();
+    let run = spec::run_vm(&s, SAXPY, Arch::Sm80).unwrap();
+    let n = run.report.sanitizer.as_ref().map_or(0, |f| f.findings.len());
+    assert!(n > 0, "a read of a poisoned y must be reported: {}", run.report.findings());
+    // An untouched poison buffer still reads back as 0xff on the host, as the GPU half uploads it.
+    let s =
+        parse_words(&words(&format!("{} --param buf:u32:4:poison", line("zeros")).replace("s.ptx", "s.ptx"))).unwrap();
+    assert_eq!(s.buffers()[2].host_bytes(), vec![0xff; 16]);
+}
+
+/// printf output is kept and marked; a failed launch keeps its partial report (with the printf
+/// output of the blocks before the fault and of the faulting block up to it).
+#[test]
+fn the_tool_keeps_printf_and_the_partial_report_of_a_failed_launch() {
+    let ptx = include_str!("ptx/diff_partial.ptx");
+    let line = |trap: i32| {
+        format!("d.ptx diff_print_then_trap --grid 3 --block 64 --param buf:i32:192:out --param i32:{trap}")
+    };
+    let run = spec::run_vm_keep(&parse_words(&words(&line(-1))).unwrap(), ptx, Arch::Sm80).unwrap();
+    let text = spec::printf_text(&run.report);
+    assert!(text.starts_with("printf| block 0 warp 0 before\nprintf| block 0 warp 1 before\n"), "{text}");
+    assert_eq!(text.lines().count(), 9, "{text}");
+    let e = spec::run_vm_keep(&parse_words(&words(&line(1))).unwrap(), ptx, Arch::Sm80).err().unwrap();
+    assert!(e.message.contains("trap"), "{e}");
+    let partial = e.partial.expect("a partial report");
+    assert_eq!(
+        spec::printf_text(&partial),
+        "printf| block 0 warp 0 before\nprintf| block 0 warp 1 before\nprintf| block 0 after\n\
+         printf| block 1 warp 0 before\nprintf| block 1 warp 1 before\nprintf| block 1 about to trap\n"
+    );
+    assert_eq!(partial.counters.as_ref().map(|c| c.blocks), Some(2));
+    // A launch refused before running has no partial report.
+    let e = spec::run_vm_keep(&parse_words(&words("d.ptx nope")).unwrap(), ptx, Arch::Sm80).err().unwrap();
+    assert!(e.partial.is_none());
+}
+
+/// `--expect-error WORD` passes only a launch that fails or has a finding, with WORD in the text.
+#[test]
+fn expect_error_accepts_only_the_named_failure() {
+    let ptx = include_str!("ptx/diff_partial.ptx");
+    let judge = |args: &str| {
+        let s = parse_words(&words(&format!("d.ptx diff_print_then_trap --block 32 --param buf:i32:32:out {args}")))
+            .unwrap();
+        spec::expected_failure(&s, &spec::run_vm_keep(&s, ptx, Arch::Sm80))
+    };
+    assert!(judge("--param i32:-1").is_none());
+    assert!(judge("--param i32:0 --expect-error :_trap").unwrap().is_ok());
+    assert!(judge("--param i32:0 --expect-error deadlocked:").unwrap().unwrap_err().contains("without `deadlocked:`"));
+    // `_` is a space, so a WORD cannot match the kernel's name `diff_print_then_trap` by accident.
+    assert!(judge("--param i32:0 --expect-error then_trap").unwrap().is_err());
+    assert!(judge("--param i32:-1 --expect-error :_trap").unwrap().unwrap_err().contains("ran clean"));
+    let poisoned = "s.ptx saxpy_f32 --block 32 --param i32:32 --param f32:2 --param buf:f32:32:rand(3) \
+                    --param buf:f32:32:poison --expect-error ";
+    let s = parse_words(&words(&format!("{poisoned}uninit"))).unwrap();
+    let verdict = spec::expected_failure(&s, &spec::run_vm_keep(&s, SAXPY, Arch::Sm80)).unwrap();
+    assert!(verdict.as_ref().is_ok_and(|v| v.contains("finding")), "{verdict:?}");
 }

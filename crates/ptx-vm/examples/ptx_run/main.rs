@@ -11,14 +11,17 @@
 //! `ptx_run FILE.ptx` alone lists the file's kernels with their declared parameters (offset, size,
 //! type), which is what the `--param` list must match.
 //!
-//! The argument syntax is described in `spec.rs` (and printed on any argument error). The exit
-//! status is 0 for a clean launch, 1 when the sanitizer found something, 2 for a bad argument or
-//! a failed launch.
+//! The argument syntax is described in `spec.rs` (and printed on any argument error). What the
+//! kernel printed with `printf` is printed too, each line marked `printf| `. When the launch fails
+//! while running (a fault, trap, deadlock), the partial report comes first (the blocks before the
+//! fault and the faulting block up to it: counters, findings, printf output), then the error. The
+//! exit status is 0 for a clean launch, 1 when the sanitizer found something, 2 for a bad argument
+//! or a failed launch.
 
 mod spec;
 
 use ptx_vm::{Arch, InstClass, LaunchReport};
-use spec::{Spec, VmRun};
+use spec::Spec;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -44,9 +47,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match spec::run_vm(&spec, &ptx, Arch::Sm80) {
+    match spec::run_vm_keep(&spec, &ptx, Arch::Sm80) {
         Ok(run) => {
-            print!("{}", report(&spec, &run));
+            print!("{}", report(&spec, &run.report, &run.buffers));
             if run.report.sanitizer.as_ref().is_some_and(|s| !s.is_clean()) {
                 ExitCode::from(1)
             } else {
@@ -54,6 +57,10 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => {
+            if let Some(partial) = &e.partial {
+                println!("the launch failed; partial report (blocks before the fault, the failing block up to it):");
+                print!("{}", report(&spec, partial, &[]));
+            }
             eprintln!("ptx_run: {e}");
             ExitCode::from(2)
         }
@@ -81,9 +88,9 @@ fn list_kernels(file: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The text the tool prints for a finished launch.
-fn report(spec: &Spec, run: &VmRun) -> String {
-    let r: &LaunchReport = &run.report;
+/// The text the tool prints for a launch: `buffers` are the final bytes to show (none after a
+/// failed launch).
+fn report(spec: &Spec, r: &LaunchReport, buffers: &[Vec<u8>]) -> String {
     let [gx, gy, gz] = spec.grid;
     let [bx, by, bz] = spec.block;
     let mut s = format!(
@@ -127,7 +134,8 @@ fn report(spec: &Spec, run: &VmRun) -> String {
             }
         }
     }
-    for (i, (b, bytes)) in spec.buffers().iter().zip(&run.buffers).enumerate() {
+    s += &spec::printf_text(r);
+    for (i, (b, bytes)) in spec.buffers().iter().zip(buffers).enumerate() {
         if b.out {
             let shown = spec::show_elems(b.elem, bytes, spec.print_out);
             s += &format!("buffer {i} ({} x {}): {shown}\n", b.elem.name(), b.count);

@@ -9,7 +9,8 @@
 //!
 //! A `--param` SPEC is one kernel argument, in declaration order:
 //! - `buf:TYPE:COUNT:FILL[:out]` allocates COUNT elements of TYPE, fills them and passes the
-//!   address. FILL is `zeros`, `poison` (0xff bytes: NaN, -1), `iota` (0, 1, 2, ...),
+//!   address. FILL is `zeros`, `poison` (0xff bytes: NaN, -1, left uninitialised on the VM so
+//!   that a read before a write is a finding), `iota` (0, 1, 2, ...),
 //!   `rand(SEED)` (floats uniform in [-1, 1), integers over the type's full range),
 //!   `rand(SEED,LO,HI)` (floats in [LO, HI), integers in [LO, HI]), or a constant (`2.5`, `-3`,
 //!   `0x7f`, `const(2.5)`). `:out` marks a buffer to print; `out` alone is `poison:out`.
@@ -27,6 +28,10 @@
 //! exact), `mma:TOL` (|gpu - vm| <= TOL x the largest |vm| of the buffer: tensor-core sums and
 //! float atomics, whose order the ISA leaves open) or `skip`.
 //!
+//! `--expect-error WORD` (also `vm_diff` only) marks a launch meant to fail: it runs on the VM
+//! only, and passes when the launch fails or the sanitizer reports a finding, with WORD in the
+//! text, each `_` of WORD read as a space ([`expected_failure`]).
+//!
 //! This file is a module of the example, and is included by `tests/api_cli.rs` and by the root
 //! crate's `examples/vm_diff.rs` with `#[path]`, so each includer uses part of it.
 #![allow(dead_code)]
@@ -36,6 +41,7 @@ use ptx_vm::{Arch, LaunchReport, Machine, Module, ParamBuilder};
 /// How to use the tool, printed with every argument error.
 pub const USAGE: &str = "usage: ptx_run FILE.ptx KERNEL [--grid X[,Y,Z]] [--block X[,Y,Z]] [--smem BYTES]
                [--param SPEC]... [--no-sanitizer] [--print-out N]
+               [--compare RULE]... [--expect-error WORD]   (read by vm_diff)
        ptx_run FILE.ptx     (lists the kernels and their parameters)
   SPEC: buf:TYPE:COUNT:FILL[:out] | TYPE:VALUE | ptr:I[+BYTES] | bytes:ALIGN:HEX
   TYPE: u8 i8 u16 i16 u32 i32 u64 i64 f16 bf16 f32 f64 (f16/bf16 for buffers only)
@@ -326,6 +332,13 @@ pub struct Spec {
     pub compare: Compare,
     /// Rules for single buffers, by buffer index (`vm_diff` only).
     pub compare_buffer: Vec<(usize, Compare)>,
+    /// `--expect-error WORD` (`vm_diff` only): the launch is meant to fail (a trap, a failed
+    /// assert, a deadlock, an unsupported instruction, a planted sanitizer bug). It runs on the VM
+    /// only, which must fail it or report a finding whose text contains WORD (`_` read as a
+    /// space); it is never
+    /// launched on the GPU, where such a kernel would take the context down or leave undefined
+    /// bytes.
+    pub expect_error: Option<String>,
 }
 
 impl Spec {
@@ -560,6 +573,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Spec, String> {
         print_out: 8,
         compare: Compare::Exact,
         compare_buffer: Vec::new(),
+        expect_error: None,
     };
     while let Some(w) = it.next() {
         let mut value = |opt: &str| it.next().ok_or_else(|| format!("{opt} needs a value"));
@@ -586,6 +600,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Spec, String> {
                     None => spec.compare = compare(v)?,
                 }
             }
+            "--expect-error" => spec.expect_error = Some(value(w)?.to_string()),
             o if o.starts_with("--") => return Err(format!("unknown option {o}")),
             p => positional.push(p.to_string()),
         }
@@ -621,29 +636,112 @@ pub struct VmRun {
     pub addrs: Vec<u64>,
 }
 
+/// A launch of a spec that failed: why, and, when blocks had run, the partial report
+/// ([`Machine::last_report`]): the blocks before the fault and the faulting block up to it.
+#[derive(Debug)]
+pub struct VmFailure {
+    /// The error, as the tool prints it.
+    pub message: String,
+    /// What the launch counted, found and printed before it failed; None when it failed before
+    /// any block ran (a bad file, kernel name, configuration or parameter list).
+    pub partial: Option<Box<LaunchReport>>,
+}
+
+impl std::fmt::Display for VmFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Runs a spec on a fresh VM: parses the PTX, fills the buffers, launches with the checked
 /// parameter list and reads every buffer back.
 pub fn run_vm(spec: &Spec, ptx: &str, arch: Arch) -> Result<VmRun, String> {
-    let module = Module::parse(ptx).map_err(|e| format!("{}: {e}", spec.ptx))?;
+    run_vm_keep(spec, ptx, arch).map_err(|f| f.message)
+}
+
+/// [`run_vm`], keeping the partial report of a launch that failed while running.
+///
+/// A `poison` buffer is filled with [`Machine::fill_poison_with`] (0xff, the bytes the GPU half
+/// uploads), not written: its bytes are not initialised, so a kernel that reads one before
+/// writing it is a finding, as a missed write is a visible NaN or -1.
+pub fn run_vm_keep(spec: &Spec, ptx: &str, arch: Arch) -> Result<VmRun, VmFailure> {
+    let fail = |message: String| VmFailure { message, partial: None };
+    let module = Module::parse(ptx).map_err(|e| fail(format!("{}: {e}", spec.ptx)))?;
     if module.params(&spec.kernel).is_none() {
-        return Err(format!("{}: no kernel `{}`; the module has {:?}", spec.ptx, spec.kernel, module.kernel_names()));
+        return Err(fail(format!(
+            "{}: no kernel `{}`; the module has {:?}",
+            spec.ptx,
+            spec.kernel,
+            module.kernel_names()
+        )));
     }
     let mut m = Machine::new(arch).with_sanitizer(spec.sanitizer).with_counters(true);
     let mut addrs = Vec::new();
     for b in spec.buffers() {
-        let a = m.alloc(b.bytes()).map_err(|e| e.to_string())?;
-        m.write(a, &b.host_bytes()).map_err(|e| e.to_string())?;
+        let a = m.alloc(b.bytes()).map_err(|e| fail(e.to_string()))?;
+        if b.fill == Fill::Poison {
+            m.fill_poison_with(a, 0xff, b.bytes()).map_err(|e| fail(e.to_string()))?;
+        } else {
+            m.write(a, &b.host_bytes()).map_err(|e| fail(e.to_string()))?;
+        }
         addrs.push(a);
     }
     let cfg = ptx_vm::LaunchConfig { grid: spec.grid, block: spec.block, dynamic_smem: spec.smem };
-    let report = m.launch_checked(&module, &spec.kernel, &cfg, &spec.params(&addrs)).map_err(|e| e.to_string())?;
+    let report = m
+        .launch_checked(&module, &spec.kernel, &cfg, &spec.params(&addrs))
+        .map_err(|e| VmFailure { message: e.to_string(), partial: m.last_report().cloned().map(Box::new) })?;
     let mut buffers = Vec::new();
     for (b, &a) in spec.buffers().iter().zip(&addrs) {
         let mut v = vec![0u8; b.bytes()];
-        m.read(a, &mut v).map_err(|e| e.to_string())?;
+        m.read(a, &mut v).map_err(|e| fail(e.to_string()))?;
         buffers.push(v);
     }
     Ok(VmRun { report, buffers, addrs })
+}
+
+/// The launch's `printf` output as the tool prints it: each line marked `printf| ` so that it
+/// cannot be taken for the tool's own lines, then how many bytes the 1 MiB buffer dropped, if
+/// any. Empty when the launch printed nothing.
+pub fn printf_text(r: &LaunchReport) -> String {
+    let mut s = String::new();
+    for line in r.printf.lines() {
+        s += "printf| ";
+        s += line;
+        s.push('\n');
+    }
+    if !r.printf.is_empty() && !r.printf.ends_with('\n') {
+        s += "printf: (the output ends without a newline)\n";
+    }
+    if r.printf_dropped > 0 {
+        s += &format!("printf: {} bytes dropped (over the 1 MiB printf buffer)\n", r.printf_dropped);
+    }
+    s
+}
+
+/// Judges a VM launch of a spec with `--expect-error WORD`: Ok (a short description) when the
+/// launch failed, or the sanitizer reported a finding, and WORD (each `_` read as a space)
+/// appears in the error's or the findings' text; Err (why) otherwise, including a clean launch. None for a spec without the
+/// flag.
+pub fn expected_failure(spec: &Spec, outcome: &Result<VmRun, VmFailure>) -> Option<Result<String, String>> {
+    // The table splits lines at whitespace, so `_` in WORD stands for a space.
+    let owned = spec.expect_error.as_deref()?.replace('_', " ");
+    let word = owned.as_str();
+    let first_line = |t: &str| t.lines().find(|l| l.contains(word)).unwrap_or("").trim().to_string();
+    Some(match outcome {
+        Err(f) if f.message.contains(word) => Ok(format!("failed as expected: {}", first_line(&f.message))),
+        Err(f) => Err(format!("failed, but without `{word}` in the error: {}", f.message)),
+        Ok(run) => {
+            let text = run.report.findings().to_string();
+            let n = run.report.sanitizer.as_ref().map_or(0, |s| s.findings.len());
+            if n > 0 && text.contains(word) {
+                Ok(format!("{n} finding(s) as expected: {}", first_line(&text)))
+            } else if n > 0 {
+                Err(format!("{n} finding(s), none with `{word}`: {}", text.lines().nth(1).unwrap_or("").trim()))
+            } else {
+                Err(format!("ran clean, but `--expect-error {word}` expects a failure or a finding"))
+            }
+        }
+    })
 }
 
 /// The first `n` elements of a buffer's bytes, space-separated.
