@@ -1,0 +1,116 @@
+//! Mixture-of-experts references.
+
+use crate::moe::{GroupScore, RouteOptions, RouteStatus, Scoring};
+
+/// The result of [`route`] for all tokens, plus what a test needs to judge near-ties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    /// `[tokens, k]` expert ids, -1 for a token that is not routed.
+    pub ids: Vec<i32>,
+    /// `[tokens, k]` weights, 0 for a token that is not routed.
+    pub weights: Vec<f64>,
+    /// `[tokens]` statuses.
+    pub status: Vec<RouteStatus>,
+    /// `[tokens, experts]` selection scores (score + bias); NaN for a token that is not routed.
+    pub sel: Vec<f64>,
+    /// `[tokens, n_group]` group scores (empty rows when `n_group == 1`).
+    pub group_scores: Vec<f64>,
+    /// `[tokens]` the smallest relative gap between two distinct values whose order decided the
+    /// result (the kept groups' boundary, the first k + 1 selection scores of the kept experts);
+    /// infinite when no decision compared distinct values. Tests redraw rows with a tiny margin,
+    /// which float32 may order either way.
+    pub margin: Vec<f64>,
+}
+
+/// The smallest relative gap between adjacent distinct values of `sorted` (descending).
+fn min_gap(sorted: &[f64]) -> f64 {
+    sorted
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .map(|w| (w[0] - w[1]) / w[0].abs().max(w[1].abs()))
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Routes `tokens = logits.len() / experts` tokens by the rule of [`crate::moe::route`]:
+/// `score = softmax(x)` or `sigmoid(x)`, `sel = score + bias`; with groups, keep the `topk_group`
+/// groups of highest group score (max, or sum of the top two `sel`); take the `k` highest `sel`
+/// (ties to the lower id); `w = score` of each, optionally divided by their sum, times `scale`.
+pub fn route(logits: &[f64], experts: usize, bias: Option<&[f64]>, o: &RouteOptions) -> Routed {
+    let tokens = logits.len() / experts;
+    let k = o.k;
+    let mut out = Routed {
+        ids: vec![-1; tokens * k],
+        weights: vec![0.0; tokens * k],
+        status: vec![RouteStatus::Ok; tokens],
+        sel: vec![f64::NAN; tokens * experts],
+        group_scores: vec![f64::NAN; if o.n_group > 1 { tokens * o.n_group } else { 0 }],
+        margin: vec![f64::INFINITY; tokens],
+    };
+    let bias_ok = bias.is_none_or(|b| b.iter().all(|v| v.is_finite()));
+    for t in 0..tokens {
+        let x = &logits[t * experts..(t + 1) * experts];
+        if !bias_ok || x.iter().any(|v| v.is_nan()) {
+            out.status[t] = RouteStatus::NanLogit;
+            continue;
+        }
+        let score: Vec<f64> = match o.scoring {
+            Scoring::Softmax => {
+                let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                if m.is_infinite() {
+                    out.status[t] = RouteStatus::SoftmaxUndefined;
+                    continue;
+                }
+                let e: Vec<f64> = x.iter().map(|v| (v - m).exp()).collect();
+                let s: f64 = e.iter().sum();
+                e.iter().map(|v| v / s).collect()
+            }
+            Scoring::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
+        };
+        let sel: Vec<f64> = (0..experts).map(|e| score[e] + bias.map_or(0.0, |b| b[e])).collect();
+        out.sel[t * experts..(t + 1) * experts].copy_from_slice(&sel);
+
+        let mut allowed = vec![true; experts];
+        if o.n_group > 1 {
+            let gs = experts / o.n_group;
+            let gscore: Vec<f64> = (0..o.n_group)
+                .map(|g| {
+                    let mut v = sel[g * gs..(g + 1) * gs].to_vec();
+                    v.sort_by(|a, b| b.total_cmp(a));
+                    match o.group_score {
+                        GroupScore::Top2Sum if gs > 1 => v[0] + v[1],
+                        _ => v[0],
+                    }
+                })
+                .collect();
+            out.group_scores[t * o.n_group..(t + 1) * o.n_group].copy_from_slice(&gscore);
+            let mut order: Vec<usize> = (0..o.n_group).collect();
+            // Descending score, ties to the lower group (the sort is stable).
+            order.sort_by(|&a, &b| gscore[b].total_cmp(&gscore[a]));
+            for (e, a) in allowed.iter_mut().enumerate() {
+                *a = order[..o.topk_group].contains(&(e / gs));
+            }
+            let n = (o.topk_group + 1).min(o.n_group);
+            let boundary: Vec<f64> = order[o.topk_group - 1..n].iter().map(|&g| gscore[g]).collect();
+            out.margin[t] = min_gap(&boundary);
+        }
+        let mut order: Vec<usize> = (0..experts).filter(|&e| allowed[e]).collect();
+        order.sort_by(|&a, &b| sel[b].total_cmp(&sel[a]));
+        let chosen = &order[..k];
+        let top: Vec<f64> = order.iter().take(k + 1).map(|&e| sel[e]).collect();
+        out.margin[t] = out.margin[t].min(min_gap(&top));
+        let mut w: Vec<f64> = chosen.iter().map(|&e| score[e]).collect();
+        if o.renormalize {
+            let s: f64 = w.iter().sum();
+            if s == 0.0 {
+                out.status[t] = RouteStatus::ZeroWeightSum;
+                continue;
+            }
+            w.iter_mut().for_each(|v| *v /= s);
+        }
+        for j in 0..k {
+            out.ids[t * k + j] = chosen[j] as i32;
+            out.weights[t * k + j] = w[j] * o.scale as f64;
+        }
+    }
+    out
+}
