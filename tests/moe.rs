@@ -4,9 +4,13 @@ mod common;
 
 use common::{backends, rng};
 use half::bf16;
+use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
-use scaling_kernels::moe::{route, GroupScore, RouteOptions, RoutePlan, RouteStatus, Scoring};
+use scaling_kernels::moe::{
+    combine, gather, permute, route, GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions, RoutePlan,
+    RouteStatus, Scoring,
+};
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
 
@@ -257,5 +261,301 @@ fn route_rejects_bad_shapes_and_f16_logits() {
         let e =
             route(&dev, &plan, &h.view(), None, &mut ids.view_mut(), &mut w.view_mut(), &mut s.view_mut()).unwrap_err();
         assert_eq!(e.to_string(), "logits: expected f32 or bf16 elements, got f16");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// permute, gather, combine
+
+/// Random ids of `tokens x k` slots: distinct experts per token as route writes them, with a few
+/// unrouted tokens (-1) and, when `bad`, ids outside 0..experts.
+fn random_ids(rng: &mut impl Rng, tokens: usize, k: usize, experts: usize, bad: bool) -> Vec<i32> {
+    let mut ids = Vec::with_capacity(tokens * k);
+    for t in 0..tokens {
+        let mut row: Vec<i32> = Vec::new();
+        while row.len() < k {
+            // Skewed towards low experts so that capacity drops happen.
+            let e = (rng.random_range(0.0f64..1.0).powi(2) * experts as f64) as i32;
+            if !row.contains(&e) {
+                row.push(e);
+            }
+        }
+        if t % 9 == 5 {
+            row.fill(-1);
+        }
+        if bad && t % 13 == 7 {
+            row[0] = if t % 2 == 0 { experts as i32 + 3 } else { -7 };
+        }
+        ids.extend(row);
+    }
+    ids
+}
+
+struct PermuteOut {
+    counts: Vec<i32>,
+    offsets: Vec<i32>,
+    sorted_ids: Vec<i32>,
+    block_expert: Vec<i32>,
+    inverse: Vec<i32>,
+    rank_counts: Vec<i32>,
+    rank_offsets: Vec<i32>,
+    status: Vec<i32>,
+}
+
+fn run_permute(dev: &Device, plan: &PermutePlan, ids: &[i32]) -> (Permutation, PermuteOut) {
+    let d_ids = dev.upload(ids).unwrap();
+    let mut p = plan.alloc(dev).unwrap();
+    for b in [
+        &mut p.counts,
+        &mut p.offsets,
+        &mut p.sorted_ids,
+        &mut p.block_expert,
+        &mut p.inverse,
+        &mut p.rank_counts,
+        &mut p.rank_offsets,
+        &mut p.status,
+    ] {
+        dev.fill_poison(&mut b.view_mut()).unwrap();
+    }
+    permute(dev, plan, &d_ids.view(), &mut p).unwrap();
+    if let Some(report) = dev.vm_last_launch() {
+        report.assert_clean().unwrap();
+    }
+    let out = PermuteOut {
+        counts: dev.download(&p.counts).unwrap(),
+        offsets: dev.download(&p.offsets).unwrap(),
+        sorted_ids: dev.download(&p.sorted_ids).unwrap(),
+        block_expert: dev.download(&p.block_expert).unwrap(),
+        inverse: dev.download(&p.inverse).unwrap(),
+        rank_counts: dev.download(&p.rank_counts).unwrap(),
+        rank_offsets: dev.download(&p.rank_offsets).unwrap(),
+        status: dev.download(&p.status).unwrap(),
+    };
+    (p, out)
+}
+
+fn check_permute(dev: &Device, rng: &mut impl Rng, tokens: usize, k: usize, experts: usize, o: PermuteOptions) {
+    let plan = PermutePlan::new(tokens, k, experts, o).unwrap();
+    let ids = random_ids(rng, tokens, k, experts, true);
+    let epr = o.experts_per_rank.unwrap_or(experts);
+    let want = reference::moe::permute(&ids, experts, o.block_size, o.capacity, epr, plan.max_rows);
+    let (_, got) = run_permute(dev, &plan, &ids);
+    let what = format!("tokens {tokens} k {k} experts {experts} {o:?} on {}", dev.describe());
+    assert_eq!(got.counts, want.counts, "{what}: counts");
+    assert_eq!(got.offsets, want.offsets, "{what}: offsets");
+    assert_eq!(got.sorted_ids, want.sorted_ids, "{what}: sorted_ids");
+    assert_eq!(got.block_expert, want.block_expert, "{what}: block_expert");
+    assert_eq!(got.inverse, want.inverse, "{what}: inverse");
+    assert_eq!(got.rank_counts, want.rank_counts, "{what}: rank_counts");
+    assert_eq!(got.rank_offsets, want.rank_offsets, "{what}: rank_offsets");
+    assert_eq!(got.status, vec![want.bad], "{what}: status");
+}
+
+#[test]
+fn permute_matches_reference_with_padding_capacity_and_ranks() {
+    let mut rng = rng("permute_matches_reference_with_padding_capacity_and_ranks");
+    for dev in backends() {
+        for (experts, ranks) in [(8usize, 1usize), (60, 4), (64, 8), (256, 8), (512, 4)] {
+            for (tokens, k) in [(1usize, 1usize), (7, 2), (100, 8), (1000, 2)] {
+                for block_size in [1usize, 16, 64, 128] {
+                    for capacity in [None, Some(3)] {
+                        let mut o = PermuteOptions::default().block_size(block_size).experts_per_rank(experts / ranks);
+                        o.capacity = capacity;
+                        check_permute(&dev, &mut rng, tokens, k, experts, o);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn permute_drops_by_token_order_past_capacity() {
+    for dev in backends() {
+        // Every token picks experts 0 and 1: with capacity 2, tokens 0 and 1 keep both, the rest drop.
+        let plan = PermutePlan::new(5, 2, 4, PermuteOptions::default().capacity(2)).unwrap();
+        let ids: Vec<i32> = (0..5).flat_map(|_| [1, 0]).collect();
+        let (_, got) = run_permute(&dev, &plan, &ids);
+        assert_eq!(got.counts, vec![5, 5, 0, 0]);
+        assert_eq!(got.offsets, vec![0, 2, 4, 4, 4]);
+        assert_eq!(&got.sorted_ids[..4], &[1, 3, 0, 2]);
+        assert_eq!(got.inverse, vec![2, 0, 3, 1, -1, -1, -1, -1, -1, -1]);
+    }
+}
+
+fn random_rows<T: Float>(rng: &mut impl Rng, n: usize) -> Vec<T> {
+    (0..n).map(|_| T::from_f64(rng.random_range(-2.0..2.0))).collect()
+}
+
+fn check_gather<T: Float>(
+    dev: &Device,
+    rng: &mut impl Rng,
+    tokens: usize,
+    k: usize,
+    experts: usize,
+    hidden: usize,
+    o: PermuteOptions,
+) {
+    let plan = PermutePlan::new(tokens, k, experts, o).unwrap();
+    let ids = random_ids(rng, tokens, k, experts, false);
+    let (perm, got) = run_permute(dev, &plan, &ids);
+    let x: Vec<T> = random_rows(rng, tokens * hidden);
+    let dx = dev.upload(&x).unwrap();
+    let mut out = dev.alloc_zeros::<T>(plan.max_rows * hidden).unwrap();
+    dev.fill_poison(&mut out.view_mut()).unwrap();
+    gather(dev, &plan, hidden, &dx.view(), &perm, &mut out.view_mut()).unwrap();
+    if let Some(report) = dev.vm_last_launch() {
+        report.assert_clean().unwrap();
+    }
+    let out = dev.download(&out).unwrap();
+    let total = got.offsets[experts] as usize;
+    for r in 0..total {
+        let row = &out[r * hidden..(r + 1) * hidden];
+        let entry = got.sorted_ids[r] as usize;
+        if entry == plan.entries {
+            assert!(row.iter().all(|v| v.to_f64() == 0.0), "padding row {r} is zero");
+        } else {
+            let t = entry / k;
+            assert_eq!(row, &x[t * hidden..(t + 1) * hidden], "row {r} is token {t} (hidden {hidden})");
+        }
+    }
+}
+
+#[test]
+fn gather_copies_each_row_of_its_token_with_wide_and_scalar_accesses() {
+    let mut rng = rng("gather_copies_each_row_of_its_token_with_wide_and_scalar_accesses");
+    for dev in backends() {
+        for hidden in [1usize, 7, 64, 136] {
+            check_gather::<bf16>(&dev, &mut rng, 7, 2, 8, hidden, PermuteOptions::default());
+            check_gather::<f16>(
+                &dev,
+                &mut rng,
+                33,
+                8,
+                64,
+                hidden,
+                PermuteOptions::default().block_size(16).capacity(5),
+            );
+            check_gather::<f32>(&dev, &mut rng, 5, 1, 60, hidden, PermuteOptions::default().block_size(64));
+        }
+    }
+}
+
+fn run_combine<T: Float>(
+    dev: &Device,
+    tokens: usize,
+    k: usize,
+    hidden: usize,
+    y: &[T],
+    w: &[f32],
+    inverse: &[i32],
+) -> (Vec<T>, Vec<i32>) {
+    let (dy, dw, di) = (dev.upload(y).unwrap(), dev.upload(w).unwrap(), dev.upload(inverse).unwrap());
+    let mut out = dev.alloc_zeros::<T>(tokens * hidden).unwrap();
+    let mut status = dev.alloc_zeros::<i32>(tokens).unwrap();
+    dev.fill_poison(&mut out.view_mut()).unwrap();
+    dev.fill_poison(&mut status.view_mut()).unwrap();
+    combine(dev, tokens, k, hidden, &dy.view(), &dw.view(), &di.view(), &mut out.view_mut(), &mut status.view_mut())
+        .unwrap();
+    if let Some(report) = dev.vm_last_launch() {
+        report.assert_clean().unwrap();
+    }
+    (dev.download(&out).unwrap(), dev.download(&status).unwrap())
+}
+
+fn check_combine<T: Float>(dev: &Device, rng: &mut impl Rng, tokens: usize, k: usize, hidden: usize) {
+    let rows = tokens * k + 5;
+    let y: Vec<T> = random_rows(rng, rows * hidden);
+    let w: Vec<f32> = (0..tokens * k).map(|_| rng.random_range(0.0..1.0)).collect();
+    // Positions: valid rows, -1 (dropped) and, for every 11th entry, a bad position.
+    let inverse: Vec<i32> = (0..tokens * k)
+        .map(|i| match i % 11 {
+            3 => -1,
+            7 => rows as i32 + i as i32,
+            9 => -4,
+            _ => rng.random_range(0..rows as i32),
+        })
+        .collect();
+    let (out, status) = run_combine(dev, tokens, k, hidden, &y, &w, &inverse);
+    let y64: Vec<f64> = y.iter().map(|v| v.to_f64()).collect();
+    let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+    let want = reference::moe::combine(&y64, hidden, &w64, &inverse, k);
+    let ulp = match T::NAME {
+        "f32" => 1e-6,
+        "f16" => 1e-3,
+        _ => 8e-3,
+    };
+    for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+        let g = g.to_f64();
+        assert!((g - w).abs() <= ulp * w.abs().max(1.0), "{} out[{i}] = {g}, want {w}", T::NAME);
+    }
+    let want_status: Vec<i32> =
+        (0..tokens).map(|t| (0..k).filter(|j| matches!((t * k + j) % 11, 7 | 9)).count() as i32).collect();
+    assert_eq!(status, want_status);
+}
+
+#[test]
+fn combine_matches_reference_and_counts_bad_positions() {
+    let mut rng = rng("combine_matches_reference_and_counts_bad_positions");
+    for dev in backends() {
+        for (tokens, k, hidden) in [(1usize, 1usize, 1usize), (7, 2, 64), (13, 8, 136), (5, 3, 7)] {
+            check_combine::<bf16>(&dev, &mut rng, tokens, k, hidden);
+            check_combine::<f16>(&dev, &mut rng, tokens, k, hidden);
+            check_combine::<f32>(&dev, &mut rng, tokens, k, hidden);
+        }
+    }
+}
+
+/// Logits to experts and back: route, permute, gather, an identity expert, combine. With
+/// renormalised weights the result is the input (within the rounding of the weighted sum), and the
+/// whole pipeline is bit-identical across runs and VM thread counts.
+#[test]
+fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
+    let mut rng = rng("route_permute_gather_combine_round_trip_is_identity_and_deterministic");
+    let (tokens, experts, hidden) = (100, 64, 64);
+    let o = RouteOptions::default().k(8).scoring(Scoring::Sigmoid).groups(8, 4).renormalize(true);
+    let logits: Vec<bf16> = (0..tokens * experts).map(|_| bf16::from_f64(rng.random_range(-3.0..3.0))).collect();
+    let x: Vec<bf16> = random_rows(&mut rng, tokens * hidden);
+    let run = |dev: &Device| {
+        let rp = RoutePlan::new(tokens, experts, o).unwrap();
+        let pp = PermutePlan::new(tokens, 8, experts, PermuteOptions::default().block_size(16)).unwrap();
+        let dl = dev.upload(&logits).unwrap();
+        let mut ids = dev.alloc_zeros::<i32>(rp.ids_len()).unwrap();
+        let mut w = dev.alloc_zeros::<f32>(rp.ids_len()).unwrap();
+        let mut st = dev.alloc_zeros::<i32>(rp.status_len()).unwrap();
+        route(dev, &rp, &dl.view(), None, &mut ids.view_mut(), &mut w.view_mut(), &mut st.view_mut()).unwrap();
+        let mut perm = pp.alloc(dev).unwrap();
+        permute(dev, &pp, &ids.view(), &mut perm).unwrap();
+        let dx = dev.upload(&x).unwrap();
+        let mut y = dev.alloc_zeros::<bf16>(pp.max_rows * hidden).unwrap();
+        gather(dev, &pp, hidden, &dx.view(), &perm, &mut y.view_mut()).unwrap();
+        let mut out = dev.alloc_zeros::<bf16>(tokens * hidden).unwrap();
+        let mut cs = dev.alloc_zeros::<i32>(tokens).unwrap();
+        combine(
+            dev,
+            tokens,
+            8,
+            hidden,
+            &y.view(),
+            &w.view(),
+            &perm.inverse.view(),
+            &mut out.view_mut(),
+            &mut cs.view_mut(),
+        )
+        .unwrap();
+        assert_eq!(dev.download(&cs).unwrap(), vec![0; tokens]);
+        dev.download(&out).unwrap()
+    };
+    let one = run(&Device::vm_with(VmConfig { threads: 1, ..VmConfig::default() }));
+    let two = run(&Device::vm_with(VmConfig { threads: 2, ..VmConfig::default() }));
+    assert_eq!(
+        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        two.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    for (g, w) in one.iter().zip(&x) {
+        assert!((g.to_f64() - w.to_f64()).abs() <= 1e-2 * w.to_f64().abs().max(0.1), "{g} vs {w}");
+    }
+    for dev in backends() {
+        assert_eq!(run(&dev), one);
     }
 }

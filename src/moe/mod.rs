@@ -1,7 +1,10 @@
 //! Mixture-of-experts routing: everything between the router logits and the expert GEMMs.
 //!
 //! Today: [`route`] (softmax or sigmoid scores, selection bias, group-limited top-k,
-//! renormalisation, routed scaling; per-token status for NaN rows).
+//! renormalisation, routed scaling; per-token status for NaN rows), [`permute`] (stable grouping by
+//! expert, padding to a block size, capacity, per-rank counts) with [`gather`] of the activations,
+//! and [`combine`] back into token order. Three launches from logits to expert-ordered
+//! activations: route, permute, gather.
 //!
 //! ```
 //! # fn main() -> scaling_kernels::Result<()> {
@@ -18,7 +21,11 @@
 //! # Ok(()) }
 //! ```
 
+mod combine;
 pub(crate) mod params;
+mod permute;
 mod route;
 
+pub use combine::combine;
+pub use permute::{gather, permute, Permutation, PermuteOptions, PermutePlan};
 pub use route::{route, GroupScore, RouteOptions, RoutePlan, RouteStatus, Scoring, MAX_EXPERTS, MAX_GROUPS, MAX_K};

@@ -22,10 +22,65 @@ pub(crate) struct RouteParams {
     pub group_top2: u32,
 }
 
+/// `sk::AlignParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct AlignParams {
+    pub ids: u64,
+    pub counts: u64,
+    pub offsets: u64,
+    pub sorted_ids: u64,
+    pub block_expert: u64,
+    pub inverse: u64,
+    pub rank_counts: u64,
+    pub rank_offsets: u64,
+    pub status: u64,
+    pub entries: u32,
+    pub experts: u32,
+    pub block_size: u32,
+    pub capacity: u32,
+    pub max_rows: u32,
+    pub max_blocks: u32,
+    pub experts_per_rank: u32,
+    pub pad: u32,
+}
+
+/// `sk::GatherParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct GatherParams {
+    pub x: u64,
+    pub sorted_ids: u64,
+    pub offsets: u64,
+    pub out: u64,
+    pub max_rows: u32,
+    pub experts: u32,
+    pub k: u32,
+    pub entries: u32,
+    pub row_bytes: u32,
+    pub vec: u32,
+}
+
+/// `sk::CombineParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct CombineParams {
+    pub y: u64,
+    pub weights: u64,
+    pub inverse: u64,
+    pub out: u64,
+    pub status: u64,
+    pub tokens: u64,
+    pub k: u32,
+    pub hidden: u32,
+    pub rows: u32,
+    pub vec: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::kernels::MOE_ROUTE;
+    use crate::device::kernels::{MOE_COMBINE, MOE_PERMUTE, MOE_ROUTE};
     use std::mem::{offset_of, size_of};
 
     #[test]
@@ -42,6 +97,26 @@ mod tests {
                 let kernel = format!("moe_route_{t}_e{per}");
                 assert_eq!(module.param_size(&kernel), Some(size_of::<RouteParams>()), "{kernel}");
             }
+        }
+    }
+
+    #[test]
+    fn permute_and_combine_params_match_the_c_structs_and_the_ptx() {
+        assert_eq!(size_of::<AlignParams>(), 104);
+        assert_eq!(offset_of!(AlignParams, entries), 72);
+        assert_eq!(offset_of!(AlignParams, experts_per_rank), 96);
+        assert_eq!(size_of::<GatherParams>(), 56);
+        assert_eq!(offset_of!(GatherParams, vec), 52);
+        assert_eq!(size_of::<CombineParams>(), 64);
+        assert_eq!(offset_of!(CombineParams, vec), 60);
+        let m = ptx_vm::Module::parse(MOE_PERMUTE.ptx).unwrap();
+        assert_eq!(m.param_size("moe_permute_align"), Some(size_of::<AlignParams>()));
+        for v in [16, 4, 2] {
+            assert_eq!(m.param_size(&format!("moe_gather_v{v}")), Some(size_of::<GatherParams>()));
+        }
+        let m = ptx_vm::Module::parse(MOE_COMBINE.ptx).unwrap();
+        for t in ["f32", "f16", "bf16"] {
+            assert_eq!(m.param_size(&format!("moe_combine_{t}")), Some(size_of::<CombineParams>()), "{t}");
         }
     }
 }

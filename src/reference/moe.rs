@@ -114,3 +114,102 @@ pub fn route(logits: &[f64], experts: usize, bias: Option<&[f64]>, o: &RouteOpti
     }
     out
 }
+
+/// The outputs of [`permute`], as plain vectors (see [`crate::moe::Permutation`] for each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permuted {
+    /// Entries routed to each expert, before capacity.
+    pub counts: Vec<i32>,
+    /// First row of each expert, plus the total.
+    pub offsets: Vec<i32>,
+    /// Entry of each of `max_rows` rows, `entries` for padding.
+    pub sorted_ids: Vec<i32>,
+    /// Expert of each of `max_blocks` blocks, -1 past the total.
+    pub block_expert: Vec<i32>,
+    /// Row of each entry, -1 when dropped, unrouted or bad.
+    pub inverse: Vec<i32>,
+    /// Kept rows per rank.
+    pub rank_counts: Vec<i32>,
+    /// First row of each rank, plus the total.
+    pub rank_offsets: Vec<i32>,
+    /// Ids outside `0..experts` other than -1.
+    pub bad: i32,
+}
+
+/// Groups the entries of `ids` by expert: walk the entries in order (token, then slot) and give
+/// each valid one the next row of its expert while the expert has fewer than `capacity`; each
+/// expert's rows start where the previous expert's, padded up to `block_size`, end.
+pub fn permute(
+    ids: &[i32],
+    experts: usize,
+    block_size: usize,
+    capacity: Option<usize>,
+    experts_per_rank: usize,
+    max_rows: usize,
+) -> Permuted {
+    let entries = ids.len();
+    let valid = |e: i32| e >= 0 && (e as usize) < experts;
+    let mut counts = vec![0i32; experts];
+    let mut bad = 0;
+    for &e in ids {
+        if valid(e) {
+            counts[e as usize] += 1;
+        } else if e != -1 {
+            bad += 1;
+        }
+    }
+    let cap = capacity.unwrap_or(usize::MAX);
+    let kept: Vec<usize> = counts.iter().map(|&c| (c as usize).min(cap)).collect();
+    let mut offsets = vec![0i32; experts + 1];
+    for e in 0..experts {
+        offsets[e + 1] = offsets[e] + kept[e].div_ceil(block_size) as i32 * block_size as i32;
+    }
+    let total = offsets[experts] as usize;
+    let mut sorted_ids = vec![entries as i32; max_rows];
+    let mut inverse = vec![-1i32; entries];
+    let mut next = vec![0usize; experts];
+    for (i, &e) in ids.iter().enumerate() {
+        if valid(e) && next[e as usize] < cap {
+            let row = offsets[e as usize] as usize + next[e as usize];
+            sorted_ids[row] = i as i32;
+            inverse[i] = row as i32;
+            next[e as usize] += 1;
+        }
+    }
+    let max_blocks = max_rows.div_ceil(block_size);
+    let block_expert = (0..max_blocks)
+        .map(|b| {
+            if b * block_size >= total {
+                -1
+            } else {
+                (0..experts).find(|&e| (offsets[e + 1] as usize) > b * block_size).map_or(-1, |e| e as i32)
+            }
+        })
+        .collect();
+    let ranks = experts / experts_per_rank;
+    let rank_counts = (0..ranks)
+        .map(|r| kept[r * experts_per_rank..(r + 1) * experts_per_rank].iter().sum::<usize>() as i32)
+        .collect();
+    let rank_offsets = (0..=ranks).map(|r| offsets[r * experts_per_rank]).collect();
+    Permuted { counts, offsets, sorted_ids, block_expert, inverse, rank_counts, rank_offsets, bad }
+}
+
+/// `out[t] = sum_j weights[t, j] * y[inverse[t, j]]` over `hidden` columns, skipping -1 and
+/// positions outside `y`'s rows.
+pub fn combine(y: &[f64], hidden: usize, weights: &[f64], inverse: &[i32], k: usize) -> Vec<f64> {
+    let tokens = inverse.len() / k;
+    let rows = y.len() / hidden;
+    let mut out = vec![0.0; tokens * hidden];
+    for t in 0..tokens {
+        for j in 0..k {
+            let p = inverse[t * k + j];
+            if p < 0 || p as usize >= rows {
+                continue;
+            }
+            for h in 0..hidden {
+                out[t * hidden + h] += weights[t * k + j] * y[p as usize * hidden + h];
+            }
+        }
+    }
+    out
+}
