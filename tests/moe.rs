@@ -8,8 +8,8 @@ use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
 use scaling_kernels::moe::{
-    combine, gather, permute, route, GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions, RoutePlan,
-    RouteStatus, Scoring,
+    combine, gather, permute, route, stats, GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions,
+    RoutePlan, RouteStatus, Scoring, StatsPlan,
 };
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
@@ -558,4 +558,67 @@ fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
     for dev in backends() {
         assert_eq!(run(&dev), one);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// stats
+
+fn run_stats<T: Float>(dev: &Device, plan: &StatsPlan, logits: &[T], ids: &[i32]) -> (Vec<i32>, Vec<i32>, Vec<f32>) {
+    let (dl, di) = (dev.upload(logits).unwrap(), dev.upload(ids).unwrap());
+    let mut ws = dev.alloc_zeros::<f32>(plan.workspace_len()).unwrap();
+    let mut counts = dev.alloc_zeros::<i32>(plan.experts).unwrap();
+    let mut sign = dev.alloc_zeros::<i32>(plan.experts).unwrap();
+    let mut losses = dev.alloc_zeros::<f32>(2).unwrap();
+    dev.fill_poison(&mut ws.view_mut()).unwrap();
+    dev.fill_poison(&mut counts.view_mut()).unwrap();
+    dev.fill_poison(&mut sign.view_mut()).unwrap();
+    dev.fill_poison(&mut losses.view_mut()).unwrap();
+    stats(
+        dev,
+        plan,
+        &dl.view(),
+        &di.view(),
+        &mut ws.view_mut(),
+        &mut counts.view_mut(),
+        &mut sign.view_mut(),
+        &mut losses.view_mut(),
+    )
+    .unwrap();
+    if let Some(report) = dev.vm_last_launch() {
+        report.assert_clean().unwrap();
+    }
+    (dev.download(&counts).unwrap(), dev.download(&sign).unwrap(), dev.download(&losses).unwrap())
+}
+
+#[test]
+fn stats_match_reference_and_are_bit_identical_across_thread_counts() {
+    let mut rng = rng("stats_match_reference_and_are_bit_identical_across_thread_counts");
+    for dev in backends() {
+        for (tokens, experts, k) in
+            [(1usize, 8usize, 2usize), (7, 60, 2), (100, 64, 8), (1000, 8, 2), (13, 256, 8), (5, 512, 8)]
+        {
+            let plan = StatsPlan::new(tokens, experts, k).unwrap();
+            let logits: Vec<bf16> =
+                (0..tokens * experts).map(|_| bf16::from_f64(rng.random_range(-4.0..4.0))).collect();
+            let ids = random_ids(&mut rng, tokens, k, experts, true);
+            let l64: Vec<f64> = logits.iter().map(|v| v.to_f64()).collect();
+            let (wc, ws, aux, z) = reference::moe::stats(&l64, experts, &ids, k);
+            let (c, s, losses) = run_stats(&dev, &plan, &logits, &ids);
+            let what = format!("tokens {tokens} experts {experts} k {k}");
+            assert_eq!(c, wc, "{what}: counts");
+            assert_eq!(s, ws, "{what}: load_sign");
+            assert!((losses[0] as f64 - aux).abs() <= 1e-5 * aux.abs().max(1.0), "{what}: aux {} vs {aux}", losses[0]);
+            assert!((losses[1] as f64 - z).abs() <= 1e-5 * z.abs().max(1.0), "{what}: z {} vs {z}", losses[1]);
+        }
+    }
+    let plan = StatsPlan::new(1000, 256, 8).unwrap();
+    let logits: Vec<f32> = (0..1000 * 256).map(|_| rng.random_range(-4.0..4.0)).collect();
+    let ids = random_ids(&mut rng, 1000, 8, 256, false);
+    let one = run_stats(&Device::vm_with(VmConfig { threads: 1, ..VmConfig::default() }), &plan, &logits, &ids);
+    let two = run_stats(&Device::vm_with(VmConfig { threads: 2, ..VmConfig::default() }), &plan, &logits, &ids);
+    assert_eq!((&one.0, &one.1), (&two.0, &two.1));
+    assert_eq!(
+        one.2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        two.2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
 }

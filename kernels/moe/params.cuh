@@ -98,3 +98,27 @@ static_assert(sizeof(CombineParams) == 64, "CombineParams layout");
 static_assert(offsetof(CombineParams, vec) == 60, "CombineParams layout");
 
 }  // namespace sk
+
+namespace sk {
+
+// stats: per-expert counts, load-balancing loss, z-loss and the sign of each expert's load error.
+// Pass 1 (moe_stats_partial): per block, the sum over its tokens of softmax(x) per expert and of
+// logsumexp(x)^2, into partial[block][experts + 1]. Pass 2 (moe_stats_final, one block): the sums
+// over blocks in block order, the counts from the ids, the losses.
+struct StatsParams {
+  const void* logits;   // [tokens, experts] T
+  const int32_t* ids;   // [tokens, k]; -1 and out-of-range ids are not counted
+  float* partial;       // [blocks, experts + 1] workspace
+  int32_t* counts;      // [experts], written by pass 2
+  int32_t* load_sign;   // [experts] +1 under the mean load, -1 over, 0 at it; pass 2
+  float* losses;        // [2] load-balancing loss, z-loss; pass 2
+  uint64_t tokens;
+  uint32_t experts;     // 1..=512
+  uint32_t k;
+  uint32_t blocks;      // blocks of pass 1
+  uint32_t pad;
+};
+static_assert(sizeof(StatsParams) == 72, "StatsParams layout");
+static_assert(offsetof(StatsParams, blocks) == 64, "StatsParams layout");
+
+}  // namespace sk

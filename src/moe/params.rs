@@ -77,10 +77,27 @@ pub(crate) struct CombineParams {
     pub vec: u32,
 }
 
+/// `sk::StatsParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct StatsParams {
+    pub logits: u64,
+    pub ids: u64,
+    pub partial: u64,
+    pub counts: u64,
+    pub load_sign: u64,
+    pub losses: u64,
+    pub tokens: u64,
+    pub experts: u32,
+    pub k: u32,
+    pub blocks: u32,
+    pub pad: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::kernels::{MOE_COMBINE, MOE_PERMUTE, MOE_ROUTE};
+    use crate::device::kernels::{MOE_COMBINE, MOE_PERMUTE, MOE_ROUTE, MOE_STATS};
     use std::mem::{offset_of, size_of};
 
     #[test]
@@ -117,6 +134,16 @@ mod tests {
         let m = ptx_vm::Module::parse(MOE_COMBINE.ptx).unwrap();
         for t in ["f32", "f16", "bf16"] {
             assert_eq!(m.param_size(&format!("moe_combine_{t}")), Some(size_of::<CombineParams>()), "{t}");
+        }
+    }
+
+    #[test]
+    fn stats_params_match_the_c_struct_and_the_ptx() {
+        assert_eq!(size_of::<StatsParams>(), 72);
+        assert_eq!(offset_of!(StatsParams, blocks), 64);
+        let m = ptx_vm::Module::parse(MOE_STATS.ptx).unwrap();
+        for k in ["moe_stats_partial_f32", "moe_stats_partial_bf16", "moe_stats_final"] {
+            assert_eq!(m.param_size(k), Some(size_of::<StatsParams>()), "{k}");
         }
     }
 }

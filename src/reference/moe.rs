@@ -213,3 +213,42 @@ pub fn combine(y: &[f64], hidden: usize, weights: &[f64], inverse: &[i32], k: us
     }
     out
 }
+
+/// Router statistics (see [`crate::moe::stats`]): `(counts, load_sign, aux, z)`.
+pub fn stats(logits: &[f64], experts: usize, ids: &[i32], k: usize) -> (Vec<i32>, Vec<i32>, f64, f64) {
+    let tokens = logits.len() / experts;
+    let mut counts = vec![0i32; experts];
+    for &e in ids {
+        if e >= 0 && (e as usize) < experts {
+            counts[e as usize] += 1;
+        }
+    }
+    let mut p = vec![0.0; experts];
+    let mut z = 0.0;
+    for t in 0..tokens {
+        let x = &logits[t * experts..(t + 1) * experts];
+        let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = x.iter().map(|v| (v - m).exp()).sum();
+        for e in 0..experts {
+            p[e] += (x[e] - m).exp() / s / tokens as f64;
+        }
+        let lse = m + s.ln();
+        z += lse * lse / tokens as f64;
+    }
+    let n = (tokens * k) as f64;
+    let aux = experts as f64 * (0..experts).map(|e| counts[e] as f64 / n * p[e]).sum::<f64>();
+    let mean = n / experts as f64;
+    let sign = counts
+        .iter()
+        .map(|&c| {
+            if (c as f64) < mean {
+                1
+            } else if (c as f64) > mean {
+                -1
+            } else {
+                0
+            }
+        })
+        .collect();
+    (counts, sign, aux, z)
+}
