@@ -8,8 +8,8 @@ use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
 use scaling_kernels::moe::{
-    combine, gather, permute, route, stats, GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions,
-    RoutePlan, RouteStatus, Scoring, StatsPlan,
+    combine, combine_backward, gather, permute, route, stats, GroupScore, Permutation, PermuteOptions, PermutePlan,
+    RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
 };
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
@@ -621,4 +621,93 @@ fn stats_match_reference_and_are_bit_identical_across_thread_counts() {
         one.2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         two.2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward
+
+#[test]
+fn combine_backward_matches_reference_and_finite_differences() {
+    let mut rng = rng("combine_backward_matches_reference_and_finite_differences");
+    for dev in backends() {
+        for (tokens, k, experts, hidden, o) in [
+            (7usize, 2usize, 8usize, 5usize, PermuteOptions::default()),
+            (33, 8, 64, 64, PermuteOptions::default().block_size(16).capacity(5)),
+        ] {
+            let plan = PermutePlan::new(tokens, k, experts, o).unwrap();
+            let ids = random_ids(&mut rng, tokens, k, experts, false);
+            let (perm, got) = run_permute(&dev, &plan, &ids);
+            let y: Vec<f32> = random_rows(&mut rng, plan.max_rows * hidden);
+            let dout: Vec<f32> = random_rows(&mut rng, tokens * hidden);
+            let w: Vec<f32> = (0..plan.entries).map(|_| rng.random_range(0.0..1.0)).collect();
+            let (dy_, dout_, w_) = (dev.upload(&y).unwrap(), dev.upload(&dout).unwrap(), dev.upload(&w).unwrap());
+            let mut dy = dev.alloc_zeros::<f32>(plan.max_rows * hidden).unwrap();
+            let mut dw = dev.alloc_zeros::<f32>(plan.entries).unwrap();
+            dev.fill_poison(&mut dy.view_mut()).unwrap();
+            dev.fill_poison(&mut dw.view_mut()).unwrap();
+            combine_backward(
+                &dev,
+                &plan,
+                hidden,
+                &dout_.view(),
+                &dy_.view(),
+                &w_.view(),
+                &perm,
+                &mut dy.view_mut(),
+                &mut dw.view_mut(),
+            )
+            .unwrap();
+            if let Some(report) = dev.vm_last_launch() {
+                report.assert_clean().unwrap();
+            }
+            let (dy, dw) = (dev.download(&dy).unwrap(), dev.download(&dw).unwrap());
+            let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+            let (want_dy, want_dw) =
+                reference::moe::combine_backward(&f(&dout), &f(&y), hidden, &f(&w), &got.inverse, k);
+            let total = got.offsets[experts] as usize * hidden;
+            for i in 0..total {
+                assert!((dy[i] as f64 - want_dy[i]).abs() <= 1e-6 * want_dy[i].abs().max(1.0), "dy[{i}]");
+            }
+            for i in 0..plan.entries {
+                assert!((dw[i] as f64 - want_dw[i]).abs() <= 1e-5 * want_dw[i].abs().max(1.0), "dw[{i}]");
+            }
+            // The reference's dweights by central differences of the reference combine's loss
+            // L = <dout, combine(y, w)>, on the first few entries.
+            let loss = |w: &[f64]| -> f64 {
+                let out = reference::moe::combine(&f(&y), hidden, w, &got.inverse, k);
+                out.iter().zip(f(&dout)).map(|(a, b)| a * b).sum()
+            };
+            for i in 0..plan.entries.min(6) {
+                let (mut wp, mut wm) = (f(&w), f(&w));
+                wp[i] += 1e-4;
+                wm[i] -= 1e-4;
+                let fd = (loss(&wp) - loss(&wm)) / 2e-4;
+                assert!((fd - want_dw[i]).abs() <= 1e-6 * fd.abs().max(1.0), "fd dw[{i}] {fd} vs {}", want_dw[i]);
+            }
+        }
+    }
+}
+
+#[test]
+fn gather_backward_is_combine_with_unit_weights() {
+    let mut rng = rng("gather_backward_is_combine_with_unit_weights");
+    let dev = Device::vm();
+    let (tokens, k, experts, hidden) = (20usize, 4usize, 16usize, 24usize);
+    let plan = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(16).capacity(6)).unwrap();
+    let ids = random_ids(&mut rng, tokens, k, experts, false);
+    let (_, got) = run_permute(&dev, &plan, &ids);
+    let dy: Vec<f32> = random_rows(&mut rng, plan.max_rows * hidden);
+    let ones = vec![1.0f32; plan.entries];
+    let (dx, status) = run_combine(&dev, tokens, k, hidden, &dy, &ones, &got.inverse);
+    assert_eq!(status, vec![0; tokens]);
+    // dx[t] = sum of dy over the rows token t was gathered into.
+    for t in 0..tokens {
+        for h in 0..hidden {
+            let want: f64 = (0..k)
+                .filter(|&j| got.inverse[t * k + j] >= 0)
+                .map(|j| dy[got.inverse[t * k + j] as usize * hidden + h] as f64)
+                .sum();
+            assert!((dx[t * hidden + h] as f64 - want).abs() <= 1e-5 * want.abs().max(1.0));
+        }
+    }
 }

@@ -11,6 +11,12 @@
 // With 16-bit T and vec = 8 every y and out access is 16 bytes.
 //
 // Cost per token (hidden h, T of s bytes): FLOPs 2 k h; fewest bytes k h s (y) + h s (out) + 8k + 4.
+//
+// moe_combine_bwd_<T>: one warp per row of the permuted layout. dy[r] = w_i dout[t] and
+// dweights_i = <dout[t], y[r]> (lane-strided fp32 sums, then a fixed butterfly: deterministic);
+// padding rows get zero; then a grid-stride pass gives every entry without a row dweights 0.
+// The gather's backward (scatter back to token order) needs no kernel of its own: it is combine
+// with unit weights. Per row: FLOPs 3h; fewest bytes 3 h s (dout, y, dy) + 12.
 #include "common/dtype.cuh"
 #include "moe/params.cuh"
 
@@ -72,6 +78,40 @@ __device__ __forceinline__ void combine(const CombineParams& p) {
   }
 }
 
+constexpr int kBwdWarps = kCombineThreads / 32;
+
+template <typename T>
+__device__ __forceinline__ void combine_bwd(const CombineBwdParams& p) {
+  const int lane = threadIdx.x % 32;
+  const uint32_t total = uint32_t(p.offsets[p.experts]);
+  const uint64_t stride = uint64_t(gridDim.x) * kBwdWarps;
+  for (uint64_t r = uint64_t(blockIdx.x) * kBwdWarps + threadIdx.x / 32; r < total; r += stride) {
+    const int32_t entry = p.sorted_ids[r];
+    T* __restrict__ dy = static_cast<T*>(p.dy) + r * p.hidden;
+    if (entry < 0 || uint32_t(entry) >= p.entries) {
+      for (uint32_t c = lane; c < p.hidden; c += 32) dy[c] = from_float<T>(0.0f);
+      continue;
+    }
+    const uint64_t t = uint32_t(entry) / p.k;
+    const float w = p.weights[entry];
+    const T* __restrict__ g = static_cast<const T*>(p.dout) + t * p.hidden;
+    const T* __restrict__ y = static_cast<const T*>(p.y) + r * p.hidden;
+    float acc = 0.0f;
+    for (uint32_t c = lane; c < p.hidden; c += 32) {
+      const float gc = to_float(g[c]);
+      dy[c] = from_float<T>(w * gc);
+      acc = fmaf(gc, to_float(y[c]), acc);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+    if (lane == 0) p.dweights[entry] = acc;
+  }
+  const uint64_t threads = uint64_t(gridDim.x) * blockDim.x;
+  for (uint64_t i = uint64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.entries; i += threads) {
+    if (p.inverse[i] < 0) p.dweights[i] = 0.0f;
+  }
+}
+
 }  // namespace sk
 
 extern "C" __global__ void __launch_bounds__(sk::kCombineThreads)
@@ -85,4 +125,16 @@ extern "C" __global__ void __launch_bounds__(sk::kCombineThreads)
 extern "C" __global__ void __launch_bounds__(sk::kCombineThreads)
     moe_combine_bf16(const __grid_constant__ sk::CombineParams p) {
   sk::combine<__nv_bfloat16>(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kCombineThreads)
+    moe_combine_bwd_f32(const __grid_constant__ sk::CombineBwdParams p) {
+  sk::combine_bwd<float>(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kCombineThreads)
+    moe_combine_bwd_f16(const __grid_constant__ sk::CombineBwdParams p) {
+  sk::combine_bwd<__half>(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kCombineThreads)
+    moe_combine_bwd_bf16(const __grid_constant__ sk::CombineBwdParams p) {
+  sk::combine_bwd<__nv_bfloat16>(p);
 }

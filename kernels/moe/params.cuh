@@ -122,3 +122,27 @@ static_assert(sizeof(StatsParams) == 72, "StatsParams layout");
 static_assert(offsetof(StatsParams, blocks) == 64, "StatsParams layout");
 
 }  // namespace sk
+
+namespace sk {
+
+// combine backward, in the permuted layout of permute: for each row r holding entry i = t * k + j,
+//   dy[r] = weights[i] * dout[t],  dweights[i] = <dout[t], y[r]>;
+// padding rows of dy are zero and entries that hold no row get dweights 0.
+struct CombineBwdParams {
+  const void* dout;          // [tokens, hidden] T
+  const void* y;             // [max_rows, hidden] T (the forward's expert outputs)
+  const float* weights;      // [entries]
+  const int32_t* sorted_ids; // [max_rows]
+  const int32_t* offsets;    // [experts + 1]
+  const int32_t* inverse;    // [entries]
+  void* dy;                  // [max_rows, hidden] T; rows past offsets[experts] not written
+  float* dweights;           // [entries]
+  uint32_t entries;
+  uint32_t k;
+  uint32_t hidden;
+  uint32_t experts;
+};
+static_assert(sizeof(CombineBwdParams) == 80, "CombineBwdParams layout");
+static_assert(offsetof(CombineBwdParams, experts) == 76, "CombineBwdParams layout");
+
+}  // namespace sk

@@ -77,6 +77,24 @@ pub(crate) struct CombineParams {
     pub vec: u32,
 }
 
+/// `sk::CombineBwdParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct CombineBwdParams {
+    pub dout: u64,
+    pub y: u64,
+    pub weights: u64,
+    pub sorted_ids: u64,
+    pub offsets: u64,
+    pub inverse: u64,
+    pub dy: u64,
+    pub dweights: u64,
+    pub entries: u32,
+    pub k: u32,
+    pub hidden: u32,
+    pub experts: u32,
+}
+
 /// `sk::StatsParams`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -132,8 +150,11 @@ mod tests {
             assert_eq!(m.param_size(&format!("moe_gather_v{v}")), Some(size_of::<GatherParams>()));
         }
         let m = ptx_vm::Module::parse(MOE_COMBINE.ptx).unwrap();
+        assert_eq!(size_of::<CombineBwdParams>(), 80);
+        assert_eq!(offset_of!(CombineBwdParams, experts), 76);
         for t in ["f32", "f16", "bf16"] {
             assert_eq!(m.param_size(&format!("moe_combine_{t}")), Some(size_of::<CombineParams>()), "{t}");
+            assert_eq!(m.param_size(&format!("moe_combine_bwd_{t}")), Some(size_of::<CombineBwdParams>()), "{t}");
         }
     }
 

@@ -252,3 +252,29 @@ pub fn stats(logits: &[f64], experts: usize, ids: &[i32], k: usize) -> (Vec<i32>
         .collect();
     (counts, sign, aux, z)
 }
+
+/// The backward of [`combine`] in the permuted layout: for each entry `i = t * k + j` with row
+/// `r = inverse[i] >= 0`, `dy[r] = weights[i] * dout[t]` and `dweights[i] = <dout[t], y[r]>`;
+/// other rows of `dy` are zero, other entries' `dweights` 0. Returns `(dy, dweights)`.
+pub fn combine_backward(
+    dout: &[f64],
+    y: &[f64],
+    hidden: usize,
+    weights: &[f64],
+    inverse: &[i32],
+    k: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut dy = vec![0.0; y.len()];
+    let mut dw = vec![0.0; inverse.len()];
+    for (i, &r) in inverse.iter().enumerate() {
+        if r < 0 {
+            continue;
+        }
+        let (t, r) = (i / k, r as usize);
+        for h in 0..hidden {
+            dy[r * hidden + h] = weights[i] * dout[t * hidden + h];
+            dw[i] += dout[t * hidden + h] * y[r * hidden + h];
+        }
+    }
+    (dy, dw)
+}
