@@ -8,8 +8,8 @@ use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
 use scaling_kernels::moe::{
-    combine, combine_backward, gather, permute, route, stats, GroupScore, Permutation, PermuteOptions, PermutePlan,
-    RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
+    combine, combine_backward, gather, permute, route, route_backward, stats, GroupScore, Permutation, PermuteOptions,
+    PermutePlan, RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
 };
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
@@ -708,6 +708,67 @@ fn gather_backward_is_combine_with_unit_weights() {
                 .map(|j| dy[got.inverse[t * k + j] as usize * hidden + h] as f64)
                 .sum();
             assert!((dx[t * hidden + h] as f64 - want).abs() <= 1e-5 * want.abs().max(1.0));
+        }
+    }
+}
+
+#[test]
+fn route_backward_matches_reference_and_finite_differences() {
+    let mut rng = rng("route_backward_matches_reference_and_finite_differences");
+    for dev in backends() {
+        for (experts, o) in [
+            (8usize, RouteOptions::default().k(2).renormalize(true)),
+            (60, RouteOptions::default().k(8)),
+            (256, RouteOptions::default().k(8).scoring(Scoring::Sigmoid).groups(8, 4).renormalize(true).scale(2.5)),
+            (512, RouteOptions::default().k(32).scoring(Scoring::Sigmoid)),
+        ] {
+            let tokens = 9;
+            let plan = RoutePlan::new(tokens, experts, o).unwrap();
+            let c = route_case::<f32>(&mut rng, tokens, experts, false, &o);
+            let fwd = run_route(&dev, &plan, &c);
+            let dw: Vec<f32> = (0..plan.ids_len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let (dl, di, ds, ddw) = (
+                dev.upload(&c.logits).unwrap(),
+                dev.upload(&fwd.ids).unwrap(),
+                dev.upload(&fwd.status).unwrap(),
+                dev.upload(&dw).unwrap(),
+            );
+            let mut dx = dev.alloc_zeros::<f32>(plan.logits_len()).unwrap();
+            dev.fill_poison(&mut dx.view_mut()).unwrap();
+            route_backward(&dev, &plan, &dl.view(), &di.view(), &ds.view(), &ddw.view(), &mut dx.view_mut()).unwrap();
+            if let Some(report) = dev.vm_last_launch() {
+                report.assert_clean().unwrap();
+            }
+            let dx = dev.download(&dx).unwrap();
+            let x64 = c.logits_f64();
+            let dw64: Vec<f64> = dw.iter().map(|&v| v as f64).collect();
+            let status: Vec<RouteStatus> = fwd.status.iter().map(|&s| RouteStatus::from_code(s)).collect();
+            let want = reference::moe::route_backward(&x64, experts, &o, &fwd.ids, &status, &dw64);
+            for (i, (&g, &w)) in dx.iter().zip(&want).enumerate() {
+                assert!((g as f64 - w).abs() <= 1e-5 * w.abs().max(0.1), "experts {experts}: dx[{i}] = {g}, want {w}");
+            }
+            // The reference gradient by central differences of L = <dw, weights(x)>, on a row of
+            // continuous logits (no ties, so a small step keeps the selection and its order).
+            let row: Vec<f64> = (0..experts).map(|_| rng.random_range(-3.0..3.0)).collect();
+            let r0 = reference::moe::route(&row, experts, None, &o);
+            let g0 = reference::moe::route_backward(&row, experts, &o, &r0.ids, &r0.status, &dw64[..o.k]);
+            let loss = |x: &[f64]| -> f64 {
+                let r = reference::moe::route(x, experts, None, &o);
+                assert_eq!(r.ids, r0.ids, "the perturbation changed the selection");
+                r.weights.iter().zip(&dw64[..o.k]).map(|(a, b)| a * b).sum()
+            };
+            for e in [0, experts / 2, experts - 1, r0.ids[0] as usize] {
+                let h = 1e-6;
+                let (mut xp, mut xm) = (row.clone(), row.clone());
+                xp[e] += h;
+                xm[e] -= h;
+                let fd = (loss(&xp) - loss(&xm)) / (2.0 * h);
+                assert!(
+                    (fd - g0[e]).abs() <= 1e-6 * g0[e].abs().max(1.0),
+                    "experts {experts} e {e}: fd {fd} vs {}",
+                    g0[e]
+                );
+            }
         }
     }
 }

@@ -146,3 +146,26 @@ static_assert(sizeof(CombineBwdParams) == 80, "CombineBwdParams layout");
 static_assert(offsetof(CombineBwdParams, experts) == 76, "CombineBwdParams layout");
 
 }  // namespace sk
+
+namespace sk {
+
+// route backward: d loss / d logits from d loss / d weights, through the forward's selection
+// (ids fixed), renormalisation, scaling and the softmax or sigmoid; the bias has no gradient.
+struct RouteBwdParams {
+  const void* logits;      // [tokens, experts] T (the forward's)
+  const int32_t* ids;      // [tokens, k] (the forward's)
+  const float* dweights;   // [tokens, k]
+  const int32_t* status;   // [tokens] (the forward's); a token with status != 0 gets dlogits 0
+  float* dlogits;          // [tokens, experts], written
+  uint64_t tokens;
+  uint32_t experts;
+  uint32_t k;
+  uint32_t sigmoid;
+  uint32_t renormalize;
+  float scale;
+  uint32_t pad;
+};
+static_assert(sizeof(RouteBwdParams) == 72, "RouteBwdParams layout");
+static_assert(offsetof(RouteBwdParams, scale) == 64, "RouteBwdParams layout");
+
+}  // namespace sk

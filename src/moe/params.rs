@@ -22,6 +22,24 @@ pub(crate) struct RouteParams {
     pub group_top2: u32,
 }
 
+/// `sk::RouteBwdParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct RouteBwdParams {
+    pub logits: u64,
+    pub ids: u64,
+    pub dweights: u64,
+    pub status: u64,
+    pub dlogits: u64,
+    pub tokens: u64,
+    pub experts: u32,
+    pub k: u32,
+    pub sigmoid: u32,
+    pub renormalize: u32,
+    pub scale: f32,
+    pub pad: u32,
+}
+
 /// `sk::AlignParams`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -115,7 +133,7 @@ pub(crate) struct StatsParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::kernels::{MOE_COMBINE, MOE_PERMUTE, MOE_ROUTE, MOE_STATS};
+    use crate::device::kernels::{MOE_COMBINE, MOE_PERMUTE, MOE_ROUTE, MOE_ROUTE_BWD, MOE_STATS};
     use std::mem::{offset_of, size_of};
 
     #[test]
@@ -165,6 +183,16 @@ mod tests {
         let m = ptx_vm::Module::parse(MOE_STATS.ptx).unwrap();
         for k in ["moe_stats_partial_f32", "moe_stats_partial_bf16", "moe_stats_final"] {
             assert_eq!(m.param_size(k), Some(size_of::<StatsParams>()), "{k}");
+        }
+    }
+
+    #[test]
+    fn route_bwd_params_match_the_c_struct_and_the_ptx() {
+        assert_eq!(size_of::<RouteBwdParams>(), 72);
+        assert_eq!(offset_of!(RouteBwdParams, scale), 64);
+        let m = ptx_vm::Module::parse(MOE_ROUTE_BWD.ptx).unwrap();
+        for t in ["f32", "bf16"] {
+            assert_eq!(m.param_size(&format!("moe_route_bwd_{t}")), Some(size_of::<RouteBwdParams>()), "{t}");
         }
     }
 }

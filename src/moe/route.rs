@@ -4,7 +4,7 @@ use crate::device::{kernels, Device, LaunchDims, View, ViewMut};
 use crate::dtype::Float;
 use crate::error::{Error, Result};
 
-use super::params::RouteParams;
+use super::params::{RouteBwdParams, RouteParams};
 
 /// Threads per block of the route kernels (`kRouteThreads` in route.cu): one warp per token.
 const THREADS: u32 = 128;
@@ -294,6 +294,51 @@ pub fn route<T: Float>(
     let blocks = (plan.tokens as u64).div_ceil(TOKENS_PER_BLOCK).min(MAX_BLOCKS) as u32;
     let dims = LaunchDims { grid: [blocks, 1, 1], block: [THREADS, 1, 1], dynamic_smem: 0 };
     dev.launch(&kernels::MOE_ROUTE, &format!("moe_route_{}_e{per}", T::NAME), dims, &params)
+}
+
+/// The backward of [`route`]: `dlogits` (`[tokens, experts]`, f32) from `dweights` (`[tokens, k]`),
+/// with the forward's `logits`, `ids` and `status`. The selection is held fixed (top-k and the bias
+/// have no gradient); the gradient flows through the scaling, the renormalisation and the softmax
+/// or sigmoid (formulas in kernels/moe/route_bwd.cu). Tokens with a non-zero status get 0.
+#[allow(clippy::too_many_arguments)]
+pub fn route_backward<T: Float>(
+    dev: &Device,
+    plan: &RoutePlan,
+    logits: &View<'_, T>,
+    ids: &View<'_, i32>,
+    status: &View<'_, i32>,
+    dweights: &View<'_, f32>,
+    dlogits: &mut ViewMut<'_, f32>,
+) -> Result<()> {
+    if T::NAME == "f16" {
+        return Err(Error::invalid("logits", "f32 or bf16 elements", "f16"));
+    }
+    check_len("logits", logits.len(), plan.logits_len(), "tokens * experts")?;
+    check_len("ids", ids.len(), plan.ids_len(), "tokens * k")?;
+    check_len("status", status.len(), plan.status_len(), "tokens")?;
+    check_len("dweights", dweights.len(), plan.ids_len(), "tokens * k")?;
+    check_len("dlogits", dlogits.len(), plan.logits_len(), "tokens * experts")?;
+    if plan.tokens == 0 {
+        return Ok(());
+    }
+    let o = plan.options;
+    let params = RouteBwdParams {
+        logits: dev.ptr("logits", logits)?.addr,
+        ids: dev.ptr("ids", ids)?.addr,
+        dweights: dev.ptr("dweights", dweights)?.addr,
+        status: dev.ptr("status", status)?.addr,
+        dlogits: dev.ptr_mut("dlogits", dlogits)?.addr,
+        tokens: plan.tokens as u64,
+        experts: plan.experts as u32,
+        k: o.k as u32,
+        sigmoid: (o.scoring == Scoring::Sigmoid) as u32,
+        renormalize: o.renormalize as u32,
+        scale: o.scale,
+        pad: 0,
+    };
+    let blocks = (plan.tokens as u64).div_ceil(TOKENS_PER_BLOCK).min(MAX_BLOCKS) as u32;
+    let dims = LaunchDims { grid: [blocks, 1, 1], block: [THREADS, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_ROUTE_BWD, &format!("moe_route_bwd_{}", T::NAME), dims, &params)
 }
 
 #[cfg(test)]

@@ -278,3 +278,55 @@ pub fn combine_backward(
     }
     (dy, dw)
 }
+
+/// The backward of [`route`] with the selection held fixed: `dlogits` (`[tokens, experts]`) from
+/// `dweights` (`[tokens, k]`) and the forward's `ids` and `status`.
+pub fn route_backward(
+    logits: &[f64],
+    experts: usize,
+    o: &RouteOptions,
+    ids: &[i32],
+    status: &[RouteStatus],
+    dweights: &[f64],
+) -> Vec<f64> {
+    let tokens = logits.len() / experts;
+    let k = o.k;
+    let mut dx = vec![0.0; logits.len()];
+    for t in 0..tokens {
+        if status[t] != RouteStatus::Ok {
+            continue;
+        }
+        let x = &logits[t * experts..(t + 1) * experts];
+        let s: Vec<f64> = match o.scoring {
+            Scoring::Softmax => {
+                let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = x.iter().map(|v| (v - m).exp()).sum();
+                x.iter().map(|v| (v - m).exp() / sum).collect()
+            }
+            Scoring::Sigmoid => x.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect(),
+        };
+        let id: Vec<usize> = ids[t * k..(t + 1) * k].iter().map(|&e| e as usize).collect();
+        let dw = &dweights[t * k..(t + 1) * k];
+        let scale = o.scale as f64;
+        let mut ds = vec![0.0; experts];
+        if o.renormalize {
+            let total: f64 = id.iter().map(|&e| s[e]).sum();
+            let dot: f64 = (0..k).map(|j| dw[j] * s[id[j]]).sum();
+            for j in 0..k {
+                ds[id[j]] = scale * (dw[j] - dot / total) / total;
+            }
+        } else {
+            for j in 0..k {
+                ds[id[j]] = scale * dw[j];
+            }
+        }
+        let dot: f64 = (0..experts).map(|e| ds[e] * s[e]).sum();
+        for e in 0..experts {
+            dx[t * experts + e] = match o.scoring {
+                Scoring::Softmax => s[e] * (ds[e] - dot),
+                Scoring::Sigmoid => ds[e] * s[e] * (1.0 - s[e]),
+            };
+        }
+    }
+    dx
+}
