@@ -8,8 +8,8 @@ use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
 use scaling_kernels::moe::{
-    combine, combine_backward, gather, permute, route, route_backward, stats, GroupScore, Permutation, PermuteOptions,
-    PermutePlan, RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
+    combine, combine_backward, gather, permute, route, route_backward, stats, stats_backward, GroupScore, Permutation,
+    PermuteOptions, PermutePlan, RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
 };
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
@@ -768,6 +768,55 @@ fn route_backward_matches_reference_and_finite_differences() {
                     "experts {experts} e {e}: fd {fd} vs {}",
                     g0[e]
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn stats_backward_matches_reference_and_finite_differences() {
+    let mut rng = rng("stats_backward_matches_reference_and_finite_differences");
+    for dev in backends() {
+        for (tokens, experts, k) in [(7usize, 8usize, 2usize), (33, 60, 4), (5, 512, 8)] {
+            let plan = StatsPlan::new(tokens, experts, k).unwrap();
+            let logits: Vec<f32> = (0..tokens * experts).map(|_| rng.random_range(-3.0..3.0)).collect();
+            let ids = random_ids(&mut rng, tokens, k, experts, false);
+            let l64: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
+            let (counts, _, _, _) = reference::moe::stats(&l64, experts, &ids, k);
+            let (g_aux, g_z) = (0.7f32, 0.3f32);
+            let want = reference::moe::stats_backward(&l64, experts, &counts, k, g_aux as f64, g_z as f64);
+            let (dl, dc) = (dev.upload(&logits).unwrap(), dev.upload(&counts).unwrap());
+            let mut dx = dev.alloc_zeros::<f32>(tokens * experts).unwrap();
+            dev.fill_poison(&mut dx.view_mut()).unwrap();
+            stats_backward(&dev, &plan, &dl.view(), &dc.view(), g_aux, g_z, false, &mut dx.view_mut()).unwrap();
+            if let Some(report) = dev.vm_last_launch() {
+                report.assert_clean().unwrap();
+            }
+            // Accumulating adds the same gradient again.
+            let once = dev.download(&dx).unwrap();
+            stats_backward(&dev, &plan, &dl.view(), &dc.view(), g_aux, g_z, true, &mut dx.view_mut()).unwrap();
+            let twice = dev.download(&dx).unwrap();
+            for i in 0..once.len() {
+                assert!(
+                    (once[i] as f64 - want[i]).abs() <= 1e-5 * want[i].abs().max(1e-2),
+                    "dx[{i}] {} vs {}",
+                    once[i],
+                    want[i]
+                );
+                assert_eq!(twice[i], once[i] + once[i]);
+            }
+            // The reference by central differences of g_aux * aux + g_z * z on a few logits.
+            let loss = |x: &[f64]| {
+                let (_, _, aux, z) = reference::moe::stats(x, experts, &ids, k);
+                g_aux as f64 * aux + g_z as f64 * z
+            };
+            for i in [0, experts / 2, tokens * experts - 1] {
+                let h = 1e-6;
+                let (mut xp, mut xm) = (l64.clone(), l64.clone());
+                xp[i] += h;
+                xm[i] -= h;
+                let fd = (loss(&xp) - loss(&xm)) / (2.0 * h);
+                assert!((fd - want[i]).abs() <= 1e-6 * want[i].abs().max(1.0), "fd {fd} vs {}", want[i]);
             }
         }
     }

@@ -169,3 +169,24 @@ static_assert(sizeof(RouteBwdParams) == 72, "RouteBwdParams layout");
 static_assert(offsetof(RouteBwdParams, scale) == 64, "RouteBwdParams layout");
 
 }  // namespace sk
+
+namespace sk {
+
+// stats backward: dlogits (+)= g_aux * d aux / d logits + g_z * d z / d logits, the counts held
+// constant (they are not differentiable).
+struct StatsBwdParams {
+  const void* logits;     // [tokens, experts] T
+  const int32_t* counts;  // [experts] (stats' output)
+  float* dlogits;         // [tokens, experts]
+  uint64_t tokens;
+  uint32_t experts;
+  uint32_t k;
+  float g_aux;
+  float g_z;
+  uint32_t accumulate;    // 1: add to dlogits (e.g. route_backward's), 0: overwrite
+  uint32_t pad;
+};
+static_assert(sizeof(StatsBwdParams) == 56, "StatsBwdParams layout");
+static_assert(offsetof(StatsBwdParams, accumulate) == 48, "StatsBwdParams layout");
+
+}  // namespace sk

@@ -11,6 +11,11 @@
 // the block's warps are summed in warp order into partial[block]. moe_stats_final — one block:
 // thread e sums partial[*][e] in block order; counts by a shared histogram; losses by a fixed tree.
 //
+// moe_stats_bwd_<T>: one warp per token, p = softmax(x_t), lse = logsumexp(x_t):
+//   d aux / d x_te = E / (T^2 k) * p_e (count_e - sum_f p_f count_f)   (counts held constant)
+//   d z / d x_te   = 2 / T * lse * p_e
+// FLOPs ~ 8 T E; fewest bytes T E (sizeof(T) + 4, or + 8 when accumulating) + 4E.
+//
 // Cost: FLOPs ~ 5 T E (exp, sum, scale, accumulate); fewest bytes T E sizeof(T) + 4 T k + 12 E + 8
 // (+ the workspace, 8 (E + 1) per block of pass 1, written and read once).
 #include "common/dtype.cuh"
@@ -123,6 +128,57 @@ __device__ __forceinline__ void stats_final(const StatsParams& p) {
   }
 }
 
+template <typename T>
+__device__ __forceinline__ void stats_bwd(const StatsBwdParams& p) {
+  const int lane = threadIdx.x % 32;
+  const int E = int(p.experts);
+  const float tf = float(p.tokens);
+  const float c_aux = p.g_aux * float(E) / (tf * tf * float(p.k));
+  const float c_z = p.g_z * 2.0f / tf;
+  const uint64_t stride = uint64_t(gridDim.x) * kStatsWarps;
+  for (uint64_t t = uint64_t(blockIdx.x) * kStatsWarps + threadIdx.x / 32; t < p.tokens; t += stride) {
+    const T* __restrict__ x = static_cast<const T*>(p.logits) + t * p.experts;
+    float* __restrict__ dx = p.dlogits + t * p.experts;
+    float v[kStatsPer];
+    float m = -CUDART_INF_F;
+#pragma unroll
+    for (int i = 0; i < kStatsPer; ++i) {
+      const int e = lane + 32 * i;
+      v[i] = e < E ? to_float(x[e]) : -CUDART_INF_F;
+      m = fmaxf(m, v[i]);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(kStatsFull, m, off));
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kStatsPer; ++i) {
+      v[i] = lane + 32 * i < E ? exp2f((v[i] - m) * kLog2e) : 0.0f;
+      s += v[i];
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(kStatsFull, s, off);
+    const float inv = 1.0f / s;
+    const float lse = m + log2f(s) * kLn2;
+    float pc = 0.0f;  // sum_f p_f count_f
+#pragma unroll
+    for (int i = 0; i < kStatsPer; ++i) {
+      const int e = lane + 32 * i;
+      v[i] *= inv;
+      if (e < E) pc = fmaf(v[i], float(p.counts[e]), pc);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) pc += __shfl_xor_sync(kStatsFull, pc, off);
+#pragma unroll
+    for (int i = 0; i < kStatsPer; ++i) {
+      const int e = lane + 32 * i;
+      if (e < E) {
+        const float g = v[i] * (c_aux * (float(p.counts[e]) - pc) + c_z * lse);
+        dx[e] = p.accumulate ? dx[e] + g : g;
+      }
+    }
+  }
+}
+
 }  // namespace sk
 
 extern "C" __global__ void __launch_bounds__(sk::kStatsThreads)
@@ -136,4 +192,12 @@ extern "C" __global__ void __launch_bounds__(sk::kStatsThreads)
 extern "C" __global__ void __launch_bounds__(sk::kStatsThreads)
     moe_stats_final(const __grid_constant__ sk::StatsParams p) {
   sk::stats_final(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kStatsThreads)
+    moe_stats_bwd_f32(const __grid_constant__ sk::StatsBwdParams p) {
+  sk::stats_bwd<float>(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kStatsThreads)
+    moe_stats_bwd_bf16(const __grid_constant__ sk::StatsBwdParams p) {
+  sk::stats_bwd<__nv_bfloat16>(p);
 }

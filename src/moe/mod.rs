@@ -3,7 +3,7 @@
 //! Today: [`route`] (softmax or sigmoid scores, selection bias, group-limited top-k,
 //! renormalisation, routed scaling; per-token status for NaN rows), [`permute`] (stable grouping by
 //! expert, padding to a block size, capacity, per-rank counts) with [`gather`] of the activations,
-//! and [`combine`] back into token order (with [`combine_backward`] and [`route_backward`]); [`stats`] for the auxiliary losses and bias updates. Three launches from logits to expert-ordered
+//! and [`combine`] back into token order (with [`combine_backward`] and [`route_backward`]); [`stats_backward`] for the losses' gradient; [`stats`] for the auxiliary losses and bias updates. Three launches from logits to expert-ordered
 //! activations: route, permute, gather.
 //!
 //! ```
@@ -32,4 +32,4 @@ pub use permute::{gather, permute, Permutation, PermuteOptions, PermutePlan};
 pub use route::{
     route, route_backward, GroupScore, RouteOptions, RoutePlan, RouteStatus, Scoring, MAX_EXPERTS, MAX_GROUPS, MAX_K,
 };
-pub use stats::{stats, StatsPlan};
+pub use stats::{stats, stats_backward, StatsPlan};

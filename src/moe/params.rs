@@ -113,6 +113,22 @@ pub(crate) struct CombineBwdParams {
     pub experts: u32,
 }
 
+/// `sk::StatsBwdParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct StatsBwdParams {
+    pub logits: u64,
+    pub counts: u64,
+    pub dlogits: u64,
+    pub tokens: u64,
+    pub experts: u32,
+    pub k: u32,
+    pub g_aux: f32,
+    pub g_z: f32,
+    pub accumulate: u32,
+    pub pad: u32,
+}
+
 /// `sk::StatsParams`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -183,6 +199,11 @@ mod tests {
         let m = ptx_vm::Module::parse(MOE_STATS.ptx).unwrap();
         for k in ["moe_stats_partial_f32", "moe_stats_partial_bf16", "moe_stats_final"] {
             assert_eq!(m.param_size(k), Some(size_of::<StatsParams>()), "{k}");
+        }
+        assert_eq!(size_of::<StatsBwdParams>(), 56);
+        assert_eq!(offset_of!(StatsBwdParams, accumulate), 48);
+        for k in ["moe_stats_bwd_f32", "moe_stats_bwd_bf16"] {
+            assert_eq!(m.param_size(k), Some(size_of::<StatsBwdParams>()), "{k}");
         }
     }
 

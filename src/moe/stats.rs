@@ -5,7 +5,7 @@ use crate::device::{kernels, Device, LaunchDims, View, ViewMut};
 use crate::dtype::Float;
 use crate::error::{Error, Result};
 
-use super::params::StatsParams;
+use super::params::{StatsBwdParams, StatsParams};
 use super::route::MAX_EXPERTS;
 
 const THREADS: u32 = 256;
@@ -99,4 +99,51 @@ pub fn stats<T: Float>(
     dev.launch(&kernels::MOE_STATS, &format!("moe_stats_partial_{}", T::NAME), dims, &params)?;
     let dims = LaunchDims { grid: [1, 1, 1], block: [THREADS, 1, 1], dynamic_smem: 0 };
     dev.launch(&kernels::MOE_STATS, "moe_stats_final", dims, &params)
+}
+
+/// The backward of the two losses of [`stats`]: `dlogits = g_aux * d aux / d logits + g_z *
+/// d z / d logits` (added to `dlogits` when `accumulate`, e.g. onto [`super::route_backward`]'s
+/// result), with `counts` (from [`stats`]) held constant: `d aux / d x_te = E / (T^2 k) p_te
+/// (counts_e - sum_f p_tf counts_f)`, `d z / d x_te = 2 / T * lse_t * p_te`, `p_t = softmax(x_t)`.
+#[allow(clippy::too_many_arguments)]
+pub fn stats_backward<T: Float>(
+    dev: &Device,
+    plan: &StatsPlan,
+    logits: &View<'_, T>,
+    counts: &View<'_, i32>,
+    g_aux: f32,
+    g_z: f32,
+    accumulate: bool,
+    dlogits: &mut ViewMut<'_, f32>,
+) -> Result<()> {
+    if T::NAME == "f16" {
+        return Err(Error::invalid("logits", "f32 or bf16 elements", "f16"));
+    }
+    let n = plan.tokens * plan.experts;
+    for (name, len, want) in
+        [("logits", logits.len(), n), ("counts", counts.len(), plan.experts), ("dlogits", dlogits.len(), n)]
+    {
+        if len != want {
+            return Err(Error::invalid(name, format!("{want} elements"), format!("{len} elements")));
+        }
+    }
+    if plan.tokens == 0 {
+        return Ok(());
+    }
+    let params = StatsBwdParams {
+        logits: dev.ptr("logits", logits)?.addr,
+        counts: dev.ptr("counts", counts)?.addr,
+        dlogits: dev.ptr_mut("dlogits", dlogits)?.addr,
+        tokens: plan.tokens as u64,
+        experts: plan.experts as u32,
+        k: plan.k as u32,
+        g_aux,
+        g_z,
+        accumulate: accumulate as u32,
+        pad: 0,
+    };
+    let warps = (THREADS / 32) as usize;
+    let blocks = plan.tokens.div_ceil(warps).min(1 << 16) as u32;
+    let dims = LaunchDims { grid: [blocks, 1, 1], block: [THREADS, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_STATS, &format!("moe_stats_bwd_{}", T::NAME), dims, &params)
 }

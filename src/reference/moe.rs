@@ -330,3 +330,25 @@ pub fn route_backward(
     }
     dx
 }
+
+/// `g_aux * d aux / d logits + g_z * d z / d logits` for the losses of [`stats`], the counts held
+/// constant.
+pub fn stats_backward(logits: &[f64], experts: usize, counts: &[i32], k: usize, g_aux: f64, g_z: f64) -> Vec<f64> {
+    let tokens = logits.len() / experts;
+    let tf = tokens as f64;
+    let mut dx = vec![0.0; logits.len()];
+    for t in 0..tokens {
+        let x = &logits[t * experts..(t + 1) * experts];
+        let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = x.iter().map(|v| (v - m).exp()).sum();
+        let p: Vec<f64> = x.iter().map(|v| (v - m).exp() / s).collect();
+        let lse = m + s.ln();
+        let pc: f64 = (0..experts).map(|e| p[e] * counts[e] as f64).sum();
+        for e in 0..experts {
+            let daux = experts as f64 / (tf * tf * k as f64) * p[e] * (counts[e] as f64 - pc);
+            let dz = 2.0 / tf * lse * p[e];
+            dx[t * experts + e] = g_aux * daux + g_z * dz;
+        }
+    }
+    dx
+}
