@@ -821,3 +821,27 @@ fn stats_backward_matches_reference_and_finite_differences() {
         }
     }
 }
+
+#[test]
+fn zero_tokens_is_valid_everywhere() {
+    for dev in backends() {
+        let rp = RoutePlan::new(0, 64, RouteOptions::default().k(2)).unwrap();
+        let empty_f = dev.alloc_zeros::<f32>(0).unwrap();
+        let (mut ids, mut w, mut st) = (
+            dev.alloc_zeros::<i32>(0).unwrap(),
+            dev.alloc_zeros::<f32>(0).unwrap(),
+            dev.alloc_zeros::<i32>(0).unwrap(),
+        );
+        route(&dev, &rp, &empty_f.view(), None, &mut ids.view_mut(), &mut w.view_mut(), &mut st.view_mut()).unwrap();
+        // permute of nothing: every offset 0, every block past the total.
+        let pp = PermutePlan::new(0, 2, 64, PermuteOptions::default().block_size(16)).unwrap();
+        let (_, got) = run_permute(&dev, &pp, &[]);
+        assert_eq!(got.offsets, vec![0; 65]);
+        assert!(got.block_expert.iter().all(|&b| b == -1));
+        assert_eq!(got.sorted_ids, vec![0; pp.max_rows]); // the sentinel is entries = 0
+        let sp = StatsPlan::new(0, 64, 2).unwrap();
+        let (c, _, losses) = run_stats::<f32>(&dev, &sp, &[], &[]);
+        assert_eq!(c, vec![0; 64]);
+        assert_eq!(losses, vec![0.0, 0.0]);
+    }
+}
