@@ -72,6 +72,7 @@ fn main() -> Result<()> {
         add(format!("merge_states f16 {label}"), &merge_counters::<f16>(&dev, shape)?, shape, 2);
         add(format!("merge_states f32 {label}"), &merge_counters::<f32>(&dev, shape)?, shape, 4);
     }
+    moe_rows(&dev, &models, &mut rows)?;
     println!("\n{}", format_table(&rows));
     attention_fwd_report(&dev, &models)?;
     Ok(())
@@ -129,5 +130,134 @@ fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
         }
     }
     println!("\n{}", format_table(&rows));
+    Ok(())
+}
+
+/// Registers per thread (sm_80, `scripts/resource-report`) of the moe kernels these rows run.
+/// Rerun it after editing kernels/moe/.
+const MOE_REGISTERS: [(&str, u32); 6] = [
+    ("moe_route_bf16_e1", 28),
+    ("moe_route_bf16_e8", 44),
+    ("moe_permute_align", 31),
+    ("moe_gather_v16", 32),
+    ("moe_combine_bf16", 35),
+    ("moe_stats_final", 32),
+];
+
+/// MoE routing rows: DeepSeek-V3 (256 experts, top-8, 8 groups keep 4, sigmoid with bias,
+/// hidden 7168) and Mixtral (8 experts, top-2, softmax, hidden 4096). Run at 1024 tokens instead
+/// of the 16k so the VM finishes in seconds; every kernel here scales linearly in tokens
+/// except permute_align, which is one block (its floor is per byte, so the gap it shows only grows).
+fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Result<()> {
+    use scaling_kernels::moe::{
+        combine, gather, permute, route, stats, PermuteOptions, PermutePlan, RouteOptions, RoutePlan, Scoring,
+        StatsPlan,
+    };
+    let tokens = 1024;
+    let deepseek = RouteOptions::default().k(8).scoring(Scoring::Sigmoid).groups(8, 4).renormalize(true).scale(2.5);
+    let mixtral = RouteOptions::default().k(2).renormalize(true);
+    for (label, experts, hidden, o) in [("deepseek_v3", 256usize, 7168usize, deepseek), ("mixtral", 8, 4096, mixtral)] {
+        let k = o.k;
+        let mut push = |kernel: &str, what: &str, flops: u64, min_bytes: u64| {
+            let c = dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default();
+            let regs = MOE_REGISTERS.iter().find(|(n, _)| *n == kernel).map(|&(_, r)| r);
+            let floor = KernelFloor { flops: flops as f64, min_bytes: min_bytes as f64, tensor: false };
+            let name = format!("{what} {label} {tokens}t");
+            for m in models {
+                rows.push(speed_of_light_with(
+                    &name,
+                    &c,
+                    m,
+                    Some(floor),
+                    LaunchResources { registers_per_thread: regs },
+                ));
+            }
+            println!(
+                "{name}: {} warp-instr, unique bytes {} read + {} written (fewest {min_bytes}), global ld {} req / {} sectors",
+                c.warp_instructions(),
+                c.unique_bytes_read,
+                c.unique_bytes_written,
+                c.global_load_requests,
+                c.global_load_sectors
+            );
+        };
+        // Logits with a spread like a trained router's, bias small.
+        let logits: Vec<bf16> =
+            (0..tokens * experts).map(|i| bf16::from_f64(((i * 7919) % 97) as f64 / 24.0 - 2.0)).collect();
+        let bias: Vec<f32> = (0..experts).map(|e| (e % 5) as f32 * 0.01).collect();
+        let rp = RoutePlan::new(tokens, experts, o)?;
+        let (dl, db) = (dev.upload(&logits)?, dev.upload(&bias)?);
+        let mut ids = dev.alloc_zeros::<i32>(rp.ids_len())?;
+        let mut w = dev.alloc_zeros::<f32>(rp.ids_len())?;
+        let mut st = dev.alloc_zeros::<i32>(rp.status_len())?;
+        let with_bias = o.scoring == Scoring::Sigmoid;
+        let bview = db.view();
+        route(
+            dev,
+            &rp,
+            &dl.view(),
+            with_bias.then_some(&bview),
+            &mut ids.view_mut(),
+            &mut w.view_mut(),
+            &mut st.view_mut(),
+        )?;
+        let route_kernel = if experts > 32 { "moe_route_bf16_e8" } else { "moe_route_bf16_e1" };
+        push(route_kernel, "moe route", rp.flops(), rp.min_bytes(2, with_bias));
+
+        let pp = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(64))?;
+        let mut perm = pp.alloc(dev)?;
+        permute(dev, &pp, &ids.view(), &mut perm)?;
+        push("moe_permute_align", "moe permute_align", 0, pp.align_min_bytes());
+
+        let x = dev.upload(&vec![bf16::from_f64(0.5); tokens * hidden])?;
+        let mut y = dev.alloc_zeros::<bf16>(pp.max_rows * hidden)?;
+        gather(dev, &pp, hidden, &x.view(), &perm, &mut y.view_mut())?;
+        let total = dev.download(&perm.offsets)?[experts] as u64;
+        let row = (hidden * 2) as u64;
+        push("moe_gather_v16", "moe gather", 0, total * row + tokens as u64 * row + 4 * total);
+
+        let mut out = dev.alloc_zeros::<bf16>(tokens * hidden)?;
+        let mut cs = dev.alloc_zeros::<i32>(tokens)?;
+        combine(
+            dev,
+            tokens,
+            k,
+            hidden,
+            &y.view(),
+            &w.view(),
+            &perm.inverse.view(),
+            &mut out.view_mut(),
+            &mut cs.view_mut(),
+        )?;
+        let entries = (tokens * k) as u64;
+        push(
+            "moe_combine_bf16",
+            "moe combine",
+            2 * entries * hidden as u64,
+            entries * row + tokens as u64 * row + 8 * entries + 4 * tokens as u64,
+        );
+
+        let sp = StatsPlan::new(tokens, experts, k)?;
+        let mut ws = dev.alloc_zeros::<f32>(sp.workspace_len())?;
+        let (mut c, mut sign, mut losses) =
+            (dev.alloc_zeros::<i32>(experts)?, dev.alloc_zeros::<i32>(experts)?, dev.alloc_zeros::<f32>(2)?);
+        stats(
+            dev,
+            &sp,
+            &dl.view(),
+            &ids.view(),
+            &mut ws.view_mut(),
+            &mut c.view_mut(),
+            &mut sign.view_mut(),
+            &mut losses.view_mut(),
+        )?;
+        // The last launch is moe_stats_final; the row is the pair's second pass.
+        push(
+            "moe_stats_final",
+            "moe stats (final pass)",
+            0,
+            4 * (sp.workspace_len() as u64 + entries) + 12 * experts as u64 + 8,
+        );
+    }
     Ok(())
 }

@@ -28,6 +28,7 @@ pub mod attention;
 pub mod device;
 pub mod dtype;
 mod error;
+pub mod moe;
 pub mod reference;
 #[cfg(test)]
 mod selftest;

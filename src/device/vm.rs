@@ -33,11 +33,21 @@ pub struct VmConfig {
     /// Exact performance counters per launch (always on with the sanitizer), read back with
     /// [`crate::Device::vm_last_launch`].
     pub counters: bool,
+    /// Host threads that run blocks in parallel; 0 (the default) uses every available core.
+    /// Results must not depend on it: tests compare outputs across thread counts.
+    pub threads: usize,
 }
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { arch: Arch::Sm80, sanitizer: true, warnings_as_errors: false, definedness: true, counters: true }
+        VmConfig {
+            arch: Arch::Sm80,
+            sanitizer: true,
+            warnings_as_errors: false,
+            definedness: true,
+            counters: true,
+            threads: 0,
+        }
     }
 }
 
@@ -70,10 +80,13 @@ fn vm_err(during: impl Into<String>) -> impl FnOnce(ptx_vm::VmError) -> Error {
 
 impl VmBackend {
     pub(crate) fn new(config: VmConfig) -> Self {
-        let machine = Machine::new(config.arch)
+        let mut machine = Machine::new(config.arch)
             .with_sanitizer(config.sanitizer)
             .with_definedness(config.definedness)
             .with_counters(config.counters);
+        if config.threads > 0 {
+            machine = machine.with_threads(config.threads);
+        }
         VmBackend { config, machine: Mutex::new(machine), last: Mutex::new(None), modules: Mutex::new(HashMap::new()) }
     }
 

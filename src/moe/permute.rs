@@ -1,0 +1,279 @@
+//! Grouping routed tokens by expert and gathering their activations (`kernels/moe/permute.cu`).
+
+use crate::device::{kernels, Buffer, Device, LaunchDims, View, ViewMut};
+use crate::dtype::Float;
+use crate::error::{Error, Result};
+
+use super::params::{AlignParams, GatherParams};
+use super::route::MAX_EXPERTS;
+
+const ALIGN_THREADS: u32 = 256;
+const GATHER_THREADS: u32 = 256;
+const GATHER_ROWS_PER_BLOCK: u64 = (GATHER_THREADS / 32) as u64;
+const MAX_BLOCKS: u64 = 1 << 16;
+
+/// The options of [`permute`]. The default: no padding, no capacity, one rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PermuteOptions {
+    /// Each expert's rows padded up to a multiple of this (a power of two; 1 = no padding), for a
+    /// grouped GEMM that takes whole blocks (vLLM's `moe_align_block_size`).
+    pub block_size: usize,
+    /// Most rows kept per expert; `None` keeps all. Drop policy: token order, i.e. an expert keeps
+    /// its entries with the lowest (token, slot); the rest get inverse -1 and contribute nothing to
+    /// combine.
+    pub capacity: Option<usize>,
+    /// Experts per expert-parallel rank (must divide the expert count); `None` = one rank.
+    pub experts_per_rank: Option<usize>,
+}
+
+impl Default for PermuteOptions {
+    fn default() -> Self {
+        PermuteOptions { block_size: 1, capacity: None, experts_per_rank: None }
+    }
+}
+
+impl PermuteOptions {
+    /// Sets the block size.
+    pub fn block_size(mut self, b: usize) -> Self {
+        self.block_size = b;
+        self
+    }
+    /// Sets the capacity per expert.
+    pub fn capacity(mut self, c: usize) -> Self {
+        self.capacity = Some(c);
+        self
+    }
+    /// Sets the experts per rank.
+    pub fn experts_per_rank(mut self, n: usize) -> Self {
+        self.experts_per_rank = Some(n);
+        self
+    }
+}
+
+/// A validated permutation problem and the size of every output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PermutePlan {
+    /// Tokens.
+    pub tokens: usize,
+    /// Experts per token (the ids are `[tokens, k]`).
+    pub k: usize,
+    /// Experts.
+    pub experts: usize,
+    /// The options, checked.
+    pub options: PermuteOptions,
+    /// Entries `tokens * k`; also the sentinel of padding rows in `sorted_ids`.
+    pub entries: usize,
+    /// Rows the permuted layout can need: `min(entries, experts * capacity)` plus
+    /// `experts * (block_size - 1)` of padding.
+    pub max_rows: usize,
+    /// Blocks of `block_size` rows: `max_rows / block_size` rounded up.
+    pub max_blocks: usize,
+    /// Expert-parallel ranks.
+    pub ranks: usize,
+}
+
+impl PermutePlan {
+    /// Checks the shape and options.
+    pub fn new(tokens: usize, k: usize, experts: usize, options: PermuteOptions) -> Result<PermutePlan> {
+        if experts == 0 || experts > MAX_EXPERTS {
+            return Err(Error::invalid("experts", format!("1..={MAX_EXPERTS}"), experts));
+        }
+        if k == 0 || k > experts {
+            return Err(Error::invalid("k", format!("1..=experts ({experts})"), k));
+        }
+        let b = options.block_size;
+        if b == 0 || !b.is_power_of_two() || b > 1 << 16 {
+            return Err(Error::invalid("options.block_size", "a power of two up to 65536", b));
+        }
+        if options.capacity == Some(0) {
+            return Err(Error::invalid("options.capacity", "at least 1 (or None)", 0));
+        }
+        let epr = options.experts_per_rank.unwrap_or(experts);
+        if epr == 0 || experts % epr != 0 {
+            return Err(Error::invalid("options.experts_per_rank", format!("a divisor of experts ({experts})"), epr));
+        }
+        let too_big = || Error::invalid("tokens", "tokens * k plus padding to fit in i32", tokens);
+        let entries = tokens.checked_mul(k).filter(|&n| n < i32::MAX as usize).ok_or_else(too_big)?;
+        let kept = match options.capacity {
+            Some(c) => entries.min(experts.saturating_mul(c)),
+            None => entries,
+        };
+        let max_rows = kept.checked_add(experts * (b - 1)).filter(|&n| n <= i32::MAX as usize).ok_or_else(too_big)?;
+        Ok(PermutePlan {
+            tokens,
+            k,
+            experts,
+            options,
+            entries,
+            max_rows,
+            max_blocks: max_rows.div_ceil(b),
+            ranks: experts / epr,
+        })
+    }
+
+    /// Allocates every output of [`permute`] on `dev`.
+    pub fn alloc(&self, dev: &Device) -> Result<Permutation> {
+        Ok(Permutation {
+            counts: dev.alloc_zeros(self.experts)?,
+            offsets: dev.alloc_zeros(self.experts + 1)?,
+            sorted_ids: dev.alloc_zeros(self.max_rows)?,
+            block_expert: dev.alloc_zeros(self.max_blocks)?,
+            inverse: dev.alloc_zeros(self.entries)?,
+            rank_counts: dev.alloc_zeros(self.ranks)?,
+            rank_offsets: dev.alloc_zeros(self.ranks + 1)?,
+            status: dev.alloc_zeros(1)?,
+        })
+    }
+
+    /// Bytes the align pass must move at least: the ids read, every output written once.
+    pub fn align_min_bytes(&self) -> u64 {
+        4 * (2 * self.entries + self.max_rows + self.max_blocks + 2 * self.experts + 2 * self.ranks + 2) as u64
+    }
+}
+
+/// The outputs of [`permute`], in the layout vLLM's `moe_align_block_size` and Megatron's permute
+/// use. All i32.
+pub struct Permutation {
+    /// `[experts]` entries routed to each expert, before capacity.
+    pub counts: Buffer<i32>,
+    /// `[experts + 1]` first row of each expert in the permuted layout (padded);
+    /// `offsets[experts]` is the total number of rows.
+    pub offsets: Buffer<i32>,
+    /// `[max_rows]` the entry (`token * k + slot`) of each row; `entries` (the sentinel) for
+    /// padding rows and rows past the total.
+    pub sorted_ids: Buffer<i32>,
+    /// `[max_blocks]` the expert of each block of `block_size` rows; -1 past the total.
+    pub block_expert: Buffer<i32>,
+    /// `[entries]` the row of each entry; -1 when dropped by capacity, unrouted (id -1) or bad.
+    pub inverse: Buffer<i32>,
+    /// `[ranks]` rows kept per rank, without padding.
+    pub rank_counts: Buffer<i32>,
+    /// `[ranks + 1]` first row of each rank's slice of the permuted layout.
+    pub rank_offsets: Buffer<i32>,
+    /// `[1]` ids outside `0..experts` other than -1 (treated as unrouted).
+    pub status: Buffer<i32>,
+}
+
+fn check_len(name: &'static str, len: usize, want: usize, what: &str) -> Result<()> {
+    if len == want {
+        Ok(())
+    } else {
+        Err(Error::invalid(name, format!("{want} elements ({what})"), format!("{len} elements")))
+    }
+}
+
+/// Groups the entries of `ids` (`[tokens, k]`, as [`super::route`] writes them; -1 = unrouted)
+/// by expert, stably (by token, then slot), into `out`. One launch of one block; no atomic's order
+/// reaches the layout, so it is the same bits on every run.
+pub fn permute(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, out: &mut Permutation) -> Result<()> {
+    check_len("ids", ids.len(), plan.entries, "tokens * k")?;
+    check_len("out.counts", out.counts.len(), plan.experts, "experts")?;
+    check_len("out.offsets", out.offsets.len(), plan.experts + 1, "experts + 1")?;
+    check_len("out.sorted_ids", out.sorted_ids.len(), plan.max_rows, "plan.max_rows")?;
+    check_len("out.block_expert", out.block_expert.len(), plan.max_blocks, "plan.max_blocks")?;
+    check_len("out.inverse", out.inverse.len(), plan.entries, "tokens * k")?;
+    check_len("out.rank_counts", out.rank_counts.len(), plan.ranks, "ranks")?;
+    check_len("out.rank_offsets", out.rank_offsets.len(), plan.ranks + 1, "ranks + 1")?;
+    check_len("out.status", out.status.len(), 1, "one counter")?;
+    let o = plan.options;
+    let params = AlignParams {
+        ids: dev.ptr("ids", ids)?.addr,
+        counts: dev.ptr_mut("out.counts", &mut out.counts.view_mut())?.addr,
+        offsets: dev.ptr_mut("out.offsets", &mut out.offsets.view_mut())?.addr,
+        sorted_ids: dev.ptr_mut("out.sorted_ids", &mut out.sorted_ids.view_mut())?.addr,
+        block_expert: dev.ptr_mut("out.block_expert", &mut out.block_expert.view_mut())?.addr,
+        inverse: dev.ptr_mut("out.inverse", &mut out.inverse.view_mut())?.addr,
+        rank_counts: dev.ptr_mut("out.rank_counts", &mut out.rank_counts.view_mut())?.addr,
+        rank_offsets: dev.ptr_mut("out.rank_offsets", &mut out.rank_offsets.view_mut())?.addr,
+        status: dev.ptr_mut("out.status", &mut out.status.view_mut())?.addr,
+        entries: plan.entries as u32,
+        experts: plan.experts as u32,
+        block_size: o.block_size as u32,
+        capacity: o.capacity.map_or(u32::MAX, |c| c.min(u32::MAX as usize) as u32),
+        max_rows: plan.max_rows as u32,
+        max_blocks: plan.max_blocks as u32,
+        experts_per_rank: (plan.experts / plan.ranks) as u32,
+        pad: 0,
+    };
+    let dims = LaunchDims { grid: [1, 1, 1], block: [ALIGN_THREADS, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_PERMUTE, "moe_permute_align", dims, &params)
+}
+
+/// Gathers the activations `x` (`[tokens, hidden]`) into the permuted layout `out`
+/// (`[plan.max_rows, hidden]`): row r is `x[sorted_ids[r] / k]`, padding rows are zero, rows
+/// past `offsets[experts]` are not written. 16-byte accesses when `hidden * size_of::<T>()` is a
+/// multiple of 16 and both views are 16-byte aligned, else one element per access.
+pub fn gather<T: Float>(
+    dev: &Device,
+    plan: &PermutePlan,
+    hidden: usize,
+    x: &View<'_, T>,
+    perm: &Permutation,
+    out: &mut ViewMut<'_, T>,
+) -> Result<()> {
+    if hidden == 0 {
+        return Err(Error::invalid("hidden", "at least 1", 0));
+    }
+    let row_bytes = hidden
+        .checked_mul(size_of::<T>())
+        .filter(|&b| b <= u32::MAX as usize)
+        .ok_or_else(|| Error::invalid("hidden", "a row of at most u32::MAX bytes", hidden))?;
+    check_len("x", x.len(), plan.tokens * hidden, "tokens * hidden")?;
+    check_len("out", out.len(), plan.max_rows * hidden, "plan.max_rows * hidden")?;
+    check_len("perm.sorted_ids", perm.sorted_ids.len(), plan.max_rows, "plan.max_rows")?;
+    check_len("perm.offsets", perm.offsets.len(), plan.experts + 1, "experts + 1")?;
+    if plan.max_rows == 0 {
+        return Ok(());
+    }
+    let px = dev.ptr("x", x)?.addr;
+    let po = dev.ptr_mut("out", out)?.addr;
+    let vec = if row_bytes % 16 == 0 && px % 16 == 0 && po % 16 == 0 { 16 } else { size_of::<T>() as u32 };
+    let params = GatherParams {
+        x: px,
+        sorted_ids: dev.ptr("perm.sorted_ids", &perm.sorted_ids.view())?.addr,
+        offsets: dev.ptr("perm.offsets", &perm.offsets.view())?.addr,
+        out: po,
+        max_rows: plan.max_rows as u32,
+        experts: plan.experts as u32,
+        k: plan.k as u32,
+        entries: plan.entries as u32,
+        row_bytes: row_bytes as u32,
+        vec,
+    };
+    let blocks = (plan.max_rows as u64).div_ceil(GATHER_ROWS_PER_BLOCK).min(MAX_BLOCKS) as u32;
+    let dims = LaunchDims { grid: [blocks, 1, 1], block: [GATHER_THREADS, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_PERMUTE, &format!("moe_gather_v{vec}"), dims, &params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_name(e: Error) -> &'static str {
+        match e {
+            Error::InvalidArgument { name, .. } => name,
+            other => panic!("expected InvalidArgument, got {other}"),
+        }
+    }
+
+    #[test]
+    fn bad_permute_options_are_typed_errors() {
+        let o = PermuteOptions::default();
+        assert_eq!(err_name(PermutePlan::new(4, 2, 0, o).unwrap_err()), "experts");
+        assert_eq!(err_name(PermutePlan::new(4, 0, 8, o).unwrap_err()), "k");
+        assert_eq!(err_name(PermutePlan::new(4, 9, 8, o).unwrap_err()), "k");
+        assert_eq!(err_name(PermutePlan::new(4, 2, 8, o.block_size(48)).unwrap_err()), "options.block_size");
+        assert_eq!(err_name(PermutePlan::new(4, 2, 8, o.block_size(0)).unwrap_err()), "options.block_size");
+        assert_eq!(err_name(PermutePlan::new(4, 2, 8, o.capacity(0)).unwrap_err()), "options.capacity");
+        assert_eq!(err_name(PermutePlan::new(4, 2, 8, o.experts_per_rank(3)).unwrap_err()), "options.experts_per_rank");
+        assert_eq!(err_name(PermutePlan::new(1 << 30, 8, 8, o).unwrap_err()), "tokens");
+    }
+
+    #[test]
+    fn plan_sizes_pad_every_expert_and_cap_by_capacity() {
+        let p = PermutePlan::new(100, 8, 64, PermuteOptions::default().block_size(16).experts_per_rank(8)).unwrap();
+        assert_eq!((p.entries, p.max_rows, p.max_blocks, p.ranks), (800, 800 + 64 * 15, 110, 8));
+        let p = PermutePlan::new(100, 8, 64, PermuteOptions::default().capacity(2)).unwrap();
+        assert_eq!(p.max_rows, 128);
+    }
+}
