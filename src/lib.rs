@@ -29,6 +29,7 @@ pub mod device;
 pub mod dtype;
 mod error;
 pub mod reference;
+pub mod sampling;
 
 pub use device::{Buffer, Device, View, ViewMut};
 pub use dtype::Float;

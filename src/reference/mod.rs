@@ -4,3 +4,4 @@
 //! public: your own tests can use them.
 
 pub mod attention;
+pub mod sampling;

@@ -1,0 +1,55 @@
+// Launch parameters of the sampling family, passed by value as one `__grid_constant__` struct.
+// Mirrored field by field by `#[repr(C)]` structs in src/sampling/params.rs; a test checks that
+// sizes and offsets agree with the `.param` size in the PTX.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+namespace sk {
+
+// Row status bits (SampleParams::status, LogSoftmaxGatherParams::status).
+constexpr uint32_t kStatusNoFinite = 1u;   // no finite logit in the row (all -inf)
+constexpr uint32_t kStatusNonFinite = 2u;  // a NaN or +inf logit, or a processed logit overflowed
+constexpr uint32_t kStatusBadTarget = 4u;  // log_softmax_gather: target id outside [0, vocab)
+
+// sample: `n` draws from each of `batch` rows of `vocab` logits. Per-row parameters are arrays of
+// `batch`; outputs are [batch, n] (sample-major within a row) except `status` [batch].
+struct SampleParams {
+  const void* logits;             // [batch, vocab] T
+  const float* temperature;       // 0 = greedy
+  const uint32_t* top_k;          // 0 = off
+  const float* top_p;             // 1 = off
+  const float* min_p;             // 0 = off
+  const uint64_t* seed;
+  const uint64_t* position;
+  int32_t* token;                 // [batch, n]
+  float* logprob_raw;             // [batch, n]
+  float* logprob_processed;       // [batch, n]
+  float* logprob_truncated;       // [batch, n]
+  int32_t* rank;                  // [batch, n]
+  uint32_t* status;               // [batch]
+  uint32_t batch;
+  uint32_t vocab;
+  uint32_t n;
+  uint32_t pad;
+};
+static_assert(sizeof(SampleParams) == 120, "SampleParams layout");
+static_assert(offsetof(SampleParams, batch) == 104, "SampleParams layout");
+static_assert(offsetof(SampleParams, vocab) == 108, "SampleParams layout");
+static_assert(offsetof(SampleParams, n) == 112, "SampleParams layout");
+
+// log_softmax_gather: for each of `tokens` rows, log softmax(logits[row])[target[row]] and
+// optionally the entropy of softmax(logits[row]).
+struct LogSoftmaxGatherParams {
+  const void* logits;     // [tokens, vocab] T
+  const int32_t* target;  // [tokens]
+  float* logprob;         // [tokens]
+  float* entropy;         // [tokens] or null
+  uint32_t* status;       // [tokens]
+  uint32_t tokens;
+  uint32_t vocab;
+};
+static_assert(sizeof(LogSoftmaxGatherParams) == 48, "LogSoftmaxGatherParams layout");
+static_assert(offsetof(LogSoftmaxGatherParams, tokens) == 40, "LogSoftmaxGatherParams layout");
+
+}  // namespace sk

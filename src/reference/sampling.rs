@@ -1,0 +1,96 @@
+//! Sampling references: the exact filtered distribution of a row, its logprobs and ranks.
+//!
+//! Float64 throughout, except the processed logit, which is defined as the fp32 quotient
+//! `fl32(x / T)` (as the kernel computes it) so that ties after temperature are the same ties.
+
+use crate::sampling::RowParams;
+
+/// log softmax of a row in float64 (`-inf` entries get `-inf`). `None` when the row has a NaN or
+/// `+inf`, or no finite entry.
+pub fn log_softmax(x: &[f64]) -> Option<Vec<f64>> {
+    if x.iter().any(|v| v.is_nan() || *v == f64::INFINITY) {
+        return None;
+    }
+    let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return None;
+    }
+    let lse = m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    Some(x.iter().map(|v| v - lse).collect())
+}
+
+/// Entropy of softmax(x) in nats (`None` as for [`log_softmax`]).
+pub fn entropy(x: &[f64]) -> Option<f64> {
+    let lp = log_softmax(x)?;
+    Some(-lp.iter().filter(|l| l.is_finite()).map(|l| l.exp() * l).sum::<f64>())
+}
+
+/// The processed logits `fl32(x / T)` widened to f64 (the raw logits for a greedy row).
+pub fn processed(x: &[f64], p: &RowParams) -> Vec<f64> {
+    if p.temperature == 0.0 {
+        return x.to_vec();
+    }
+    x.iter().map(|&v| ((v as f32) / p.temperature) as f64).collect()
+}
+
+/// The distribution a row is sampled from: probability per token after temperature, min-p, top-k
+/// and top-p (see [`crate::sampling::sample`]), renormalised. Greedy rows put all mass on the
+/// argmax (lowest index on ties). `None` for rows with a NaN, `+inf` or no finite logit.
+pub fn filtered_distribution(x: &[f64], p: &RowParams) -> Option<Vec<f64>> {
+    log_softmax(x)?;
+    let v = x.len();
+    if p.temperature == 0.0 {
+        let mut best = 0;
+        for i in 1..v {
+            if x[i] > x[best] {
+                best = i;
+            }
+        }
+        let mut d = vec![0.0; v];
+        d[best] = 1.0;
+        return Some(d);
+    }
+    let z = processed(x, p);
+    let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let w: Vec<f64> = z.iter().map(|zi| (zi - m).exp()).collect();
+    let log_minp = if p.min_p > 0.0 { (p.min_p as f64).ln() } else { f64::NEG_INFINITY };
+    // The total order: value descending, index ascending.
+    let mut order: Vec<usize> = (0..v).filter(|&i| z[i] - m >= log_minp).collect();
+    order.sort_by(|&a, &b| z[b].partial_cmp(&z[a]).unwrap().then(a.cmp(&b)));
+    if p.top_k > 0 {
+        order.truncate(p.top_k as usize);
+    }
+    if p.top_p < 1.0 {
+        let total: f64 = order.iter().map(|&i| w[i]).sum();
+        let need = p.top_p as f64 * total;
+        let mut acc = 0.0;
+        let mut keep = 0;
+        for &i in &order {
+            keep += 1;
+            acc += w[i];
+            if acc >= need {
+                break;
+            }
+        }
+        order.truncate(keep);
+    }
+    let total: f64 = order.iter().map(|&i| w[i]).sum();
+    let mut d = vec![0.0; v];
+    for &i in &order {
+        d[i] = w[i] / total;
+    }
+    Some(d)
+}
+
+/// What the sampler reports for `token` of a row: (raw logprob, processed logprob, truncated
+/// logprob, rank), with the greedy conventions (processed and truncated 0, rank 1).
+pub fn token_logprobs(x: &[f64], p: &RowParams, token: usize) -> Option<(f64, f64, f64, usize)> {
+    let raw = log_softmax(x)?;
+    let rank = 1 + x.iter().filter(|&&v| v > x[token]).count();
+    if p.temperature == 0.0 {
+        return Some((raw[token], 0.0, 0.0, rank));
+    }
+    let proc = log_softmax(&processed(x, p))?;
+    let d = filtered_distribution(x, p)?;
+    Some((raw[token], proc[token], d[token].ln(), rank))
+}

@@ -1,0 +1,65 @@
+//! Launch parameters of the sampling family, mirroring `kernels/sampling/params.cuh` field by field.
+
+use bytemuck::{Pod, Zeroable};
+
+/// `sk::SampleParams`: device pointers as `u64`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct SampleParams {
+    pub logits: u64,
+    pub temperature: u64,
+    pub top_k: u64,
+    pub top_p: u64,
+    pub min_p: u64,
+    pub seed: u64,
+    pub position: u64,
+    pub token: u64,
+    pub logprob_raw: u64,
+    pub logprob_processed: u64,
+    pub logprob_truncated: u64,
+    pub rank: u64,
+    pub status: u64,
+    pub batch: u32,
+    pub vocab: u32,
+    pub n: u32,
+    pub pad: u32,
+}
+
+/// `sk::LogSoftmaxGatherParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct LogSoftmaxGatherParams {
+    pub logits: u64,
+    pub target: u64,
+    pub logprob: u64,
+    pub entropy: u64,
+    pub status: u64,
+    pub tokens: u32,
+    pub vocab: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::kernels::{SAMPLING_LOGPROBS, SAMPLING_SAMPLE};
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn sampling_params_match_the_c_structs_and_the_ptx() {
+        // The same numbers are static_asserts in kernels/sampling/params.cuh.
+        assert_eq!(size_of::<SampleParams>(), 120);
+        assert_eq!(offset_of!(SampleParams, batch), 104);
+        assert_eq!(offset_of!(SampleParams, vocab), 108);
+        assert_eq!(offset_of!(SampleParams, n), 112);
+        assert_eq!(size_of::<LogSoftmaxGatherParams>(), 48);
+        assert_eq!(offset_of!(LogSoftmaxGatherParams, tokens), 40);
+        let sample = ptx_vm::Module::parse(SAMPLING_SAMPLE.ptx).unwrap();
+        let gather = ptx_vm::Module::parse(SAMPLING_LOGPROBS.ptx).unwrap();
+        for t in ["f32", "f16", "bf16"] {
+            let k = format!("sampling_sample_{t}");
+            assert_eq!(sample.param_size(&k), Some(size_of::<SampleParams>()), "{k}");
+            let k = format!("sampling_log_softmax_gather_{t}");
+            assert_eq!(gather.param_size(&k), Some(size_of::<LogSoftmaxGatherParams>()), "{k}");
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! Sampling kernels against the float64 references and the statistics of their draws, on every
+//! available backend.
+
+mod common;
+
+use common::{backends, rng};
+use half::{bf16, f16};
+use rand::Rng;
+use scaling_kernels::reference::sampling as refs;
+use scaling_kernels::sampling::{
+    log_softmax_gather, philox_bits64, sample, RowParams, SampleOutput, SamplingParams, SamplingPlan,
+    STATUS_BAD_TARGET, STATUS_NON_FINITE, STATUS_NO_FINITE,
+};
+use scaling_kernels::{Device, Float};
+
+/// Everything a sampling call returned, on the host.
+#[derive(Debug, Clone, PartialEq)]
+struct Drawn {
+    token: Vec<i32>,
+    raw: Vec<f32>,
+    processed: Vec<f32>,
+    truncated: Vec<f32>,
+    rank: Vec<i32>,
+    status: Vec<u32>,
+}
+
+/// Samples `n` per row of `logits` (`rows.len()` rows) with outputs poisoned first; asserts the
+/// launch was clean on the VM.
+fn run<T: Float>(dev: &Device, logits: &[T], rows: &[RowParams], n: usize) -> Drawn {
+    let batch = rows.len();
+    let vocab = logits.len() / batch;
+    let plan = SamplingPlan::new(batch, vocab, n).unwrap();
+    let x = dev.upload(logits).unwrap();
+    let params = SamplingParams::upload(dev, rows).unwrap();
+    let mut out = SampleOutput::alloc(dev, &plan).unwrap();
+    dev.fill_poison(&mut out.token.view_mut()).unwrap();
+    dev.fill_poison(&mut out.logprob_raw.view_mut()).unwrap();
+    dev.fill_poison(&mut out.logprob_processed.view_mut()).unwrap();
+    dev.fill_poison(&mut out.logprob_truncated.view_mut()).unwrap();
+    dev.fill_poison(&mut out.rank.view_mut()).unwrap();
+    dev.fill_poison(&mut out.status.view_mut()).unwrap();
+    sample(dev, &plan, &x.view(), &params, &mut out).unwrap();
+    Drawn {
+        token: dev.download(&out.token).unwrap(),
+        raw: dev.download(&out.logprob_raw).unwrap(),
+        processed: dev.download(&out.logprob_processed).unwrap(),
+        truncated: dev.download(&out.logprob_truncated).unwrap(),
+        rank: dev.download(&out.rank).unwrap(),
+        status: dev.download(&out.status).unwrap(),
+    }
+}
+
+fn widen<T: Float>(x: &[T]) -> Vec<f64> {
+    x.iter().map(|v| v.to_f64()).collect()
+}
+
+/// Chi-square statistic of `counts` against `probs` (bins with expected count below 5 pooled) and
+/// its degrees of freedom; infinite when a draw landed where `probs` is 0.
+fn chi_square(counts: &[u64], probs: &[f64]) -> (f64, usize) {
+    let draws: u64 = counts.iter().sum();
+    let (mut stat, mut bins) = (0.0, 0usize);
+    let (mut pool_obs, mut pool_exp) = (0.0, 0.0);
+    for (&c, &p) in counts.iter().zip(probs) {
+        if p == 0.0 {
+            if c != 0 {
+                return (f64::INFINITY, 1);
+            }
+            continue;
+        }
+        let e = p * draws as f64;
+        if e < 5.0 {
+            pool_obs += c as f64;
+            pool_exp += e;
+        } else {
+            stat += (c as f64 - e).powi(2) / e;
+            bins += 1;
+        }
+    }
+    if pool_exp > 0.0 {
+        stat += (pool_obs - pool_exp).powi(2) / pool_exp.max(1e-300);
+        bins += 1;
+    }
+    (stat, bins.saturating_sub(1).max(1))
+}
+
+/// The chi-square quantile with upper tail 1e-5 (Wilson-Hilferty), the test's rejection threshold:
+/// with fixed seeds the test is deterministic, and a correct sampler passes it by a wide margin.
+fn chi_square_critical(df: usize) -> f64 {
+    let d = df as f64;
+    let z = 4.265; // standard normal upper 1e-5 quantile
+    d * (1.0 - 2.0 / (9.0 * d) + z * (2.0 / (9.0 * d)).sqrt()).powi(3)
+}
+
+/// Histogram of `launches * 64 * 64` draws from one row (`logits`, `p`): each launch has 64 copies
+/// of the row with different seeds and 64 samples each.
+fn histogram<T: Float>(dev: &Device, logits: &[T], p: RowParams, launches: u64) -> Vec<u64> {
+    let vocab = logits.len();
+    let mut counts = vec![0u64; vocab];
+    for l in 0..launches {
+        let rows: Vec<RowParams> =
+            (0..64).map(|r| RowParams { seed: 1000 + l * 64 + r, position: r * 3, ..p }).collect();
+        let all: Vec<T> = (0..64).flat_map(|_| logits.iter().copied()).collect();
+        let d = run(dev, &all, &rows, 64);
+        assert!(d.status.iter().all(|&s| s == 0));
+        for t in d.token {
+            counts[t as usize] += 1;
+        }
+    }
+    counts
+}
+
+fn fixed_rng(seed: u64) -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(seed)
+}
+
+/// Skewed logits (normal-ish, spread 2.5) of length `v`, from a fixed seed.
+fn skewed(v: usize, seed: u64) -> Vec<f32> {
+    let mut r = fixed_rng(seed);
+    (0..v).map(|_| (0..4).map(|_| r.random_range(-1.0f32..1.0)).sum::<f32>() * 2.5).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomness.
+
+#[test]
+fn draws_follow_the_philox_stream_exactly() {
+    // Equal logits, no filter: every token has mass 2^40, so the kernel's target
+    // floor(V 2^40 bits / 2^64) picks token target >> 40, predictable from the host's Philox.
+    let v = 37usize;
+    for dev in backends() {
+        let rows: Vec<RowParams> = (0..5u64)
+            .map(|r| RowParams { seed: 0x9e37_79b9_7f4a_7c15 ^ r, position: r << 33 | r, ..RowParams::default() })
+            .collect();
+        let check = |d: &Drawn| {
+            for (r, row) in rows.iter().enumerate() {
+                for s in 0..8 {
+                    let bits = philox_bits64(row.seed, row.position, s as u32);
+                    let target = ((u128::from(v as u64) << 40) * u128::from(bits)) >> 64;
+                    assert_eq!(d.token[r * 8 + s] as u128, target >> 40, "row {r} sample {s}");
+                }
+            }
+        };
+        check(&run(&dev, &vec![0.5f32; v * 5], &rows, 8));
+        check(&run(&dev, &vec![bf16::from_f32(-3.0); v * 5], &rows, 8));
+        check(&run(&dev, &vec![f16::from_f32(2.0); v * 5], &rows, 8));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics: the draws follow the exact filtered distribution.
+
+#[test]
+fn each_filter_matches_the_exact_distribution() {
+    let skew = skewed(50, 1);
+    let flat: Vec<f32> = (0..120).map(|i| 0.01 * (i % 13) as f32).collect();
+    let base = RowParams::default();
+    let cases = [
+        ("plain skewed", &skew, base),
+        ("temperature 0.7", &skew, RowParams { temperature: 0.7, ..base }),
+        ("top_k 7", &skew, RowParams { top_k: 7, ..base }),
+        ("top_p 0.6", &skew, RowParams { top_p: 0.6, ..base }),
+        ("min_p 0.05", &skew, RowParams { min_p: 0.05, ..base }),
+        ("flat top_k 40 top_p 0.5", &flat, RowParams { top_k: 40, top_p: 0.5, ..base }),
+    ];
+    for dev in backends() {
+        for (name, logits, p) in &cases {
+            let x = widen(logits);
+            let want = refs::filtered_distribution(&x, p).unwrap();
+            let counts = histogram(&dev, logits, *p, 3);
+            let (stat, df) = chi_square(&counts, &want);
+            let crit = chi_square_critical(df);
+            eprintln!("{name}: chi2 {stat:.1} on {df} df (reject above {crit:.1})");
+            assert!(stat < crit, "{name}: chi2 {stat:.1} on {df} df, threshold {crit:.1}");
+        }
+    }
+}
+
+#[test]
+fn combined_filters_match_the_exact_distribution_and_a_wrong_one_fails() {
+    // 24 launches x 4096 = 98,304 draws of one skewed row under all filters at once, in bf16.
+    let logits: Vec<bf16> = skewed(64, 2).iter().map(|&v| bf16::from_f32(v)).collect();
+    let p = RowParams { temperature: 0.9, top_k: 20, top_p: 0.8, min_p: 0.01, ..RowParams::default() };
+    let x = widen(&logits);
+    let want = refs::filtered_distribution(&x, &p).unwrap();
+    for dev in backends() {
+        let counts = histogram(&dev, &logits, p, 24);
+        let (stat, df) = chi_square(&counts, &want);
+        let crit = chi_square_critical(df);
+        assert!(stat < crit, "chi2 {stat:.1} on {df} df, threshold {crit:.1}");
+        // The same check rejects a distribution that is only slightly off: temperature 1.0
+        // instead of 0.9 with the same filters.
+        let wrong = refs::filtered_distribution(&x, &RowParams { temperature: 1.0, ..p }).unwrap();
+        let (bad, bad_df) = chi_square(&counts, &wrong);
+        eprintln!("right: chi2 {stat:.1} on {df} df; wrong: {bad:.1} on {bad_df} df");
+        assert!(bad > chi_square_critical(bad_df), "the wrong distribution passed: chi2 {bad:.1}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Support.
+
+#[test]
+fn support_never_leaves_the_allowed_set_on_adversarial_rows() {
+    let v = 24;
+    let mut cases: Vec<(Vec<f32>, RowParams)> = Vec::new();
+    let base = RowParams::default();
+    let mut huge = vec![0.0f32; v];
+    huge[17] = 1e30;
+    cases.push((huge, base));
+    cases.push((vec![1.5; v], RowParams { top_k: 3, ..base })); // ties: exactly tokens 0, 1, 2
+    cases.push((vec![1.5; v], RowParams { top_p: 0.25, ..base })); // first 6 by index
+    let mut one = vec![f32::NEG_INFINITY; v];
+    one[9] = -3.0;
+    cases.push((one, RowParams { top_p: 0.3, ..base }));
+    let mut boundary: Vec<f32> = (0..v).map(|i| -(i as f32)).collect();
+    for i in [4, 9, 12, 20] {
+        boundary[i] = -2.0; // ties with token 2 straddle the top-k boundary
+    }
+    cases.push((boundary.clone(), RowParams { top_k: 4, ..base }));
+    cases.push((boundary, RowParams { top_k: 5, top_p: 0.999, min_p: 0.0, temperature: 0.3, ..base }));
+    cases.push((vec![0.0; v], RowParams { min_p: 1.0, top_k: 2, ..base }));
+    for dev in backends() {
+        for (logits, p) in &cases {
+            let want = refs::filtered_distribution(&widen(logits), p).unwrap();
+            let counts = histogram(&dev, logits, *p, 2);
+            for (t, &c) in counts.iter().enumerate() {
+                assert!(c == 0 || want[t] > 0.0, "token {t} drawn {c} times outside the allowed set, {p:?}");
+            }
+            // Every allowed token shows up (each has probability >= 1/24 here).
+            for (t, &w) in want.iter().enumerate() {
+                assert!(w == 0.0 || counts[t] > 0, "allowed token {t} never drawn, {p:?}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch invariance.
+
+fn mixed_rows(rng: &mut impl Rng, count: usize, vocab: usize) -> (Vec<f32>, Vec<RowParams>) {
+    let logits: Vec<f32> = (0..count * vocab).map(|_| rng.random_range(-6.0f32..6.0)).collect();
+    let rows = (0..count)
+        .map(|r| RowParams {
+            temperature: [1.0, 0.6, 0.0, 1.3][r % 4],
+            top_k: [0, 5, 40, 0, 1][r % 5],
+            top_p: [1.0, 0.9, 0.5][r % 3],
+            min_p: [0.0, 0.0, 0.05][r % 3],
+            seed: rng.random(),
+            position: rng.random_range(0..100_000),
+        })
+        .collect();
+    (logits, rows)
+}
+
+#[test]
+fn seeded_row_is_batch_invariant() {
+    let mut rng = rng("seeded_row_is_batch_invariant");
+    let vocab = 300;
+    let (logits, rows) = mixed_rows(&mut rng, 64, vocab);
+    let n = 3;
+    for dev in backends() {
+        let full = run(&dev, &logits, &rows, n);
+        let pick = |d: &Drawn, slot: usize| {
+            let r = slot * n..(slot + 1) * n;
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            (d.token[r.clone()].to_vec(), bits(&d.raw[r.clone()]), bits(&d.truncated[r.clone()]), d.rank[r].to_vec())
+        };
+        for &r in &[0usize, 13, 38, 63] {
+            let alone = run(&dev, &logits[r * vocab..(r + 1) * vocab], &rows[r..r + 1], n);
+            assert_eq!(pick(&alone, 0), pick(&full, r), "row {r} alone");
+            // In a batch of 7, at slot r % 7, among other rows.
+            let slot = r % 7;
+            let mut idx: Vec<usize> = (0..7).map(|i| (r + 1 + i * 5) % 64).collect();
+            idx[slot] = r;
+            let l7: Vec<f32> = idx.iter().flat_map(|&i| logits[i * vocab..(i + 1) * vocab].iter().copied()).collect();
+            let p7: Vec<RowParams> = idx.iter().map(|&i| rows[i]).collect();
+            let seven = run(&dev, &l7, &p7, n);
+            assert_eq!(pick(&seven, slot), pick(&full, r), "row {r} at slot {slot} of 7");
+        }
+        assert_eq!(run(&dev, &logits, &rows, n), full, "a second run differs");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logprobs, ranks, greedy, status.
+
+fn check_against_reference<T: Float>(dev: &Device, logits: &[T], rows: &[RowParams], n: usize, what: &str) {
+    let vocab = logits.len() / rows.len();
+    let d = run(dev, logits, rows, n);
+    for (r, p) in rows.iter().enumerate() {
+        let x = widen(&logits[r * vocab..(r + 1) * vocab]);
+        assert_eq!(d.status[r], 0, "{what} row {r}");
+        let dist = refs::filtered_distribution(&x, p).unwrap();
+        for s in 0..n {
+            let i = r * n + s;
+            let t = d.token[i] as usize;
+            assert!(dist[t] > 0.0, "{what} row {r}: token {t} outside the allowed set");
+            let (raw, proc, trunc, rank) = refs::token_logprobs(&x, p, t).unwrap();
+            let close = |got: f32, want: f64, tol: f64, name: &str| {
+                assert!((got as f64 - want).abs() <= tol, "{what} row {r} sample {s} {name}: {got} vs {want}");
+            };
+            close(d.raw[i], raw, 2e-5 * (1.0 + raw.abs()), "raw logprob");
+            close(d.processed[i], proc, 2e-5 * (1.0 + proc.abs()), "processed logprob");
+            close(d.truncated[i], trunc, 2e-5 * (1.0 + trunc.abs()), "truncated logprob");
+            assert_eq!(d.rank[i] as usize, rank, "{what} row {r} sample {s} rank");
+        }
+    }
+}
+
+#[test]
+fn logprobs_and_rank_match_the_reference() {
+    let mut rng = rng("logprobs_and_rank_match_the_reference");
+    let vocab = 1000;
+    let (logits, rows) = mixed_rows(&mut rng, 20, vocab);
+    for dev in backends() {
+        check_against_reference(&dev, &logits, &rows, 4, "f32");
+        let b: Vec<bf16> = logits.iter().map(|&v| bf16::from_f32(v)).collect();
+        check_against_reference(&dev, &b, &rows, 4, "bf16");
+        let h: Vec<f16> = logits.iter().map(|&v| f16::from_f32(v)).collect();
+        check_against_reference(&dev, &h, &rows, 4, "f16");
+    }
+}
+
+#[test]
+fn large_vocab_top_k_top_p_is_exact() {
+    // One row of 262,144 bf16 logits and one of 151,936 f32 (not a multiple of the CTA).
+    let mut rng = rng("large_vocab_top_k_top_p_is_exact");
+    for dev in backends() {
+        let v = 262_144;
+        let logits: Vec<bf16> = (0..v).map(|_| bf16::from_f32(rng.random_range(-8.0f32..8.0))).collect();
+        let p = RowParams { top_k: 50, top_p: 0.9, seed: rng.random(), ..RowParams::default() };
+        check_against_reference(&dev, &logits, &[p], 8, "bf16 262144");
+        let v = 151_936;
+        let logits: Vec<f32> = (0..v).map(|_| rng.random_range(-8.0f32..8.0)).collect();
+        let p = RowParams { top_p: 0.95, temperature: 0.8, seed: rng.random(), ..RowParams::default() };
+        check_against_reference(&dev, &logits, &[p], 4, "f32 151936");
+    }
+}
+
+#[test]
+fn greedy_takes_the_argmax_lowest_index_on_ties() {
+    for dev in backends() {
+        let logits = [1.0f32, 4.0, -1.0, 4.0, 2.0, f32::NEG_INFINITY, 0.0, 4.0, 3.0];
+        let rows = [RowParams { temperature: 0.0, top_k: 2, top_p: 0.1, seed: 3, ..RowParams::default() }];
+        let d = run(&dev, &logits, &rows, 5);
+        assert_eq!(d.token, vec![1; 5]);
+        assert_eq!(d.rank, vec![1; 5]);
+        assert_eq!((d.processed[0], d.truncated[0]), (0.0, 0.0));
+        let want = refs::log_softmax(&widen(&logits)).unwrap()[1];
+        assert!((d.raw[0] as f64 - want).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn bad_rows_report_their_status_and_a_defined_token() {
+    for dev in backends() {
+        let v = 6;
+        let mut logits = vec![0.5f32; 4 * v];
+        logits[2] = f32::NAN; // row 0
+        logits[v..2 * v].fill(f32::NEG_INFINITY); // row 1
+        logits[2 * v + 5] = f32::INFINITY; // row 2; row 3 is fine
+        let rows = vec![RowParams { top_k: 2, ..RowParams::default() }; 4];
+        let d = run(&dev, &logits, &rows, 2);
+        assert_eq!(d.status, vec![STATUS_NON_FINITE, STATUS_NO_FINITE, STATUS_NON_FINITE, 0]);
+        assert_eq!(&d.token[..6], &[0; 6]);
+        assert_eq!(&d.rank[..6], &[0; 6]);
+        assert!(d.raw[..6].iter().chain(&d.truncated[..6]).all(|x| x.is_nan()));
+        assert!(d.token[6..].iter().all(|&t| t == 0 || t == 1));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// log_softmax_gather.
+
+fn gather<T: Float>(dev: &Device, logits: &[T], target: &[i32], vocab: usize) -> (Vec<f32>, Vec<f32>, Vec<u32>) {
+    let x = dev.upload(logits).unwrap();
+    let t = dev.upload(target).unwrap();
+    let mut lp = dev.alloc_zeros::<f32>(target.len()).unwrap();
+    let mut ent = dev.alloc_zeros::<f32>(target.len()).unwrap();
+    let mut st = dev.alloc_zeros::<u32>(target.len()).unwrap();
+    dev.fill_poison(&mut lp.view_mut()).unwrap();
+    dev.fill_poison(&mut ent.view_mut()).unwrap();
+    dev.fill_poison(&mut st.view_mut()).unwrap();
+    log_softmax_gather(
+        dev,
+        vocab,
+        &x.view(),
+        &t.view(),
+        &mut lp.view_mut(),
+        Some(&mut ent.view_mut()),
+        &mut st.view_mut(),
+    )
+    .unwrap();
+    (dev.download(&lp).unwrap(), dev.download(&ent).unwrap(), dev.download(&st).unwrap())
+}
+
+#[test]
+fn log_softmax_gather_equals_the_samplers_raw_logprob_bit_for_bit() {
+    let mut rng = rng("log_softmax_gather_equals_the_samplers_raw_logprob_bit_for_bit");
+    let vocab = 777;
+    let (logits, rows) = mixed_rows(&mut rng, 12, vocab);
+    let h: Vec<bf16> = logits.iter().map(|&v| bf16::from_f32(v)).collect();
+    for dev in backends() {
+        for bf in [false, true] {
+            let d = if bf { run(&dev, &h, &rows, 2) } else { run(&dev, &logits, &rows, 2) };
+            // The trainer sees each sample's row once per sampled token.
+            let twice =
+                |v: &[bf16]| (0..24).flat_map(|i| v[(i / 2) * vocab..(i / 2 + 1) * vocab].to_vec()).collect::<Vec<_>>();
+            let twice32 =
+                |v: &[f32]| (0..24).flat_map(|i| v[(i / 2) * vocab..(i / 2 + 1) * vocab].to_vec()).collect::<Vec<_>>();
+            let (lp, ent, st) = if bf {
+                gather(&dev, &twice(&h), &d.token, vocab)
+            } else {
+                gather(&dev, &twice32(&logits), &d.token, vocab)
+            };
+            for i in 0..d.token.len() {
+                let r = i / 2;
+                assert_eq!(st[i], 0);
+                assert_eq!(lp[i].to_bits(), d.raw[i].to_bits(), "bf16 {bf} row {r}");
+                let x: Vec<f64> =
+                    if bf { widen(&h[r * vocab..(r + 1) * vocab]) } else { widen(&logits[r * vocab..(r + 1) * vocab]) };
+                let want = refs::entropy(&x).unwrap();
+                assert!((ent[i] as f64 - want).abs() < 1e-4, "entropy row {r}: {} vs {want}", ent[i]);
+            }
+        }
+    }
+}
+
+#[test]
+fn log_softmax_gather_flags_bad_targets_and_rows() {
+    for dev in backends() {
+        let mut logits = vec![0.0f32; 4 * 5];
+        logits[5 + 1] = f32::NAN;
+        logits[10..15].fill(f32::NEG_INFINITY);
+        let (lp, ent, st) = gather(&dev, &logits, &[5, 0, 1, -1], 5);
+        assert_eq!(st, vec![STATUS_BAD_TARGET, STATUS_NON_FINITE, STATUS_NO_FINITE, STATUS_BAD_TARGET]);
+        assert!(lp.iter().chain(&ent).all(|x| x.is_nan()));
+        let (lp, ent, st) = gather(&dev, &logits[..5], &[3], 5);
+        assert_eq!(st, vec![0]);
+        assert!((lp[0] - (0.2f32).ln()).abs() < 1e-6 && (ent[0] - (5.0f32).ln()).abs() < 1e-6);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input.
+
+#[test]
+fn bad_input_is_rejected_with_the_argument_named() {
+    let name = |e: scaling_kernels::Error| match e {
+        scaling_kernels::Error::InvalidArgument { name, .. } => name,
+        other => panic!("{other}"),
+    };
+    let dev = Device::vm();
+    let ok = RowParams::default();
+    assert_eq!(
+        name(SamplingParams::upload(&dev, &[RowParams { temperature: -1.0, ..ok }]).err().unwrap()),
+        "temperature"
+    );
+    assert_eq!(name(SamplingParams::upload(&dev, &[RowParams { top_p: 0.0, ..ok }]).err().unwrap()), "top_p");
+    assert_eq!(name(SamplingParams::upload(&dev, &[RowParams { min_p: 2.0, ..ok }]).err().unwrap()), "min_p");
+    assert_eq!(name(SamplingPlan::new(1, 0, 1).unwrap_err()), "vocab");
+    assert_eq!(name(SamplingPlan::new(1, 4, 0).unwrap_err()), "n");
+    let plan = SamplingPlan::new(2, 4, 1).unwrap();
+    let x = dev.upload(&[0.0f32; 8]).unwrap();
+    let mut out = SampleOutput::alloc(&dev, &plan).unwrap();
+    let too_big_k = SamplingParams::upload(&dev, &[ok, RowParams { top_k: 5, ..ok }]).unwrap();
+    assert_eq!(name(sample(&dev, &plan, &x.view(), &too_big_k, &mut out).unwrap_err()), "top_k");
+    let one_row = SamplingParams::upload(&dev, &[ok]).unwrap();
+    assert_eq!(name(sample(&dev, &plan, &x.view(), &one_row, &mut out).unwrap_err()), "params");
+    let two = SamplingParams::upload(&dev, &[ok, ok]).unwrap();
+    let short = dev.upload(&[0.0f32; 7]).unwrap();
+    assert_eq!(name(sample(&dev, &plan, &short.view(), &two, &mut out).unwrap_err()), "logits");
+    let mut small = SampleOutput::alloc(&dev, &SamplingPlan::new(1, 4, 1).unwrap()).unwrap();
+    assert_eq!(name(sample(&dev, &plan, &x.view(), &two, &mut small).unwrap_err()), "out.token");
+}
