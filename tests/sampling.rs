@@ -473,3 +473,57 @@ fn bad_input_is_rejected_with_the_argument_named() {
     let mut small = SampleOutput::alloc(&dev, &SamplingPlan::new(1, 4, 1).unwrap()).unwrap();
     assert_eq!(name(sample(&dev, &plan, &x.view(), &two, &mut small).unwrap_err()), "out.token");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Answer selection.
+
+#[test]
+fn majority_vote_and_best_of_n_match_the_reference_with_ties_and_ragged_groups() {
+    use scaling_kernels::sampling::{best_of_n, majority_vote};
+    let mut rng = rng("majority_vote_and_best_of_n_match_the_reference_with_ties_and_ragged_groups");
+    // Ragged sizes, including empty groups, a single sample and groups longer than a warp.
+    let sizes = [0usize, 1, 5, 32, 33, 64, 100, 0, 7, 2, 2, 77];
+    let mut offsets = vec![0u32];
+    for s in sizes {
+        offsets.push(offsets.last().unwrap() + s as u32);
+    }
+    let len = *offsets.last().unwrap() as usize;
+    // Few distinct answers so that ties happen; rewards on a coarse grid for the same reason.
+    let mut answers: Vec<u64> = (0..len).map(|_| rng.random_range(0..4u64) * 0x1000_0000_0001).collect();
+    let mut reward: Vec<f32> = (0..len).map(|_| rng.random_range(0..5) as f32 * 0.25).collect();
+    // A forced tie: group 9 (size 2) gets two different answers once each, group 10 two equal rewards.
+    let g9 = offsets[9] as usize;
+    answers[g9] = 9;
+    answers[g9 + 1] = 4;
+    let g10 = offsets[10] as usize;
+    reward[g10] = 0.5;
+    reward[g10 + 1] = 0.5;
+    reward[offsets[2] as usize] = f32::NAN; // a NaN at the front of a group
+    let groups = sizes.len();
+    for dev in backends() {
+        let a = dev.upload(&answers).unwrap();
+        let r = dev.upload(&reward).unwrap();
+        let mut ans = dev.alloc_zeros::<u64>(groups).unwrap();
+        let mut votes = dev.alloc_zeros::<u32>(groups).unwrap();
+        let mut idx = dev.alloc_zeros::<i32>(groups).unwrap();
+        let mut best = dev.alloc_zeros::<f32>(groups).unwrap();
+        dev.fill_poison(&mut ans.view_mut()).unwrap();
+        dev.fill_poison(&mut votes.view_mut()).unwrap();
+        dev.fill_poison(&mut idx.view_mut()).unwrap();
+        dev.fill_poison(&mut best.view_mut()).unwrap();
+        majority_vote(&dev, &a.view(), &offsets, &mut ans.view_mut(), &mut votes.view_mut()).unwrap();
+        best_of_n(&dev, &r.view(), &offsets, &mut idx.view_mut(), &mut best.view_mut()).unwrap();
+        let (ans, votes) = (dev.download(&ans).unwrap(), dev.download(&votes).unwrap());
+        let want = refs::majority_vote(&answers, &offsets);
+        assert_eq!(ans.iter().copied().zip(votes.iter().copied()).collect::<Vec<_>>(), want);
+        assert_eq!(want[9], (4, 1));
+        let (idx, best) = (dev.download(&idx).unwrap(), dev.download(&best).unwrap());
+        let want = refs::best_of_n(&reward, &offsets);
+        for g in 0..groups {
+            assert_eq!(idx[g], want[g].0, "group {g}");
+            assert!(best[g] == want[g].1 || best[g].is_nan() && want[g].1.is_nan(), "group {g}");
+        }
+        assert_eq!(want[10].0, 0);
+        assert_eq!(want[0].0, -1);
+    }
+}

@@ -52,4 +52,29 @@ struct LogSoftmaxGatherParams {
 static_assert(sizeof(LogSoftmaxGatherParams) == 48, "LogSoftmaxGatherParams layout");
 static_assert(offsetof(LogSoftmaxGatherParams, tokens) == 40, "LogSoftmaxGatherParams layout");
 
+// Answer selection over `groups` ragged groups of samples; group g is [offsets[g], offsets[g+1]).
+// majority_vote: the most frequent answer id per group (ties to the lowest id) and its count.
+struct MajorityVoteParams {
+  const uint64_t* answers;  // [offsets[groups]]
+  const uint32_t* offsets;  // [groups + 1], non-decreasing (host-checked)
+  uint64_t* answer;         // [groups]
+  uint32_t* votes;          // [groups]
+  uint32_t groups;
+  uint32_t pad;
+};
+static_assert(sizeof(MajorityVoteParams) == 40, "MajorityVoteParams layout");
+static_assert(offsetof(MajorityVoteParams, groups) == 32, "MajorityVoteParams layout");
+
+// best_of_n: the sample with the largest reward per group (ties to the lowest sample index).
+struct BestOfNParams {
+  const float* reward;      // [offsets[groups]]
+  const uint32_t* offsets;  // [groups + 1]
+  int32_t* index;           // [groups], within the group
+  float* best;              // [groups]
+  uint32_t groups;
+  uint32_t pad;
+};
+static_assert(sizeof(BestOfNParams) == 40, "BestOfNParams layout");
+static_assert(offsetof(BestOfNParams, groups) == 32, "BestOfNParams layout");
+
 }  // namespace sk

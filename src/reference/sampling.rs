@@ -94,3 +94,43 @@ pub fn token_logprobs(x: &[f64], p: &RowParams, token: usize) -> Option<(f64, f6
     let d = filtered_distribution(x, p)?;
     Some((raw[token], proc[token], d[token].ln(), rank))
 }
+
+/// Majority vote per group of `answers` split by CSR `offsets`: (most frequent id, its count), ties
+/// to the lowest id; an empty group gives (0, 0).
+pub fn majority_vote(answers: &[u64], offsets: &[u32]) -> Vec<(u64, u32)> {
+    offsets
+        .windows(2)
+        .map(|w| {
+            let g = &answers[w[0] as usize..w[1] as usize];
+            let mut best = (0u64, 0u32);
+            for &a in g {
+                let c = g.iter().filter(|&&b| b == a).count() as u32;
+                if c > best.1 || (c == best.1 && a < best.0) {
+                    best = (a, c);
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+/// Best-of-n per group: (index within the group of the largest reward, ties to the lowest index,
+/// NaN below every number; the reward). An empty group gives (-1, NaN).
+pub fn best_of_n(reward: &[f32], offsets: &[u32]) -> Vec<(i32, f32)> {
+    offsets
+        .windows(2)
+        .map(|w| {
+            let g = &reward[w[0] as usize..w[1] as usize];
+            let mut best: Option<usize> = None;
+            for (i, &r) in g.iter().enumerate() {
+                best = match best {
+                    None => Some(i),
+                    Some(b) if g[b].is_nan() && !r.is_nan() => Some(i),
+                    Some(b) if r > g[b] => Some(i),
+                    keep => keep,
+                };
+            }
+            best.map_or((-1, f32::NAN), |b| (b as i32, g[b]))
+        })
+        .collect()
+}

@@ -38,10 +38,34 @@ pub(crate) struct LogSoftmaxGatherParams {
     pub vocab: u32,
 }
 
+/// `sk::MajorityVoteParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct MajorityVoteParams {
+    pub answers: u64,
+    pub offsets: u64,
+    pub answer: u64,
+    pub votes: u64,
+    pub groups: u32,
+    pub pad: u32,
+}
+
+/// `sk::BestOfNParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct BestOfNParams {
+    pub reward: u64,
+    pub offsets: u64,
+    pub index: u64,
+    pub best: u64,
+    pub groups: u32,
+    pub pad: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::kernels::{SAMPLING_LOGPROBS, SAMPLING_SAMPLE};
+    use crate::device::kernels::{SAMPLING_LOGPROBS, SAMPLING_SAMPLE, SAMPLING_SELECT};
     use std::mem::{offset_of, size_of};
 
     #[test]
@@ -53,6 +77,13 @@ mod tests {
         assert_eq!(offset_of!(SampleParams, n), 112);
         assert_eq!(size_of::<LogSoftmaxGatherParams>(), 48);
         assert_eq!(offset_of!(LogSoftmaxGatherParams, tokens), 40);
+        assert_eq!(size_of::<MajorityVoteParams>(), 40);
+        assert_eq!(offset_of!(MajorityVoteParams, groups), 32);
+        assert_eq!(size_of::<BestOfNParams>(), 40);
+        assert_eq!(offset_of!(BestOfNParams, groups), 32);
+        let select = ptx_vm::Module::parse(SAMPLING_SELECT.ptx).unwrap();
+        assert_eq!(select.param_size("sampling_majority_vote"), Some(40));
+        assert_eq!(select.param_size("sampling_best_of_n"), Some(40));
         let sample = ptx_vm::Module::parse(SAMPLING_SAMPLE.ptx).unwrap();
         let gather = ptx_vm::Module::parse(SAMPLING_LOGPROBS.ptx).unwrap();
         for t in ["f32", "f16", "bf16"] {

@@ -132,6 +132,11 @@ impl SamplingPlan {
     pub fn workspace_bytes(&self) -> usize {
         0
     }
+    /// The FLOPs the arithmetic needs at least: per logit a division by the temperature, an
+    /// exponential, an add and a compare (4), whatever the passes.
+    pub fn flops(&self) -> u64 {
+        4 * self.batch as u64 * self.vocab as u64
+    }
     /// The fewest bytes a call must move: read the logits once, the per-row parameters, write the
     /// outputs.
     pub fn min_bytes(&self, elem_bytes: usize) -> u64 {
