@@ -220,6 +220,14 @@ fn support_never_leaves_the_allowed_set_on_adversarial_rows() {
     cases.push((boundary, RowParams { top_k: 5, top_p: 0.999, min_p: 0.0, temperature: 0.3, ..base }));
     cases.push((vec![0.0; v], RowParams { min_p: 1.0, top_k: 2, ..base }));
     for dev in backends() {
+        // 1100 tied logits overflow the top-k list (1024), so the full-row radix path resolves the
+        // boundary: exactly tokens 0, 1, 2 (then 0 alone under top-p 0.3 of their mass).
+        let ties = vec![0.25f32; 1100];
+        for (p, allowed) in [(RowParams { top_k: 3, ..base }, 3), (RowParams { top_k: 3, top_p: 0.3, ..base }, 1)] {
+            let counts = histogram(&dev, &ties, p, 1);
+            assert!(counts[allowed..].iter().all(|&c| c == 0), "{p:?}");
+            assert!(counts[..allowed].iter().all(|&c| c > 0), "{p:?}");
+        }
         for (logits, p) in &cases {
             let want = refs::filtered_distribution(&widen(logits), p).unwrap();
             let counts = histogram(&dev, logits, *p, 2);
@@ -334,6 +342,10 @@ fn large_vocab_top_k_top_p_is_exact() {
         let logits: Vec<f32> = (0..v).map(|_| rng.random_range(-8.0f32..8.0)).collect();
         let p = RowParams { top_p: 0.95, temperature: 0.8, seed: rng.random(), ..RowParams::default() };
         check_against_reference(&dev, &logits, &[p], 4, "f32 151936");
+        // k above the top-k list's capacity (1024): top-k and top-p both by radix select over the row.
+        let logits: Vec<f32> = (0..4000).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+        let p = RowParams { top_k: 2000, top_p: 0.7, seed: rng.random(), ..RowParams::default() };
+        check_against_reference(&dev, &logits, &[p], 16, "f32 4000 k 2000");
     }
 }
 

@@ -19,6 +19,12 @@
 // Work split: one CTA of 256 threads per row (grid = batch); thread t walks elements t, t + 256, ...
 // All n samples of a row share the passes. Passes over the row (reads of `vocab` elements):
 //   1   max and sum of exp of raw and processed logits (online), NaN / inf flags, argmax (greedy);
+// top-k on (0 < k < vocab), k <= 1024:
+//   2   the first two radix rounds (11 + 11 bits of the order key, counting) of the k-th token;
+//   1   when at most 1024 candidates reach its 22-bit prefix (the usual case): copy them, in index
+//       order, to shared memory; top-k, top-p, the draw and the ranks then run there. Else the
+//       full-row path below resumes with the third round.
+// full-row path (top-k off or k > 1024, or the list overflows):
 //   3   top-k: radix select on the order key (11 + 11 + 10 bits), counting, when 0 < k < vocab;
 //   1   mass of the min-p set, only when top-p is on and top-k is off;
 //   3   top-p: radix select weighted by mass, when p < 1;
@@ -26,8 +32,10 @@
 //   1   the mass of the allowed set, only when neither top-k nor top-p is on;
 //   <=1 the draw (early exit once every sample's target is passed);
 //   1   ranks (count of raw logits above each drawn token's).
-// So top-k + top-p reads a row 8-9 times, top-p alone 5-6, greedy once. The fewest bytes per row are
-// vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass for the exponentials and compares.
+// Measured on the VM (examples/sol_report.rs, bf16, vocab 131,072, 32-byte sectors requested / row
+// bytes): top-k 50 + top-p 0.9: 4.00; top-k 1: 4.00; top-p 0.9 alone: 6.94; min-p or plain: 3.88;
+// greedy: 1.00. The fewest bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass
+// (the division, the exponential, compares and adds).
 // Status: kStatusNoFinite (all -inf) or kStatusNonFinite (NaN, +inf, or a processed logit that
 // overflowed): token 0, logprobs NaN, rank 0.
 #include "common/philox.cuh"
@@ -38,6 +46,7 @@ namespace sk {
 
 constexpr uint32_t kMaxSamples = 64;            // samples per row per launch (host-checked)
 constexpr int kBuckets = 2048;                  // 2^11: the widest radix digit
+constexpr uint32_t kListMax = 1024;             // top-k list capacity (k <= 1024 takes the list path)
 constexpr float kMassScale = 1099511627776.0f;  // 2^40
 constexpr float kInvMassScale = 9.094947017729282e-13f;  // 2^-40
 
@@ -61,9 +70,24 @@ struct Cut {
   uint64_t total_mass;  // mass of all candidates (every select knows it after its first round)
 };
 
-struct SampleSmem {
+// The top-k candidate list (index order) once the top-k cut's 22-bit prefix is known and few
+// enough tokens lie at or above it: everything after it runs in shared memory.
+struct TopkList {
+  uint32_t idx[kListMax];
+  uint32_t key[kListMax];
+  float x[kListMax];
+  unsigned long long mass[kListMax];
+};
+struct RadixHist {
   unsigned long long mass[kBuckets];
   unsigned int count[kBuckets];
+};
+
+struct SampleSmem {
+  union {
+    RadixHist h;
+    TopkList l;
+  } u;
   unsigned long long target[kMaxSamples];
   int tok[kMaxSamples];
   unsigned int rank[kMaxSamples];
@@ -72,7 +96,7 @@ struct SampleSmem {
   MaxSum ms[kRowWarps];
   uint32_t arg_key[kRowWarps];
   uint32_t arg_idx[kRowWarps];
-  unsigned long long above_cnt, above_mass, total_mass;
+  unsigned long long above_cnt, above_mass, total_mass, total_cnt;
   uint32_t digit, found, pidx;
 };
 
@@ -90,16 +114,25 @@ struct RowCtx {
 // The candidate (min-p kept, and inside `limit` when it is active) at which the running count
 // (by_mass false) or mass (true), in the total order, first exceeds `target`; inactive when the
 // candidates' total does not exceed it. Three passes over the row.
+// A radix select in progress: the rounds run so far and what they found.
+struct SelectState {
+  int round;  // next round to run
+  uint32_t prefix, pmask;
+  uint64_t above_cnt, above_mass, total_mass, total_cnt;
+  uint32_t bucket_count;
+  bool found;
+};
+
 template <typename T>
-__device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, uint64_t target, const Cut& limit) {
-  uint32_t prefix = 0, pmask = 0;
-  uint64_t above_cnt = 0, above_mass = 0, total_mass = 0;
-  uint32_t bucket_count = 0;
-  for (int r = 0; r < 3; ++r) {
+__device__ void radix_rounds(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, uint64_t target, const Cut& limit,
+                             SelectState& st, int stop) {
+  uint32_t prefix = st.prefix, pmask = st.pmask;
+  uint64_t above_cnt = st.above_cnt, above_mass = st.above_mass;
+  for (int r = st.round; r < stop; ++r) {
     const int shift = radix_shift(r), nb = 1 << radix_bits(r);
     for (int b = threadIdx.x; b < nb; b += kRowThreads) {
-      sm.count[b] = 0;
-      sm.mass[b] = 0;
+      sm.u.h.count[b] = 0;
+      sm.u.h.mass[b] = 0;
     }
     __syncthreads();
     for (uint32_t i = threadIdx.x; i < c.vocab; i += kRowThreads) {
@@ -109,15 +142,15 @@ __device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, ui
       if ((key & pmask) != prefix) continue;
       if (limit.active && key <= limit.key) continue;  // the limit's kept ties are added below
       const uint32_t d = (key >> shift) & (nb - 1);
-      atomicAdd(&sm.count[d], 1u);
+      atomicAdd(&sm.u.h.count[d], 1u);
       const uint64_t m = mass_of(zi, c.mz);
-      if (m != 0) atomicAdd(&sm.mass[d], static_cast<unsigned long long>(m));
+      if (m != 0) atomicAdd(&sm.u.h.mass[d], static_cast<unsigned long long>(m));
     }
     __syncthreads();
     if (threadIdx.x == 0 && limit.active && (limit.key & pmask) == prefix) {
       const uint32_t d = (limit.key >> shift) & (nb - 1);
-      sm.count[d] += limit.take;
-      sm.mass[d] += uint64_t(limit.take) * limit.mass_each;
+      sm.u.h.count[d] += limit.take;
+      sm.u.h.mass[d] += uint64_t(limit.take) * limit.mass_each;
     }
     __syncthreads();
     if (threadIdx.x < 32) {
@@ -125,8 +158,8 @@ __device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, ui
       const int lane = threadIdx.x, per = nb / 32, hi = nb - 1 - lane * per;
       uint64_t qc = 0, qm = 0;
       for (int j = 0; j < per; ++j) {
-        qc += sm.count[hi - j];
-        qm += sm.mass[hi - j];
+        qc += sm.u.h.count[hi - j];
+        qm += sm.u.h.mass[hi - j];
       }
       uint64_t ic = qc, im = qm;
 #pragma unroll
@@ -142,17 +175,20 @@ __device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, ui
       const uint64_t up = by_mass ? above_mass + im : above_cnt + ic;
       const bool hit = lo <= target && target < up;
       const unsigned ballot = __ballot_sync(kFullMask, hit);
-      const uint64_t all_mass = __shfl_sync(kFullMask, im, 31);
+      const uint64_t all_mass = __shfl_sync(kFullMask, im, 31), all_cnt = __shfl_sync(kFullMask, ic, 31);
       if (lane == 0) {
         sm.found = ballot != 0;
-        if (r == 0) sm.total_mass = all_mass;
+        if (r == 0) {
+          sm.total_mass = all_mass;
+          sm.total_cnt = all_cnt;
+        }
       }
       if (hit) {
         uint64_t rc = above_cnt + ec, rm = above_mass + em;
         int d = hi;
         for (int j = 0; j < per; ++j) {
           d = hi - j;
-          const uint64_t nc = sm.count[d], nm = sm.mass[d];
+          const uint64_t nc = sm.u.h.count[d], nm = sm.u.h.mass[d];
           if ((by_mass ? rm + nm : rc + nc) > target) break;
           rc += nc;
           rm += nm;
@@ -163,29 +199,182 @@ __device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, ui
       }
     }
     __syncthreads();
-    if (r == 0) total_mass = sm.total_mass;
+    if (r == 0) {
+      st.total_mass = sm.total_mass;
+      st.total_cnt = sm.total_cnt;
+    }
     if (!sm.found) {
       __syncthreads();
-      return Cut{false, 0, 0, 0, 0, 0, total_mass};
+      st.found = false;
+      st.round = 3;
+      return;
     }
     const uint32_t d = sm.digit;
     above_cnt = sm.above_cnt;
     above_mass = sm.above_mass;
-    bucket_count = sm.count[d];
+    st.bucket_count = sm.u.h.count[d];
     prefix |= d << shift;
     pmask |= uint32_t(nb - 1) << shift;
     __syncthreads();
   }
+  st.prefix = prefix;
+  st.pmask = pmask;
+  st.above_cnt = above_cnt;
+  st.above_mass = above_mass;
+  st.round = stop;
+}
+
+// The cut a finished select describes.
+template <typename T>
+__device__ Cut finish_select(const RowCtx<T>& c, bool by_mass, uint64_t target, const Cut& limit,
+                             const SelectState& st) {
+  if (!st.found) return Cut{false, 0, 0, 0, 0, 0, st.total_mass};
+  const uint32_t prefix = st.prefix;
+  const uint64_t above_cnt = st.above_cnt, above_mass = st.above_mass;
   Cut cut;
   cut.active = true;
   cut.key = prefix;
   cut.mass_each = mass_of(key_value(prefix), c.mz);
-  cut.ties = (limit.active && prefix == limit.key) ? limit.ties : bucket_count;
+  cut.ties = (limit.active && prefix == limit.key) ? limit.ties : st.bucket_count;
   const uint64_t need = by_mass ? (target - above_mass) / cut.mass_each : target - above_cnt;
   cut.take = uint32_t(need + 1);
   cut.above_mass = above_mass;
-  cut.total_mass = total_mass;
+  cut.total_mass = st.total_mass;
   return cut;
+}
+
+__device__ __forceinline__ SelectState select_start() { return SelectState{0, 0, 0, 0, 0, 0, 0, 0, true}; }
+
+template <typename T>
+__device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, uint64_t target, const Cut& limit) {
+  SelectState st = select_start();
+  radix_rounds(c, sm, by_mass, target, limit, st, 3);
+  return finish_select(c, by_mass, target, limit, st);
+}
+
+// The top-k list path: every candidate whose order key's top 22 bits reach the top-k cut's (at most
+// kListMax of them) is copied, in index order, to shared memory; top-k, top-p, the draw and the
+// ranks then run there. A token with a larger raw logit than a listed one has a larger or equal
+// processed logit, so it is listed too: ranks need nothing outside the list. Fills sm.tok (ids),
+// sm.xt and sm.rank as the full-row path does; returns the allowed mass (the same integer).
+template <typename T>
+__device__ uint64_t topk_list_sample(const SampleParams& p, const RowCtx<T>& c, SampleSmem& sm, uint32_t lower22,
+                                     uint32_t top_k, float top_p, uint32_t n) {
+  TopkList& l = sm.u.l;
+  uint64_t pos = 0;
+  for (uint32_t tile = 0; tile < c.vocab; tile += kRowThreads) {
+    const uint32_t i = tile + threadIdx.x;
+    bool in = false;
+    float xi = 0.0f, zi = 0.0f;
+    uint32_t key = 0;
+    if (i < c.vocab) {
+      xi = to_float(c.x[i]);
+      zi = __fdiv_rn(xi, c.temp);
+      key = order_key(zi);
+      in = c.minp_ok(zi) && (key >> 10) >= lower22;
+    }
+    uint64_t tot;
+    const uint64_t incl = block_scan_u64(in ? 1 : 0, sm.scan, tot);
+    if (in && pos + incl <= kListMax) {
+      const uint32_t q = uint32_t(pos + incl - 1);
+      l.idx[q] = i;
+      l.key[q] = key;
+      l.x[q] = xi;
+      l.mass[q] = mass_of(zi, c.mz);
+    }
+    pos += tot;
+  }
+  __syncthreads();
+  const uint32_t len = uint32_t(min(pos, uint64_t(kListMax)));
+
+  // Each listed token's place in the total order and the mass ahead of it (len <= 1024, so the
+  // quadratic count costs about as much as one pass over a 128k row, in shared memory).
+  constexpr int kPer = kListMax / kRowThreads;
+  uint32_t place[kPer];
+  uint64_t ahead[kPer];
+  uint64_t mk = 0;
+#pragma unroll
+  for (int q = 0; q < kPer; ++q) {
+    const uint32_t j = q * kRowThreads + threadIdx.x;
+    place[q] = 0xffffffffu;
+    ahead[q] = 0;
+    if (j < len) {
+      const uint32_t kj = l.key[j], ij = l.idx[j];
+      uint32_t pl = 0;
+      uint64_t b = 0;
+      for (uint32_t t = 0; t < len; ++t) {
+        const uint32_t kt = l.key[t];
+        if (kt > kj || (kt == kj && l.idx[t] < ij)) {
+          ++pl;
+          b += l.mass[t];
+        }
+      }
+      place[q] = pl;
+      ahead[q] = b;
+      if (pl < top_k) mk += l.mass[j];
+    }
+  }
+  const uint64_t m_km = block_sum_u64(mk, sm.scan);
+  uint64_t need = ~0ull;
+  if (top_p < 1.0f) {
+    const uint64_t p32 = uint64_t(__fmul_rn(top_p, 4294967296.0f));
+    const uint64_t lo = m_km * p32, hi = __umul64hi(m_km, p32);
+    need = ((hi << 32) | (lo >> 32)) + ((lo & 0xffffffffull) != 0 ? 1 : 0);
+  }
+  bool kept[kPer];
+  uint64_t ma = 0;
+#pragma unroll
+  for (int q = 0; q < kPer; ++q) {
+    const uint32_t j = q * kRowThreads + threadIdx.x;
+    kept[q] = j < len && place[q] < top_k && ahead[q] < need;
+    if (kept[q]) ma += l.mass[j];
+  }
+  const uint64_t m_allowed = block_sum_u64(ma, sm.scan);
+
+  const uint32_t row = blockIdx.x;
+  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+    sm.target[s] = __umul64hi(m_allowed, philox_bits64(p.seed[row], p.position[row], s));
+    sm.tok[s] = -1;
+    sm.rank[s] = 0;
+  }
+  __syncthreads();
+  uint64_t max_target = 0;
+  for (uint32_t s = 0; s < n; ++s) max_target = max(max_target, uint64_t(sm.target[s]));
+  uint64_t base = 0;
+#pragma unroll
+  for (int q = 0; q < kPer; ++q) {
+    if (q * kRowThreads < int(len) && base <= max_target) {
+      const uint32_t j = q * kRowThreads + threadIdx.x;
+      const uint64_t m = kept[q] ? l.mass[j] : 0;
+      uint64_t tot;
+      const uint64_t incl = block_scan_u64(m, sm.scan, tot);
+      if (m != 0) {
+        const uint64_t lo = base + incl - m, up = base + incl;
+        for (uint32_t s = 0; s < n; ++s) {
+          const uint64_t t = sm.target[s];
+          if (lo <= t && t < up) sm.tok[s] = int(j);
+        }
+      }
+      base += tot;
+    }
+  }
+  __syncthreads();
+  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+    const int j = max(sm.tok[s], 0);  // always found: every target lies below the allowed mass
+    sm.xt[s] = l.x[j];
+    sm.tok[s] = int(l.idx[j]);
+  }
+  __syncthreads();
+  for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
+    const uint32_t j = tile + threadIdx.x;
+    const float xj = j < len ? l.x[j] : -CUDART_INF_F;
+    for (uint32_t s = 0; s < n; ++s) {
+      const unsigned b = __ballot_sync(kFullMask, xj > sm.xt[s]);
+      if ((threadIdx.x & 31) == 0 && b != 0) atomicAdd(&sm.rank[s], unsigned(__popc(b)));
+    }
+  }
+  __syncthreads();
+  return m_allowed;
 }
 
 template <typename T>
@@ -290,11 +479,27 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   Cut ck = none;
   bool have_total = false;
   uint64_t m_km = 0;  // mass of what min-p and top-k keep
+  bool listed = false;
+  uint32_t lower22 = 0;
   if (top_k > 0 && top_k < vocab) {
-    ck = radix_select(c, sm, false, uint64_t(top_k) - 1, none);
-    have_total = true;
-    m_km = ck.active ? ck.above_mass + uint64_t(ck.take) * ck.mass_each : ck.total_mass;
+    SelectState st = select_start();
+    const uint64_t kth = uint64_t(top_k) - 1;
+    if (top_k <= kListMax) {
+      radix_rounds(c, sm, false, kth, none, st, 2);
+      listed = (st.found ? st.above_cnt + st.bucket_count : st.total_cnt) <= kListMax;
+      lower22 = st.found ? st.prefix >> 10 : 0;
+    }
+    if (!listed) {
+      radix_rounds(c, sm, false, kth, none, st, 3);
+      ck = finish_select(c, false, kth, none, st);
+      have_total = true;
+      m_km = ck.active ? ck.above_mass + uint64_t(ck.take) * ck.mass_each : ck.total_mass;
+    }
   }
+  uint64_t m_allowed = 0;
+  if (listed) {
+    m_allowed = topk_list_sample(p, c, sm, lower22, top_k, top_p, n);
+  } else {
   const bool p_on = top_p < 1.0f;
   if (!have_total && (p_on || !ck.active)) {
     uint64_t m = 0;
@@ -305,7 +510,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
     m_km = block_sum_u64(m, sm.scan);
   }
   Cut cut = ck;
-  uint64_t m_allowed = m_km;
+  m_allowed = m_km;
   if (p_on) {
     // need = ceil(M * p32 / 2^32), p32 = p * 2^32 (exact: p is an fp32 <= 1).
     const uint64_t p32 = uint64_t(__fmul_rn(top_p, 4294967296.0f));
@@ -385,6 +590,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
     }
   }
   __syncthreads();
+  }
 
   const float log_m = logf(__fmul_rn(__ull2float_rn(m_allowed), kInvMassScale));
   if (threadIdx.x == 0) p.status[row] = 0;
