@@ -539,3 +539,134 @@ fn majority_vote_and_best_of_n_match_the_reference_with_ties_and_ragged_groups()
         assert_eq!(want[0].0, -1);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Speculative verification.
+
+/// A random distribution over `v` tokens (some zeros, to exercise the residual's support).
+fn random_dist(rng: &mut impl Rng, v: usize) -> Vec<f32> {
+    let w: Vec<f64> = (0..v).map(|i| if i % 5 == 4 { 0.0 } else { rng.random_range(0.05..1.0) }).collect();
+    let s: f64 = w.iter().sum();
+    w.iter().map(|x| (x / s) as f32).collect()
+}
+
+#[test]
+fn chain_speculative_emits_the_target_distribution() {
+    use scaling_kernels::sampling::chain_speculative;
+    let mut rng = fixed_rng(21);
+    let (k, v, batch) = (2usize, 12usize, 4096usize);
+    let p: Vec<Vec<f32>> = (0..=k).map(|_| random_dist(&mut rng, v)).collect();
+    let q: Vec<Vec<f32>> = (0..k).map(|_| random_dist(&mut rng, v)).collect();
+    // Drafts drawn from q on the host; every row shares p and q and has its own seed.
+    let draw = |rng: &mut rand::rngs::StdRng, d: &[f32]| {
+        let u: f32 = rng.random_range(0.0..1.0);
+        let mut acc = 0.0;
+        d.iter()
+            .position(|&x| {
+                acc += x;
+                u < acc
+            })
+            .unwrap_or(v - 1) as i32
+    };
+    let draft: Vec<i32> = (0..batch).flat_map(|_| (0..k).map(|j| draw(&mut rng, &q[j])).collect::<Vec<_>>()).collect();
+    let q_all: Vec<f32> = (0..batch).flat_map(|_| q.concat()).collect();
+    let p_all: Vec<f32> = (0..batch).flat_map(|_| p.concat()).collect();
+    let seeds: Vec<u64> = (0..batch as u64).map(|r| r * 7919 + 1).collect();
+    let pos: Vec<u64> = (0..batch as u64).map(|r| r % 13).collect();
+    for dev in backends() {
+        let (d, qd, pd) = (dev.upload(&draft).unwrap(), dev.upload(&q_all).unwrap(), dev.upload(&p_all).unwrap());
+        let (sd, ps) = (dev.upload(&seeds).unwrap(), dev.upload(&pos).unwrap());
+        let mut acc = dev.alloc_zeros::<i32>(batch).unwrap();
+        let mut out = dev.alloc_zeros::<i32>(batch * (k + 1)).unwrap();
+        dev.fill_poison(&mut acc.view_mut()).unwrap();
+        dev.fill_poison(&mut out.view_mut()).unwrap();
+        let qv = qd.view();
+        chain_speculative(
+            &dev,
+            k,
+            v,
+            &d.view(),
+            Some(&qv),
+            &pd.view(),
+            &sd.view(),
+            &ps.view(),
+            &mut acc.view_mut(),
+            &mut out.view_mut(),
+        )
+        .unwrap();
+        let (acc, out) = (dev.download(&acc).unwrap(), dev.download(&out).unwrap());
+        // Position 0 is always emitted, and distributed as p_0; position 1, when emitted (draft 0
+        // accepted), as p_1 (the target here ignores the prefix).
+        let mut h0 = vec![0u64; v];
+        let mut h1 = vec![0u64; v];
+        for r in 0..batch {
+            let row = &out[r * (k + 1)..(r + 1) * (k + 1)];
+            assert!((0..=k as i32).contains(&acc[r]));
+            for j in 0..acc[r] as usize {
+                assert_eq!(row[j], draft[r * k + j], "accepted tokens are the drafts");
+            }
+            assert!(row[acc[r] as usize + 1..].iter().all(|&t| t == -1));
+            h0[row[0] as usize] += 1;
+            if row[1] >= 0 {
+                h1[row[1] as usize] += 1;
+            }
+        }
+        let to64 = |d: &[f32]| d.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        for (h, want, name) in [(&h0, to64(&p[0]), "position 0"), (&h1, to64(&p[1]), "position 1")] {
+            let (stat, df) = chi_square(h, &want);
+            assert!(stat < chi_square_critical(df), "{name}: chi2 {stat:.1} on {df} df");
+        }
+        // The drafts' own distribution is rejected by the same test.
+        let (bad, df) = chi_square(&h0, &to64(&q[0]));
+        assert!(bad > chi_square_critical(df), "q_0 passed: chi2 {bad:.1}");
+    }
+}
+
+#[test]
+fn greedy_chain_speculative_matches_the_reference() {
+    use scaling_kernels::sampling::chain_speculative;
+    let mut rng = rng("greedy_chain_speculative_matches_the_reference");
+    let (k, v, batch) = (4usize, 300usize, 24usize);
+    let target: Vec<f32> = (0..batch * (k + 1)).flat_map(|_| random_dist(&mut rng, v)).collect();
+    // Drafts that agree with the target's argmax for a random number of steps; one out of range.
+    let mut draft = Vec::new();
+    for r in 0..batch {
+        let agree = r % (k + 1);
+        for j in 0..k {
+            let (_, out) =
+                refs::chain_speculative_greedy(&[], &target[(r * (k + 1) + j) * v..(r * (k + 1) + j + 1) * v], v);
+            draft.push(if j < agree { out[0] } else { (out[0] + 1) % v as i32 });
+        }
+    }
+    draft[5] = v as i32 + 3;
+    for dev in backends() {
+        let (d, t) = (dev.upload(&draft).unwrap(), dev.upload(&target).unwrap());
+        let zeros = dev.upload(&vec![0u64; batch]).unwrap();
+        let mut acc = dev.alloc_zeros::<i32>(batch).unwrap();
+        let mut out = dev.alloc_zeros::<i32>(batch * (k + 1)).unwrap();
+        dev.fill_poison(&mut acc.view_mut()).unwrap();
+        dev.fill_poison(&mut out.view_mut()).unwrap();
+        chain_speculative(
+            &dev,
+            k,
+            v,
+            &d.view(),
+            None,
+            &t.view(),
+            &zeros.view(),
+            &zeros.view(),
+            &mut acc.view_mut(),
+            &mut out.view_mut(),
+        )
+        .unwrap();
+        let (acc, out) = (dev.download(&acc).unwrap(), dev.download(&out).unwrap());
+        for r in 0..batch {
+            let want = refs::chain_speculative_greedy(
+                &draft[r * k..(r + 1) * k],
+                &target[r * (k + 1) * v..(r + 1) * (k + 1) * v],
+                v,
+            );
+            assert_eq!((acc[r], out[r * (k + 1)..(r + 1) * (k + 1)].to_vec()), want, "row {r}");
+        }
+    }
+}

@@ -39,4 +39,13 @@ __device__ __forceinline__ uint64_t philox_bits64(uint64_t seed, uint64_t positi
   return uint64_t(out.v[0]) | (uint64_t(out.v[1]) << 32);
 }
 
+// The same with the counter's last word set to `stream`, so that different uses of one (seed,
+// position, index) (speculative acceptance, its residual draw) get independent bits.
+__device__ __forceinline__ uint64_t philox_bits64_stream(uint64_t seed, uint64_t position, uint32_t index,
+                                                         uint32_t stream) {
+  const Philox4 out = philox4x32_10(Philox4{{uint32_t(position), uint32_t(position >> 32), index, stream}},
+                                    uint32_t(seed), uint32_t(seed >> 32));
+  return uint64_t(out.v[0]) | (uint64_t(out.v[1]) << 32);
+}
+
 }  // namespace sk

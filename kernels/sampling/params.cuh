@@ -77,4 +77,25 @@ struct BestOfNParams {
 static_assert(sizeof(BestOfNParams) == 40, "BestOfNParams layout");
 static_assert(offsetof(BestOfNParams, groups) == 32, "BestOfNParams layout");
 
+// Chain speculative verification: for each of `batch` rows, `k` draft tokens with the draft
+// model's distributions and the target model's k + 1 distributions (probabilities, rows summing
+// to 1). Outputs the accepted count and the emitted tokens (accepted drafts, then the correction or
+// bonus token; -1 after it).
+struct ChainSpecParams {
+  const int32_t* draft;         // [batch, k]
+  const float* draft_probs;     // [batch, k, vocab]; unused (may be null) when greedy
+  const float* target_probs;    // [batch, k + 1, vocab]
+  const uint64_t* seed;         // [batch]
+  const uint64_t* position;     // [batch]
+  int32_t* accepted;            // [batch]
+  int32_t* emitted;             // [batch, k + 1]
+  uint32_t batch;
+  uint32_t k;
+  uint32_t vocab;
+  uint32_t greedy;              // 1: accept while the draft equals the target's argmax
+};
+static_assert(sizeof(ChainSpecParams) == 72, "ChainSpecParams layout");
+static_assert(offsetof(ChainSpecParams, batch) == 56, "ChainSpecParams layout");
+static_assert(offsetof(ChainSpecParams, greedy) == 68, "ChainSpecParams layout");
+
 }  // namespace sk

@@ -134,3 +134,24 @@ pub fn best_of_n(reward: &[f32], offsets: &[u32]) -> Vec<(i32, f32)> {
         })
         .collect()
 }
+
+/// Greedy chain verification of one row: `draft` (k ids) against `target` (k + 1 distributions of
+/// `vocab`): (accepted count, emitted tokens padded with -1 to k + 1).
+pub fn chain_speculative_greedy(draft: &[i32], target: &[f32], vocab: usize) -> (i32, Vec<i32>) {
+    let k = draft.len();
+    let argmax = |j: usize| {
+        let p = &target[j * vocab..(j + 1) * vocab];
+        (0..vocab).fold(0, |b, i| if p[i] > p[b] { i } else { b }) as i32
+    };
+    let mut out = vec![-1; k + 1];
+    for j in 0..k {
+        let a = argmax(j);
+        if draft[j] != a {
+            out[j] = a;
+            return (j as i32, out);
+        }
+        out[j] = draft[j];
+    }
+    out[k] = argmax(k);
+    (k as i32, out)
+}

@@ -6,6 +6,7 @@
 //!   sampler's raw logprob.
 //! - [`philox4x32_10`]: the counter-based generator every draw comes from, keyed by (seed, position,
 //!   sample index), so a row's tokens never depend on its batch.
+//! - [`chain_speculative`]: speculative verification of draft tokens, sampled or greedy.
 //! - [`majority_vote`] and [`best_of_n`]: test-time answer selection over ragged groups of samples.
 //!
 //! ```
@@ -28,6 +29,7 @@ pub(crate) mod params;
 mod philox;
 mod sample;
 mod select;
+mod speculative;
 
 pub use logprobs::{log_softmax_gather, STATUS_BAD_TARGET};
 pub use philox::{philox4x32_10, philox_bits64};
@@ -35,3 +37,4 @@ pub use sample::{
     sample, RowParams, SampleOutput, SamplingParams, SamplingPlan, MAX_SAMPLES, STATUS_NON_FINITE, STATUS_NO_FINITE,
 };
 pub use select::{best_of_n, majority_vote};
+pub use speculative::chain_speculative;

@@ -62,10 +62,27 @@ pub(crate) struct BestOfNParams {
     pub pad: u32,
 }
 
+/// `sk::ChainSpecParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ChainSpecParams {
+    pub draft: u64,
+    pub draft_probs: u64,
+    pub target_probs: u64,
+    pub seed: u64,
+    pub position: u64,
+    pub accepted: u64,
+    pub emitted: u64,
+    pub batch: u32,
+    pub k: u32,
+    pub vocab: u32,
+    pub greedy: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::kernels::{SAMPLING_LOGPROBS, SAMPLING_SAMPLE, SAMPLING_SELECT};
+    use crate::device::kernels::{SAMPLING_LOGPROBS, SAMPLING_SAMPLE, SAMPLING_SELECT, SAMPLING_SPECULATIVE};
     use std::mem::{offset_of, size_of};
 
     #[test]
@@ -84,6 +101,11 @@ mod tests {
         let select = ptx_vm::Module::parse(SAMPLING_SELECT.ptx).unwrap();
         assert_eq!(select.param_size("sampling_majority_vote"), Some(40));
         assert_eq!(select.param_size("sampling_best_of_n"), Some(40));
+        assert_eq!(size_of::<ChainSpecParams>(), 72);
+        assert_eq!(offset_of!(ChainSpecParams, batch), 56);
+        assert_eq!(offset_of!(ChainSpecParams, greedy), 68);
+        let spec = ptx_vm::Module::parse(SAMPLING_SPECULATIVE.ptx).unwrap();
+        assert_eq!(spec.param_size("sampling_chain_speculative"), Some(72));
         let sample = ptx_vm::Module::parse(SAMPLING_SAMPLE.ptx).unwrap();
         let gather = ptx_vm::Module::parse(SAMPLING_LOGPROBS.ptx).unwrap();
         for t in ["f32", "f16", "bf16"] {
