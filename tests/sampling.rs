@@ -670,3 +670,62 @@ fn greedy_chain_speculative_matches_the_reference() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The VM's host threads.
+
+#[test]
+fn sampler_is_bit_identical_for_any_vm_host_thread_count() {
+    // The crate's PTX run straight on ptx_vm machines with 1, 2 and 5 host threads: same bytes out.
+    use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder};
+    let ptx = scaling_kernels::device::MODULES.iter().find(|m| m.name == "sampling_sample").unwrap().ptx;
+    let module = Module::parse(ptx).unwrap();
+    let mut r = fixed_rng(33);
+    let (batch, vocab, n) = (9usize, 500usize, 3usize);
+    let logits: Vec<f32> = (0..batch * vocab).map(|_| r.random_range(-5.0f32..5.0)).collect();
+    let (_, rows) = mixed_rows(&mut r, batch, 1);
+    let bytes = |v: &[u8]| v.to_vec();
+    let f32b = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let u32b = |v: Vec<u32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let u64b = |v: Vec<u64>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let inputs = [
+        f32b(logits.clone()),
+        f32b(rows.iter().map(|p| p.temperature).collect()),
+        u32b(rows.iter().map(|p| p.top_k).collect()),
+        f32b(rows.iter().map(|p| p.top_p).collect()),
+        f32b(rows.iter().map(|p| p.min_p).collect()),
+        u64b(rows.iter().map(|p| p.seed).collect()),
+        u64b(rows.iter().map(|p| p.position).collect()),
+    ];
+    let out_bytes = [4 * batch * n, 4 * batch * n, 4 * batch * n, 4 * batch * n, 4 * batch * n, 4 * batch];
+    let run = |threads: usize| -> Vec<Vec<u8>> {
+        let mut m = Machine::new(Arch::Sm80).with_threads(threads);
+        let mut pb = ParamBuilder::new();
+        for inp in &inputs {
+            let p = m.alloc(inp.len()).unwrap();
+            m.write(p, &bytes(inp)).unwrap();
+            pb = pb.ptr(p);
+        }
+        let mut outs = Vec::new();
+        for &len in &out_bytes {
+            let p = m.alloc(len).unwrap();
+            m.fill_poison(p, len).unwrap();
+            pb = pb.ptr(p);
+            outs.push((p, len));
+        }
+        let params = pb.u32(batch as u32).u32(vocab as u32).u32(n as u32).u32(0).finish();
+        let cfg = LaunchConfig { grid: [batch as u32, 1, 1], block: [256, 1, 1], dynamic_smem: 0 };
+        m.launch(&module, "sampling_sample_f32", &cfg, &params).unwrap().assert_clean().unwrap();
+        outs.iter()
+            .map(|&(p, len)| {
+                let mut b = vec![0u8; len];
+                m.read(p, &mut b).unwrap();
+                b
+            })
+            .collect()
+    };
+    let one = run(1);
+    for threads in [2, 5] {
+        assert!(run(threads) == one, "{threads} host threads differ from 1");
+    }
+}
