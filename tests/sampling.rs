@@ -484,6 +484,38 @@ fn bad_input_is_rejected_with_the_argument_named() {
     assert_eq!(name(sample(&dev, &plan, &short.view(), &two, &mut out).unwrap_err()), "logits");
     let mut small = SampleOutput::alloc(&dev, &SamplingPlan::new(1, 4, 1).unwrap()).unwrap();
     assert_eq!(name(sample(&dev, &plan, &x.view(), &two, &mut small).unwrap_err()), "out.token");
+
+    // log_softmax_gather and chain_speculative check their lengths too.
+    let t = dev.upload(&[0i32, 1]).unwrap();
+    let (mut lp, mut st) = (dev.alloc_zeros::<f32>(2).unwrap(), dev.alloc_zeros::<u32>(2).unwrap());
+    let e = log_softmax_gather(&dev, 3, &x.view(), &t.view(), &mut lp.view_mut(), None, &mut st.view_mut());
+    assert_eq!(name(e.unwrap_err()), "logits");
+    let e = log_softmax_gather(&dev, 0, &x.view(), &t.view(), &mut lp.view_mut(), None, &mut st.view_mut());
+    assert_eq!(name(e.unwrap_err()), "vocab");
+    use scaling_kernels::sampling::chain_speculative;
+    let seeds = dev.upload(&[0u64]).unwrap();
+    let (mut acc, mut em) = (dev.alloc_zeros::<i32>(1).unwrap(), dev.alloc_zeros::<i32>(2).unwrap());
+    let (sv, tv) = (seeds.view(), t.view());
+    let spec = |k: usize,
+                target: &scaling_kernels::View<'_, f32>,
+                acc: &mut scaling_kernels::Buffer<i32>,
+                em: &mut scaling_kernels::Buffer<i32>| {
+        chain_speculative(
+            &dev,
+            k,
+            4,
+            &tv.slice(..k).unwrap(),
+            None,
+            target,
+            &sv,
+            &sv,
+            &mut acc.view_mut(),
+            &mut em.view_mut(),
+        )
+    };
+    assert_eq!(name(spec(0, &x.view(), &mut acc, &mut em).unwrap_err()), "k");
+    assert_eq!(name(spec(1, &x.slice(..7).unwrap(), &mut acc, &mut em).unwrap_err()), "target_probs");
+    assert!(spec(1, &x.view(), &mut acc, &mut em).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------

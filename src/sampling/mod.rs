@@ -34,7 +34,8 @@ mod speculative;
 pub use logprobs::{log_softmax_gather, STATUS_BAD_TARGET};
 pub use philox::{philox4x32_10, philox_bits64};
 pub use sample::{
-    sample, RowParams, SampleOutput, SamplingParams, SamplingPlan, MAX_SAMPLES, STATUS_NON_FINITE, STATUS_NO_FINITE,
+    sample, RowParams, SampleOutput, SamplingParams, SamplingPlan, MAX_SAMPLES, MAX_VOCAB, STATUS_NON_FINITE,
+    STATUS_NO_FINITE,
 };
 pub use select::{best_of_n, majority_vote};
 pub use speculative::chain_speculative;

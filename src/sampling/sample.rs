@@ -11,6 +11,9 @@ const THREADS: u32 = 256;
 /// Most samples per row in one launch (`kMaxSamples` in sample.cu): the draw keeps every sample's
 /// target in shared memory.
 pub const MAX_SAMPLES: usize = 64;
+/// Largest vocab: the kernels sum per-token masses of up to 2^40 in 64-bit integers, so 2^23
+/// tokens at most (8,388,608; the largest vocabularies in use are about 262,144).
+pub const MAX_VOCAB: usize = 1 << 23;
 
 /// Row status bit: the row has no finite logit (all `-inf`).
 pub const STATUS_NO_FINITE: u32 = 1;
@@ -101,11 +104,11 @@ pub struct SamplingPlan {
 }
 
 impl SamplingPlan {
-    /// `n` samples from each of `batch` rows of `vocab` logits. Errors: vocab 0 or above `u32`,
+    /// `n` samples from each of `batch` rows of `vocab` logits. Errors: vocab 0 or above [`MAX_VOCAB`],
     /// n outside `1..=`[`MAX_SAMPLES`], batch above `u32`.
     pub fn new(batch: usize, vocab: usize, n: usize) -> Result<Self> {
-        if vocab == 0 || u32::try_from(vocab).is_err() {
-            return Err(Error::invalid("vocab", "1..=u32::MAX", vocab));
+        if vocab == 0 || vocab > MAX_VOCAB {
+            return Err(Error::invalid("vocab", format!("1..={MAX_VOCAB}"), vocab));
         }
         if n == 0 || n > MAX_SAMPLES {
             return Err(Error::invalid("n", format!("1..={MAX_SAMPLES} samples per row"), n));
@@ -292,6 +295,8 @@ mod tests {
     #[test]
     fn plan_rejects_vocab_zero_and_bad_n() {
         assert_eq!(err_name(SamplingPlan::new(1, 0, 1)), "vocab");
+        assert_eq!(err_name(SamplingPlan::new(1, MAX_VOCAB + 1, 1)), "vocab");
+        assert!(SamplingPlan::new(1, MAX_VOCAB, 1).is_ok());
         assert_eq!(err_name(SamplingPlan::new(1, 8, 0)), "n");
         assert_eq!(err_name(SamplingPlan::new(1, 8, MAX_SAMPLES + 1)), "n");
         assert!(SamplingPlan::new(0, 8, MAX_SAMPLES).is_ok());

@@ -55,8 +55,8 @@ pub fn chain_speculative(
     accepted: &mut ViewMut<'_, i32>,
     emitted: &mut ViewMut<'_, i32>,
 ) -> Result<()> {
-    if vocab == 0 || u32::try_from(vocab).is_err() {
-        return Err(Error::invalid("vocab", "1..=u32::MAX", vocab));
+    if vocab == 0 || vocab > super::MAX_VOCAB {
+        return Err(Error::invalid("vocab", format!("1..={} (64-bit sums of 2^40 masses)", super::MAX_VOCAB), vocab));
     }
     if k == 0 || u32::try_from(k).is_err() {
         return Err(Error::invalid("k", "at least 1 draft token", k));
