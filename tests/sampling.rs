@@ -761,3 +761,47 @@ fn sampler_is_bit_identical_for_any_vm_host_thread_count() {
         assert!(run(threads) == one, "{threads} host threads differ from 1");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Top-n logprobs.
+
+#[test]
+fn top_logprobs_match_the_reference_and_the_samplers_arithmetic() {
+    use scaling_kernels::sampling::top_logprobs;
+    let mut rng = rng("top_logprobs_match_the_reference_and_the_samplers_arithmetic");
+    let (rows, vocab) = (6usize, 2500usize);
+    // Coarse values so that ties straddle the n-th place; one row of all-equal logits; one with -inf.
+    let mut logits: Vec<bf16> =
+        (0..rows * vocab).map(|_| bf16::from_f32(rng.random_range(-40i32..40) as f32 * 0.125)).collect();
+    logits[2 * vocab..3 * vocab].fill(bf16::from_f32(1.0));
+    for v in &mut logits[4 * vocab..4 * vocab + 2000] {
+        *v = bf16::NEG_INFINITY;
+    }
+    for dev in backends() {
+        for n in [1usize, 7, 20] {
+            let x = dev.upload(&logits).unwrap();
+            let mut ids = dev.alloc_zeros::<i32>(rows * n).unwrap();
+            let mut lps = dev.alloc_zeros::<f32>(rows * n).unwrap();
+            let mut st = dev.alloc_zeros::<u32>(rows).unwrap();
+            dev.fill_poison(&mut ids.view_mut()).unwrap();
+            dev.fill_poison(&mut lps.view_mut()).unwrap();
+            dev.fill_poison(&mut st.view_mut()).unwrap();
+            top_logprobs(&dev, vocab, n, &x.view(), &mut ids.view_mut(), &mut lps.view_mut(), &mut st.view_mut())
+                .unwrap();
+            let (ids, lps, st) = (dev.download(&ids).unwrap(), dev.download(&lps).unwrap(), dev.download(&st).unwrap());
+            assert!(st.iter().all(|&s| s == 0));
+            // The same ids through log_softmax_gather give the same bits.
+            let rows_again: Vec<bf16> =
+                (0..rows * n).flat_map(|i| logits[(i / n) * vocab..(i / n + 1) * vocab].to_vec()).collect();
+            let (glp, _, _) = gather(&dev, &rows_again, &ids, vocab);
+            for r in 0..rows {
+                let want = refs::top_logprobs(&widen(&logits[r * vocab..(r + 1) * vocab]), n).unwrap();
+                for (s, &(i, lp)) in want.iter().enumerate() {
+                    assert_eq!(ids[r * n + s] as usize, i, "n {n} row {r} place {s}");
+                    assert!((lps[r * n + s] as f64 - lp).abs() < 1e-5 * (1.0 + lp.abs()), "n {n} row {r} place {s}");
+                    assert_eq!(lps[r * n + s].to_bits(), glp[r * n + s].to_bits(), "n {n} row {r} place {s}");
+                }
+            }
+        }
+    }
+}

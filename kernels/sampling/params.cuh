@@ -38,6 +38,21 @@ static_assert(offsetof(SampleParams, batch) == 104, "SampleParams layout");
 static_assert(offsetof(SampleParams, vocab) == 108, "SampleParams layout");
 static_assert(offsetof(SampleParams, n) == 112, "SampleParams layout");
 
+// top_logprobs: the n largest raw logits of each row, ordered by (value desc, index asc), with
+// their log-softmax values. n <= 20 and n <= vocab (host-checked).
+struct TopLogprobsParams {
+  const void* logits;  // [rows, vocab] T
+  int32_t* ids;        // [rows, n]
+  float* logprobs;     // [rows, n]
+  uint32_t* status;    // [rows]
+  uint32_t rows;
+  uint32_t vocab;
+  uint32_t n;
+  uint32_t pad;
+};
+static_assert(sizeof(TopLogprobsParams) == 48, "TopLogprobsParams layout");
+static_assert(offsetof(TopLogprobsParams, n) == 40, "TopLogprobsParams layout");
+
 // log_softmax_gather: for each of `tokens` rows, log softmax(logits[row])[target[row]] and
 // optionally the entropy of softmax(logits[row]).
 struct LogSoftmaxGatherParams {

@@ -616,3 +616,102 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
 SK_SAMPLE_ENTRY(f32, float)
 SK_SAMPLE_ENTRY(f16, __half)
 SK_SAMPLE_ENTRY(bf16, __nv_bfloat16)
+
+namespace sk {
+
+// top_logprobs: the radix select of the sampler on the raw logits (temperature 1, no min-p), then
+// one pass copies the n kept tokens (in index order) to shared memory, where thread 0 orders them.
+// Passes: 1 (max, sum) + 3 (select) + at most 1 (tie scan) + 1 (copy). The logprobs use the
+// sampler's (max, sum) arithmetic, so they equal its logprob_raw and log_softmax_gather bit for bit.
+constexpr uint32_t kMaxTopLogprobs = 20;
+
+template <typename T>
+__device__ __forceinline__ void top_logprobs_row(const TopLogprobsParams& p, SampleSmem& sm) {
+  const uint32_t row = blockIdx.x, vocab = p.vocab, n = p.n;
+  const T* __restrict__ x = static_cast<const T*>(p.logits) + uint64_t(row) * vocab;
+  bool bad = false;
+  MaxSum raw = row_max_sum_raw(x, vocab, bad);
+  raw = block_max_sum(raw, sm.ms);
+  bad = __syncthreads_or(bad);
+  const uint64_t out0 = uint64_t(row) * n;
+  const bool no_finite = raw.m == -CUDART_INF_F;
+  if (bad || no_finite) {
+    if (threadIdx.x == 0) p.status[row] = (bad ? kStatusNonFinite : 0u) | (no_finite ? kStatusNoFinite : 0u);
+    for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+      p.ids[out0 + s] = -1;
+      p.logprobs[out0 + s] = CUDART_NAN_F;
+    }
+    return;
+  }
+  const RowCtx<T> c{x, vocab, 1.0f, raw.m, -CUDART_INF_F};
+  const Cut none{false, 0, 0, 0, 0, 0, 0};
+  const Cut cut = n < vocab ? radix_select(c, sm, false, uint64_t(n) - 1, none) : none;
+  uint32_t pidx = 0xffffffffu;
+  if (cut.active && cut.take < cut.ties) {
+    uint64_t seen = 0;
+    for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
+      const uint32_t i = tile + threadIdx.x;
+      const uint64_t f = (i < vocab && order_key(c.z(i)) == cut.key) ? 1 : 0;
+      uint64_t tot;
+      const uint64_t incl = block_scan_u64(f, sm.scan, tot);
+      if (f && seen + incl == cut.take) sm.pidx = i;
+      seen += tot;
+      if (seen >= cut.take) break;
+    }
+    __syncthreads();
+    pidx = sm.pidx;
+  }
+  TopkList& l = sm.u.l;
+  uint64_t pos = 0;
+  for (uint32_t tile = 0; tile < vocab && pos < n; tile += kRowThreads) {
+    const uint32_t i = tile + threadIdx.x;
+    bool in = false;
+    float xi = 0.0f;
+    if (i < vocab) {
+      xi = to_float(x[i]);
+      const uint32_t key = order_key(xi);
+      in = !cut.active || key > cut.key || (key == cut.key && i <= pidx);
+    }
+    uint64_t tot;
+    const uint64_t incl = block_scan_u64(in ? 1 : 0, sm.scan, tot);
+    if (in && pos + incl <= kMaxTopLogprobs) {
+      l.idx[pos + incl - 1] = i;
+      l.x[pos + incl - 1] = xi;
+    }
+    pos += tot;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const uint32_t len = uint32_t(min(pos, uint64_t(n)));
+    // Insertion sort by (value desc, index asc); the copies arrived in index order.
+    for (uint32_t a = 1; a < len; ++a) {
+      const uint32_t ia = l.idx[a];
+      const float xa = l.x[a];
+      uint32_t b = a;
+      while (b > 0 && l.x[b - 1] < xa) {
+        l.idx[b] = l.idx[b - 1];
+        l.x[b] = l.x[b - 1];
+        --b;
+      }
+      l.idx[b] = ia;
+      l.x[b] = xa;
+    }
+    for (uint32_t s = 0; s < n; ++s) {
+      p.ids[out0 + s] = s < len ? int32_t(l.idx[s]) : -1;
+      p.logprobs[out0 + s] = s < len ? logprob_from(l.x[s], raw) : CUDART_NAN_F;
+    }
+    p.status[row] = 0;
+  }
+}
+
+}  // namespace sk
+
+#define SK_TOP_LOGPROBS_ENTRY(NAME, T)                                                            \
+  extern "C" __global__ void __launch_bounds__(sk::kRowThreads)                                  \
+      sampling_top_logprobs_##NAME(const __grid_constant__ sk::TopLogprobsParams p) {             \
+    __shared__ sk::SampleSmem sm;                                                                 \
+    sk::top_logprobs_row<T>(p, sm);                                                               \
+  }
+SK_TOP_LOGPROBS_ENTRY(f32, float)
+SK_TOP_LOGPROBS_ENTRY(f16, __half)
+SK_TOP_LOGPROBS_ENTRY(bf16, __nv_bfloat16)

@@ -155,3 +155,12 @@ pub fn chain_speculative_greedy(draft: &[i32], target: &[f32], vocab: usize) -> 
     out[k] = argmax(k);
     (k as i32, out)
 }
+
+/// The `n` largest entries of a row by (value descending, index ascending) with their log-softmax
+/// values (`None` as for [`log_softmax`]).
+pub fn top_logprobs(x: &[f64], n: usize) -> Option<Vec<(usize, f64)>> {
+    let lp = log_softmax(x)?;
+    let mut order: Vec<usize> = (0..x.len()).collect();
+    order.sort_by(|&a, &b| x[b].partial_cmp(&x[a]).unwrap().then(a.cmp(&b)));
+    Some(order.into_iter().take(n).map(|i| (i, lp[i])).collect())
+}

@@ -3,7 +3,7 @@
 //! - [`sample`]: n tokens per row with temperature, min-p, top-k and top-p, the chosen token's
 //!   logprobs (raw, processed, truncated) and rank, and a status per row.
 //! - [`log_softmax_gather`]: the trainer's target logprobs (and entropy), bit-identical to the
-//!   sampler's raw logprob.
+//!   sampler's raw logprob; [`top_logprobs`]: the top-n (n <= 20) raw logprobs with ids.
 //! - [`philox4x32_10`]: the counter-based generator every draw comes from, keyed by (seed, position,
 //!   sample index), so a row's tokens never depend on its batch.
 //! - [`chain_speculative`]: speculative verification of draft tokens, sampled or greedy.
@@ -31,7 +31,7 @@ mod sample;
 mod select;
 mod speculative;
 
-pub use logprobs::{log_softmax_gather, STATUS_BAD_TARGET};
+pub use logprobs::{log_softmax_gather, top_logprobs, MAX_TOP_LOGPROBS, STATUS_BAD_TARGET};
 pub use philox::{philox4x32_10, philox_bits64};
 pub use sample::{
     sample, RowParams, SampleOutput, SamplingParams, SamplingPlan, MAX_SAMPLES, MAX_VOCAB, STATUS_NON_FINITE,

@@ -25,6 +25,20 @@ pub(crate) struct SampleParams {
     pub pad: u32,
 }
 
+/// `sk::TopLogprobsParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct TopLogprobsParams {
+    pub logits: u64,
+    pub ids: u64,
+    pub logprobs: u64,
+    pub status: u64,
+    pub rows: u32,
+    pub vocab: u32,
+    pub n: u32,
+    pub pad: u32,
+}
+
 /// `sk::LogSoftmaxGatherParams`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -106,11 +120,15 @@ mod tests {
         assert_eq!(offset_of!(ChainSpecParams, greedy), 68);
         let spec = ptx_vm::Module::parse(SAMPLING_SPECULATIVE.ptx).unwrap();
         assert_eq!(spec.param_size("sampling_chain_speculative"), Some(72));
+        assert_eq!(size_of::<TopLogprobsParams>(), 48);
+        assert_eq!(offset_of!(TopLogprobsParams, n), 40);
         let sample = ptx_vm::Module::parse(SAMPLING_SAMPLE.ptx).unwrap();
         let gather = ptx_vm::Module::parse(SAMPLING_LOGPROBS.ptx).unwrap();
         for t in ["f32", "f16", "bf16"] {
             let k = format!("sampling_sample_{t}");
             assert_eq!(sample.param_size(&k), Some(size_of::<SampleParams>()), "{k}");
+            let k = format!("sampling_top_logprobs_{t}");
+            assert_eq!(sample.param_size(&k), Some(size_of::<TopLogprobsParams>()), "{k}");
             let k = format!("sampling_log_softmax_gather_{t}");
             assert_eq!(gather.param_size(&k), Some(size_of::<LogSoftmaxGatherParams>()), "{k}");
         }
