@@ -805,3 +805,85 @@ fn top_logprobs_match_the_reference_and_the_samplers_arithmetic() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Penalties and bias.
+
+#[test]
+fn penalties_and_bias_match_the_reference_and_flag_bad_ids() {
+    use scaling_kernels::sampling::{apply_penalties, PenaltyBatch, STATUS_BAD_ID};
+    let mut rng = rng("penalties_and_bias_match_the_reference_and_flag_bad_ids");
+    let (rows, vocab) = (5usize, 700usize);
+    let logits: Vec<f16> = (0..rows * vocab).map(|_| f16::from_f32(rng.random_range(-6.0f32..6.0))).collect();
+    let mut pen = PenaltyBatch {
+        repetition: (0..rows).map(|r| [1.0, 1.3, 0.8, 2.0, 1.1][r]).collect(),
+        frequency: (0..rows).map(|r| [0.0, 0.5, 0.1, 0.0, 0.3][r]).collect(),
+        presence: (0..rows).map(|r| [0.0, 0.2, 0.0, 1.0, 0.4][r]).collect(),
+        history_offsets: vec![0],
+        bias_offsets: vec![0],
+        ..PenaltyBatch::default()
+    };
+    let mut hist: Vec<Vec<(i32, u32)>> = Vec::new();
+    let mut bias: Vec<Vec<(i32, f64)>> = Vec::new();
+    for r in 0..rows {
+        // Unique history ids (a stride walk), some with count 0; row 3 has one id out of range.
+        let h: Vec<(i32, u32)> = (0..40 * r).map(|j| (((j * 37 + r) % vocab) as i32, (j % 4) as u32)).collect();
+        let mut h = h.into_iter().collect::<std::collections::BTreeMap<_, _>>().into_iter().collect::<Vec<_>>();
+        if r == 3 {
+            h.push((vocab as i32, 2));
+        }
+        let b: Vec<(i32, f64)> =
+            (0..r).map(|j| ((j * 101 % vocab) as i32, [-100.0, 2.5, f64::NEG_INFINITY][j % 3])).collect();
+        for &(id, c) in &h {
+            pen.history_ids.push(id);
+            pen.history_counts.push(c);
+        }
+        for &(id, v) in &b {
+            pen.bias_ids.push(id);
+            pen.bias_values.push(v as f32);
+        }
+        pen.history_offsets.push(pen.history_ids.len() as u32);
+        pen.bias_offsets.push(pen.bias_ids.len() as u32);
+        hist.push(h);
+        bias.push(b);
+    }
+    for dev in backends() {
+        let x = dev.upload(&logits).unwrap();
+        let mut out = dev.alloc_zeros::<f32>(rows * vocab).unwrap();
+        let mut st = dev.alloc_zeros::<u32>(rows).unwrap();
+        dev.fill_poison(&mut out.view_mut()).unwrap();
+        dev.fill_poison(&mut st.view_mut()).unwrap();
+        apply_penalties(&dev, vocab, &x.view(), &pen, &mut out.view_mut(), &mut st.view_mut()).unwrap();
+        let (out, st) = (dev.download(&out).unwrap(), dev.download(&st).unwrap());
+        assert_eq!(st, vec![0, 0, 0, STATUS_BAD_ID, 0]);
+        for r in 0..rows {
+            let coef = (pen.repetition[r] as f64, pen.frequency[r] as f64, pen.presence[r] as f64);
+            let want = refs::apply_penalties(&widen(&logits[r * vocab..(r + 1) * vocab]), &hist[r], coef, &bias[r]);
+            for i in 0..vocab {
+                let g = out[r * vocab + i] as f64;
+                assert!(
+                    g == want[i] || (g - want[i]).abs() <= 1e-6 * (1.0 + want[i].abs()),
+                    "row {r} token {i}: {g} vs {}",
+                    want[i]
+                );
+            }
+        }
+    }
+    // Host-side rules.
+    let bad = PenaltyBatch { repetition: vec![0.0; rows], ..pen.clone() };
+    let name = |r: scaling_kernels::Result<()>| match r {
+        Err(scaling_kernels::Error::InvalidArgument { name, .. }) => name,
+        other => panic!("{other:?}"),
+    };
+    let dev = Device::vm();
+    let x = dev.upload(&logits).unwrap();
+    let (mut out, mut st) = (dev.alloc_zeros::<f32>(rows * vocab).unwrap(), dev.alloc_zeros::<u32>(rows).unwrap());
+    let mut call =
+        |p: &PenaltyBatch| apply_penalties(&dev, vocab, &x.view(), p, &mut out.view_mut(), &mut st.view_mut());
+    assert_eq!(name(call(&bad)), "repetition");
+    assert_eq!(name(call(&PenaltyBatch { history_offsets: vec![0, 1], ..pen.clone() })), "history_offsets");
+    assert_eq!(
+        name(call(&PenaltyBatch { bias_values: vec![f32::NAN; pen.bias_ids.len()], ..pen.clone() })),
+        "bias_values"
+    );
+}

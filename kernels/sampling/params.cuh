@@ -11,6 +11,7 @@ namespace sk {
 constexpr uint32_t kStatusNoFinite = 1u;   // no finite logit in the row (all -inf)
 constexpr uint32_t kStatusNonFinite = 2u;  // a NaN or +inf logit, or a processed logit overflowed
 constexpr uint32_t kStatusBadTarget = 4u;  // log_softmax_gather: target id outside [0, vocab)
+constexpr uint32_t kStatusBadId = 8u;      // apply_penalties: a history or bias id outside [0, vocab)
 
 // sample: `n` draws from each of `batch` rows of `vocab` logits. Per-row parameters are arrays of
 // `batch`; outputs are [batch, n] (sample-major within a row) except `status` [batch].
@@ -37,6 +38,27 @@ static_assert(sizeof(SampleParams) == 120, "SampleParams layout");
 static_assert(offsetof(SampleParams, batch) == 104, "SampleParams layout");
 static_assert(offsetof(SampleParams, vocab) == 108, "SampleParams layout");
 static_assert(offsetof(SampleParams, n) == 112, "SampleParams layout");
+
+// apply_penalties: out = logits with vLLM's repetition / frequency / presence penalties over each
+// row's token history (CSR: ids with counts) and then a sparse logit bias (CSR: ids with values).
+struct PenaltiesParams {
+  const void* logits;             // [batch, vocab] T
+  float* out;                     // [batch, vocab]
+  const uint32_t* hist_offsets;   // [batch + 1]
+  const int32_t* hist_ids;        // [hist_offsets[batch]]
+  const uint32_t* hist_counts;    // [hist_offsets[batch]]
+  const float* repetition;        // [batch], 1 = off
+  const float* frequency;         // [batch], 0 = off
+  const float* presence;          // [batch], 0 = off
+  const uint32_t* bias_offsets;   // [batch + 1]
+  const int32_t* bias_ids;        // [bias_offsets[batch]]
+  const float* bias_values;       // [bias_offsets[batch]]
+  uint32_t* status;               // [batch]
+  uint32_t batch;
+  uint32_t vocab;
+};
+static_assert(sizeof(PenaltiesParams) == 104, "PenaltiesParams layout");
+static_assert(offsetof(PenaltiesParams, batch) == 96, "PenaltiesParams layout");
 
 // top_logprobs: the n largest raw logits of each row, ordered by (value desc, index asc), with
 // their log-softmax values. n <= 20 and n <= vocab (host-checked).

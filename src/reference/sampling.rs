@@ -164,3 +164,28 @@ pub fn top_logprobs(x: &[f64], n: usize) -> Option<Vec<(usize, f64)>> {
     order.sort_by(|&a, &b| x[b].partial_cmp(&x[a]).unwrap().then(a.cmp(&b)));
     Some(order.into_iter().take(n).map(|i| (i, lp[i])).collect())
 }
+
+/// vLLM's penalties and bias on one row: for each (id, count > 0) of the history, x / r if x > 0
+/// else x * r, minus frequency * count and presence; then each (id, value) bias entry added.
+/// Ids outside the row are skipped.
+pub fn apply_penalties(
+    x: &[f64],
+    history: &[(i32, u32)],
+    (repetition, frequency, presence): (f64, f64, f64),
+    bias: &[(i32, f64)],
+) -> Vec<f64> {
+    let mut y = x.to_vec();
+    for &(id, c) in history {
+        if id >= 0 && (id as usize) < x.len() && c > 0 {
+            let v = x[id as usize];
+            let v = if v > 0.0 { v / repetition } else { v * repetition };
+            y[id as usize] = v - frequency * c as f64 - presence;
+        }
+    }
+    for &(id, b) in bias {
+        if id >= 0 && (id as usize) < x.len() {
+            y[id as usize] += b;
+        }
+    }
+    y
+}

@@ -6,6 +6,8 @@
 //!   sampler's raw logprob; [`top_logprobs`]: the top-n (n <= 20) raw logprobs with ids.
 //! - [`philox4x32_10`]: the counter-based generator every draw comes from, keyed by (seed, position,
 //!   sample index), so a row's tokens never depend on its batch.
+//! - [`apply_penalties`]: repetition / frequency / presence penalties and a sparse logit bias, the
+//!   processing before temperature.
 //! - [`chain_speculative`]: speculative verification of draft tokens, sampled or greedy.
 //! - [`majority_vote`] and [`best_of_n`]: test-time answer selection over ragged groups of samples.
 //!
@@ -26,12 +28,14 @@
 
 mod logprobs;
 pub(crate) mod params;
+mod penalties;
 mod philox;
 mod sample;
 mod select;
 mod speculative;
 
 pub use logprobs::{log_softmax_gather, top_logprobs, MAX_TOP_LOGPROBS, STATUS_BAD_TARGET};
+pub use penalties::{apply_penalties, PenaltyBatch, STATUS_BAD_ID};
 pub use philox::{philox4x32_10, philox_bits64};
 pub use sample::{
     sample, RowParams, SampleOutput, SamplingParams, SamplingPlan, MAX_SAMPLES, MAX_VOCAB, STATUS_NON_FINITE,

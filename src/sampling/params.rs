@@ -25,6 +25,26 @@ pub(crate) struct SampleParams {
     pub pad: u32,
 }
 
+/// `sk::PenaltiesParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct PenaltiesParams {
+    pub logits: u64,
+    pub out: u64,
+    pub hist_offsets: u64,
+    pub hist_ids: u64,
+    pub hist_counts: u64,
+    pub repetition: u64,
+    pub frequency: u64,
+    pub presence: u64,
+    pub bias_offsets: u64,
+    pub bias_ids: u64,
+    pub bias_values: u64,
+    pub status: u64,
+    pub batch: u32,
+    pub vocab: u32,
+}
+
 /// `sk::TopLogprobsParams`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -96,7 +116,9 @@ pub(crate) struct ChainSpecParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::kernels::{SAMPLING_LOGPROBS, SAMPLING_SAMPLE, SAMPLING_SELECT, SAMPLING_SPECULATIVE};
+    use crate::device::kernels::{
+        SAMPLING_LOGPROBS, SAMPLING_PENALTIES, SAMPLING_SAMPLE, SAMPLING_SELECT, SAMPLING_SPECULATIVE,
+    };
     use std::mem::{offset_of, size_of};
 
     #[test]
@@ -120,6 +142,12 @@ mod tests {
         assert_eq!(offset_of!(ChainSpecParams, greedy), 68);
         let spec = ptx_vm::Module::parse(SAMPLING_SPECULATIVE.ptx).unwrap();
         assert_eq!(spec.param_size("sampling_chain_speculative"), Some(72));
+        assert_eq!(size_of::<PenaltiesParams>(), 104);
+        assert_eq!(offset_of!(PenaltiesParams, batch), 96);
+        let pen = ptx_vm::Module::parse(SAMPLING_PENALTIES.ptx).unwrap();
+        for t in ["f32", "f16", "bf16"] {
+            assert_eq!(pen.param_size(&format!("sampling_apply_penalties_{t}")), Some(104));
+        }
         assert_eq!(size_of::<TopLogprobsParams>(), 48);
         assert_eq!(offset_of!(TopLogprobsParams, n), 40);
         let sample = ptx_vm::Module::parse(SAMPLING_SAMPLE.ptx).unwrap();
