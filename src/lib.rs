@@ -30,6 +30,7 @@ pub mod dtype;
 mod error;
 pub mod moe;
 pub mod reference;
+pub mod sampling;
 #[cfg(test)]
 mod selftest;
 

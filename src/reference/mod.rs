@@ -5,3 +5,4 @@
 
 pub mod attention;
 pub mod moe;
+pub mod sampling;
