@@ -20,8 +20,8 @@
 //   online softmax on S in registers      one FMA + ex2 per element, quad shuffles per row
 //   O (32 x d, fp32) += P V               P packed from S registers as the A operand, V by
 //                                         ldmatrix.trans
-// At the end each warp stages its output rows through its own rows of the Q tile and writes them
-// with 16-byte stores. Head dims below the instantiation's are zero-filled on load and not stored.
+// At the end each lane writes its output column pairs straight from registers. Head dims below
+// the instantiation's are zero-filled on load and not stored.
 // GQA: with seqlen_q >= kBlockM each query head is its own CTA (grid y = heads) and reads its
 // group's K/V through L2. With shorter queries (decode, small prefill chunks) the host packs the
 // group's heads into the tile (`pack` = heads / kv_heads, grid y = kv_heads): tile row r is token
@@ -37,10 +37,10 @@
 // Each warp skips the sub-tiles none of its rows can see and masks only those some of its rows
 // see in part (bounds per warp, kept in shared memory: in registers ptxas spills them at d = 128).
 //
-// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 9.32 M warp
-// instructions (22.5% mma, 25.8% fp32, 8.7% shared loads, 6.4% special functions, 25.8% integer),
-// 3.83 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
-// K/V requested 8x (once per 128-row query tile). Causal: 5.47 M warp instructions, 2.05 M
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 8.88 M warp
+// instructions (23.6% mma, 27.0% fp32, 9.0% shared loads, 6.7% special functions, 22.9% integer),
+// 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
+// K/V requested 8x (once per 128-row query tile). Causal: 5.04 M warp instructions, 1.99 M
 // wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M); the
 // gap is the 32-key tiles registers force at d = 128 (Q fragments re-read per 32 keys, per-tile
 // softmax overhead twice per 64 keys).
@@ -442,9 +442,9 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const int m0 = fresh_ctaid_x() * kBlockM;
   const int row0 = m0 + warp * Tr::kWarpRows + g;
   // Final normalisation, with the sink (if any) joining the denominator in log2 units; then each
-  // warp stages its rows in its own rows of the Q tile (only this warp reads them) and writes
-  // 16-byte chunks of the valid rows and columns.
-  unsigned char* s_o = smem + warp * Tr::kWarpRows * Tile::kRowBytes;
+  // lane writes its column pairs of its valid rows straight from registers (4-byte stores at
+  // immediate offsets from one row pointer: no shared-memory staging, no per-element addressing).
+  uint16_t* o = static_cast<uint16_t*>(p.o) + int64_t(q_start) * p.o_row_stride + 2 * t;
 
 #pragma unroll
   for (int mt = 0; mt < kM; ++mt) {
@@ -471,25 +471,22 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
       }
     }
 #pragma unroll
-    for (int j = 0; j < kDTiles; ++j) {
-      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g, j) + 4 * t) =
-          pack2<T>(acc_o[mt][j][0] * inv[0], acc_o[mt][j][1] * inv[0]);
-      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g + 8, j) + 4 * t) =
-          pack2<T>(acc_o[mt][j][2] * inv[1], acc_o[mt][j][3] * inv[1]);
-    }
-  }
-  __syncwarp();
-  uint16_t* o = static_cast<uint16_t*>(p.o) + int64_t(q_start) * p.o_row_stride;
-  const int vr0 = m0 + warp * Tr::kWarpRows;
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + 16 * mt + 8 * r;  // tile row
+      if (row >= rows) continue;
+      uint16_t* dst = o + int64_t(pack > 1 ? row / pack : row) * p.o_row_stride + int64_t(head_of(row)) * p.head_dim;
+      if (p.head_dim == kD) {
 #pragma unroll
-  for (int i = 0; i < Tr::kWarpRows * Tile::kChunks / 32; ++i) {
-    const int idx = i * 32 + lane;
-    const int r = idx / Tile::kChunks, c = idx % Tile::kChunks;
-    const int vr = vr0 + r;
-    if (vr < rows && c * 8 < p.head_dim) {
-      const int token = pack > 1 ? vr / pack : vr;
-      uint16_t* dst = o + int64_t(token) * p.o_row_stride + int64_t(head_of(vr)) * p.head_dim + c * 8;
-      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(s_o + Tile::offset(r, c));
+        for (int j = 0; j < kDTiles; ++j)
+          *reinterpret_cast<uint32_t*>(dst + 8 * j) =
+              pack2<T>(acc_o[mt][j][2 * r] * inv[r], acc_o[mt][j][2 * r + 1] * inv[r]);
+      } else {  // padded head dim: only the real columns (head_dim is a multiple of 8)
+#pragma unroll
+        for (int j = 0; j < kDTiles; ++j)
+          if (8 * j < p.head_dim)
+            *reinterpret_cast<uint32_t*>(dst + 8 * j) =
+                pack2<T>(acc_o[mt][j][2 * r] * inv[r], acc_o[mt][j][2 * r + 1] * inv[r]);
+      }
     }
   }
   }
