@@ -41,9 +41,9 @@
 // instructions (23.6% mma, 27.0% fp32, 9.0% shared loads, 6.7% special functions, 22.9% integer),
 // 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
 // K/V requested 8x (once per 128-row query tile). Causal: 5.04 M warp instructions, 1.99 M
-// wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M); the
-// gap is the 32-key tiles registers force at d = 128 (Q fragments re-read per 32 keys, per-tile
-// softmax overhead twice per 64 keys).
+// wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M). The gap
+// is the 32-key tiles at d = 128 (Q re-read per 32 keys, softmax row overhead twice per 64): 64-key
+// tiles measure 7.77 M / 3.24 M (causal 4.80 M) but ptxas spills 4-60 bytes with them at 255 regs.
 #include "attention/params.cuh"
 #include "common/cp_async.cuh"
 #include "common/dtype.cuh"
@@ -66,9 +66,9 @@ template <typename T, int kHeadDim> struct AttnFwdTraits {
   // Keys per K/V tile. Registers decide: d = 128 with two row tiles holds 2 x 16 x 128 fp32 outputs
   // per warp (128 per lane), and a 64-key S (another 64) does not fit beside them without spills.
   static constexpr int kBlockN = kHeadDim <= 64 ? 64 : 32;
-  // Keys per compute step: each K/V tile (one cp.async stage, one barrier pair) is consumed in
-  // sub-tiles of kSubN keys, S, softmax and P V each. At d = 128 a 64-key S (64 fp32 per lane)
-  // beside the 128 output accumulators spills, so the 64-key tile is taken as two 32-key steps.
+  // Keys per compute step (S, softmax, P V); a K/V tile (one cp.async stage, one barrier pair) takes
+  // kBlockN / kSubN steps. Equal to kBlockN for now: at d = 128, 64-key tiles in two 32-key steps
+  // also spilled on sm_80/sm_90a (and re-read Q per step), see the note at the top.
   static constexpr int kSubN = kHeadDim <= 64 ? 64 : 32;
   static constexpr int kD = kHeadDim;
   static constexpr bool kQInRegs = false;          // else re-read by ldmatrix per tile
