@@ -37,10 +37,10 @@
 // Each warp skips the sub-tiles none of its rows can see and masks only those some of its rows
 // see in part (bounds per warp, kept in shared memory: in registers ptxas spills them at d = 128).
 //
-// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 8.88 M warp
-// instructions (23.6% mma, 27.0% fp32, 9.0% shared loads, 6.7% special functions, 22.9% integer),
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 8.82 M warp
+// instructions (23.8% mma, 26.5% fp32, 9.1% shared loads, 6.8% special functions, 23.1% integer),
 // 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
-// K/V requested 8x (once per 128-row query tile). Causal: 5.04 M warp instructions, 1.99 M
+// K/V requested 8x (once per 128-row query tile). Causal: 5.00 M warp instructions, 1.99 M
 // wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M). The gap
 // is the 32-key tiles at d = 128 (Q re-read per 32 keys, softmax row overhead twice per 64): 64-key
 // tiles measure 7.77 M / 3.24 M (causal 4.80 M) but ptxas spills 4-60 bytes with them at 255 regs.
