@@ -20,8 +20,8 @@
 //   online softmax on S in registers      one FMA + ex2 per element, quad shuffles per row
 //   O (32 x d, fp32) += P V               P packed from S registers as the A operand, V by
 //                                         ldmatrix.trans
-// At the end each warp stages its output rows through its own rows of the Q tile and writes them
-// with 16-byte stores. Head dims below the instantiation's are zero-filled on load and not stored.
+// At the end each lane writes its output column pairs straight from registers. Head dims below
+// the instantiation's are zero-filled on load and not stored.
 // GQA: with seqlen_q >= kBlockM each query head is its own CTA (grid y = heads) and reads its
 // group's K/V through L2. With shorter queries (decode, small prefill chunks) the host packs the
 // group's heads into the tile (`pack` = heads / kv_heads, grid y = kv_heads): tile row r is token
@@ -34,12 +34,16 @@
 // written once (+ 4 per row for lse): 2 (2 Sq d heads + 2 Sk d kv_heads) per sequence for 16-bit T.
 // K/V are requested once per (query tile, kv head): ceil(Sq / kBlockM) times per head, through L2.
 //
-// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 10.03 M warp
-// instructions (20.9% mma, 23.9% fp32, 7.9% shared loads, 5.9% special functions, 31.4% integer),
+// Each warp skips the sub-tiles none of its rows can see and masks only those some of its rows
+// see in part (bounds per warp, kept in shared memory: in registers ptxas spills them at d = 128).
+//
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 8.82 M warp
+// instructions (23.8% mma, 26.5% fp32, 9.1% shared loads, 6.8% special functions, 23.1% integer),
 // 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
-// K/V requested 8x (once per 128-row query tile). Causal: 6.91 M warp instructions, 2.16 M
-// wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M); the
-// gap is integer address arithmetic and the 32-key tiles registers force at d = 128.
+// K/V requested 8x (once per 128-row query tile). Causal: 5.00 M warp instructions, 1.99 M
+// wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M). The gap
+// is the 32-key tiles at d = 128 (Q re-read per 32 keys, softmax row overhead twice per 64): 64-key
+// tiles measure 7.77 M / 3.24 M (causal 4.80 M) but ptxas spills 4-60 bytes with them at 255 regs.
 #include "attention/params.cuh"
 #include "common/cp_async.cuh"
 #include "common/dtype.cuh"
@@ -62,13 +66,18 @@ template <typename T, int kHeadDim> struct AttnFwdTraits {
   // Keys per K/V tile. Registers decide: d = 128 with two row tiles holds 2 x 16 x 128 fp32 outputs
   // per warp (128 per lane), and a 64-key S (another 64) does not fit beside them without spills.
   static constexpr int kBlockN = kHeadDim <= 64 ? 64 : 32;
+  // Keys per compute step (S, softmax, P V); a K/V tile (one cp.async stage, one barrier pair) takes
+  // kBlockN / kSubN steps. Equal to kBlockN for now: at d = 128, 64-key tiles in two 32-key steps
+  // also spilled on sm_80/sm_90a (and re-read Q per step), see the note at the top.
+  static constexpr int kSubN = kHeadDim <= 64 ? 64 : 32;
   static constexpr int kD = kHeadDim;
   static constexpr bool kQInRegs = false;          // else re-read by ldmatrix per tile
   using Tile = SwizzledTile<kHeadDim>;
   static constexpr int kQBytes = kBlockM * kD * 2;
   static constexpr int kKVBytes = kBlockN * kD * 2;
   static constexpr int kStages = 2;
-  static constexpr int kSmemBytes = kQBytes + kStages * 2 * kKVBytes;
+  static constexpr int kBoundsBytes = kWarps * 16;  // per warp: the four key bounds (see below)
+  static constexpr int kSmemBytes = kQBytes + kStages * 2 * kKVBytes + kBoundsBytes;
 };
 
 // The CTA's K/V tiles: [n_min, n_max) hold every key visible to some row of the CTA.
@@ -86,12 +95,26 @@ __device__ __forceinline__ KeyRange key_range(const AttnFwdParams& p, int m0, in
   return {int(lo / Tr::kBlockN), int((hi + Tr::kBlockN - 1) / Tr::kBlockN)};
 }
 
+// threadIdx.x read afresh (volatile: not merged with an earlier read), so that values derived from
+// it are recomputed where needed rather than held in registers.
+__device__ __forceinline__ int fresh_tid_x() {
+  int x;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(x));
+  return x;
+}
+
+__device__ __forceinline__ int fresh_ctaid_x() {
+  int x;
+  asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(x));
+  return x;
+}
+
 template <typename T, int kHeadDim>
 __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned char* smem) {
   using Tr = AttnFwdTraits<T, kHeadDim>;
   using Tile = typename Tr::Tile;
-  constexpr int kD = Tr::kD, kBlockN = Tr::kBlockN, kBlockM = Tr::kBlockM, kM = Tr::kMTiles;
-  constexpr int kNTiles = kBlockN / 8;  // S accumulator tiles per row tile
+  constexpr int kD = Tr::kD, kBlockN = Tr::kBlockN, kSubN = Tr::kSubN, kBlockM = Tr::kBlockM, kM = Tr::kMTiles;
+  constexpr int kNTiles = kSubN / 8;  // S accumulator tiles per row tile
   constexpr int kDTiles = kD / 8;       // O accumulator tiles per row tile
 
   const int m_block = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -132,14 +155,37 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
 
   const KeyRange range = key_range<Tr>(p, t_first, t_last, sq, sk);
-  // A tile needs the per-element mask when it holds keys past the sequence end or right of some
-  // row's band (n0 > mask_hi), or left of some row's window (n0 < mask_lo); both tests are monotone
-  // in n0, so two bounds computed once replace per-tile 64-bit arithmetic.
-  int64_t hi = int64_t(sk) - kBlockN;
-  if (p.window_right >= 0) hi = min(hi, int64_t(t_first) + off + p.window_right - kBlockN + 1);
-  const int64_t lo = p.window_left >= 0 ? int64_t(t_last) + off - p.window_left : 0;
-  const int mask_hi = int(max(hi, int64_t(-1)));
-  const int mask_lo = int(min(max(lo, int64_t(0)), int64_t(sk)));
+  // Per warp, for sub-tiles of kSubN keys starting at n0 (all four bounds are monotone in n0, so
+  // comparisons against them replace per-tile 64-bit arithmetic): the sub-tile needs the
+  // per-element mask when it holds keys past the sequence end or right of some row's band
+  // (n0 > mask_hi) or left of some row's window (n0 < mask_lo); it holds no key visible to any of
+  // the warp's rows, and is skipped, when n0 > skip_hi or n0 < skip_lo. Only the warp's real rows
+  // count; a warp with none skips every sub-tile.
+  // They live in shared memory (16 bytes per warp, one broadcast load per sub-tile): held in
+  // registers through the main loop they are what ptxas spills at d = 128.
+  const uint32_t s_bounds = s_q + Tr::kQBytes + Tr::kStages * 2 * Tr::kKVBytes + warp * 16;
+  {
+    int mask_hi, mask_lo, skip_hi, skip_lo;
+    const int w_first = m0 + warp * Tr::kWarpRows, w_last = min(w_first + Tr::kWarpRows, rows) - 1;
+    const int64_t tok_lo = pack > 1 ? w_first / pack : w_first, tok_hi = pack > 1 ? w_last / pack : w_last;
+    int64_t hi = int64_t(sk) - kSubN, shi = int64_t(sk) - 1;
+    if (p.window_right >= 0) {
+      hi = min(hi, tok_lo + off + p.window_right - kSubN + 1);
+      shi = min(shi, tok_hi + off + p.window_right);
+    }
+    const int64_t lo = p.window_left >= 0 ? tok_hi + off - p.window_left : 0;
+    const int64_t slo = p.window_left >= 0 ? tok_lo + off - p.window_left - kSubN + 1 : 0;
+    mask_hi = int(max(hi, int64_t(-1)));
+    mask_lo = int(min(max(lo, int64_t(0)), int64_t(sk)));
+    skip_hi = w_last < w_first ? -1 : int(max(shi, int64_t(-1)));
+    skip_lo = int(min(max(slo, int64_t(0)), int64_t(sk)));
+    if (lane == 0) {
+      asm volatile("st.shared.v4.s32 [%0], {%1, %2, %3, %4};" ::"r"(s_bounds), "r"(mask_hi), "r"(mask_lo),
+                   "r"(skip_hi), "r"(skip_lo)
+                   : "memory");
+    }
+    // Read after the main loop's first barrier, which orders this store before them.
+  }
   const float slope = p.alibi_slopes != nullptr ? p.alibi_slopes[h] * p.alibi_unit : 0.0f;
 
   float acc_o[kM][kDTiles][4];
@@ -188,13 +234,11 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const int a_row = (lane % 8) + 8 * ((lane / 8) % 2), a_chunk = lane / 16;
   const int b_row = (lane % 8) + 8 * (lane / 16), b_chunk = (lane / 8) % 2;
   const int q_row = warp * Tr::kWarpRows + a_row;
-  uint32_t q_off[4], k_off[4], v_off[4];
-#pragma unroll
-  for (int c4 = 0; c4 < 4; ++c4) {
-    q_off[c4] = s_q + Tile::lane_offset(q_row, a_chunk, c4);
-    k_off[c4] = Tile::lane_offset(b_row, b_chunk, c4);
-    v_off[c4] = Tile::lane_offset(a_row, a_chunk, c4);
-  }
+  // Per-lane fragment addresses at chunk pair 0; step kk XORs in Tile::step_xor(kk) (every tile base
+  // is 128-byte aligned) and adds the immediate Tile::step_offset.
+  const uint32_t q_lane = s_q + Tile::lane_offset(q_row, a_chunk, 0);
+  const uint32_t k_lane = Tile::lane_offset(b_row, b_chunk, 0);
+  const uint32_t v_lane = Tile::lane_offset(a_row, a_chunk, 0);
 
   uint32_t q_frag[Tr::kQInRegs ? kM : 1][Tr::kQInRegs ? kD / 16 : 1][4];
 
@@ -214,11 +258,23 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
           for (int kk = 0; kk < kD / 16; ++kk)
-            ldmatrix_x4(q_frag[mt][kk], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
+            ldmatrix_x4(q_frag[mt][kk], (q_lane ^ Tile::step_xor(kk)) + Tile::step_offset(16 * mt, kk));
       }
     }
     const uint32_t k_base = s_k + stage * Tr::kKVBytes;
     const uint32_t v_base = s_v + stage * Tr::kKVBytes;
+    // A rolled loop: unrolled, ptxas overlaps the sub-tiles and runs out of registers.
+#pragma unroll 1
+    for (int sub = 0; sub < kBlockN / kSubN; ++sub) {
+    const uint32_t sub_off = sub * (kSubN * Tile::kRowBytes);  // the sub-tile's first key row
+    const int n0 = n_block * kBlockN + sub * kSubN;
+    // No key of this sub-tile is visible to any of the warp's rows (causal/window band, sequence
+    // end): its scores would all be -inf and change nothing.
+    int mask_hi, mask_lo, skip_hi, skip_lo;
+    asm volatile("ld.shared.v4.s32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(mask_hi), "=r"(mask_lo), "=r"(skip_hi), "=r"(skip_lo)
+                 : "r"(s_bounds));
+    if (n0 > skip_hi || n0 < skip_lo) continue;
 
     // S = Q K^T over the head dim, 16 at a time; each K fragment feeds every row tile.
     // With the kk loop fully unrolled its first step writes S without an accumulator input; else
@@ -232,9 +288,7 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         for (int j = 0; j < kNTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
     }
     if constexpr (kUnrolled) {
-      uint32_t k_at[4];  // this lane's K fragment address for chunk pair kk % 4 of this stage
-#pragma unroll
-      for (int c4 = 0; c4 < 4; ++c4) k_at[c4] = k_base + k_off[c4];
+      const uint32_t k_at = k_base + sub_off + k_lane;  // this lane's K fragment address
       static_for<kD / 16>([&](auto kk_) {
         constexpr int kk = decltype(kk_)::value;
         uint32_t a[kM][4];
@@ -244,13 +298,13 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 #pragma unroll
             for (int i = 0; i < 4; ++i) a[mt][i] = q_frag[Tr::kQInRegs ? mt : 0][Tr::kQInRegs ? kk : 0][i];
           } else {
-            ldmatrix_x4<Tile::step_offset(16 * mt, kk)>(a[mt], q_off[kk % 4]);
+            ldmatrix_x4<Tile::step_offset(16 * mt, kk)>(a[mt], q_lane ^ Tile::step_xor(kk));
           }
         });
-        static_for<kBlockN / 16>([&](auto nn_) {
+        static_for<kSubN / 16>([&](auto nn_) {
           constexpr int nn = decltype(nn_)::value;
           uint32_t kb[4];
-          ldmatrix_x4<Tile::step_offset(16 * nn, kk)>(kb, k_at[kk % 4]);
+          ldmatrix_x4<Tile::step_offset(16 * nn, kk)>(kb, k_at ^ Tile::step_xor(kk));
 #pragma unroll
           for (int mt = 0; mt < kM; ++mt) {
             if constexpr (kk == 0) {
@@ -268,11 +322,11 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
       for (int kk = 0; kk < kD / 16; ++kk) {
         uint32_t a[kM][4];
 #pragma unroll
-        for (int mt = 0; mt < kM; ++mt) ldmatrix_x4(a[mt], q_off[kk % 4] + Tile::step_offset(16 * mt, kk));
+        for (int mt = 0; mt < kM; ++mt) ldmatrix_x4(a[mt], (q_lane ^ Tile::step_xor(kk)) + Tile::step_offset(16 * mt, kk));
 #pragma unroll
-        for (int nn = 0; nn < kBlockN / 16; ++nn) {
+        for (int nn = 0; nn < kSubN / 16; ++nn) {
           uint32_t kb[4];
-          ldmatrix_x4(kb, k_base + k_off[kk % 4] + Tile::step_offset(16 * nn, kk));
+          ldmatrix_x4(kb, ((k_base + sub_off + k_lane) ^ Tile::step_xor(kk)) + Tile::step_offset(16 * nn, kk));
 #pragma unroll
           for (int mt = 0; mt < kM; ++mt) {
             mma_m16n8k16<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
@@ -283,7 +337,6 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
     }
 
     // Score transforms (every tile when enabled) and the mask (boundary tiles only).
-    const int n0 = n_block * kBlockN;
     if (p.softcap_prescale != 0.0f) {
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt)
@@ -310,20 +363,33 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         }
     }
     if (n0 > mask_hi || n0 < mask_lo) {
+      // Key n0 + c (c = 8 j + 2 t + e) is visible to a row iff lo <= c - 2 t <= hi, with per-row
+      // bounds from the sequence end and the window, clamped to the tile so that the per-element
+      // test is two compares against compile-time constants.
+      const int64_t end = int64_t(sk) - n0 - 2 * t - 1;  // last c - 2t before the sequence end
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-        for (int j = 0; j < kNTiles; ++j)
+        for (int half = 0; half < 2; ++half) {
+          const int64_t rel0 = int64_t(n0) + 2 * t - aligned(mt, half);  // j - i' at c - 2t = 0
+          int64_t hi64 = end, lo64 = 0;
+          if (p.window_right >= 0) hi64 = min(hi64, p.window_right - rel0);
+          if (p.window_left >= 0) lo64 = max(lo64, -int64_t(p.window_left) - rel0);
+          const int hi = int(min(max(hi64, int64_t(-1)), int64_t(kSubN)));
+          const int lo = int(min(max(lo64, int64_t(0)), int64_t(kSubN)));
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int col = n0 + 8 * j + 2 * t + (e & 1);
-            const int rel = col - aligned(mt, e >> 1);  // j - i'
-            const bool visible = col < sk && (p.window_right < 0 || rel <= p.window_right) &&
-                                 (p.window_left < 0 || -rel <= p.window_left);
-            if (!visible) s[mt][j][e] = -CUDART_INF_F;
-          }
+          for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int c = 8 * j + e;
+              if (c > hi || c < lo) s[mt][j][2 * half + e] = -CUDART_INF_F;
+            }
+        }
     }
 
+    // P packed to 16 bits as soon as a row tile's softmax is done: the P V phase then holds 32-bit
+    // pairs, not the fp32 scores, beside the output accumulators.
+    uint32_t pa[kM][kSubN / 16][4];
 #pragma unroll
     for (int mt = 0; mt < kM; ++mt) {
       float corr[2];
@@ -339,42 +405,46 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
           acc_o[mt][j][3] *= corr[1];
         }
       }
+#pragma unroll
+      for (int ks = 0; ks < kSubN / 16; ++ks) {
+        pa[mt][ks][0] = pack2<T>(s[mt][2 * ks][0], s[mt][2 * ks][1]);
+        pa[mt][ks][1] = pack2<T>(s[mt][2 * ks][2], s[mt][2 * ks][3]);
+        pa[mt][ks][2] = pack2<T>(s[mt][2 * ks + 1][0], s[mt][2 * ks + 1][1]);
+        pa[mt][ks][3] = pack2<T>(s[mt][2 * ks + 1][2], s[mt][2 * ks + 1][3]);
+      }
     }
 
     // O += P V: two n8 tiles of P form the A operand of one k16 step; each V fragment feeds every
     // row tile.
-    uint32_t v_at[4];  // this lane's V fragment address for chunk pair dn % 4 of this stage
-#pragma unroll
-    for (int c4 = 0; c4 < 4; ++c4) v_at[c4] = v_base + v_off[c4];
-    static_for<kBlockN / 16>([&](auto ks_) {
+    const uint32_t v_at = v_base + sub_off + v_lane;  // this lane's V fragment address
+    static_for<kSubN / 16>([&](auto ks_) {
       constexpr int ks = decltype(ks_)::value;
-      uint32_t a[kM][4];
-#pragma unroll
-      for (int mt = 0; mt < kM; ++mt) {
-        a[mt][0] = pack2<T>(s[mt][2 * ks][0], s[mt][2 * ks][1]);
-        a[mt][1] = pack2<T>(s[mt][2 * ks][2], s[mt][2 * ks][3]);
-        a[mt][2] = pack2<T>(s[mt][2 * ks + 1][0], s[mt][2 * ks + 1][1]);
-        a[mt][3] = pack2<T>(s[mt][2 * ks + 1][2], s[mt][2 * ks + 1][3]);
-      }
       static_for<kD / 16>([&](auto dn_) {
         constexpr int dn = decltype(dn_)::value;
         uint32_t vb[4];
-        ldmatrix_x4_trans<Tile::step_offset(16 * ks, dn)>(vb, v_at[dn % 4]);
+        ldmatrix_x4_trans<Tile::step_offset(16 * ks, dn)>(vb, v_at ^ Tile::step_xor(dn));
 #pragma unroll
         for (int mt = 0; mt < kM; ++mt) {
-          mma_m16n8k16<T>(acc_o[mt][2 * dn], a[mt], vb[0], vb[1]);
-          mma_m16n8k16<T>(acc_o[mt][2 * dn + 1], a[mt], vb[2], vb[3]);
+          mma_m16n8k16<T>(acc_o[mt][2 * dn], pa[mt][ks], vb[0], vb[1]);
+          mma_m16n8k16<T>(acc_o[mt][2 * dn + 1], pa[mt][ks], vb[2], vb[3]);
         }
       });
     });
+    }
     __syncthreads();  // the stage just read is the next iteration's copy target
     stage ^= 1;
   }
 
+  // The epilogue re-reads its lane and row coordinates from the special registers instead of
+  // keeping them live through the main loop, whose accumulators need every register.
+  {
+  const int tid = fresh_tid_x(), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int m0 = fresh_ctaid_x() * kBlockM;
+  const int row0 = m0 + warp * Tr::kWarpRows + g;
   // Final normalisation, with the sink (if any) joining the denominator in log2 units; then each
-  // warp stages its rows in its own rows of the Q tile (only this warp reads them) and writes
-  // 16-byte chunks of the valid rows and columns.
-  unsigned char* s_o = smem + warp * Tr::kWarpRows * Tile::kRowBytes;
+  // lane writes its column pairs of its valid rows straight from registers (4-byte stores at
+  // immediate offsets from one row pointer: no shared-memory staging, no per-element addressing).
+  uint16_t* o = static_cast<uint16_t*>(p.o) + int64_t(q_start) * p.o_row_stride + 2 * t;
 
 #pragma unroll
   for (int mt = 0; mt < kM; ++mt) {
@@ -401,26 +471,24 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
       }
     }
 #pragma unroll
-    for (int j = 0; j < kDTiles; ++j) {
-      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g, j) + 4 * t) =
-          pack2<T>(acc_o[mt][j][0] * inv[0], acc_o[mt][j][1] * inv[0]);
-      *reinterpret_cast<uint32_t*>(s_o + Tile::offset(16 * mt + g + 8, j) + 4 * t) =
-          pack2<T>(acc_o[mt][j][2] * inv[1], acc_o[mt][j][3] * inv[1]);
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + 16 * mt + 8 * r;  // tile row
+      if (row >= rows) continue;
+      uint16_t* dst = o + int64_t(pack > 1 ? row / pack : row) * p.o_row_stride + int64_t(head_of(row)) * p.head_dim;
+      if (p.head_dim == kD) {
+#pragma unroll
+        for (int j = 0; j < kDTiles; ++j)
+          *reinterpret_cast<uint32_t*>(dst + 8 * j) =
+              pack2<T>(acc_o[mt][j][2 * r] * inv[r], acc_o[mt][j][2 * r + 1] * inv[r]);
+      } else {  // padded head dim: only the real columns (head_dim is a multiple of 8)
+#pragma unroll
+        for (int j = 0; j < kDTiles; ++j)
+          if (8 * j < p.head_dim)
+            *reinterpret_cast<uint32_t*>(dst + 8 * j) =
+                pack2<T>(acc_o[mt][j][2 * r] * inv[r], acc_o[mt][j][2 * r + 1] * inv[r]);
+      }
     }
   }
-  __syncwarp();
-  uint16_t* o = static_cast<uint16_t*>(p.o) + int64_t(q_start) * p.o_row_stride;
-  const int vr0 = m0 + warp * Tr::kWarpRows;
-#pragma unroll
-  for (int i = 0; i < Tr::kWarpRows * Tile::kChunks / 32; ++i) {
-    const int idx = i * 32 + lane;
-    const int r = idx / Tile::kChunks, c = idx % Tile::kChunks;
-    const int vr = vr0 + r;
-    if (vr < rows && c * 8 < p.head_dim) {
-      const int token = pack > 1 ? vr / pack : vr;
-      uint16_t* dst = o + int64_t(token) * p.o_row_stride + int64_t(head_of(vr)) * p.head_dim + c * 8;
-      *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(s_o + Tile::offset(r, c));
-    }
   }
 }
 

@@ -2,6 +2,7 @@
 // layout that keeps both the 16-byte copies and ldmatrix free of shared-memory bank conflicts.
 #pragma once
 #include <stdint.h>
+#include "common/mma.cuh"
 
 namespace sk {
 
@@ -11,6 +12,12 @@ namespace sk {
 // valid global address either way; .cg bypasses L1 (the data is used once per CTA, from shared).
 __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, uint32_t src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+
+// A whole 16-byte copy to `dst + kOff`: the immediate offset and the implicit source size keep the
+// unrolled copies of an interior tile free of per-copy address and size arithmetic.
+template <int kOff> __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0+%2], [%1], 16;" ::"r"(dst), "l"(src), "n"(kOff) : "memory");
 }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
@@ -41,6 +48,11 @@ template <int kCols> struct SwizzledTile {
   __device__ static __forceinline__ uint32_t lane_offset(int row, int chunk0, int kk4) {
     return uint32_t(row * kRowBytes + (((2 * kk4 + chunk0) ^ (row & 7)) * 16));
   }
+  // lane_offset(row, chunk0, kk4) == lane_offset(row, chunk0, 0) ^ step_xor(kk4): the chunk index
+  // 2 kk4 + chunk0 only differs in bits 1-2, which the XOR swizzle passes through, and row *
+  // kRowBytes has no bits below 128. So with a 128-byte aligned tile base one per-lane register and
+  // one XOR per step replace four registers held across a loop.
+  __host__ __device__ static constexpr uint32_t step_xor(int kk) { return uint32_t(kk % 4) * 32u; }
   // The immediate part of a fragment walk's address (see lane_offset).
   __host__ __device__ static constexpr uint32_t step_offset(int R, int kk) {
     return uint32_t(R * kRowBytes + (kk / 4) * 128);
@@ -66,11 +78,23 @@ __device__ __forceinline__ void load_tile_async(uint32_t dst, const uint16_t* __
   // compiler hoists every pass's 64-bit offset out of the caller's loop and holds them all in
   // registers, which the attention main loop cannot spare.
   if (rows >= kRows && cols == kCols) {  // interior tile: no test per chunk
+    if constexpr (kRowsPerPass % 8 == 0) {
+      // Pass i lands kRowsPerPass rows further with the same swizzled chunk (a multiple of 8 rows
+      // keeps row % 8): an immediate offset from the first pass's address.
+      const uint32_t d0 = dst + Tile::offset(r0, c);
+      static_for<kRows / kRowsPerPass>([&](auto i_) {
+        constexpr int i = decltype(i_)::value;
+        cp_async_16<i * kRowsPerPass * Tile::kRowBytes>(d0, p);
+        p += pass_stride;
+        asm volatile("" : "+l"(p));
+      });
+    } else {
 #pragma unroll
-    for (int i = 0; i < kRows / kRowsPerPass; ++i) {
-      cp_async_16(dst + Tile::offset(r0 + i * kRowsPerPass, c), p, 16u);
-      p += pass_stride;
-      asm volatile("" : "+l"(p));
+      for (int i = 0; i < kRows / kRowsPerPass; ++i) {
+        cp_async_16(dst + Tile::offset(r0 + i * kRowsPerPass, c), p, 16u);
+        p += pass_stride;
+        asm volatile("" : "+l"(p));
+      }
     }
   } else {
 #pragma unroll

@@ -51,14 +51,14 @@ struct OnlineSoftmax {
       const float shift = mx == -CUDART_INF_F ? 0.0f : mx * scale_log2;
       corr[r] = fast_exp2(m[r] * scale_log2 - shift);
       m[r] = mx;
-      float sum = 0.0f;
+      float sum = 0.0f;  // starts from the first probability: no 0 + p add per row
 #pragma unroll
       for (int j = 0; j < kTiles; ++j) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const float p = fast_exp2(fmaf(s[j][2 * r + e], scale_log2, -shift));
           s[j][2 * r + e] = p;
-          sum += p;
+          sum = (j == 0 && e == 0) ? p : sum + p;
         }
       }
       l[r] = fmaf(l[r], corr[r], sum);
