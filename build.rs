@@ -125,8 +125,19 @@ fn main() {
     fs::write(out_dir.join("kernels.rs"), generated).expect("write kernels.rs");
 }
 
-/// Rewrites the `.file` paths of the crate's own sources to `kernels/...`, so the PTX (and the
-/// source lines the VM reports) do not depend on where the repository was cloned.
+/// `"/opt/cuda/bin/..//include/cuda_fp16.hpp"` (nvcc names its headers from its own path) becomes
+/// `"cuda/include/cuda_fp16.hpp"`.
+fn toolkit_relative(line: &str) -> String {
+    const MARK: &str = "/bin/..//include/";
+    match (line.find('"'), line.find(MARK)) {
+        (Some(q), Some(m)) if q < m => format!("{}\"cuda/include/{}", &line[..q], &line[m + MARK.len()..]),
+        _ => line.to_string(),
+    }
+}
+
+/// Rewrites the `.file` paths of the crate's own sources to `kernels/...` and those of the CUDA
+/// toolkit's headers to `cuda/include/...`, so the PTX (and the source lines the VM reports) do not
+/// depend on where the repository was cloned or the toolkit installed.
 fn relativize_ptx(ptx: &Path, kernels_dir: &Path) {
     let original = fs::read_to_string(ptx).expect("read the PTX nvcc wrote");
     let prefix = format!("\"{}/", kernels_dir.display());
@@ -134,7 +145,7 @@ fn relativize_ptx(ptx: &Path, kernels_dir: &Path) {
         .lines()
         .map(|l| {
             if l.trim_start().starts_with(".file") {
-                l.replace(&prefix, "\"kernels/").replace("/./", "/")
+                toolkit_relative(&l.replace(&prefix, "\"kernels/").replace("/./", "/"))
             } else {
                 l.to_string()
             }
