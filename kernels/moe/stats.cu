@@ -30,6 +30,30 @@ constexpr int kStatsPer = 16;  // experts per lane: up to 512
 constexpr int kStatsMaxExperts = 32 * kStatsPer;
 constexpr unsigned kStatsFull = 0xffffffffu;
 
+// One token's softmax over its E logits, by one warp (lane holds experts lane + 32 i): v[i] =
+// exp(x - m) (0 past E), m = the row max, s = the row sum, both warp-uniform.
+template <typename T>
+__device__ __forceinline__ void warp_row_exp(const T* __restrict__ x, int E, int lane, float (&v)[kStatsPer], float& m,
+                                             float& s) {
+  m = -CUDART_INF_F;
+#pragma unroll
+  for (int i = 0; i < kStatsPer; ++i) {
+    const int e = lane + 32 * i;
+    v[i] = e < E ? to_float(x[e]) : -CUDART_INF_F;
+    m = fmaxf(m, v[i]);
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(kStatsFull, m, off));
+  s = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kStatsPer; ++i) {
+    v[i] = lane + 32 * i < E ? exp2f((v[i] - m) * kLog2e) : 0.0f;
+    s += v[i];
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(kStatsFull, s, off);
+}
+
 template <typename T>
 __device__ __forceinline__ void stats_partial(const StatsParams& p) {
   __shared__ float sh[kStatsWarps][kStatsMaxExperts + 1];
@@ -47,23 +71,8 @@ __device__ __forceinline__ void stats_partial(const StatsParams& p) {
   for (uint64_t t = first + warp; t < last; t += kStatsWarps) {
     const T* __restrict__ x = static_cast<const T*>(p.logits) + t * p.experts;
     float v[kStatsPer];
-    float m = -CUDART_INF_F;
-#pragma unroll
-    for (int i = 0; i < kStatsPer; ++i) {
-      const int e = lane + 32 * i;
-      v[i] = e < E ? to_float(x[e]) : -CUDART_INF_F;
-      m = fmaxf(m, v[i]);
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(kStatsFull, m, off));
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kStatsPer; ++i) {
-      v[i] = lane + 32 * i < E ? exp2f((v[i] - m) * kLog2e) : 0.0f;
-      s += v[i];
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(kStatsFull, s, off);
+    float m, s;
+    warp_row_exp(x, E, lane, v, m, s);
     const float inv = 1.0f / s;
 #pragma unroll
     for (int i = 0; i < kStatsPer; ++i) acc[i] += v[i] * inv;
@@ -140,23 +149,8 @@ __device__ __forceinline__ void stats_bwd(const StatsBwdParams& p) {
     const T* __restrict__ x = static_cast<const T*>(p.logits) + t * p.experts;
     float* __restrict__ dx = p.dlogits + t * p.experts;
     float v[kStatsPer];
-    float m = -CUDART_INF_F;
-#pragma unroll
-    for (int i = 0; i < kStatsPer; ++i) {
-      const int e = lane + 32 * i;
-      v[i] = e < E ? to_float(x[e]) : -CUDART_INF_F;
-      m = fmaxf(m, v[i]);
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) m = fmaxf(m, __shfl_xor_sync(kStatsFull, m, off));
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kStatsPer; ++i) {
-      v[i] = lane + 32 * i < E ? exp2f((v[i] - m) * kLog2e) : 0.0f;
-      s += v[i];
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(kStatsFull, s, off);
+    float m, s;
+    warp_row_exp(x, E, lane, v, m, s);
     const float inv = 1.0f / s;
     const float lse = m + log2f(s) * kLn2;
     float pc = 0.0f;  // sum_f p_f count_f

@@ -257,6 +257,26 @@ __device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, ui
 // ranks then run there. A token with a larger raw logit than a listed one has a larger or equal
 // processed logit, so it is listed too: ranks need nothing outside the list. Fills sm.tok (ids),
 // sm.xt and sm.rank as the full-row path does; returns the allowed mass (the same integer).
+// The index of the last tie the cut keeps (ties are kept in index order), or 0xffffffff when
+// the cut keeps all of its ties. Block-wide: every thread calls it.
+template <typename T>
+__device__ __forceinline__ uint32_t last_kept_tie(const RowCtx<T>& c, SampleSmem& sm, const Cut& cut) {
+  const uint32_t vocab = c.vocab;
+  if (!(cut.active && cut.take < cut.ties)) return 0xffffffffu;
+  uint64_t seen = 0;
+  for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
+    const uint32_t i = tile + threadIdx.x;
+    const uint64_t f = (i < vocab && order_key(c.z(i)) == cut.key) ? 1 : 0;
+    uint64_t tot;
+    const uint64_t incl = block_scan_u64(f, sm.scan, tot);
+    if (f && seen + incl == cut.take) sm.pidx = i;
+    seen += tot;
+    if (seen >= cut.take) break;
+  }
+  __syncthreads();
+  return sm.pidx;
+}
+
 template <typename T>
 __device__ uint64_t topk_list_sample(const SampleParams& p, const RowCtx<T>& c, SampleSmem& sm, uint32_t lower22,
                                      uint32_t top_k, float top_p, uint32_t n) {
@@ -525,21 +545,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   }
 
   // The last kept tie, in index order, when the cut splits a tie.
-  uint32_t pidx = 0xffffffffu;
-  if (cut.active && cut.take < cut.ties) {
-    uint64_t seen = 0;
-    for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
-      const uint32_t i = tile + threadIdx.x;
-      const uint64_t f = (i < vocab && order_key(c.z(i)) == cut.key) ? 1 : 0;
-      uint64_t tot;
-      const uint64_t incl = block_scan_u64(f, sm.scan, tot);
-      if (f && seen + incl == cut.take) sm.pidx = i;
-      seen += tot;
-      if (seen >= cut.take) break;
-    }
-    __syncthreads();
-    pidx = sm.pidx;
-  }
+  const uint32_t pidx = last_kept_tie(c, sm, cut);
 
   // Targets, then the draw in index order.
   for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
@@ -646,21 +652,7 @@ __device__ __forceinline__ void top_logprobs_row(const TopLogprobsParams& p, Sam
   const RowCtx<T> c{x, vocab, 1.0f, raw.m, -CUDART_INF_F};
   const Cut none{false, 0, 0, 0, 0, 0, 0};
   const Cut cut = n < vocab ? radix_select(c, sm, false, uint64_t(n) - 1, none) : none;
-  uint32_t pidx = 0xffffffffu;
-  if (cut.active && cut.take < cut.ties) {
-    uint64_t seen = 0;
-    for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
-      const uint32_t i = tile + threadIdx.x;
-      const uint64_t f = (i < vocab && order_key(c.z(i)) == cut.key) ? 1 : 0;
-      uint64_t tot;
-      const uint64_t incl = block_scan_u64(f, sm.scan, tot);
-      if (f && seen + incl == cut.take) sm.pidx = i;
-      seen += tot;
-      if (seen >= cut.take) break;
-    }
-    __syncthreads();
-    pidx = sm.pidx;
-  }
+  const uint32_t pidx = last_kept_tie(c, sm, cut);
   TopkList& l = sm.u.l;
   uint64_t pos = 0;
   for (uint32_t tile = 0; tile < vocab && pos < n; tile += kRowThreads) {
