@@ -82,7 +82,7 @@
 //! (CUB's merge sort) stay clean. A kernel may then leave shared-memory rows past a sequence's end unloaded and mask
 //! their scores to -inf by a select, as FlashAttention-2 does, and stay clean. The granularity and
 //! the propagation rules (select, shuffles, `ldmatrix`, `mma` per row and column, `cp.async`) are
-//! described in `src/definedness.rs`.
+//! described in `src/exec/definedness.rs`.
 //!
 //! Cost, measured with `cargo run --release -p ptx-vm --example throughput`, which runs nine
 //! kernels of `tests/cuda/core_bench.cu` (saxpy, two reductions, CUB radix sort and scan, a tiled
