@@ -429,6 +429,12 @@ pub(crate) enum Op {
         soff: i64,
     },
     CpCommit,
+    /// `setmaxnreg.{inc,dec}.sync.aligned.u32 count` (sm_90a): a register-allocation hint with no
+    /// effect on the VM beyond checking the ISA's rules on its use.
+    Setmaxnreg {
+        inc: bool,
+        count: u16,
+    },
     /// `cp.async.wait_group N` / `wait_all`: copies complete at issue, so nothing is left to wait for.
     CpWait,
     /// An instruction or external call the VM does not implement, kept so that only the kernels

@@ -877,7 +877,7 @@ impl Parser {
             Some(Tok::Punct('-')) | Some(Tok::Num(_)) => Ok(Operand::Lit(self.number()?)),
             Some(Tok::Ident(s)) => {
                 self.pos += 1;
-                if s == "_" {
+                if s == "_" && !self.is_punct('|') {
                     return Ok(Operand::Sink);
                 }
                 if self.eat_punct('|') {

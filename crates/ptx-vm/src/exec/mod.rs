@@ -28,6 +28,7 @@ mod memory;
 mod system;
 mod tensor;
 mod warp;
+mod warpgroup;
 
 use control::Flow;
 use memory::{generic, shared_addr, space_name};
@@ -144,6 +145,8 @@ struct Warp {
     /// Definedness tracking: whether any register may hold an undefined value. Until one does,
     /// only instructions that read memory can change a shadow, and the rest skip tracking.
     undef_any: bool,
+    /// The `setmaxnreg` instructions the warp executed, in order: (pc, register count).
+    maxnreg: Vec<(u32, u16)>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -265,6 +268,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             undef: Vec::new(),
             undef_from: Vec::new(),
             undef_any: false,
+            maxnreg: Vec::new(),
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -327,6 +331,9 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             }
         }
         if !live {
+            if let Err(e) = blk.check_setmaxnreg(&ws.warps) {
+                return Err(Box::new((e, blk.into_out())));
+            }
             return Ok(blk.into_out());
         }
         if !progressed {
@@ -361,6 +368,7 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.clock = 0;
     warp.committed = [0; 32];
     warp.starve = 0;
+    warp.maxnreg.clear();
     for s in warp.stack.iter_mut() {
         s.clear();
     }
@@ -800,6 +808,7 @@ impl Block<'_, '_> {
                     Op::Slow { .. } => arith::exec_slow(warp, exec, &ins.op),
                     Op::CpCommit => async_copy::exec_cp_commit(warp, exec, &ins.op),
                     Op::CpWait => {}
+                    Op::Setmaxnreg { .. } => self.exec_setmaxnreg(warp, pc, exec, mask, &ins.op)?,
                 }
                 if let Some(addrs) = pending {
                     self.after(warp, pc, ins, exec, &addrs);

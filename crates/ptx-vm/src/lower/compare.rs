@@ -18,11 +18,7 @@ fn b2f(x: u16) -> f32 {
 /// the operator, format, `.ftz` and the "true" pattern of the destination fixed at lowering.
 pub(super) fn set_x2_fn(cmp: &str, dt: Ty, bf16: bool, ftz: bool) -> Option<F2> {
     use crate::semantics::compare::{set_x2, FCmp};
-    pub(super) fn go<const C: usize, const BF: bool, const FTZ: bool, const ONE: u16>(
-        a: &Lanes,
-        b: &Lanes,
-        o: &mut Lanes,
-    ) {
+    fn go<const C: usize, const BF: bool, const FTZ: bool, const ONE: u16>(a: &Lanes, b: &Lanes, o: &mut Lanes) {
         for i in 0..32 {
             o[i] = set_x2(FCmp::ALL[C], a[i] as u32, b[i] as u32, BF, FTZ, ONE) as u64;
         }

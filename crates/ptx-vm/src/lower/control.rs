@@ -1,5 +1,5 @@
 //! Lowering of calls: the `.param` copy-in/copy-out sequence, indirect calls, and the calls the VM
-//! implements itself (`vprintf`, `malloc`, `free`, `__assertfail`).
+//! implements itself (`vprintf`, `malloc`, `free`, `__assertfail`); and `griddepcontrol`.
 
 use super::*;
 
@@ -146,5 +146,18 @@ impl KernelLowering<'_> {
             }
         }
         unsup(format!("call argument `{name}` (expected a .param variable of the call sequence)"), line)
+    }
+
+    /// `griddepcontrol.launch_dependents` / `griddepcontrol.wait` (PTX ISA 8.0+, sm_90; "Parallel
+    /// Synchronization and Communication Instructions: griddepcontrol"). Programmatic dependent
+    /// launch only lets a dependent grid start early and makes it wait for its primary grid; the VM
+    /// runs launches one after the other, every primary grid has completed and flushed its memory
+    /// before a dependent starts, so both are no-ops. Any other action is refused.
+    pub(super) fn griddepcontrol(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
+        let full = ins.opcode.join(".");
+        match mods {
+            ["launch_dependents"] | ["wait"] if ins.operands.is_empty() => Ok(Op::Nop),
+            _ => unsup(full, ins.line),
+        }
     }
 }

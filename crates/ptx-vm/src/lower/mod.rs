@@ -114,6 +114,7 @@ mod convert;
 mod memory;
 mod tensor;
 mod warp;
+mod warpgroup;
 
 use arith::mov_fn;
 
@@ -204,6 +205,7 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         | Op::ReduxSync { .. }
         | Op::ElectSync { .. }
         | Op::Activemask { .. } => C::WarpCollective,
+        Op::Setmaxnreg { .. } => C::Barrier,
         Op::Mma { .. } => C::Tensor,
         Op::Ldmatrix { .. } => C::SharedLoad,
         Op::Stmatrix { .. } => C::SharedStore,
@@ -812,7 +814,7 @@ impl<'m> KernelLowering<'m> {
         fn names<'a>(op: &'a Operand, out: &mut Vec<&'a str>) {
             match op {
                 Operand::Name(n) | Operand::Not(n) | Operand::Addr { base: Some(n), .. } => out.push(n),
-                Operand::Pair(a, b) => out.extend([a.as_str(), b.as_str()]),
+                Operand::Pair(a, b) => out.extend([a.as_str(), b.as_str()].into_iter().filter(|n| *n != "_")),
                 Operand::Vec(v) | Operand::List(v) | Operand::Bracket(v) => v.iter().for_each(|o| names(o, out)),
                 Operand::Lit(_) | Operand::Addr { base: None, .. } | Operand::Sink => {}
             }
@@ -1002,8 +1004,9 @@ impl<'m> KernelLowering<'m> {
             "ret" => Ok(Op::Ret),
             "exit" => Ok(Op::Exit),
             "trap" => Ok(Op::Trap),
-            "brkpt" | "nanosleep" | "membar" | "fence" | "griddepcontrol" | "prefetch" | "prefetchu" | "discard"
-            | "pmevent" => Ok(Op::Nop),
+            "brkpt" | "nanosleep" | "membar" | "fence" | "prefetch" | "prefetchu" | "discard" | "pmevent" => {
+                Ok(Op::Nop)
+            }
             "createpolicy" => {
                 let d = self.dst(self.ops(ins, 1)?.first().ok_or_else(bad)?, line)?;
                 let z = self.imm(0);
@@ -1024,6 +1027,8 @@ impl<'m> KernelLowering<'m> {
             "dp2a" => self.dp2a(ins, &mods, &types),
             "vabsdiff4" => self.vabsdiff4(ins, &mods, &types),
             "elect" => self.elect(ins),
+            "setmaxnreg" => self.setmaxnreg(ins, &mods),
+            "griddepcontrol" => self.griddepcontrol(ins, &mods),
             "cp" => self.cp_async(ins, &mods),
             "setp" => self.setp(ins, &mods),
             "set" => self.set(ins, &mods, &types, ftz),
@@ -1054,6 +1059,8 @@ impl<'m> KernelLowering<'m> {
 
     fn dst_pair(&mut self, op: &Operand, line: u32) -> Result<(R, R)> {
         match op {
+            // PTX ISA 9.7.13 (`elect.sync`, `shfl.sync`): the sink `_` may stand for `d`.
+            Operand::Pair(d, p) if d == "_" => Ok((self.new_reg(), self.reg(p, line)?)),
             Operand::Pair(d, p) => Ok((self.reg(d, line)?, self.reg(p, line)?)),
             _ => Ok((self.dst(op, line)?, NO_REG)),
         }
