@@ -2,6 +2,8 @@
 //!
 //! - [`attention_fwd`] / [`attention_fwd_varlen`]: the FlashAttention-2-class forward for
 //!   pretraining and prefill (causal, sliding window, softcap, ALiBi, sinks, GQA, packed batches).
+//! - [`decode_attention`] / [`cascade_attention`] / [`append_kv`]: decode over a paged KV cache
+//!   (GQA-packed tensor-core tiles, split-KV planned by [`DecodePlan`], shared-prefix cascades).
 //! - [`merge_states`], which combines partial results (split-KV decode, shared-prefix cascades)
 //!   by their log-sum-exp.
 //!
@@ -22,10 +24,15 @@
 //! # Ok(()) }
 //! ```
 
+mod decode;
 mod fwd;
 mod merge;
 pub(crate) mod params;
 
+pub use decode::{
+    append_kv, cascade_attention, cascade_prefix_pass, decode_attention, decode_kv_bytes, decode_min_bytes,
+    CascadePlan, DecodeOptions, DecodePlan, DecodeShape, PagedLayout, MAX_Q_LEN, PAGE_SIZES,
+};
 pub use fwd::{
     attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, visible_keys, AttnOptions,
     AttnShape, RowStrides, VarlenShape,

@@ -17,6 +17,8 @@ pub(crate) struct CudaBackend {
     pub(crate) stream: Arc<CudaStream>,
     compute_capability: (i32, i32),
     name: String,
+    /// Streaming multiprocessors of the GPU.
+    pub(crate) sm_count: usize,
     /// Each module loaded once per device, lazily, keyed by [`KernelModule::name`].
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
 }
@@ -67,7 +69,11 @@ impl CudaBackend {
         let ctx = stream.context();
         let compute_capability = ctx.compute_capability().map_err(cuda_err("reading the compute capability"))?;
         let name = ctx.name().map_err(cuda_err("reading the GPU name"))?;
-        Ok(CudaBackend { stream, compute_capability, name, modules: Mutex::new(HashMap::new()) })
+        let sm_count = ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(cuda_err("reading the SM count"))?;
+        let sm_count = usize::try_from(sm_count).unwrap_or(1).max(1);
+        Ok(CudaBackend { stream, compute_capability, name, sm_count, modules: Mutex::new(HashMap::new()) })
     }
 
     pub(crate) fn describe(&self) -> String {

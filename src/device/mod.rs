@@ -86,6 +86,15 @@ impl Device {
         }
     }
 
+    /// Streaming multiprocessors: the GPU's count on CUDA, the modelled device's on the PTX VM
+    /// (108 for sm_80 limits, 132 for sm_90). Work planners size their grids by it.
+    pub fn sm_count(&self) -> usize {
+        match &self.backend {
+            Backend::Cuda(c) => c.sm_count,
+            Backend::Vm(v) => v.sm_count(),
+        }
+    }
+
     /// Whether this device is the PTX VM.
     pub fn is_vm(&self) -> bool {
         matches!(self.backend, Backend::Vm(_))

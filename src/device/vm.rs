@@ -100,6 +100,10 @@ impl VmBackend {
         self.machine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn sm_count(&self) -> usize {
+        self.config.arch.sm_count() as usize
+    }
+
     pub(crate) fn describe(&self) -> String {
         let arch = match self.config.arch {
             Arch::Sm80 => "sm_80",

@@ -4,5 +4,6 @@
 //! public: your own tests can use them.
 
 pub mod attention;
+pub mod decode;
 pub mod moe;
 pub mod sampling;

@@ -1,0 +1,1069 @@
+//! Decode attention over a paged KV cache (`kernels/attention/decode.cu`): GQA-packed tensor-core
+//! tiles, split-KV (flash-decoding) planned on the host, a shared-prefix cascade, and the append of
+//! new K/V rows into their pages.
+//!
+//! The cache: K and V pages `[num_pages, page_size, kv_heads, head_dim]` of `T`, page sizes
+//! [`PAGE_SIZES`]. Entry `b`'s key `j` is row `j % page_size` of page `block_table[b, j /
+//! page_size]`; the block table is `[batch, pages_per_seq]` i32 and `seq_lens[b]` counts entry `b`'s
+//! keys, the new tokens included (append them first with [`append_kv`]). Queries are `[batch,
+//! q_len, heads, head_dim]`: the last `q_len` tokens of each sequence, causal among themselves.
+//!
+//! Device-side arrays the host cannot see (block tables, `seq_lens`) are the caller's contract: the
+//! host copies passed with them are validated (page ids in range, lengths within the table's pages)
+//! and, in debug builds, compared with the device arrays. Whatever the device arrays hold, the
+//! kernels clamp each length to its block-table row (no page id outside the row is read) and treat
+//! a page id outside `[0, num_pages)` as zeros (decode) or skip it (append).
+//!
+//! Counted on the PTX VM (examples/sol_report.rs, `decode_report`): the K/V bytes a decode reads are
+//! those of each kv head's keys once (GQA heads share the tile), and a cascade's prefix is read
+//! once per group; the figures are in the module docs of `tests/attention_decode.rs` and the
+//! report.
+
+use crate::device::{kernels, Device, LaunchDims, View, ViewMut};
+use crate::dtype::Float;
+use crate::error::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+
+/// The page sizes the decode kernels take (powers of two: the page of key `j` is a shift).
+pub const PAGE_SIZES: [usize; 7] = [1, 8, 16, 32, 64, 128, 256];
+/// The most query tokens per sequence and step (multi-token decode, speculative verification).
+pub const MAX_Q_LEN: usize = 8;
+/// Threads per decode CTA (`DecodeTraits::kThreads`).
+const THREADS: u32 = 128;
+/// Rows (query token x query head of a kv group) per CTA (`kBlockM`).
+const BLOCK_M: usize = 64;
+const MAX_GRID_YZ: usize = 65535;
+
+/// `sk::DecodeParams` (kernels/attention/decode.cu): pointers as `u64` (0 = null).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct DecodeParams {
+    pub q: u64,
+    pub k_cache: u64,
+    pub v_cache: u64,
+    pub block_table: u64,
+    pub seq_lens: u64,
+    pub q_extra: u64,
+    pub alibi_slopes: u64,
+    pub sinks: u64,
+    pub o: u64,
+    pub lse: u64,
+    pub part_o: u64,
+    pub part_lse: u64,
+    pub pages_per_seq: i64,
+    pub num_pages: i32,
+    pub page_shift: i32,
+    pub q_len: i32,
+    pub samples: i32,
+    pub tokens: i32,
+    pub heads: i32,
+    pub kv_heads: i32,
+    pub head_dim: i32,
+    pub group: i32,
+    pub row_tiles: i32,
+    pub chunk: i32,
+    pub slot_offset: i32,
+    pub causal: i32,
+    pub window_left: i32,
+    pub scale_log2: f32,
+    pub softcap_prescale: f32,
+    pub alibi_unit: f32,
+    pub pad: i32,
+}
+
+/// `sk::DecodeMergeParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct DecodeMergeParams {
+    pub part_o: u64,
+    pub part_lse: u64,
+    pub sinks: u64,
+    pub o: u64,
+    pub lse: u64,
+    pub rows: i64,
+    pub slots: i32,
+    pub heads: i32,
+    pub head_dim: i32,
+    pub pad: i32,
+}
+
+/// `sk::DecodeAppendParams`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct DecodeAppendParams {
+    pub k_new: u64,
+    pub v_new: u64,
+    pub k_cache: u64,
+    pub v_cache: u64,
+    pub block_table: u64,
+    pub seq_lens: u64,
+    pub pages_per_seq: i64,
+    pub chunks: i64,
+    pub row_chunks: i32,
+    pub num_pages: i32,
+    pub page_shift: i32,
+    pub n_new: i32,
+}
+
+/// The geometry of a paged KV cache: K and V are each `[num_pages, page_size, kv_heads, head_dim]`,
+/// and a block table row holds `pages_per_seq` page ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagedLayout {
+    /// Pages in the cache.
+    pub num_pages: usize,
+    /// Tokens per page: one of [`PAGE_SIZES`].
+    pub page_size: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Elements per head: a multiple of 8 up to 256 (64, 128 and 256 have kernels; others run on
+    /// the next larger one with the extra columns masked).
+    pub head_dim: usize,
+    /// Page ids per block-table row (the most pages one sequence may use).
+    pub pages_per_seq: usize,
+}
+
+impl PagedLayout {
+    /// Elements of the K (or V) cache.
+    pub fn cache_len(&self) -> usize {
+        self.num_pages * self.page_size * self.kv_heads * self.head_dim
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !PAGE_SIZES.contains(&self.page_size) {
+            return Err(Error::invalid("layout.page_size", format!("one of {PAGE_SIZES:?}"), self.page_size));
+        }
+        if self.num_pages == 0 || self.num_pages > i32::MAX as usize {
+            return Err(Error::invalid("layout.num_pages", "1..=i32::MAX", self.num_pages));
+        }
+        if self.kv_heads == 0 || self.kv_heads > 65535 {
+            return Err(Error::invalid("layout.kv_heads", "1..=65535", self.kv_heads));
+        }
+        if self.head_dim == 0 || self.head_dim % 8 != 0 || self.head_dim > 256 {
+            return Err(Error::invalid("layout.head_dim", "a multiple of 8 in 8..=256", self.head_dim));
+        }
+        if self.pages_per_seq == 0
+            || self.pages_per_seq.checked_mul(self.page_size).is_none_or(|k| k > i32::MAX as usize)
+        {
+            return Err(Error::invalid(
+                "layout.pages_per_seq",
+                "at least 1, with pages_per_seq * page_size <= i32::MAX",
+                self.pages_per_seq,
+            ));
+        }
+        self.num_pages
+            .checked_mul(self.page_size * self.kv_heads * self.head_dim)
+            .ok_or_else(|| Error::invalid("layout", "a cache size that fits in usize", format!("{self:?}")))?;
+        Ok(())
+    }
+}
+
+/// The queries of one decode step: `[batch, q_len, heads, head_dim]` (head_dim is the layout's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeShape {
+    /// Sequences (block-table rows).
+    pub batch: usize,
+    /// New tokens per sequence, 1..=[`MAX_Q_LEN`], causal among themselves.
+    pub q_len: usize,
+    /// Query heads (a multiple of the layout's `kv_heads`).
+    pub heads: usize,
+}
+
+/// Options of [`decode_attention`] and [`cascade_attention`] (as [`super::AttnOptions`]; positions
+/// count from each sequence's first token, the new tokens being its last `q_len`).
+pub struct DecodeOptions<'a> {
+    /// The new tokens see each other causally (on by default); off, every new token sees all keys.
+    pub causal: bool,
+    /// Sliding window: a query at position `i` sees keys `j >= i - window_left`; `-1` = unbounded.
+    pub window_left: i32,
+    /// Logit softcap `c > 0` (`c tanh(scale q.k / c)`); 0 = off.
+    pub softcap: f32,
+    /// Softmax scale; `None` is `1 / sqrt(head_dim)`.
+    pub scale: Option<f32>,
+    /// ALiBi slopes, one per query head: logits get `-slope |i - j|`.
+    pub alibi_slopes: Option<View<'a, f32>>,
+    /// Sink logits, one per query head: join the denominator, carry no value.
+    pub sinks: Option<View<'a, f32>>,
+    /// LSE out, `[batch, q_len, heads]` fp32, natural log, sink included; `-inf` for a row that
+    /// sees nothing (its output is 0).
+    pub lse: Option<ViewMut<'a, f32>>,
+}
+
+impl Default for DecodeOptions<'_> {
+    fn default() -> Self {
+        DecodeOptions {
+            causal: true,
+            window_left: -1,
+            softcap: 0.0,
+            scale: None,
+            alibi_slopes: None,
+            sinks: None,
+            lse: None,
+        }
+    }
+}
+
+impl<'a> DecodeOptions<'a> {
+    /// Sets [`DecodeOptions::causal`].
+    pub fn causal(mut self, causal: bool) -> Self {
+        self.causal = causal;
+        self
+    }
+    /// Sets [`DecodeOptions::window_left`].
+    pub fn window_left(mut self, left: i32) -> Self {
+        self.window_left = left;
+        self
+    }
+    /// Sets [`DecodeOptions::softcap`].
+    pub fn softcap(mut self, softcap: f32) -> Self {
+        self.softcap = softcap;
+        self
+    }
+    /// Sets [`DecodeOptions::scale`].
+    pub fn scale(mut self, scale: f32) -> Self {
+        self.scale = Some(scale);
+        self
+    }
+    /// Sets [`DecodeOptions::alibi_slopes`].
+    pub fn alibi_slopes(mut self, slopes: View<'a, f32>) -> Self {
+        self.alibi_slopes = Some(slopes);
+        self
+    }
+    /// Sets [`DecodeOptions::sinks`].
+    pub fn sinks(mut self, sinks: View<'a, f32>) -> Self {
+        self.sinks = Some(sinks);
+        self
+    }
+    /// Sets [`DecodeOptions::lse`].
+    pub fn lse(mut self, lse: ViewMut<'a, f32>) -> Self {
+        self.lse = Some(lse);
+        self
+    }
+}
+
+/// The instantiated head dim for `head_dim`.
+fn kernel_dim(head_dim: usize) -> usize {
+    [64, 128, 256].into_iter().find(|&d| d >= head_dim).unwrap_or(256)
+}
+
+/// Keys per K/V tile (`kBlockN`): a split's keys are a multiple of it.
+fn block_n(kernel_dim: usize) -> usize {
+    if kernel_dim <= 128 {
+        64
+    } else {
+        32
+    }
+}
+
+/// Dynamic shared memory of a decode instantiation (`DecodeTraits::kSmemBytes`).
+fn smem_bytes(kernel_dim: usize) -> u32 {
+    let tiles = BLOCK_M * kernel_dim * 2 + 2 * 2 * block_n(kernel_dim) * kernel_dim * 2;
+    (tiles + 4 * 16 * 2 * 4 + 4 * BLOCK_M * 4) as u32
+}
+
+fn check_shape(shape: DecodeShape, layout: &PagedLayout) -> Result<()> {
+    layout.validate()?;
+    if shape.q_len == 0 || shape.q_len > MAX_Q_LEN {
+        return Err(Error::invalid("shape.q_len", format!("1..={MAX_Q_LEN}"), shape.q_len));
+    }
+    if shape.heads == 0 || shape.heads % layout.kv_heads != 0 || shape.heads > 65535 {
+        return Err(Error::invalid(
+            "shape.heads",
+            format!("a multiple of kv_heads ({}) up to 65535", layout.kv_heads),
+            shape.heads,
+        ));
+    }
+    if shape.batch > MAX_GRID_YZ {
+        return Err(Error::invalid("shape.batch", format!("at most {MAX_GRID_YZ}"), shape.batch));
+    }
+    let tokens = shape.batch * shape.q_len;
+    if tokens.checked_mul(shape.heads * (layout.head_dim + 1)).is_none_or(|n| n > i32::MAX as usize) {
+        return Err(Error::invalid(
+            "shape",
+            "batch * q_len * heads * (head_dim + 1) <= i32::MAX",
+            format!("{shape:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks host lengths against the block table's capacity; returns the longest.
+fn check_lens(name: &'static str, lens: &[i32], batch: usize, layout: &PagedLayout) -> Result<usize> {
+    if lens.len() != batch {
+        return Err(Error::invalid(name, format!("{batch} lengths (one per sequence)"), lens.len()));
+    }
+    let cap = layout.pages_per_seq * layout.page_size;
+    let mut max = 0;
+    for (b, &l) in lens.iter().enumerate() {
+        if l < 0 || l as usize > cap {
+            return Err(Error::invalid(
+                name,
+                format!(
+                    "lengths in 0..={cap} (pages_per_seq {} x page_size {})",
+                    layout.pages_per_seq, layout.page_size
+                ),
+                format!("[{b}] = {l}"),
+            ));
+        }
+        max = max.max(l as usize);
+    }
+    Ok(max)
+}
+
+/// Checks the pages a host block table gives the first `lens[b]` keys of each row.
+fn check_table(name: &'static str, table: &[i32], lens: &[i32], layout: &PagedLayout) -> Result<()> {
+    let need = lens.len() * layout.pages_per_seq;
+    if table.len() != need {
+        return Err(Error::invalid(name, format!("{need} page ids (batch x pages_per_seq)"), table.len()));
+    }
+    for (b, &l) in lens.iter().enumerate() {
+        let pages = (l.max(0) as usize).div_ceil(layout.page_size);
+        let row = &table[b * layout.pages_per_seq..][..pages];
+        if let Some((i, &p)) = row.iter().enumerate().find(|(_, &p)| p < 0 || p as usize >= layout.num_pages) {
+            return Err(Error::invalid(
+                name,
+                format!("page ids in 0..{} for the pages a length uses", layout.num_pages),
+                format!("[{b}, {i}] = {p}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How a decode step splits its keys: computed on the host from the host-side lengths, once per
+/// step, before [`decode_attention`]. Split `z` covers keys `[z chunk, (z + 1) chunk)` of every
+/// sequence; with more than one split each CTA writes a partial O (fp32) and LSE into the caller's
+/// workspace ([`DecodePlan::workspace_len`]) and an n-way merge by LSE combines them.
+///
+/// [`DecodePlan::new`] picks the split count flash-decoding's way: enough CTAs (kv heads x row tiles
+/// x batch x splits) for two per SM, never a split below one K/V tile (64 keys; 32 at d = 256). So
+/// batch 1 with 8 kv heads at 128k context on 132 SMs takes 33 splits of 4 032 keys, and batch 64
+/// at 4k takes 1. It is O(batch): about 0.1 us at batch 64 and 1 us at batch 1024 on this machine
+/// (examples/sol_report.rs times it), cheap enough for every step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodePlan {
+    shape: DecodeShape,
+    layout: PagedLayout,
+    lens: Vec<i32>,
+    kernel_dim: usize,
+    row_tiles: usize,
+    splits: usize,
+    chunk: usize,
+}
+
+/// The split count and chunk for `max_len` keys with `ctas` CTAs per split.
+fn choose_splits(sm_count: usize, ctas: usize, max_len: usize, tile: usize, forced: Option<usize>) -> (usize, usize) {
+    let tiles = max_len.div_ceil(tile).max(1);
+    let want = forced.unwrap_or_else(|| (2 * sm_count.max(1)).div_ceil(ctas.max(1)));
+    let want = want.clamp(1, tiles.min(MAX_GRID_YZ));
+    let chunk = tiles.div_ceil(want) * tile;
+    (max_len.div_ceil(chunk).max(1), chunk)
+}
+
+impl DecodePlan {
+    /// Plans a step for `shape` over `layout` with the host copy of `seq_lens` (keys per sequence,
+    /// new tokens included), for a device of `sm_count` SMs ([`Device::sm_count`]).
+    pub fn new(sm_count: usize, shape: DecodeShape, layout: PagedLayout, host_seq_lens: &[i32]) -> Result<DecodePlan> {
+        Self::build(sm_count, shape, layout, host_seq_lens, None)
+    }
+
+    /// As [`DecodePlan::new`] with the split count forced to at most `splits` (fewer when the
+    /// longest sequence has fewer K/V tiles): 1 writes the output directly.
+    pub fn with_splits(
+        shape: DecodeShape,
+        layout: PagedLayout,
+        host_seq_lens: &[i32],
+        splits: usize,
+    ) -> Result<DecodePlan> {
+        if splits == 0 {
+            return Err(Error::invalid("splits", "at least 1", splits));
+        }
+        Self::build(1, shape, layout, host_seq_lens, Some(splits))
+    }
+
+    fn build(
+        sm_count: usize,
+        shape: DecodeShape,
+        layout: PagedLayout,
+        lens: &[i32],
+        forced: Option<usize>,
+    ) -> Result<DecodePlan> {
+        check_shape(shape, &layout)?;
+        let max_len = check_lens("host_seq_lens", lens, shape.batch, &layout)?;
+        let kernel_dim = kernel_dim(layout.head_dim);
+        let rows = shape.q_len * (shape.heads / layout.kv_heads);
+        let row_tiles = rows.div_ceil(BLOCK_M);
+        let ctas = layout.kv_heads * row_tiles * shape.batch;
+        let (splits, chunk) = choose_splits(sm_count, ctas, max_len, block_n(kernel_dim), forced);
+        Ok(DecodePlan { shape, layout, lens: lens.to_vec(), kernel_dim, row_tiles, splits, chunk })
+    }
+
+    /// The number of splits (1: no workspace, the output is written directly).
+    pub fn splits(&self) -> usize {
+        self.splits
+    }
+
+    /// Keys per split.
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// The shape planned for.
+    pub fn shape(&self) -> DecodeShape {
+        self.shape
+    }
+
+    /// fp32 elements of workspace [`decode_attention`] needs: `splits x tokens x heads x (head_dim
+    /// + 1)` with more than one split, else 0.
+    pub fn workspace_len(&self) -> usize {
+        if self.splits > 1 {
+            workspace_elems(self.splits, self.shape.batch * self.shape.q_len, self.shape.heads, self.layout.head_dim)
+        } else {
+            0
+        }
+    }
+}
+
+fn workspace_elems(slots: usize, tokens: usize, heads: usize, head_dim: usize) -> usize {
+    slots * tokens * heads * (head_dim + 1)
+}
+
+/// Shared-prefix (cascade) decode: `groups` prompts whose KV pages are stored once (one prefix
+/// block-table row per group) and `samples` sequences per group, each with its own suffix pages
+/// (one suffix row per sequence, `batch = groups x samples`, sample-major within a group). The
+/// prefix pass puts every sample's query rows of a group into one tile (so the prefix is read once
+/// per group and kv head while `samples x q_len x heads / kv_heads <= 64`); the suffix pass is a
+/// plain decode over the suffix pages; an n-way merge by LSE combines their splits. Equals
+/// attention over prefix + suffix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadePlan {
+    prefix: DecodePlan,
+    suffix: DecodePlan,
+    samples: usize,
+}
+
+impl CascadePlan {
+    /// Plans a cascade step: `shape.batch = groups x samples` sequences; `prefix_layout` /
+    /// `host_prefix_lens` (one per group) describe the shared pages, `suffix_layout` /
+    /// `host_suffix_lens` (one per sequence, the new tokens included) each sample's own. The two
+    /// layouts share the cache (pages, page size, heads, head dim) but may differ in
+    /// `pages_per_seq`. `splits` forces (at most) that many prefix and suffix splits.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        sm_count: usize,
+        shape: DecodeShape,
+        samples: usize,
+        prefix_layout: PagedLayout,
+        host_prefix_lens: &[i32],
+        suffix_layout: PagedLayout,
+        host_suffix_lens: &[i32],
+        splits: Option<(usize, usize)>,
+    ) -> Result<CascadePlan> {
+        if samples == 0 || shape.batch % samples != 0 {
+            return Err(Error::invalid("samples", format!("a divisor of shape.batch ({})", shape.batch), samples));
+        }
+        let same = |a: &PagedLayout, b: &PagedLayout| {
+            (a.num_pages, a.page_size, a.kv_heads, a.head_dim) == (b.num_pages, b.page_size, b.kv_heads, b.head_dim)
+        };
+        if !same(&prefix_layout, &suffix_layout) {
+            return Err(Error::invalid(
+                "suffix_layout",
+                format!("the prefix layout's cache ({prefix_layout:?}) with its own pages_per_seq"),
+                format!("{suffix_layout:?}"),
+            ));
+        }
+        let groups = shape.batch / samples;
+        let pshape = DecodeShape { batch: groups, q_len: shape.q_len * samples, heads: shape.heads };
+        // The prefix pass's rows: samples x q_len tokens per group (q_len's own limit is per sample).
+        check_shape(shape, &suffix_layout)?;
+        prefix_layout.validate()?;
+        let max_p = check_lens("host_prefix_lens", host_prefix_lens, groups, &prefix_layout)?;
+        let kd = kernel_dim(prefix_layout.head_dim);
+        let group = shape.heads / prefix_layout.kv_heads;
+        let row_tiles = (pshape.q_len * group).div_ceil(BLOCK_M);
+        let (ps, pchunk) = choose_splits(
+            sm_count,
+            prefix_layout.kv_heads * row_tiles * groups,
+            max_p,
+            block_n(kd),
+            splits.map(|s| s.0.max(1)),
+        );
+        let prefix = DecodePlan {
+            shape: pshape,
+            layout: prefix_layout,
+            lens: host_prefix_lens.to_vec(),
+            kernel_dim: kd,
+            row_tiles,
+            splits: ps,
+            chunk: pchunk,
+        };
+        let suffix = DecodePlan::build(sm_count, shape, suffix_layout, host_suffix_lens, splits.map(|s| s.1.max(1)))?;
+        if ps + suffix.splits > MAX_GRID_YZ {
+            return Err(Error::invalid("splits", format!("at most {MAX_GRID_YZ} in all"), ps + suffix.splits));
+        }
+        Ok(CascadePlan { prefix, suffix, samples })
+    }
+
+    /// (prefix splits, suffix splits).
+    pub fn splits(&self) -> (usize, usize) {
+        (self.prefix.splits, self.suffix.splits)
+    }
+
+    /// fp32 elements of workspace [`cascade_attention`] needs (every split is a partial).
+    pub fn workspace_len(&self) -> usize {
+        let s = self.suffix.shape;
+        workspace_elems(
+            self.prefix.splits + self.suffix.splits,
+            s.batch * s.q_len,
+            s.heads,
+            self.suffix.layout.head_dim,
+        )
+    }
+}
+
+/// Validated scalar options.
+struct Scalars {
+    causal: bool,
+    window_left: i32,
+    softcap: f32,
+    scale: f32,
+}
+
+fn check_options(opts: &DecodeOptions<'_>, heads: usize, tokens: usize, head_dim: usize) -> Result<Scalars> {
+    if opts.window_left < -1 {
+        return Err(Error::invalid("window_left", "-1 (unbounded) or >= 0", opts.window_left));
+    }
+    if !(opts.softcap.is_finite() && opts.softcap >= 0.0) {
+        return Err(Error::invalid("softcap", "a finite value >= 0 (0 = off)", opts.softcap));
+    }
+    let scale = opts.scale.unwrap_or(1.0 / (head_dim as f32).sqrt());
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(Error::invalid("scale", "a finite value > 0", scale));
+    }
+    for (name, len) in
+        [("alibi_slopes", opts.alibi_slopes.as_ref().map(|v| v.len())), ("sinks", opts.sinks.as_ref().map(|v| v.len()))]
+    {
+        if let Some(len) = len {
+            if len != heads {
+                return Err(Error::invalid(name, format!("{heads} elements (one per query head)"), len));
+            }
+        }
+    }
+    if let Some(l) = &opts.lse {
+        if l.len() != tokens * heads {
+            return Err(Error::invalid("lse", format!("{} elements (batch x q_len x heads)", tokens * heads), l.len()));
+        }
+    }
+    Ok(Scalars { causal: opts.causal, window_left: opts.window_left, softcap: opts.softcap, scale })
+}
+
+fn check_len(name: &'static str, got: usize, want: usize, what: &str) -> Result<()> {
+    if got != want {
+        return Err(Error::invalid(name, format!("{want} elements ({what})"), got));
+    }
+    Ok(())
+}
+
+fn check_dtype<T: Float>() -> Result<()> {
+    if !matches!(T::NAME, "bf16" | "f16") {
+        return Err(Error::invalid("q", "bf16 or f16 elements", T::NAME));
+    }
+    Ok(())
+}
+
+fn aligned(name: &'static str, addr: u64) -> Result<()> {
+    if addr % 16 != 0 {
+        return Err(Error::invalid(name, "a 16-byte aligned start", format!("address {addr:#x}")));
+    }
+    Ok(())
+}
+
+/// In debug builds: the device array equals its host copy.
+fn debug_same(dev: &Device, name: &'static str, view: &View<'_, i32>, host: &[i32]) -> Result<()> {
+    if cfg!(debug_assertions) && dev.download(view.slice(..)?)? != host {
+        return Err(Error::invalid(name, "the same values as its host copy", "different values"));
+    }
+    Ok(())
+}
+
+/// Decode attention of one step: `out[b, i, h] = softmax(scale q k^T + masks) v` over sequence
+/// `b`'s cached keys, for the `q_len` new tokens `i` (the last of the sequence, causal among
+/// themselves), in `T` = bf16 or f16 with fp32 accumulation; GQA when the layout has fewer kv heads.
+///
+/// `q` and `out` are `[batch, q_len, heads, head_dim]`; `k_cache` / `v_cache` are the layout's
+/// pages; `block_table` (`[batch, pages_per_seq]`) and `seq_lens` (`[batch]`) are the device arrays
+/// whose host copies the plan (lengths) and `host_block_table` (checked when given) hold. With
+/// `plan.splits() > 1`, `workspace` must hold [`DecodePlan::workspace_len`] fp32 elements. A row
+/// that sees no key gets `out = 0`, `lse = -inf` (with a sink: lse = the sink logit).
+///
+/// ```
+/// # fn main() -> scaling_kernels::Result<()> {
+/// use half::bf16;
+/// use scaling_kernels::attention::{decode_attention, DecodeOptions, DecodePlan, DecodeShape, PagedLayout};
+/// use scaling_kernels::Device;
+/// let dev = Device::default();
+/// // One sequence of 3 keys in page 1 of a 2-page cache (page size 16), 2 query heads, 1 kv head.
+/// let layout = PagedLayout { num_pages: 2, page_size: 16, kv_heads: 1, head_dim: 64, pages_per_seq: 1 };
+/// let shape = DecodeShape { batch: 1, q_len: 1, heads: 2 };
+/// let plan = DecodePlan::new(dev.sm_count(), shape, layout, &[3])?;
+/// let kv = dev.upload(&vec![bf16::ONE; layout.cache_len()])?;
+/// let q = dev.upload(&vec![bf16::from_f32(0.5); 2 * 64])?;
+/// let (table, lens) = (dev.upload(&[1i32])?, dev.upload(&[3i32])?);
+/// let mut out = dev.alloc_zeros::<bf16>(2 * 64)?;
+/// decode_attention(&dev, &plan, &q.view(), &kv.view(), &kv.view(), &table.view(), &lens.view(),
+///     Some(&[1]), &mut out.view_mut(), None, DecodeOptions::default())?;
+/// assert_eq!(dev.download(&out)?[0], bf16::ONE);
+/// # Ok(()) }
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn decode_attention<T: Float>(
+    dev: &Device,
+    plan: &DecodePlan,
+    q: &View<'_, T>,
+    k_cache: &View<'_, T>,
+    v_cache: &View<'_, T>,
+    block_table: &View<'_, i32>,
+    seq_lens: &View<'_, i32>,
+    host_block_table: Option<&[i32]>,
+    out: &mut ViewMut<'_, T>,
+    workspace: Option<&mut ViewMut<'_, f32>>,
+    mut opts: DecodeOptions<'_>,
+) -> Result<()> {
+    check_dtype::<T>()?;
+    let DecodePlan { shape, layout, .. } = *plan;
+    let (tokens, hd) = (shape.batch * shape.q_len, layout.head_dim);
+    let sc = check_options(&opts, shape.heads, tokens, hd)?;
+    check_len("q", q.len(), tokens * shape.heads * hd, "batch x q_len x heads x head_dim")?;
+    check_len("out", out.len(), tokens * shape.heads * hd, "batch x q_len x heads x head_dim")?;
+    check_len("k_cache", k_cache.len(), layout.cache_len(), "num_pages x page_size x kv_heads x head_dim")?;
+    check_len("v_cache", v_cache.len(), layout.cache_len(), "num_pages x page_size x kv_heads x head_dim")?;
+    check_len("block_table", block_table.len(), shape.batch * layout.pages_per_seq, "batch x pages_per_seq")?;
+    check_len("seq_lens", seq_lens.len(), shape.batch, "one per sequence")?;
+    if let Some(t) = host_block_table {
+        check_table("host_block_table", t, &plan.lens, &layout)?;
+        debug_same(dev, "block_table", block_table, t)?;
+    }
+    debug_same(dev, "seq_lens", seq_lens, &plan.lens)?;
+    let need = plan.workspace_len();
+    let ws_len = workspace.as_ref().map_or(0, |w| w.len());
+    if ws_len < need {
+        return Err(Error::invalid(
+            "workspace",
+            format!("at least {need} fp32 elements (DecodePlan::workspace_len)"),
+            ws_len,
+        ));
+    }
+    if shape.batch == 0 {
+        return Ok(());
+    }
+    let pq = dev.ptr("q", q)?;
+    let pk = dev.ptr("k_cache", k_cache)?;
+    let pv = dev.ptr("v_cache", v_cache)?;
+    let pt = dev.ptr("block_table", block_table)?;
+    let pl = dev.ptr("seq_lens", seq_lens)?;
+    let po = dev.ptr_mut("out", out)?;
+    for (name, addr) in [("q", pq.addr), ("k_cache", pk.addr), ("v_cache", pv.addr), ("out", po.addr)] {
+        aligned(name, addr)?;
+    }
+    let plse = match opts.lse.as_mut() {
+        Some(l) => Some(dev.ptr_mut("lse", l)?),
+        None => None,
+    };
+    let pa = match opts.alibi_slopes.as_ref() {
+        Some(a) => Some(dev.ptr("alibi_slopes", a)?),
+        None => None,
+    };
+    let ps = match opts.sinks.as_ref() {
+        Some(s) => Some(dev.ptr("sinks", s)?),
+        None => None,
+    };
+    let addr = |p: &Option<crate::device::ArgPtr<'_>>| p.as_ref().map_or(0, |p| p.addr);
+    let base = base_params(plan, &sc, pq.addr, pk.addr, pv.addr, addr(&pa));
+    if plan.splits == 1 {
+        let params = DecodeParams {
+            block_table: pt.addr,
+            seq_lens: pl.addr,
+            sinks: addr(&ps),
+            o: po.addr,
+            lse: addr(&plse),
+            ..base
+        };
+        return launch_decode::<T>(dev, plan, &params);
+    }
+    let Some(ws) = workspace else { unreachable!("checked above: need > 0") };
+    let pw = dev.ptr_mut("workspace", ws)?;
+    let rows = tokens * shape.heads;
+    let (part_o, part_lse) = (pw.addr, pw.addr + (plan.splits * rows * hd * 4) as u64);
+    aligned("workspace", part_o)?;
+    let params = DecodeParams { block_table: pt.addr, seq_lens: pl.addr, part_o, part_lse, ..base };
+    launch_decode::<T>(dev, plan, &params)?;
+    launch_merge::<T>(dev, (part_o, part_lse), plan.splits, rows, shape.heads, hd, addr(&ps), (po.addr, addr(&plse)))
+}
+
+/// Cascade decode ([`CascadePlan`]): sequence `b` of group `b / samples` attends to the group's
+/// prefix (`prefix_table` row, `prefix_lens` keys) followed by its own suffix (`suffix_table` row,
+/// `suffix_lens` keys, the new tokens included), exactly as [`decode_attention`] over the
+/// concatenation would. `q`, `out` and the options as there; `workspace` holds
+/// [`CascadePlan::workspace_len`] fp32 elements. Host copies of the tables are checked when given.
+#[allow(clippy::too_many_arguments)]
+pub fn cascade_attention<T: Float>(
+    dev: &Device,
+    plan: &CascadePlan,
+    q: &View<'_, T>,
+    k_cache: &View<'_, T>,
+    v_cache: &View<'_, T>,
+    prefix: (&View<'_, i32>, &View<'_, i32>, Option<&[i32]>),
+    suffix: (&View<'_, i32>, &View<'_, i32>, Option<&[i32]>),
+    out: &mut ViewMut<'_, T>,
+    workspace: &mut ViewMut<'_, f32>,
+    opts: DecodeOptions<'_>,
+) -> Result<()> {
+    cascade(dev, plan, q, k_cache, v_cache, prefix, suffix, Some(out), workspace, opts)
+}
+
+/// The first of [`cascade_attention`]'s three launches alone: the prefix pass, which leaves the
+/// prefix splits' partial O and LSE in `workspace` (slots `0..prefix splits`). Same arguments and
+/// checks, minus `out`; for callers that schedule the passes themselves or measure the prefix read
+/// (on the PTX VM, [`Device::vm_last_launch`] is then this launch).
+#[allow(clippy::too_many_arguments)]
+pub fn cascade_prefix_pass<T: Float>(
+    dev: &Device,
+    plan: &CascadePlan,
+    q: &View<'_, T>,
+    k_cache: &View<'_, T>,
+    v_cache: &View<'_, T>,
+    prefix: (&View<'_, i32>, &View<'_, i32>, Option<&[i32]>),
+    suffix: (&View<'_, i32>, &View<'_, i32>, Option<&[i32]>),
+    workspace: &mut ViewMut<'_, f32>,
+    opts: DecodeOptions<'_>,
+) -> Result<()> {
+    cascade(dev, plan, q, k_cache, v_cache, prefix, suffix, None, workspace, opts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cascade<T: Float>(
+    dev: &Device,
+    plan: &CascadePlan,
+    q: &View<'_, T>,
+    k_cache: &View<'_, T>,
+    v_cache: &View<'_, T>,
+    (prefix_table, prefix_lens, host_prefix_table): (&View<'_, i32>, &View<'_, i32>, Option<&[i32]>),
+    (suffix_table, suffix_lens, host_suffix_table): (&View<'_, i32>, &View<'_, i32>, Option<&[i32]>),
+    mut out: Option<&mut ViewMut<'_, T>>,
+    workspace: &mut ViewMut<'_, f32>,
+    mut opts: DecodeOptions<'_>,
+) -> Result<()> {
+    check_dtype::<T>()?;
+    let (pp, sp) = (&plan.prefix, &plan.suffix);
+    let shape = sp.shape;
+    let (tokens, hd) = (shape.batch * shape.q_len, sp.layout.head_dim);
+    let sc = check_options(&opts, shape.heads, tokens, hd)?;
+    check_len("q", q.len(), tokens * shape.heads * hd, "batch x q_len x heads x head_dim")?;
+    if let Some(out) = &out {
+        check_len("out", out.len(), tokens * shape.heads * hd, "batch x q_len x heads x head_dim")?;
+    }
+    check_len("k_cache", k_cache.len(), sp.layout.cache_len(), "num_pages x page_size x kv_heads x head_dim")?;
+    check_len("v_cache", v_cache.len(), sp.layout.cache_len(), "num_pages x page_size x kv_heads x head_dim")?;
+    let groups = pp.shape.batch;
+    check_len("prefix_table", prefix_table.len(), groups * pp.layout.pages_per_seq, "groups x pages_per_seq")?;
+    check_len("prefix_lens", prefix_lens.len(), groups, "one per group")?;
+    check_len("suffix_table", suffix_table.len(), shape.batch * sp.layout.pages_per_seq, "batch x pages_per_seq")?;
+    check_len("suffix_lens", suffix_lens.len(), shape.batch, "one per sequence")?;
+    if let Some(t) = host_prefix_table {
+        check_table("host_prefix_table", t, &pp.lens, &pp.layout)?;
+        debug_same(dev, "prefix_table", prefix_table, t)?;
+    }
+    if let Some(t) = host_suffix_table {
+        check_table("host_suffix_table", t, &sp.lens, &sp.layout)?;
+        debug_same(dev, "suffix_table", suffix_table, t)?;
+    }
+    debug_same(dev, "prefix_lens", prefix_lens, &pp.lens)?;
+    debug_same(dev, "suffix_lens", suffix_lens, &sp.lens)?;
+    let need = plan.workspace_len();
+    if workspace.len() < need {
+        return Err(Error::invalid(
+            "workspace",
+            format!("at least {need} fp32 elements (CascadePlan::workspace_len)"),
+            workspace.len(),
+        ));
+    }
+    if shape.batch == 0 {
+        return Ok(());
+    }
+    let pq = dev.ptr("q", q)?;
+    let pk = dev.ptr("k_cache", k_cache)?;
+    let pv = dev.ptr("v_cache", v_cache)?;
+    let ppt = dev.ptr("prefix_table", prefix_table)?;
+    let ppl = dev.ptr("prefix_lens", prefix_lens)?;
+    let pst = dev.ptr("suffix_table", suffix_table)?;
+    let psl = dev.ptr("suffix_lens", suffix_lens)?;
+    let po = match out.as_mut() {
+        Some(o) => Some(dev.ptr_mut("out", o)?),
+        None => None,
+    };
+    for (name, addr) in
+        [("q", pq.addr), ("k_cache", pk.addr), ("v_cache", pv.addr), ("out", po.as_ref().map_or(0, |p| p.addr))]
+    {
+        aligned(name, addr)?;
+    }
+    let plse = match opts.lse.as_mut() {
+        Some(l) => Some(dev.ptr_mut("lse", l)?),
+        None => None,
+    };
+    let pa = match opts.alibi_slopes.as_ref() {
+        Some(a) => Some(dev.ptr("alibi_slopes", a)?),
+        None => None,
+    };
+    let ps = match opts.sinks.as_ref() {
+        Some(s) => Some(dev.ptr("sinks", s)?),
+        None => None,
+    };
+    let addr = |p: &Option<crate::device::ArgPtr<'_>>| p.as_ref().map_or(0, |p| p.addr);
+    let pw = dev.ptr_mut("workspace", workspace)?;
+    let slots = pp.splits + sp.splits;
+    let rows = tokens * shape.heads;
+    let (part_o, part_lse) = (pw.addr, pw.addr + (slots * rows * hd * 4) as u64);
+    aligned("workspace", part_o)?;
+    // Prefix: the group's samples' tokens are the rows; each sample's position adds its suffix.
+    let prefix = DecodeParams {
+        block_table: ppt.addr,
+        seq_lens: ppl.addr,
+        q_extra: psl.addr,
+        samples: plan.samples as i32,
+        q_len: shape.q_len as i32,
+        part_o,
+        part_lse,
+        ..base_params(pp, &sc, pq.addr, pk.addr, pv.addr, addr(&pa))
+    };
+    launch_decode::<T>(dev, pp, &prefix)?;
+    let Some(po) = po else { return Ok(()) };
+    let suffix = DecodeParams {
+        block_table: pst.addr,
+        seq_lens: psl.addr,
+        part_o,
+        part_lse,
+        slot_offset: pp.splits as i32,
+        ..base_params(sp, &sc, pq.addr, pk.addr, pv.addr, addr(&pa))
+    };
+    launch_decode::<T>(dev, sp, &suffix)?;
+    launch_merge::<T>(dev, (part_o, part_lse), slots, rows, shape.heads, hd, addr(&ps), (po.addr, addr(&plse)))
+}
+
+/// The fields every decode launch of `plan` shares; pointers to tables, lengths and outputs are 0.
+fn base_params(plan: &DecodePlan, sc: &Scalars, q: u64, k: u64, v: u64, alibi: u64) -> DecodeParams {
+    let (shape, layout) = (plan.shape, plan.layout);
+    let unit = if sc.softcap > 0.0 { sc.softcap } else { sc.scale };
+    DecodeParams {
+        q,
+        k_cache: k,
+        v_cache: v,
+        block_table: 0,
+        seq_lens: 0,
+        q_extra: 0,
+        alibi_slopes: alibi,
+        sinks: 0,
+        o: 0,
+        lse: 0,
+        part_o: 0,
+        part_lse: 0,
+        pages_per_seq: layout.pages_per_seq as i64,
+        num_pages: layout.num_pages as i32,
+        page_shift: layout.page_size.trailing_zeros() as i32,
+        q_len: shape.q_len as i32,
+        samples: 1,
+        tokens: (shape.batch * shape.q_len) as i32,
+        heads: shape.heads as i32,
+        kv_heads: layout.kv_heads as i32,
+        head_dim: layout.head_dim as i32,
+        group: (shape.heads / layout.kv_heads) as i32,
+        row_tiles: plan.row_tiles as i32,
+        chunk: plan.chunk as i32,
+        slot_offset: 0,
+        causal: sc.causal as i32,
+        window_left: sc.window_left,
+        scale_log2: unit * std::f32::consts::LOG2_E,
+        softcap_prescale: if sc.softcap > 0.0 { sc.scale / sc.softcap } else { 0.0 },
+        alibi_unit: 1.0 / unit,
+        pad: 0,
+    }
+}
+
+fn launch_decode<T: Float>(dev: &Device, plan: &DecodePlan, params: &DecodeParams) -> Result<()> {
+    let dims = LaunchDims {
+        grid: [(plan.layout.kv_heads * plan.row_tiles) as u32, plan.shape.batch as u32, plan.splits as u32],
+        block: [THREADS, 1, 1],
+        dynamic_smem: smem_bytes(plan.kernel_dim),
+    };
+    let kernel = format!("decode_attention_{}_d{}", T::NAME, plan.kernel_dim);
+    dev.launch(&kernels::ATTENTION_DECODE, &kernel, dims, params)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_merge<T: Float>(
+    dev: &Device,
+    (part_o, part_lse): (u64, u64),
+    slots: usize,
+    rows: usize,
+    heads: usize,
+    head_dim: usize,
+    sinks: u64,
+    (o, lse): (u64, u64),
+) -> Result<()> {
+    let params = DecodeMergeParams {
+        part_o,
+        part_lse,
+        sinks,
+        o,
+        lse,
+        rows: rows as i64,
+        slots: slots as i32,
+        heads: heads as i32,
+        head_dim: head_dim as i32,
+        pad: 0,
+    };
+    let dims = LaunchDims { grid: [rows.div_ceil(4) as u32, 1, 1], block: [128, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::ATTENTION_DECODE, &format!("decode_merge_{}", T::NAME), dims, &params)
+}
+
+/// Writes `n_new` new K/V rows per sequence into their pages: `k_new` / `v_new` are `[batch, n_new,
+/// kv_heads, head_dim]`, and token `t` of sequence `b` goes to position `seq_lens[b] - n_new + t`
+/// (`seq_lens` count the new tokens, as [`decode_attention`] takes them). The host copies are
+/// validated: every length in `n_new..=pages_per_seq x page_size` and every page id the new rows
+/// land in within `[0, num_pages)`; `seq_lens` / `block_table` must hold the same values (checked
+/// in debug builds; on the device a row outside the table or the cache is skipped, never written).
+#[allow(clippy::too_many_arguments)]
+pub fn append_kv<T: Float>(
+    dev: &Device,
+    layout: PagedLayout,
+    k_cache: &mut ViewMut<'_, T>,
+    v_cache: &mut ViewMut<'_, T>,
+    (block_table, host_block_table): (&View<'_, i32>, &[i32]),
+    (seq_lens, host_seq_lens): (&View<'_, i32>, &[i32]),
+    k_new: &View<'_, T>,
+    v_new: &View<'_, T>,
+    n_new: usize,
+) -> Result<()> {
+    check_dtype::<T>()?;
+    layout.validate()?;
+    let batch = host_seq_lens.len();
+    if batch > i32::MAX as usize / MAX_Q_LEN.max(1) {
+        return Err(Error::invalid("host_seq_lens", "fewer sequences", batch));
+    }
+    check_lens("host_seq_lens", host_seq_lens, batch, &layout)?;
+    if n_new == 0 || n_new > (layout.pages_per_seq * layout.page_size) {
+        return Err(Error::invalid("n_new", "at least 1 and at most the table's keys per row", n_new));
+    }
+    if let Some((b, &l)) = host_seq_lens.iter().enumerate().find(|(_, &l)| (l as usize) < n_new) {
+        return Err(Error::invalid(
+            "host_seq_lens",
+            format!("lengths >= n_new ({n_new}), the new tokens included"),
+            format!("[{b}] = {l}"),
+        ));
+    }
+    check_table("host_block_table", host_block_table, host_seq_lens, &layout)?;
+    let row = layout.kv_heads * layout.head_dim;
+    check_len("k_new", k_new.len(), batch * n_new * row, "batch x n_new x kv_heads x head_dim")?;
+    check_len("v_new", v_new.len(), batch * n_new * row, "batch x n_new x kv_heads x head_dim")?;
+    check_len("k_cache", k_cache.len(), layout.cache_len(), "num_pages x page_size x kv_heads x head_dim")?;
+    check_len("v_cache", v_cache.len(), layout.cache_len(), "num_pages x page_size x kv_heads x head_dim")?;
+    check_len("block_table", block_table.len(), batch * layout.pages_per_seq, "batch x pages_per_seq")?;
+    check_len("seq_lens", seq_lens.len(), batch, "one per sequence")?;
+    debug_same(dev, "block_table", block_table, host_block_table)?;
+    debug_same(dev, "seq_lens", seq_lens, host_seq_lens)?;
+    if batch == 0 {
+        return Ok(());
+    }
+    let row_chunks = row * 2 / 16;
+    let chunks = batch * n_new * row_chunks;
+    let pkn = dev.ptr("k_new", k_new)?;
+    let pvn = dev.ptr("v_new", v_new)?;
+    let pt = dev.ptr("block_table", block_table)?;
+    let pl = dev.ptr("seq_lens", seq_lens)?;
+    let pk = dev.ptr_mut("k_cache", k_cache)?;
+    let pv = dev.ptr_mut("v_cache", v_cache)?;
+    for (name, addr) in [("k_new", pkn.addr), ("v_new", pvn.addr), ("k_cache", pk.addr), ("v_cache", pv.addr)] {
+        aligned(name, addr)?;
+    }
+    let params = DecodeAppendParams {
+        k_new: pkn.addr,
+        v_new: pvn.addr,
+        k_cache: pk.addr,
+        v_cache: pv.addr,
+        block_table: pt.addr,
+        seq_lens: pl.addr,
+        pages_per_seq: layout.pages_per_seq as i64,
+        chunks: chunks as i64,
+        row_chunks: row_chunks as i32,
+        num_pages: layout.num_pages as i32,
+        page_shift: layout.page_size.trailing_zeros() as i32,
+        n_new: n_new as i32,
+    };
+    let blocks = chunks.div_ceil(256);
+    if blocks > i32::MAX as usize {
+        return Err(Error::invalid("k_new", "fewer rows", chunks));
+    }
+    let dims = LaunchDims { grid: [blocks as u32, 1, 1], block: [256, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::ATTENTION_DECODE, "decode_append", dims, &params)
+}
+
+/// The fewest bytes a decode step moves: each sequence's K and V rows once per kv head
+/// (`2 x len x kv_heads x head_dim x elem_bytes`), q read and out written once, and the fp32 LSE
+/// when asked for. [`decode_kv_bytes`] is the K/V part alone.
+pub fn decode_min_bytes(shape: DecodeShape, layout: &PagedLayout, lens: &[i32], elem_bytes: usize, lse: bool) -> u64 {
+    let q_out = 2 * shape.batch * shape.q_len * shape.heads * layout.head_dim * elem_bytes;
+    decode_kv_bytes(layout, lens, elem_bytes)
+        + (q_out + if lse { 4 * shape.batch * shape.q_len * shape.heads } else { 0 }) as u64
+}
+
+/// K/V bytes of `lens` keys per sequence read once per kv head.
+pub fn decode_kv_bytes(layout: &PagedLayout, lens: &[i32], elem_bytes: usize) -> u64 {
+    let keys: u64 = lens.iter().map(|&l| l.max(0) as u64).sum();
+    2 * keys * (layout.kv_heads * layout.head_dim * elem_bytes) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    #[test]
+    fn params_match_the_c_structs_and_the_ptx() {
+        assert_eq!(size_of::<DecodeParams>(), 176);
+        assert_eq!(std::mem::offset_of!(DecodeParams, pages_per_seq), 96);
+        assert_eq!(std::mem::offset_of!(DecodeParams, scale_log2), 160);
+        assert_eq!(size_of::<DecodeMergeParams>(), 64);
+        assert_eq!(size_of::<DecodeAppendParams>(), 80);
+        let module = ptx_vm::Module::parse(kernels::ATTENTION_DECODE.ptx).unwrap();
+        for t in ["bf16", "f16"] {
+            for d in [64, 128, 256] {
+                let k = format!("decode_attention_{t}_d{d}");
+                assert_eq!(module.param_size(&k), Some(size_of::<DecodeParams>()), "{k}");
+            }
+            let k = format!("decode_merge_{t}");
+            assert_eq!(module.param_size(&k), Some(size_of::<DecodeMergeParams>()), "{k}");
+        }
+        assert_eq!(module.param_size("decode_append"), Some(size_of::<DecodeAppendParams>()));
+    }
+
+    #[test]
+    fn the_plan_fills_the_gpu_at_long_context_and_not_at_large_batch() {
+        let layout = PagedLayout { num_pages: 1 << 14, page_size: 16, kv_heads: 8, head_dim: 128, pages_per_seq: 8192 };
+        let p = DecodePlan::new(132, DecodeShape { batch: 1, q_len: 1, heads: 64 }, layout, &[128 * 1024]).unwrap();
+        assert!(8 * p.splits() >= 2 * 132, "{p:?}");
+        assert_eq!(p.chunk() % 64, 0);
+        assert!(p.splits() * p.chunk() >= 128 * 1024);
+        let layout = PagedLayout { pages_per_seq: 256, ..layout };
+        let p = DecodePlan::new(132, DecodeShape { batch: 64, q_len: 1, heads: 64 }, layout, &[4096; 64]).unwrap();
+        assert_eq!(p.splits(), 1);
+        assert_eq!(p.workspace_len(), 0);
+        // Forced: never more splits than tiles.
+        let p = DecodePlan::with_splits(DecodeShape { batch: 1, q_len: 1, heads: 8 }, layout, &[100], 50).unwrap();
+        assert_eq!((p.splits(), p.chunk()), (2, 64));
+        assert_eq!(p.workspace_len(), 2 * 8 * 129);
+    }
+
+    #[test]
+    fn smem_fits_sm80() {
+        assert!(smem_bytes(256) <= 163 * 1024);
+        assert_eq!(smem_bytes(128), 16384 + 65536 + 512 + 1024);
+    }
+}
