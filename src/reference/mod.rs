@@ -4,5 +4,6 @@
 //! public: your own tests can use them.
 
 pub mod attention;
+pub mod attention_bwd;
 pub mod moe;
 pub mod sampling;
