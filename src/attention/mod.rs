@@ -2,6 +2,8 @@
 //!
 //! - [`attention_fwd`] / [`attention_fwd_varlen`]: the FlashAttention-2-class forward for
 //!   pretraining and prefill (causal, sliding window, softcap, ALiBi, sinks, GQA, packed batches).
+//! - [`attention_bwd`] / [`attention_bwd_varlen`]: its backward (dq, dk, dv, dsinks), deterministic,
+//!   with an [`AttnBwdPlan`] that sizes the caller's fp32 workspace.
 //! - [`merge_states`], which combines partial results (split-KV decode, shared-prefix cascades)
 //!   by their log-sum-exp.
 //!
@@ -22,10 +24,15 @@
 //! # Ok(()) }
 //! ```
 
+mod bwd;
 mod fwd;
 mod merge;
 pub(crate) mod params;
 
+pub use bwd::{
+    attention_bwd, attention_bwd_flops, attention_bwd_min_bytes, attention_bwd_varlen, AttnBwdInputs, AttnBwdPlan,
+    AttnGradsMut,
+};
 pub use fwd::{
     attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, visible_keys, AttnOptions,
     AttnShape, RowStrides, VarlenShape,
