@@ -4,6 +4,8 @@
 //!   pretraining and prefill (causal, sliding window, softcap, ALiBi, sinks, GQA, packed batches).
 //! - [`decode_attention`] / [`cascade_attention`] / [`append_kv`]: decode over a paged KV cache
 //!   (GQA-packed tensor-core tiles, split-KV planned by [`DecodePlan`], shared-prefix cascades).
+//! - [`attention_bwd`] / [`attention_bwd_varlen`]: its backward (dq, dk, dv, dsinks), deterministic,
+//!   with an [`AttnBwdPlan`] that sizes the caller's fp32 workspace.
 //! - [`merge_states`], which combines partial results (split-KV decode, shared-prefix cascades)
 //!   by their log-sum-exp.
 //!
@@ -24,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bwd;
 mod decode;
 mod fwd;
 mod merge;
@@ -32,6 +35,10 @@ pub(crate) mod params;
 pub use decode::{
     append_kv, cascade_attention, cascade_prefix_pass, decode_attention, decode_kv_bytes, decode_min_bytes,
     CascadePlan, DecodeOptions, DecodePlan, DecodeShape, PagedLayout, MAX_Q_LEN, PAGE_SIZES,
+};
+pub use bwd::{
+    attention_bwd, attention_bwd_flops, attention_bwd_min_bytes, attention_bwd_varlen, AttnBwdInputs, AttnBwdPlan,
+    AttnGradsMut,
 };
 pub use fwd::{
     attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, visible_keys, AttnOptions,

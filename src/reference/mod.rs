@@ -5,5 +5,6 @@
 
 pub mod attention;
 pub mod decode;
+pub mod attention_bwd;
 pub mod moe;
 pub mod sampling;
