@@ -9,8 +9,9 @@
 
 mod common;
 
-use common::{bf16s, uniform, Case, VmScale, Work};
+use common::{bf16s, uniform, Case, DumpDir, VmScale, Work};
 use scaling_kernels::sampling::{log_softmax_gather, sample, RowParams, SampleOutput, SamplingParams, SamplingPlan};
+use scaling_kernels::{Device, Result};
 
 /// Registers per thread (sm_80, `scripts/resource-report`), for the model's occupancy. Rerun it after
 /// editing the kernels.
@@ -103,6 +104,23 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+/// A small problem for `scripts/compare_torch.py`: 64 rows of the Llama-3 vocabulary sampled with
+/// temperature 0.7 and top-p 0.9; the tokens and their raw logprobs.
+fn dump(dev: &Device, d: &DumpDir) -> Result<()> {
+    let (rows, vocab) = (64, 128_256);
+    let x = logits(rows, vocab, 61);
+    let plan = SamplingPlan::new(rows, vocab, 1)?;
+    let params: Vec<RowParams> =
+        (0..rows as u64).map(|s| RowParams { temperature: 0.7, top_p: 0.9, seed: s, ..RowParams::default() }).collect();
+    let params = SamplingParams::upload(dev, &params)?;
+    let mut out = SampleOutput::alloc(dev, &plan)?;
+    sample(dev, &plan, &dev.upload(&x)?.view(), &params, &mut out)?;
+    d.write("sample_logits", "bf16", &[rows, vocab], &x);
+    d.write("sample_token", "i32", &[rows], &dev.download(&out.token)?);
+    d.write("sample_logprob_raw", "f32", &[rows], &dev.download(&out.logprob_raw)?);
+    Ok(())
+}
+
 fn main() {
-    common::main_for("post_training", cases);
+    common::main_with_dump("post_training", cases, Some(dump));
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{bf16s, uniform, Case, Launcher, VmScale, Work};
+use common::{bf16s, uniform, Case, DumpDir, Launcher, VmScale, Work};
 use half::bf16;
 use scaling_kernels::attention::{
     attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, AttnOptions, VarlenShape,
@@ -306,6 +306,62 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+/// Small problems for `scripts/compare_torch.py`: causal GQA attention (one sequence of 1024, 8 q /
+/// 2 kv heads, d 128, bf16) and the Mixtral and DeepSeek-V3 routers on 4096 tokens.
+fn dump(dev: &Device, d: &DumpDir) -> Result<()> {
+    let (s, h, kvh) = (1024, 8, 2);
+    let q = bf16s(s * h * HEAD_DIM, 51, -2.0, 2.0);
+    let k = bf16s(s * kvh * HEAD_DIM, 52, -2.0, 2.0);
+    let v = bf16s(s * kvh * HEAD_DIM, 53, -1.0, 1.0);
+    let (dq, dk, dv) = (dev.upload(&q)?, dev.upload(&k)?, dev.upload(&v)?);
+    let mut out = dev.alloc_zeros::<bf16>(s * h * HEAD_DIM)?;
+    let mut lse = dev.alloc_zeros::<f32>(s * h)?;
+    let cu = [0, s as i32];
+    let cu_dev = dev.upload(&cu)?;
+    let opts = AttnOptions::default().causal(true).lse(lse.view_mut());
+    let shape = VarlenShape { heads: h, kv_heads: kvh, head_dim: HEAD_DIM };
+    let cv = cu_dev.view();
+    attention_fwd_varlen(
+        dev,
+        &dq.view(),
+        &dk.view(),
+        &dv.view(),
+        &mut out.view_mut(),
+        &cv,
+        &cv,
+        &cu,
+        &cu,
+        shape,
+        opts,
+    )?;
+    d.write("attn_q", "bf16", &[s, h, HEAD_DIM], &q);
+    d.write("attn_k", "bf16", &[s, kvh, HEAD_DIM], &k);
+    d.write("attn_v", "bf16", &[s, kvh, HEAD_DIM], &v);
+    d.write("attn_out", "bf16", &[s, h, HEAD_DIM], &dev.download(&out)?);
+    d.write("attn_lse", "f32", &[h, s], &dev.download(&lse)?);
+    let tokens = 4096;
+    for m in [MIXTRAL, DEEPSEEK_V3] {
+        let o = (m.options)();
+        let plan = RoutePlan::new(tokens, m.experts, o)?;
+        let logits = bf16s(tokens * m.experts, 54, -4.0, 4.0);
+        let bias: Vec<f32> = uniform(m.experts, 55, -0.05, 0.05).map(|x| x as f32).collect();
+        let (dl, db) = (dev.upload(&logits)?, dev.upload(&bias)?);
+        let mut ids = dev.alloc_zeros::<i32>(plan.ids_len())?;
+        let mut w = dev.alloc_zeros::<f32>(plan.ids_len())?;
+        let mut st = dev.alloc_zeros::<i32>(plan.status_len())?;
+        let sigmoid = o.scoring == Scoring::Sigmoid;
+        let bv = db.view();
+        let (mut iv, mut wv, mut sv) = (ids.view_mut(), w.view_mut(), st.view_mut());
+        route(dev, &plan, &dl.view(), sigmoid.then_some(&bv), &mut iv, &mut wv, &mut sv)?;
+        let n = m.name;
+        d.write(&format!("route_{n}_logits"), "bf16", &[tokens, m.experts], &logits);
+        d.write(&format!("route_{n}_bias"), "f32", &[m.experts], &bias);
+        d.write(&format!("route_{n}_ids"), "i32", &[tokens, o.k], &dev.download(&ids)?);
+        d.write(&format!("route_{n}_weights"), "f32", &[tokens, o.k], &dev.download(&w)?);
+    }
+    Ok(())
+}
+
 fn main() {
-    common::main_for("pretraining", cases);
+    common::main_with_dump("pretraining", cases, Some(dump));
 }

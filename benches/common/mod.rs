@@ -832,6 +832,47 @@ pub fn results_dir() -> PathBuf {
 
 /// A suite's main: criterion from the arguments, the suite's cases, its files.
 pub fn main_for(name: &'static str, cases: impl FnOnce() -> Vec<Case>) {
+    main_with_dump(name, cases, None);
+}
+
+/// Writes small problems' inputs and this crate's outputs into a folder for
+/// `scripts/compare_torch.py` (`SK_BENCH_DUMP=<dir>`).
+pub type Dump = fn(&Device, &DumpDir) -> Result<()>;
+
+/// A folder of raw little-endian arrays and a `manifest.txt` (`name dtype dims`, one a line).
+pub struct DumpDir {
+    dir: PathBuf,
+    manifest: RefCell<String>,
+}
+
+impl DumpDir {
+    /// Writes `data` as `<name>.bin` with its dtype and dims in the manifest.
+    pub fn write<T: bytemuck::Pod>(&self, name: &str, dtype: &str, dims: &[usize], data: &[T]) {
+        let path = self.dir.join(format!("{name}.bin"));
+        if let Err(e) = std::fs::write(&path, bytemuck::cast_slice::<T, u8>(data)) {
+            panic!("writing {}: {e}", path.display());
+        }
+        let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+        let _ = writeln!(self.manifest.borrow_mut(), "{name} {dtype} {}", dims.join(","));
+    }
+}
+
+/// [`main_for`] with a dump of small problems for the PyTorch comparison: with `SK_BENCH_DUMP=<dir>`
+/// set, only the dump runs (on whatever device was selected) and no benchmark.
+pub fn main_with_dump(name: &'static str, cases: impl FnOnce() -> Vec<Case>, dump: Option<Dump>) {
+    if let (Some(dir), Some(dump)) = (std::env::var_os("SK_BENCH_DUMP"), dump) {
+        let dev = match Mode::select() {
+            Mode::Gpu { dev, .. } => dev,
+            Mode::Model { vm, .. } => vm,
+        };
+        let d = DumpDir { dir: PathBuf::from(dir).join(name), manifest: RefCell::default() };
+        std::fs::create_dir_all(&d.dir).unwrap_or_else(|e| panic!("{}: {e}", d.dir.display()));
+        dump(&dev, &d).unwrap_or_else(|e| panic!("dump {name}: {e}"));
+        std::fs::write(d.dir.join("manifest.txt"), d.manifest.borrow().as_str())
+            .unwrap_or_else(|e| panic!("{}: {e}", d.dir.display()));
+        println!("dump: {} ({})", d.dir.display(), dev.describe());
+        return;
+    }
     let suite = Suite::new(name);
     if let (true, Mode::Gpu { dev, .. }) = (std::env::var("SK_BENCH_ONESHOT").is_ok_and(|v| v == "1"), &suite.mode) {
         oneshot(dev, cases());
