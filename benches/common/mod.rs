@@ -462,7 +462,13 @@ impl Suite {
     ) {
         let stream: Arc<cudarc::driver::CudaStream> = dev.cuda_stream().expect("CUDA device").clone();
         let ctx = stream.context().clone();
-        let mut launcher: Option<Launcher> = None;
+        // Set up before criterion's warm-up, whose iteration estimate counts wall-clock time (a
+        // lazy setup of seconds would leave a fast kernel a handful of iterations per sample);
+        // only for a benchmark the filter selects (a regex filter this misses sets up lazily).
+        let name = format!("{}/{}", case.family, case.id);
+        let mut launcher: Option<Launcher> = filter_arg()
+            .is_none_or(|f| name.contains(&f))
+            .then(|| (case.build)(dev, true).unwrap_or_else(|e| panic!("{name}: setup failed: {e}")));
         let total = Rc::new(RefCell::new((0.0f64, 0u64)));
         let t = total.clone();
         group.bench_function(case.id.clone(), |b| {
@@ -884,11 +890,16 @@ pub fn main_with_dump(name: &'static str, cases: impl FnOnce() -> Vec<Case>, dum
     c.final_summary();
 }
 
+/// The benchmark filter: the first argument that is not an option (`cargo bench -- <filter>`).
+fn filter_arg() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
+}
+
 /// `SK_BENCH_ONESHOT=1` on a GPU (`scripts/profile`): each case whose `family/id` contains the
 /// filter (the first argument that is not an option) builds at the real shape and launches once,
 /// with no criterion loop, so a profiler sees one call per benchmark.
 fn oneshot(dev: &Device, cases: Vec<Case>) {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
+    let filter = filter_arg().unwrap_or_default();
     for case in cases {
         let name = format!("{}/{}", case.family, case.id);
         if !name.contains(&filter) {
@@ -918,7 +929,17 @@ pub fn uniform(n: usize, seed: u64, lo: f64, hi: f64) -> impl Iterator<Item = f6
     })
 }
 
-/// `n` bf16 values uniform in `[lo, hi)`.
+/// `n` bf16 values uniform in `[lo, hi)`; past 4M values the first 4M repeat, so that inputs of
+/// real shapes (billions of values on a GPU) cost a copy, not a generator call, per value.
 pub fn bf16s(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<bf16> {
-    uniform(n, seed, lo, hi).map(bf16::from_f64).collect()
+    const TILE: usize = 1 << 22;
+    let tile: Vec<bf16> = uniform(n.min(TILE), seed, lo, hi).map(bf16::from_f64).collect();
+    if n <= TILE {
+        return tile;
+    }
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.extend_from_slice(&tile[..tile.len().min(n - out.len())]);
+    }
+    out
 }
