@@ -270,7 +270,12 @@ pub fn criterion(mode: &Mode) -> Criterion {
             .nresamples(1000)
             .without_plots()
     } else {
-        c.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(20)
+        // Enough for a stable mean of GPU kernels of microseconds to tens of milliseconds, and
+        // small enough that the three suites fit in scripts/gpu-check's budget.
+        c.warm_up_time(Duration::from_millis(200))
+            .measurement_time(Duration::from_secs(1))
+            .sample_size(10)
+            .nresamples(10_000)
     };
     c.configure_from_args()
 }
