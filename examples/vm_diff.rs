@@ -35,7 +35,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn main() -> ExitCode {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // SK_SOURCE_ROOT: where the table and PTX are when the binary was built elsewhere (scripts/gpu-check's bundle).
+    let root =
+        std::env::var_os("SK_SOURCE_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     let table = root.join("crates/ptx-vm/tests/cuda/vm_diff.txt");
     let ptx_dir = root.join("crates/ptx-vm/tests/ptx");
     let args: Vec<String> = std::env::args().skip(1).collect();
