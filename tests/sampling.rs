@@ -887,3 +887,84 @@ fn penalties_and_bias_match_the_reference_and_flag_bad_ids() {
         "bias_values"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Passes over the logits (VM counters).
+
+/// Row reads of one launch of one row: 32-byte global sectors requested / row bytes, less
+/// `PARAM_SECTORS` (each warp reads the row's six parameters; the draw reads seed and position).
+fn row_reads<T: Float>(dev: &Device, logits: &[T], p: RowParams, n: usize) -> f64 {
+    run(dev, logits, &[p], n);
+    let c = dev.vm_last_launch().unwrap().counters.unwrap();
+    (c.global_load_sectors.saturating_sub(PARAM_SECTORS) * 32) as f64 / std::mem::size_of_val(logits) as f64
+}
+
+/// Sectors of per-row parameters a launch of one row may request besides the logits: 6 parameters
+/// by 8 warps, 2 by the sampling warps, and the drawn tokens' logits (greedy).
+const PARAM_SECTORS: u64 = 64;
+
+#[test]
+fn passes_over_the_logits_stay_within_two_reads_on_every_row() {
+    // Vocab 131,072 in bf16, every row alone in its launch, so each count is that row's worst.
+    let v = 131_072usize;
+    let mut r = fixed_rng(31);
+    let uniform: Vec<f32> = (0..v).map(|_| r.random_range(-8.0f32..8.0)).collect();
+    // A decoding-like row: 64 likely tokens (99% of the mass) above a long flat tail.
+    let mut peaked: Vec<f32> = (0..v).map(|_| r.random_range(-8.0f32..4.0)).collect();
+    for _ in 0..64 {
+        peaked[r.random_range(0..v)] = r.random_range(12.0f32..16.0);
+    }
+    let mut huge = vec![0.0f32; v];
+    huge[v / 3] = 1e4;
+    // Rising rows make every tile beat the list so far (a compaction every 1024-odd tokens).
+    let rising: Vec<f32> = (0..v).map(|i| -8.0 + 16.0 * i as f32 / v as f32).collect();
+    let falling: Vec<f32> = rising.iter().rev().copied().collect();
+    let rows: [(&str, Vec<f32>); 6] = [
+        ("uniform", uniform),
+        ("peaked", peaked),
+        ("all equal", vec![0.5; v]),
+        ("one huge", huge),
+        ("rising", rising),
+        ("falling", falling),
+    ];
+    let base = RowParams { seed: 5, ..RowParams::default() };
+    let list_configs = [
+        ("top-k 50 + top-p 0.9", RowParams { top_k: 50, top_p: 0.9, ..base }),
+        ("top-k 1", RowParams { top_k: 1, ..base }),
+        ("top-k 1024 + top-p 0.95", RowParams { top_k: 1024, top_p: 0.95, ..base }),
+        ("all filters, T 0.7", RowParams { temperature: 0.7, top_k: 40, top_p: 0.8, min_p: 0.05, ..base }),
+    ];
+    let dev = Device::vm();
+    for (ri, (name, x)) in rows.iter().enumerate() {
+        let b: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        // Every config on the adversarial rows; the two usual ones on the random rows.
+        for (label, p) in
+            list_configs.iter().filter(|(l, _)| ri >= 2 || l.starts_with("top-k 50") || l.starts_with("all"))
+        {
+            let reads = row_reads(&dev, &b, *p, 4);
+            eprintln!("{label} on {name}: {reads:.3} row reads");
+            assert!(reads <= 2.0, "{label} on {name}: {reads:.3} row reads");
+        }
+    }
+    // top-p or min-p alone: two reads when their set fits the 1024-entry list (a decoding-like
+    // row), one when min-p's set ends inside it; else the radix path (on the uniform row, a top-p
+    // 0.9 set of ~19k tokens: about 7 reads, the bound below).
+    let b: Vec<bf16> = rows[1].1.iter().map(|&v| bf16::from_f32(v)).collect();
+    for (label, p) in [("top-p 0.9", RowParams { top_p: 0.9, ..base }), ("min-p 0.1", RowParams { min_p: 0.1, ..base })]
+    {
+        let reads = row_reads(&dev, &b, p, 4);
+        eprintln!("{label} on peaked: {reads:.3} row reads");
+        assert!(reads <= 2.0, "{label} on peaked: {reads:.3} row reads");
+    }
+    let b: Vec<bf16> = rows[0].1.iter().map(|&v| bf16::from_f32(v)).collect();
+    let reads = row_reads(&dev, &b, RowParams { top_p: 0.9, ..base }, 4);
+    eprintln!("top-p 0.9 on uniform: {reads:.3} row reads (radix path)");
+    assert!(reads <= 7.5, "top-p 0.9 on uniform: {reads:.3} row reads");
+    // The stream's compactions on the rising row keep the exact top-k: tokens, logprobs and ranks
+    // against the reference.
+    let w = 20_000;
+    let rising: Vec<bf16> = (0..w).map(|i| bf16::from_f32(-8.0 + 16.0 * i as f32 / w as f32)).collect();
+    check_against_reference(&dev, &rising, &[RowParams { top_k: 1000, top_p: 0.97, ..base }], 8, "rising k 1000");
+    let rising: Vec<f32> = (0..w).map(|i| -8.0 + 16.0 * i as f32 / w as f32).collect();
+    check_against_reference(&dev, &rising, &[RowParams { top_k: 700, temperature: 1.3, ..base }], 8, "rising f32");
+}

@@ -18,24 +18,33 @@
 //
 // Work split: one CTA of 256 threads per row (grid = batch); thread t walks elements t, t + 256, ...
 // All n samples of a row share the passes. Passes over the row (reads of `vocab` elements):
-//   1   max and sum of exp of raw and processed logits (online), NaN / inf flags, argmax (greedy);
-// top-k on (0 < k < vocab), k <= 1024:
-//   2   the first two radix rounds (11 + 11 bits of the order key, counting) of the k-th token;
-//   1   when at most 1024 candidates reach its 22-bit prefix (the usual case): copy them, in index
-//       order, to shared memory; top-k, top-p, the draw and the ranks then run there. Else the
-//       full-row path below resumes with the third round.
-// full-row path (top-k off or k > 1024, or the list overflows):
-//   3   top-k: radix select on the order key (11 + 11 + 10 bits), counting, when 0 < k < vocab;
-//   1   mass of the min-p set, only when top-p is on and top-k is off;
+//   1   max and sum of exp of raw and processed logits (online), NaN / inf flags, argmax (greedy),
+//       and a streaming list of the best L candidates in the total order (L = k under top-k with
+//       k <= 1024, else 1024; only when a filter is on or vocab <= 1024): each tile appends its
+//       candidates above the L-th best so far to shared memory and a bitonic sort compacts the
+//       buffer back to the best L when it would overflow.
+// list path, when the allowed set lies inside the list: always under top-k (k <= 1024); under
+// min-p when its set ends inside the list; under top-p when the list's mass reaches the threshold:
+//   0   (top-k, min-p) filters, draw and ranks in shared memory;
+//   1   top-p without top-k: the exact mass of the min-p set, to get the threshold;
+//   <=1 only when a drawn token ties, in processed value, the list's last entry with more such ties
+//       past it, and the next raw value above the token's has the same processed value (T != 1,
+//       f32 logits, in practice): ranks over the row.
+// full-row path otherwise (top-k > 1024, or top-p / min-p sets beyond 1024 tokens, or plain):
+//   3   top-k: radix select on the order key (11 + 11 + 10 bits), counting, when k > 1024;
+//   1   mass of the min-p set, when top-k is off (shared with the list path's pass);
 //   3   top-p: radix select weighted by mass, when p < 1;
 //   <=1 tie scan in index order to find the last kept tie, only when the cut splits a tie (early exit);
-//   1   the mass of the allowed set, only when neither top-k nor top-p is on;
 //   <=1 the draw (early exit once every sample's target is passed);
 //   1   ranks (count of raw logits above each drawn token's).
+// The list path draws in the total order (the list's order), the full-row path in index order;
+// either is an inverse CDF over the same integer masses, so both are exact.
 // Measured on the VM (examples/sol_report.rs, bf16, vocab 131,072, 32-byte sectors requested / row
-// bytes): top-k 50 + top-p 0.9: 4.00; top-k 1: 4.00; top-p 0.9 alone: 6.94; min-p or plain: 3.88;
-// greedy: 1.00. The fewest bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass
-// (the division, the exponential, compares and adds).
+// bytes): top-k 50 + top-p 0.9: 1.00 (4.00 before the streaming list); top-k 1: 1.00; top-p 0.9
+// alone on uniform logits in [-8, 8) (a set of ~19k tokens): 6.94; min-p or plain: 3.88;
+// greedy: 1.00. tests/sampling.rs asserts <= 2 on adversarial rows for the list path. The fewest
+// bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass (the division, the
+// exponential, compares and adds).
 // Status: kStatusNoFinite (all -inf) or kStatusNonFinite (NaN, +inf, or a processed logit that
 // overflowed): token 0, logprobs NaN, rank 0.
 #include "common/philox.cuh"
@@ -46,7 +55,7 @@ namespace sk {
 
 constexpr uint32_t kMaxSamples = 64;            // samples per row per launch (host-checked)
 constexpr int kBuckets = 2048;                  // 2^11: the widest radix digit
-constexpr uint32_t kListMax = 1024;             // top-k list capacity (k <= 1024 takes the list path)
+constexpr uint32_t kListMax = 1024;             // streaming list capacity (k <= 1024 takes the list path)
 constexpr float kMassScale = 1099511627776.0f;  // 2^40
 constexpr float kInvMassScale = 9.094947017729282e-13f;  // 2^-40
 
@@ -82,11 +91,21 @@ struct RadixHist {
   unsigned long long mass[kBuckets];
   unsigned int count[kBuckets];
 };
+// The streaming top-L list of pass 1: the best L candidates so far (total order) plus the tiles
+// appended since the last compaction; `cum` holds the inclusive prefix masses once it is final.
+constexpr uint32_t kStreamCap = 2048;  // >= kListMax + kRowThreads, a power of two for the sort
+struct StreamList {
+  uint32_t key[kStreamCap];
+  uint32_t idx[kStreamCap];
+  float x[kStreamCap];
+  unsigned long long cum[kListMax];
+};
 
 struct SampleSmem {
   union {
     RadixHist h;
     TopkList l;
+    StreamList s;
   } u;
   unsigned long long target[kMaxSamples];
   int tok[kMaxSamples];
@@ -243,6 +262,13 @@ __device__ Cut finish_select(const RowCtx<T>& c, bool by_mass, uint64_t target, 
   return cut;
 }
 
+// top-p's threshold ceil(M * p32 / 2^32), p32 = p * 2^32 (exact: p is an fp32 <= 1).
+__device__ __forceinline__ uint64_t top_p_need(uint64_t m, float top_p) {
+  const uint64_t p32 = uint64_t(__fmul_rn(top_p, 4294967296.0f));
+  const uint64_t lo = m * p32, hi = __umul64hi(m, p32);
+  return ((hi << 32) | (lo >> 32)) + ((lo & 0xffffffffull) != 0 ? 1 : 0);
+}
+
 __device__ __forceinline__ SelectState select_start() { return SelectState{0, 0, 0, 0, 0, 0, 0, 0, true}; }
 
 template <typename T>
@@ -252,11 +278,6 @@ __device__ Cut radix_select(const RowCtx<T>& c, SampleSmem& sm, bool by_mass, ui
   return finish_select(c, by_mass, target, limit, st);
 }
 
-// The top-k list path: every candidate whose order key's top 22 bits reach the top-k cut's (at most
-// kListMax of them) is copied, in index order, to shared memory; top-k, top-p, the draw and the
-// ranks then run there. A token with a larger raw logit than a listed one has a larger or equal
-// processed logit, so it is listed too: ranks need nothing outside the list. Fills sm.tok (ids),
-// sm.xt and sm.rank as the full-row path does; returns the allowed mass (the same integer).
 // The index of the last tie the cut keeps (ties are kept in index order), or 0xffffffff when
 // the cut keeps all of its ties. Block-wide: every thread calls it.
 template <typename T>
@@ -277,124 +298,78 @@ __device__ __forceinline__ uint32_t last_kept_tie(const RowCtx<T>& c, SampleSmem
   return sm.pidx;
 }
 
-template <typename T>
-__device__ uint64_t topk_list_sample(const SampleParams& p, const RowCtx<T>& c, SampleSmem& sm, uint32_t lower22,
-                                     uint32_t top_k, float top_p, uint32_t n) {
-  TopkList& l = sm.u.l;
-  uint64_t pos = 0;
-  for (uint32_t tile = 0; tile < c.vocab; tile += kRowThreads) {
-    const uint32_t i = tile + threadIdx.x;
-    bool in = false;
-    float xi = 0.0f, zi = 0.0f;
-    uint32_t key = 0;
-    if (i < c.vocab) {
-      xi = to_float(c.x[i]);
-      zi = __fdiv_rn(xi, c.temp);
-      key = order_key(zi);
-      in = c.minp_ok(zi) && (key >> 10) >= lower22;
-    }
-    uint64_t tot;
-    const uint64_t incl = block_scan_u64(in ? 1 : 0, sm.scan, tot);
-    if (in && pos + incl <= kListMax) {
-      const uint32_t q = uint32_t(pos + incl - 1);
-      l.idx[q] = i;
-      l.key[q] = key;
-      l.x[q] = xi;
-      l.mass[q] = mass_of(zi, c.mz);
-    }
-    pos += tot;
+// The next value of T above x (x a value of T): when x / T rounds to the same processed logit as
+// this one, a larger raw logit can share a processed logit with x.
+__device__ __forceinline__ float next_up(float x, float) { return nextafterf(x, CUDART_INF_F); }
+__device__ __forceinline__ float next_up(float x, __half) {
+  const unsigned short b = __half_as_ushort(__float2half_rn(x));
+  const unsigned short u = (b & 0x8000u) ? (b == 0x8000u ? 1 : b - 1) : b + 1;
+  return __half2float(__ushort_as_half(u));
+}
+__device__ __forceinline__ float next_up(float x, __nv_bfloat16) {
+  const unsigned short b = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  const unsigned short u = (b & 0x8000u) ? (b == 0x8000u ? 1 : b - 1) : b + 1;
+  return __bfloat162float(__ushort_as_bfloat16(u));
+}
+
+// Sorts the first `len` entries of the streaming list best first in the total order (key
+// descending, index ascending): a bitonic sort over the next power of two, padded with entries
+// below every finite key. Block-wide.
+__device__ void stream_sort(StreamList& l, uint32_t len) {
+  uint32_t n2 = 2;
+  while (n2 < len) n2 <<= 1;
+  for (uint32_t i = len + threadIdx.x; i < n2; i += kRowThreads) {
+    l.key[i] = 0;
+    l.idx[i] = 0xffffffffu;
+    l.x[i] = 0.0f;
   }
   __syncthreads();
-  const uint32_t len = uint32_t(min(pos, uint64_t(kListMax)));
-
-  // Each listed token's place in the total order and the mass ahead of it (len <= 1024, so the
-  // quadratic count costs about as much as one pass over a 128k row, in shared memory).
-  constexpr int kPer = kListMax / kRowThreads;
-  uint32_t place[kPer];
-  uint64_t ahead[kPer];
-  uint64_t mk = 0;
-#pragma unroll
-  for (int q = 0; q < kPer; ++q) {
-    const uint32_t j = q * kRowThreads + threadIdx.x;
-    place[q] = 0xffffffffu;
-    ahead[q] = 0;
-    if (j < len) {
-      const uint32_t kj = l.key[j], ij = l.idx[j];
-      uint32_t pl = 0;
-      uint64_t b = 0;
-      for (uint32_t t = 0; t < len; ++t) {
-        const uint32_t kt = l.key[t];
-        if (kt > kj || (kt == kj && l.idx[t] < ij)) {
-          ++pl;
-          b += l.mass[t];
+  for (uint32_t size = 2; size <= n2; size <<= 1) {
+    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
+      for (uint32_t t = threadIdx.x; t < n2 / 2; t += kRowThreads) {
+        const uint32_t i = 2 * t - (t & (stride - 1)), j = i + stride;
+        const uint32_t ki = l.key[i], kj = l.key[j], ii = l.idx[i], ij = l.idx[j];
+        const bool j_better = kj > ki || (kj == ki && ij < ii);
+        if (j_better == ((i & size) == 0)) {
+          l.key[i] = kj;
+          l.key[j] = ki;
+          l.idx[i] = ij;
+          l.idx[j] = ii;
+          const float xi = l.x[i];
+          l.x[i] = l.x[j];
+          l.x[j] = xi;
         }
       }
-      place[q] = pl;
-      ahead[q] = b;
-      if (pl < top_k) mk += l.mass[j];
+      __syncthreads();
     }
   }
-  const uint64_t m_km = block_sum_u64(mk, sm.scan);
-  uint64_t need = ~0ull;
-  if (top_p < 1.0f) {
-    const uint64_t p32 = uint64_t(__fmul_rn(top_p, 4294967296.0f));
-    const uint64_t lo = m_km * p32, hi = __umul64hi(m_km, p32);
-    need = ((hi << 32) | (lo >> 32)) + ((lo & 0xffffffffull) != 0 ? 1 : 0);
-  }
-  bool kept[kPer];
-  uint64_t ma = 0;
-#pragma unroll
-  for (int q = 0; q < kPer; ++q) {
-    const uint32_t j = q * kRowThreads + threadIdx.x;
-    kept[q] = j < len && place[q] < top_k && ahead[q] < need;
-    if (kept[q]) ma += l.mass[j];
-  }
-  const uint64_t m_allowed = block_sum_u64(ma, sm.scan);
+}
 
-  const uint32_t row = blockIdx.x;
-  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
-    sm.target[s] = __umul64hi(m_allowed, philox_bits64(p.seed[row], p.position[row], s));
-    sm.tok[s] = -1;
-    sm.rank[s] = 0;
+// One tile of the streaming top-L list: appends the tile's finite candidates above the threshold
+// (a key strictly above the L-th best so far: a later equal key has a larger index, so it ranks
+// below it), compacting to the best L first when they would not fit. Block-wide; `len` and `thr`
+// are the same in every thread.
+__device__ __forceinline__ void stream_tile(StreamList& l, SampleSmem& sm, bool finite, uint32_t key, uint32_t i,
+                                            float xi, uint32_t cap_l, uint32_t& len, uint32_t& thr) {
+  bool acc = finite && key > thr;
+  uint32_t cnt = __syncthreads_count(acc);
+  if (cnt == 0) return;
+  if (len + cnt > kStreamCap) {
+    stream_sort(l, len);
+    len = cap_l;  // len > kStreamCap - kRowThreads >= cap_l here
+    thr = l.key[cap_l - 1];
+    acc = acc && key > thr;
   }
-  __syncthreads();
-  uint64_t max_target = 0;
-  for (uint32_t s = 0; s < n; ++s) max_target = max(max_target, uint64_t(sm.target[s]));
-  uint64_t base = 0;
-#pragma unroll
-  for (int q = 0; q < kPer; ++q) {
-    if (q * kRowThreads < int(len) && base <= max_target) {
-      const uint32_t j = q * kRowThreads + threadIdx.x;
-      const uint64_t m = kept[q] ? l.mass[j] : 0;
-      uint64_t tot;
-      const uint64_t incl = block_scan_u64(m, sm.scan, tot);
-      if (m != 0) {
-        const uint64_t lo = base + incl - m, up = base + incl;
-        for (uint32_t s = 0; s < n; ++s) {
-          const uint64_t t = sm.target[s];
-          if (lo <= t && t < up) sm.tok[s] = int(j);
-        }
-      }
-      base += tot;
-    }
+  uint64_t tot;
+  const uint64_t incl = block_scan_u64(acc ? 1 : 0, sm.scan, tot);
+  if (acc) {
+    const uint32_t q = len + uint32_t(incl) - 1;
+    l.key[q] = key;
+    l.idx[q] = i;
+    l.x[q] = xi;
   }
+  len += uint32_t(tot);
   __syncthreads();
-  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
-    const int j = max(sm.tok[s], 0);  // always found: every target lies below the allowed mass
-    sm.xt[s] = l.x[j];
-    sm.tok[s] = int(l.idx[j]);
-  }
-  __syncthreads();
-  for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
-    const uint32_t j = tile + threadIdx.x;
-    const float xj = j < len ? l.x[j] : -CUDART_INF_F;
-    for (uint32_t s = 0; s < n; ++s) {
-      const unsigned b = __ballot_sync(kFullMask, xj > sm.xt[s]);
-      if ((threadIdx.x & 31) == 0 && b != 0) atomicAdd(&sm.rank[s], unsigned(__popc(b)));
-    }
-  }
-  __syncthreads();
-  return m_allowed;
 }
 
 template <typename T>
@@ -405,31 +380,50 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   const float temp = p.temperature[row];
   const bool greedy = temp == 0.0f;
 
-  // Pass 1: raw and processed (max, sum), flags, argmax.
+  const float min_p = p.min_p[row], top_p = p.top_p[row];
+  const uint32_t top_k = p.top_k[row];
+  const bool topk_on = top_k > 0 && top_k < vocab;
+  // The streaming list pays off when the allowed set is likely small: top-k within its capacity,
+  // or top-p / min-p (resolved there when their set fits), or a row that fits whole.
+  const bool use_list =
+      !greedy && (topk_on ? top_k <= kListMax : (top_p < 1.0f || min_p > 0.0f || vocab <= kListMax));
+  const uint32_t cap_l = topk_on ? top_k : kListMax;
+
+  // Pass 1: raw and processed (max, sum), flags, argmax, and the streaming top-L list.
   bool bad = false;
   MaxSum raw{-CUDART_INF_F, 0.0f}, proc{-CUDART_INF_F, 0.0f};
   uint32_t best_key = 0, best_idx = 0xffffffffu;
-  for (uint32_t i = threadIdx.x; i < vocab; i += kRowThreads) {
-    const float xi = to_float(x[i]);
-    if (isnan(xi) || xi == CUDART_INF_F) {
-      bad = true;
-      continue;
-    }
-    if (xi == -CUDART_INF_F) continue;
-    max_sum_add(raw, xi);
-    const uint32_t k = order_key(xi);
-    if (best_idx == 0xffffffffu || k > best_key) {
-      best_key = k;
-      best_idx = i;
-    }
-    if (!greedy) {
-      const float zi = __fdiv_rn(xi, temp);
-      if (zi == CUDART_INF_F) {
+  uint32_t len = 0, thr = 0, fin = 0;
+  for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
+    const uint32_t i = tile + threadIdx.x;
+    bool cand = false;
+    uint32_t zkey = 0;
+    float xi = 0.0f;
+    if (i < vocab) {
+      xi = to_float(x[i]);
+      if (isnan(xi) || xi == CUDART_INF_F) {
         bad = true;
-      } else if (zi != -CUDART_INF_F) {
-        max_sum_add(proc, zi);
+      } else if (xi != -CUDART_INF_F) {
+        max_sum_add(raw, xi);
+        const uint32_t k = order_key(xi);
+        if (best_idx == 0xffffffffu || k > best_key) {
+          best_key = k;
+          best_idx = i;
+        }
+        if (!greedy) {
+          const float zi = __fdiv_rn(xi, temp);
+          if (zi == CUDART_INF_F) {
+            bad = true;
+          } else if (zi != -CUDART_INF_F) {
+            max_sum_add(proc, zi);
+            cand = true;
+            zkey = order_key(zi);
+            ++fin;
+          }
+        }
       }
     }
+    if (use_list) stream_tile(sm.u.s, sm, cand, zkey, i, xi, cap_l, len, thr);
   }
   raw = block_max_sum(raw, sm.ms);
   proc = block_max_sum(proc, sm.ms);
@@ -490,37 +484,115 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
     return;
   }
 
-  const float min_p = p.min_p[row], top_p = p.top_p[row];
-  const uint32_t top_k = p.top_k[row];
   RowCtx<T> c{x, vocab, temp, proc.m, min_p > 0.0f ? logf(min_p) : -CUDART_INF_F};
   const Cut none{false, 0, 0, 0, 0, 0, 0};
-
-  // top-k over the min-p set.
-  Cut ck = none;
+  const bool p_on = top_p < 1.0f;
   bool have_total = false;
   uint64_t m_km = 0;  // mass of what min-p and top-k keep
-  bool listed = false;
-  uint32_t lower22 = 0;
-  if (top_k > 0 && top_k < vocab) {
-    SelectState st = select_start();
-    const uint64_t kth = uint64_t(top_k) - 1;
-    if (top_k <= kListMax) {
-      radix_rounds(c, sm, false, kth, none, st, 2);
-      listed = (st.found ? st.above_cnt + st.bucket_count : st.total_cnt) <= kListMax;
-      lower22 = st.found ? st.prefix >> 10 : 0;
+  uint64_t m_allowed = 0;
+
+  // The list path: the best L candidates of the total order, sorted, in shared memory. Min-p keeps
+  // a prefix of them; when the allowed set lies inside the list (always under top-k), the filters,
+  // the draw and the ranks run there. A larger raw logit means a larger or equal processed one, so
+  // every token that outranks a listed one is listed, except equal processed logits past the list's
+  // end (possible only when T != 1): then one pass over the row counts the ranks.
+  bool resolved = false;
+  if (use_list) {
+    StreamList& l = sm.u.s;
+    stream_sort(l, len);
+    len = min(len, cap_l);
+    const uint64_t fin_all = block_sum_u64(fin, sm.scan);
+    uint64_t base = 0, lm_local = 0;
+    for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
+      const uint32_t j = tile + threadIdx.x;
+      uint64_t m = 0;
+      if (j < len) {
+        const float zj = key_value(l.key[j]);
+        if (c.minp_ok(zj)) {
+          m = mass_of(zj, c.mz);
+          ++lm_local;
+        }
+      }
+      uint64_t tot;
+      const uint64_t incl = block_scan_u64(m, sm.scan, tot);
+      if (j < len) l.cum[j] = base + incl;
+      base += tot;
     }
-    if (!listed) {
-      radix_rounds(c, sm, false, kth, none, st, 3);
-      ck = finish_select(c, false, kth, none, st);
+    const uint32_t lm = uint32_t(block_sum_u64(lm_local, sm.scan));  // >= 1: the maximum passes min-p
+    const uint64_t list_mass = l.cum[lm - 1];
+    if (topk_on || fin_all == len || lm < len) {
+      m_km = list_mass;
+      resolved = true;
+    } else if (p_on) {
+      // Pass 2: the exact mass of the min-p set; the top-p cut lies in the list when its mass
+      // reaches the threshold.
+      uint64_t m = 0;
+      for (uint32_t i = threadIdx.x; i < vocab; i += kRowThreads) {
+        const float zi = c.z(i);
+        if (c.minp_ok(zi)) m += mass_of(zi, c.mz);
+      }
+      m_km = block_sum_u64(m, sm.scan);
       have_total = true;
-      m_km = ck.active ? ck.above_mass + uint64_t(ck.take) * ck.mass_each : ck.total_mass;
+      resolved = list_mass >= top_p_need(m_km, top_p);
+    }
+    if (resolved) {
+      const uint64_t need = p_on ? top_p_need(m_km, top_p) : ~0ull;
+      uint64_t a_local = 0;
+      for (uint32_t j = threadIdx.x; j < lm; j += kRowThreads) {
+        if ((j == 0 ? 0ull : l.cum[j - 1]) < need) ++a_local;
+      }
+      const uint32_t a = uint32_t(block_sum_u64(a_local, sm.scan));  // a prefix, >= 1
+      m_allowed = l.cum[a - 1];
+      bool tie_past_end = false;
+      for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+        const uint64_t t = __umul64hi(m_allowed, philox_bits64(p.seed[row], p.position[row], s));
+        uint32_t lo = 0, hi = a - 1;  // the first kept entry whose inclusive prefix exceeds t
+        while (lo < hi) {
+          const uint32_t mid = (lo + hi) >> 1;
+          if (l.cum[mid] > t) {
+            hi = mid;
+          } else {
+            lo = mid + 1;
+          }
+        }
+        sm.tok[s] = int(l.idx[lo]);
+        sm.xt[s] = l.x[lo];
+        sm.rank[s] = 0;
+        tie_past_end |= fin_all > len && l.key[lo] == l.key[len - 1] &&
+                        __fdiv_rn(next_up(l.x[lo], T()), temp) == key_value(l.key[lo]);
+      }
+      __syncthreads();
+      if (__syncthreads_or(tie_past_end)) {
+        for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
+          const uint32_t i = tile + threadIdx.x;
+          const float xi = i < vocab ? to_float(x[i]) : -CUDART_INF_F;
+          for (uint32_t s = 0; s < n; ++s) {
+            const unsigned b = __ballot_sync(kFullMask, xi > sm.xt[s]);
+            if ((threadIdx.x & 31) == 0 && b != 0) atomicAdd(&sm.rank[s], unsigned(__popc(b)));
+          }
+        }
+      } else {
+        for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
+          const uint32_t j = tile + threadIdx.x;
+          const float xj = j < len ? l.x[j] : -CUDART_INF_F;
+          for (uint32_t s = 0; s < n; ++s) {
+            const unsigned b = __ballot_sync(kFullMask, xj > sm.xt[s]);
+            if ((threadIdx.x & 31) == 0 && b != 0) atomicAdd(&sm.rank[s], unsigned(__popc(b)));
+          }
+        }
+      }
+      __syncthreads();
     }
   }
-  uint64_t m_allowed = 0;
-  if (listed) {
-    m_allowed = topk_list_sample(p, c, sm, lower22, top_k, top_p, n);
-  } else {
-  const bool p_on = top_p < 1.0f;
+
+  if (!resolved) {
+  // top-k over the min-p set (k beyond the list's capacity).
+  Cut ck = none;
+  if (topk_on) {
+    ck = radix_select(c, sm, false, uint64_t(top_k) - 1, none);
+    have_total = true;
+    m_km = ck.active ? ck.above_mass + uint64_t(ck.take) * ck.mass_each : ck.total_mass;
+  }
   if (!have_total && (p_on || !ck.active)) {
     uint64_t m = 0;
     for (uint32_t i = threadIdx.x; i < vocab; i += kRowThreads) {
@@ -532,12 +604,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   Cut cut = ck;
   m_allowed = m_km;
   if (p_on) {
-    // need = ceil(M * p32 / 2^32), p32 = p * 2^32 (exact: p is an fp32 <= 1).
-    const uint64_t p32 = uint64_t(__fmul_rn(top_p, 4294967296.0f));
-    const uint64_t lo = m_km * p32, hi = __umul64hi(m_km, p32);
-    const uint64_t need = (hi << 32) | (lo >> 32);
-    const uint64_t need_ceil = need + ((lo & 0xffffffffull) != 0 ? 1 : 0);
-    const Cut cp = radix_select(c, sm, true, need_ceil - 1, ck);
+    const Cut cp = radix_select(c, sm, true, top_p_need(m_km, top_p) - 1, ck);
     if (cp.active) {
       cut = cp;
       m_allowed = cp.above_mass + uint64_t(cp.take) * cp.mass_each;
@@ -602,7 +669,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   if (threadIdx.x == 0) p.status[row] = 0;
   for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
     const int t = sm.tok[s];
-    const float xt = sm.xt[s], zt = c.z(t);
+    const float xt = sm.xt[s], zt = __fdiv_rn(xt, c.temp);
     p.token[out0 + s] = t;
     p.logprob_raw[out0 + s] = logprob_from(xt, raw);
     p.logprob_processed[out0 + s] = logprob_from(zt, proc);
