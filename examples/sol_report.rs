@@ -137,30 +137,33 @@ fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
 
 /// Registers per thread (sm_80, `scripts/resource-report`) of the moe kernels these rows run.
 /// Rerun it after editing kernels/moe/.
-const MOE_REGISTERS: [(&str, u32); 6] = [
+const MOE_REGISTERS: [(&str, u32); 7] = [
     ("moe_route_bf16_e1", 28),
     ("moe_route_bf16_e8", 44),
-    ("moe_permute_align", 31),
+    ("moe_permute_count", 18),
+    ("moe_permute_scatter", 48),
     ("moe_gather_v16", 32),
     ("moe_combine_bf16", 35),
     ("moe_stats_final", 32),
 ];
 
 /// MoE routing rows: DeepSeek-V3 (256 experts, top-8, 8 groups keep 4, sigmoid with bias,
-/// hidden 7168) and Mixtral (8 experts, top-2, softmax, hidden 4096). Run at 1024 tokens instead
-/// of the issue's 16k so the VM finishes in seconds; every kernel here scales linearly in tokens
-/// except permute_align, which is one block (its floor is per byte, so the gap it shows only grows).
+/// hidden 7168) and Mixtral (8 experts, top-2, softmax, hidden 4096) at the issue's 16k tokens for
+/// route, both permute launches and stats. gather and combine run at 1024 tokens: each of their
+/// blocks copies or sums a fixed number of rows whatever the token count, so their per-byte ratios
+/// hold at 16k, while 16k DeepSeek-V3 rows (1.9 GB gathered) would take the VM minutes.
 fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Result<()> {
     use scaling_kernels::moe::{
-        combine, gather, permute, route, stats, PermuteOptions, PermutePlan, RouteOptions, RoutePlan, Scoring,
-        StatsPlan,
+        combine, gather, permute_count, permute_scatter, route, stats, PermuteOptions, PermutePlan, RouteOptions,
+        RoutePlan, Scoring, StatsPlan,
     };
-    let tokens = 1024;
+    let tokens = 16384;
+    let small = 1024;
     let deepseek = RouteOptions::default().k(8).scoring(Scoring::Sigmoid).groups(8, 4).renormalize(true).scale(2.5);
     let mixtral = RouteOptions::default().k(2).renormalize(true);
     for (label, experts, hidden, o) in [("deepseek_v3", 256usize, 7168usize, deepseek), ("mixtral", 8, 4096, mixtral)] {
         let k = o.k;
-        let mut push = |kernel: &str, what: &str, flops: u64, min_bytes: u64| {
+        let mut push = |kernel: &str, what: &str, tokens: usize, flops: u64, min_bytes: u64| {
             let c = dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default();
             let regs = MOE_REGISTERS.iter().find(|(n, _)| *n == kernel).map(|&(_, r)| r);
             let floor = KernelFloor { flops: flops as f64, min_bytes: min_bytes as f64, tensor: false };
@@ -182,6 +185,7 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
                 c.global_load_requests,
                 c.global_load_sectors
             );
+            c.unique_bytes_read + c.unique_bytes_written
         };
         // Logits with a spread like a trained router's, bias small.
         let logits: Vec<bf16> =
@@ -204,41 +208,59 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
             &mut st.view_mut(),
         )?;
         let route_kernel = if experts > 32 { "moe_route_bf16_e8" } else { "moe_route_bf16_e1" };
-        push(route_kernel, "moe route", rp.flops(), rp.min_bytes(2, with_bias));
+        let route_bytes = push(route_kernel, "moe route", tokens, rp.flops(), rp.min_bytes(2, with_bias));
 
         let pp = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(64))?;
         let mut perm = pp.alloc(dev)?;
-        permute(dev, &pp, &ids.view(), &mut perm)?;
-        push("moe_permute_align", "moe permute_align", 0, pp.align_min_bytes());
+        permute_count(dev, &pp, &ids.view(), &mut perm)?;
+        let ws = 4 * pp.workspace_len() as u64;
+        let count_bytes = push("moe_permute_count", "moe permute count", tokens, 0, 4 * pp.entries as u64 + ws);
+        permute_scatter(dev, &pp, &ids.view(), &mut perm)?;
+        let scatter_bytes = push("moe_permute_scatter", "moe permute scatter", tokens, 0, pp.align_min_bytes() + ws);
+        let align = pp.align_min_bytes();
+        let route_floor = rp.min_bytes(2, with_bias);
+        println!(
+            "moe permute {label} {tokens}t ({} blocks): unique bytes {} over both launches = {:.3}x its fewest {align} \
+             (ids read twice + histograms {ws} B written and read: {:.3}x); route + permute, 3 launches: {} = {:.3}x \
+             the fewest {} (logits read once, ids and weights written once, the layout written once)",
+            pp.chunks,
+            count_bytes + scatter_bytes,
+            (count_bytes + scatter_bytes) as f64 / align as f64,
+            (align + pp.align_extra_bytes()) as f64 / align as f64,
+            route_bytes + count_bytes + scatter_bytes,
+            (route_bytes + count_bytes + scatter_bytes) as f64 / (route_floor + align) as f64,
+            route_floor + align,
+        );
 
+        // gather and combine at `small` tokens (see the doc above).
+        let tokens = small;
+        let pp = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(64))?;
+        let mut perm = pp.alloc(dev)?;
+        let ids_small = ids.slice(0..tokens * k)?;
+        permute_count(dev, &pp, &ids_small, &mut perm)?;
+        permute_scatter(dev, &pp, &ids_small, &mut perm)?;
+        let w = w.slice(0..tokens * k)?;
         let x = dev.upload(&vec![bf16::from_f64(0.5); tokens * hidden])?;
         let mut y = dev.alloc_zeros::<bf16>(pp.max_rows * hidden)?;
         gather(dev, &pp, hidden, &x.view(), &perm, &mut y.view_mut())?;
         let total = dev.download(&perm.offsets)?[experts] as u64;
         let row = (hidden * 2) as u64;
-        push("moe_gather_v16", "moe gather", 0, total * row + tokens as u64 * row + 4 * total);
+        push("moe_gather_v16", "moe gather", tokens, 0, total * row + tokens as u64 * row + 4 * total);
 
         let mut out = dev.alloc_zeros::<bf16>(tokens * hidden)?;
         let mut cs = dev.alloc_zeros::<i32>(tokens)?;
-        combine(
-            dev,
-            tokens,
-            k,
-            hidden,
-            &y.view(),
-            &w.view(),
-            &perm.inverse.view(),
-            &mut out.view_mut(),
-            &mut cs.view_mut(),
-        )?;
+        combine(dev, tokens, k, hidden, &y.view(), &w, &perm.inverse.view(), &mut out.view_mut(), &mut cs.view_mut())?;
         let entries = (tokens * k) as u64;
         push(
             "moe_combine_bf16",
             "moe combine",
+            tokens,
             2 * entries * hidden as u64,
             entries * row + tokens as u64 * row + 8 * entries + 4 * tokens as u64,
         );
 
+        let tokens = 16384;
+        let entries = (tokens * k) as u64;
         let sp = StatsPlan::new(tokens, experts, k)?;
         let mut ws = dev.alloc_zeros::<f32>(sp.workspace_len())?;
         let (mut c, mut sign, mut losses) =
@@ -257,6 +279,7 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
         push(
             "moe_stats_final",
             "moe stats (final pass)",
+            tokens,
             0,
             4 * (sp.workspace_len() as u64 + entries) + 12 * experts as u64 + 8,
         );

@@ -8,8 +8,8 @@ use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
 use scaling_kernels::moe::{
-    combine, combine_backward, gather, permute, route, route_backward, stats, stats_backward, GroupScore, Permutation,
-    PermuteOptions, PermutePlan, RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
+    combine, combine_backward, gather, permute, permute_gather, route, route_backward, stats, stats_backward,
+    GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
 };
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
@@ -356,9 +356,13 @@ fn permute_matches_reference_with_padding_capacity_and_ranks() {
     let mut rng = rng("permute_matches_reference_with_padding_capacity_and_ranks");
     for dev in backends() {
         for (experts, ranks) in [(8usize, 1usize), (60, 4), (64, 8), (256, 8), (512, 4)] {
-            for (tokens, k) in [(1usize, 1usize), (7, 2), (100, 8), (1000, 2)] {
+            // 700 x 8 entries span three chunks of the align launches.
+            for (tokens, k) in [(1usize, 1usize), (7, 2), (100, 8), (1000, 2), (700, 8)] {
                 for block_size in [1usize, 16, 64, 128] {
-                    for capacity in [None, Some(3)] {
+                    // Capacity 97 drops within and across chunks only at 700 x 8.
+                    let caps: &[Option<usize>] =
+                        if tokens == 700 { &[None, Some(3), Some(97)] } else { &[None, Some(3)] };
+                    for &capacity in caps {
                         let mut o = PermuteOptions::default().block_size(block_size).experts_per_rank(experts / ranks);
                         o.capacity = capacity;
                         check_permute(&dev, &mut rng, tokens, k, experts, o);
@@ -408,7 +412,29 @@ fn check_gather<T: Float>(
         report.assert_clean().unwrap();
     }
     let out = dev.download(&out).unwrap();
+    // The fused path: the same layout and, on every row up to the total, the same bits; rows past
+    // the total keep their poison.
+    let mut perm2 = plan.alloc(dev).unwrap();
+    let mut out2 = dev.alloc_zeros::<T>(plan.max_rows * hidden).unwrap();
+    dev.fill_poison(&mut out2.view_mut()).unwrap();
+    let d_ids = dev.upload(&ids).unwrap();
+    permute_gather(dev, &plan, &d_ids.view(), hidden, &dx.view(), &mut perm2, &mut out2.view_mut()).unwrap();
+    if let Some(report) = dev.vm_last_launch() {
+        report.assert_clean().unwrap();
+    }
+    assert_eq!(dev.download(&perm2.sorted_ids).unwrap(), got.sorted_ids, "fused sorted_ids");
+    assert_eq!(dev.download(&perm2.inverse).unwrap(), got.inverse, "fused inverse");
+    let out2 = dev.download(&out2).unwrap();
     let total = got.offsets[experts] as usize;
+    let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&out2[..total * hidden]), bits(&out[..total * hidden]), "fused gather rows (hidden {hidden})");
+    let mut poison = dev.alloc_zeros::<T>(1).unwrap();
+    dev.fill_poison(&mut poison.view_mut()).unwrap();
+    let poison = dev.download(&poison).unwrap()[0].to_f64().to_bits();
+    assert!(
+        out2[total * hidden..].iter().all(|v| v.to_f64().to_bits() == poison),
+        "fused: rows past the total untouched"
+    );
     for r in 0..total {
         let row = &out[r * hidden..(r + 1) * hidden];
         let entry = got.sorted_ids[r] as usize;
@@ -438,6 +464,9 @@ fn gather_copies_each_row_of_its_token_with_wide_and_scalar_accesses() {
             );
             check_gather::<f32>(&dev, &mut rng, 5, 1, 60, hidden, PermuteOptions::default().block_size(64));
         }
+        // Three chunks of the align launches, with capacity drops across them.
+        let o = PermuteOptions::default().block_size(16).capacity(300);
+        check_gather::<bf16>(&dev, &mut rng, 600, 8, 64, 24, o);
     }
 }
 

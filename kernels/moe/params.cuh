@@ -42,6 +42,9 @@ static_assert(offsetof(RouteParams, group_top2) == 76, "RouteParams layout");
 namespace sk {
 
 // permute (align): ids [entries = tokens * k] -> the rows of the expert-ordered (grouped) layout.
+// Two launches over `blocks` chunks of `chunk` entries each: moe_permute_count writes each chunk's
+// histogram into hist; moe_permute_scatter (same grid) derives every offset from hist and places
+// its chunk's entries, optionally gathering their activation rows too (vec != 0).
 struct AlignParams {
   const int32_t* ids;        // [entries]; -1 = unrouted, other values outside 0..experts are counted bad
   int32_t* counts;           // [experts] entries routed to each expert, before capacity
@@ -52,6 +55,9 @@ struct AlignParams {
   int32_t* rank_counts;      // [ranks] rows kept per rank (without padding)
   int32_t* rank_offsets;     // [ranks + 1] first row of each rank's slice
   int32_t* status;           // [1] number of bad ids
+  int32_t* hist;             // [blocks, experts + 1] workspace: per chunk, entries per expert, then bad ids
+  const void* x;             // fused gather (vec != 0): [tokens, hidden] activations
+  void* out;                 // fused gather: [max_rows, hidden]; padding rows zero, rows past the total untouched
   uint32_t entries;
   uint32_t experts;          // 1..=512
   uint32_t block_size;       // power of two; 1 = no padding
@@ -59,11 +65,16 @@ struct AlignParams {
   uint32_t max_rows;
   uint32_t max_blocks;
   uint32_t experts_per_rank;
+  uint32_t chunk;            // entries per block, a multiple of the block's threads
+  uint32_t k;                // fused gather: slots per token (token = entry / k)
+  uint32_t row_bytes;        // fused gather: hidden * sizeof(T)
+  uint32_t vec;              // fused gather: bytes per access (16, 4 or 2); 0 = no gather
   uint32_t pad;
 };
-static_assert(sizeof(AlignParams) == 104, "AlignParams layout");
-static_assert(offsetof(AlignParams, entries) == 72, "AlignParams layout");
-static_assert(offsetof(AlignParams, experts_per_rank) == 96, "AlignParams layout");
+static_assert(sizeof(AlignParams) == 144, "AlignParams layout");
+static_assert(offsetof(AlignParams, entries) == 96, "AlignParams layout");
+static_assert(offsetof(AlignParams, experts_per_rank) == 120, "AlignParams layout");
+static_assert(offsetof(AlignParams, vec) == 136, "AlignParams layout");
 
 // gather: out[row] = x[sorted_ids[row] / k] for rows below offsets[experts]; padding rows zero.
 struct GatherParams {

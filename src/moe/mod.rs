@@ -28,7 +28,9 @@ mod route;
 mod stats;
 
 pub use combine::{combine, combine_backward};
-pub use permute::{gather, permute, Permutation, PermuteOptions, PermutePlan};
+pub use permute::{
+    gather, permute, permute_count, permute_gather, permute_scatter, Permutation, PermuteOptions, PermutePlan,
+};
 pub use route::{
     route, route_backward, GroupScore, RouteOptions, RoutePlan, RouteStatus, Scoring, MAX_EXPERTS, MAX_GROUPS, MAX_K,
 };

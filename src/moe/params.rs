@@ -53,6 +53,9 @@ pub(crate) struct AlignParams {
     pub rank_counts: u64,
     pub rank_offsets: u64,
     pub status: u64,
+    pub hist: u64,
+    pub x: u64,
+    pub out: u64,
     pub entries: u32,
     pub experts: u32,
     pub block_size: u32,
@@ -60,6 +63,10 @@ pub(crate) struct AlignParams {
     pub max_rows: u32,
     pub max_blocks: u32,
     pub experts_per_rank: u32,
+    pub chunk: u32,
+    pub k: u32,
+    pub row_bytes: u32,
+    pub vec: u32,
     pub pad: u32,
 }
 
@@ -171,15 +178,18 @@ mod tests {
 
     #[test]
     fn permute_and_combine_params_match_the_c_structs_and_the_ptx() {
-        assert_eq!(size_of::<AlignParams>(), 104);
-        assert_eq!(offset_of!(AlignParams, entries), 72);
-        assert_eq!(offset_of!(AlignParams, experts_per_rank), 96);
+        assert_eq!(size_of::<AlignParams>(), 144);
+        assert_eq!(offset_of!(AlignParams, entries), 96);
+        assert_eq!(offset_of!(AlignParams, experts_per_rank), 120);
+        assert_eq!(offset_of!(AlignParams, vec), 136);
         assert_eq!(size_of::<GatherParams>(), 56);
         assert_eq!(offset_of!(GatherParams, vec), 52);
         assert_eq!(size_of::<CombineParams>(), 64);
         assert_eq!(offset_of!(CombineParams, vec), 60);
         let m = ptx_vm::Module::parse(MOE_PERMUTE.ptx).unwrap();
-        assert_eq!(m.param_size("moe_permute_align"), Some(size_of::<AlignParams>()));
+        for k in ["moe_permute_count", "moe_permute_scatter"] {
+            assert_eq!(m.param_size(k), Some(size_of::<AlignParams>()), "{k}");
+        }
         for v in [16, 4, 2] {
             assert_eq!(m.param_size(&format!("moe_gather_v{v}")), Some(size_of::<GatherParams>()));
         }

@@ -8,6 +8,10 @@ use super::params::{AlignParams, GatherParams};
 use super::route::MAX_EXPERTS;
 
 const ALIGN_THREADS: u32 = 256;
+/// Entries per block of the two align launches: a multiple of `ALIGN_THREADS`. Larger chunks mean a
+/// smaller histogram workspace (`chunks * (experts + 1)` i32, read by every block of the second
+/// launch) but fewer blocks.
+const ALIGN_CHUNK: usize = 2048;
 const GATHER_THREADS: u32 = 256;
 const GATHER_ROWS_PER_BLOCK: u64 = (GATHER_THREADS / 32) as u64;
 const MAX_BLOCKS: u64 = 1 << 16;
@@ -70,6 +74,8 @@ pub struct PermutePlan {
     pub max_blocks: usize,
     /// Expert-parallel ranks.
     pub ranks: usize,
+    /// Blocks of the align launches: chunks of 2048 entries (at least one).
+    pub chunks: usize,
 }
 
 impl PermutePlan {
@@ -108,6 +114,7 @@ impl PermutePlan {
             max_rows,
             max_blocks: max_rows.div_ceil(b),
             ranks: experts / epr,
+            chunks: entries.div_ceil(ALIGN_CHUNK).max(1),
         })
     }
 
@@ -122,12 +129,24 @@ impl PermutePlan {
             rank_counts: dev.alloc_zeros(self.ranks)?,
             rank_offsets: dev.alloc_zeros(self.ranks + 1)?,
             status: dev.alloc_zeros(1)?,
+            workspace: dev.alloc_zeros(self.workspace_len())?,
         })
+    }
+
+    /// Elements of [`Permutation::workspace`]: one histogram of `experts + 1` counters per chunk.
+    pub fn workspace_len(&self) -> usize {
+        self.chunks * (self.experts + 1)
     }
 
     /// Bytes the align pass must move at least: the ids read, every output written once.
     pub fn align_min_bytes(&self) -> u64 {
         4 * (2 * self.entries + self.max_rows + self.max_blocks + 2 * self.experts + 2 * self.ranks + 2) as u64
+    }
+
+    /// Bytes the two align launches move beyond [`Self::align_min_bytes`] by design: the ids read a
+    /// second time and the histogram workspace written once and read.
+    pub fn align_extra_bytes(&self) -> u64 {
+        4 * (self.entries + 2 * self.workspace_len()) as u64
     }
 }
 
@@ -152,6 +171,9 @@ pub struct Permutation {
     pub rank_offsets: Buffer<i32>,
     /// `[1]` ids outside `0..experts` other than -1 (treated as unrouted).
     pub status: Buffer<i32>,
+    /// `[plan.workspace_len()]` scratch of the two launches (per-chunk histograms); no meaning
+    /// after [`permute`] returns.
+    pub workspace: Buffer<i32>,
 }
 
 fn check_len(name: &'static str, len: usize, want: usize, what: &str) -> Result<()> {
@@ -163,9 +185,79 @@ fn check_len(name: &'static str, len: usize, want: usize, what: &str) -> Result<
 }
 
 /// Groups the entries of `ids` (`[tokens, k]`, as [`super::route`] writes them; -1 = unrouted)
-/// by expert, stably (by token, then slot), into `out`. One launch of one block; no atomic's order
-/// reaches the layout, so it is the same bits on every run.
+/// by expert, stably (by token, then slot), into `out`. Two launches over `plan.chunks` blocks (a
+/// histogram per chunk, then every block derives the offsets from all histograms and places its
+/// chunk); no atomic's order reaches the layout, so it is the same bits on every run.
 pub fn permute(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, out: &mut Permutation) -> Result<()> {
+    permute_count(dev, plan, ids, out)?;
+    permute_scatter(dev, plan, ids, out)
+}
+
+/// The first of [`permute`]'s two launches on its own: each chunk's histogram into
+/// `out.workspace`. Exposed so a profile can count each launch; [`permute_scatter`] must follow
+/// with the same `ids` and `out`.
+pub fn permute_count(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, out: &mut Permutation) -> Result<()> {
+    align(dev, plan, ids, out, None, "moe_permute_count")
+}
+
+/// The second of [`permute`]'s two launches on its own: every output from the histograms
+/// [`permute_count`] left in `out.workspace` for the same `ids`.
+pub fn permute_scatter(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, out: &mut Permutation) -> Result<()> {
+    align(dev, plan, ids, out, None, "moe_permute_scatter")
+}
+
+/// [`permute`] and [`gather`] in the same two launches: the second also copies each placed entry's
+/// activation row of `x` (`[tokens, hidden]`) into `gathered` (`[plan.max_rows, hidden]`) and zeroes
+/// the padding rows; rows past `offsets[experts]` are not written. Route, then this, is the whole
+/// forward routing in three launches. Same access width rule as [`gather`].
+pub fn permute_gather<T: Float>(
+    dev: &Device,
+    plan: &PermutePlan,
+    ids: &View<'_, i32>,
+    hidden: usize,
+    x: &View<'_, T>,
+    out: &mut Permutation,
+    gathered: &mut ViewMut<'_, T>,
+) -> Result<()> {
+    let row_bytes = check_rows(plan, hidden, x, "gathered", gathered)?;
+    permute_count(dev, plan, ids, out)?;
+    if plan.max_rows == 0 {
+        return permute_scatter(dev, plan, ids, out);
+    }
+    let px = dev.ptr("x", x)?.addr;
+    let po = dev.ptr_mut("gathered", gathered)?.addr;
+    let vec = if row_bytes % 16 == 0 && px % 16 == 0 && po % 16 == 0 { 16 } else { size_of::<T>() as u32 };
+    align(dev, plan, ids, out, Some((px, po, row_bytes, vec)), "moe_permute_scatter")
+}
+
+fn check_rows<T: Float>(
+    plan: &PermutePlan,
+    hidden: usize,
+    x: &View<'_, T>,
+    out_name: &'static str,
+    out: &ViewMut<'_, T>,
+) -> Result<u32> {
+    if hidden == 0 {
+        return Err(Error::invalid("hidden", "at least 1", 0));
+    }
+    let row_bytes = hidden
+        .checked_mul(size_of::<T>())
+        .filter(|&b| b <= u32::MAX as usize)
+        .ok_or_else(|| Error::invalid("hidden", "a row of at most u32::MAX bytes", hidden))?;
+    check_len("x", x.len(), plan.tokens * hidden, "tokens * hidden")?;
+    check_len(out_name, out.len(), plan.max_rows * hidden, "plan.max_rows * hidden")?;
+    Ok(row_bytes as u32)
+}
+
+/// One align launch, `kernel`; `fused` = (x, out, row bytes, access bytes) to gather as well.
+fn align(
+    dev: &Device,
+    plan: &PermutePlan,
+    ids: &View<'_, i32>,
+    out: &mut Permutation,
+    fused: Option<(u64, u64, u32, u32)>,
+    kernel: &str,
+) -> Result<()> {
     check_len("ids", ids.len(), plan.entries, "tokens * k")?;
     check_len("out.counts", out.counts.len(), plan.experts, "experts")?;
     check_len("out.offsets", out.offsets.len(), plan.experts + 1, "experts + 1")?;
@@ -175,7 +267,9 @@ pub fn permute(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, out: &mut 
     check_len("out.rank_counts", out.rank_counts.len(), plan.ranks, "ranks")?;
     check_len("out.rank_offsets", out.rank_offsets.len(), plan.ranks + 1, "ranks + 1")?;
     check_len("out.status", out.status.len(), 1, "one counter")?;
+    check_len("out.workspace", out.workspace.len(), plan.workspace_len(), "plan.workspace_len()")?;
     let o = plan.options;
+    let (x, gathered, row_bytes, vec) = fused.unwrap_or((0, 0, 0, 0));
     let params = AlignParams {
         ids: dev.ptr("ids", ids)?.addr,
         counts: dev.ptr_mut("out.counts", &mut out.counts.view_mut())?.addr,
@@ -186,6 +280,9 @@ pub fn permute(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, out: &mut 
         rank_counts: dev.ptr_mut("out.rank_counts", &mut out.rank_counts.view_mut())?.addr,
         rank_offsets: dev.ptr_mut("out.rank_offsets", &mut out.rank_offsets.view_mut())?.addr,
         status: dev.ptr_mut("out.status", &mut out.status.view_mut())?.addr,
+        hist: dev.ptr_mut("out.workspace", &mut out.workspace.view_mut())?.addr,
+        x,
+        out: gathered,
         entries: plan.entries as u32,
         experts: plan.experts as u32,
         block_size: o.block_size as u32,
@@ -193,10 +290,14 @@ pub fn permute(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, out: &mut 
         max_rows: plan.max_rows as u32,
         max_blocks: plan.max_blocks as u32,
         experts_per_rank: (plan.experts / plan.ranks) as u32,
+        chunk: ALIGN_CHUNK as u32,
+        k: plan.k as u32,
+        row_bytes,
+        vec,
         pad: 0,
     };
-    let dims = LaunchDims { grid: [1, 1, 1], block: [ALIGN_THREADS, 1, 1], dynamic_smem: 0 };
-    dev.launch(&kernels::MOE_PERMUTE, "moe_permute_align", dims, &params)
+    let dims = LaunchDims { grid: [plan.chunks as u32, 1, 1], block: [ALIGN_THREADS, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_PERMUTE, kernel, dims, &params)
 }
 
 /// Gathers the activations `x` (`[tokens, hidden]`) into the permuted layout `out`
@@ -211,15 +312,7 @@ pub fn gather<T: Float>(
     perm: &Permutation,
     out: &mut ViewMut<'_, T>,
 ) -> Result<()> {
-    if hidden == 0 {
-        return Err(Error::invalid("hidden", "at least 1", 0));
-    }
-    let row_bytes = hidden
-        .checked_mul(size_of::<T>())
-        .filter(|&b| b <= u32::MAX as usize)
-        .ok_or_else(|| Error::invalid("hidden", "a row of at most u32::MAX bytes", hidden))?;
-    check_len("x", x.len(), plan.tokens * hidden, "tokens * hidden")?;
-    check_len("out", out.len(), plan.max_rows * hidden, "plan.max_rows * hidden")?;
+    let row_bytes = check_rows(plan, hidden, x, "out", out)?;
     check_len("perm.sorted_ids", perm.sorted_ids.len(), plan.max_rows, "plan.max_rows")?;
     check_len("perm.offsets", perm.offsets.len(), plan.experts + 1, "experts + 1")?;
     if plan.max_rows == 0 {
@@ -237,7 +330,7 @@ pub fn gather<T: Float>(
         experts: plan.experts as u32,
         k: plan.k as u32,
         entries: plan.entries as u32,
-        row_bytes: row_bytes as u32,
+        row_bytes,
         vec,
     };
     let blocks = (plan.max_rows as u64).div_ceil(GATHER_ROWS_PER_BLOCK).min(MAX_BLOCKS) as u32;
