@@ -32,13 +32,13 @@ mod fwd;
 mod merge;
 pub(crate) mod params;
 
-pub use decode::{
-    append_kv, cascade_attention, cascade_prefix_pass, decode_attention, decode_kv_bytes, decode_min_bytes,
-    CascadePlan, DecodeOptions, DecodePlan, DecodeShape, PagedLayout, MAX_Q_LEN, PAGE_SIZES,
-};
 pub use bwd::{
     attention_bwd, attention_bwd_flops, attention_bwd_min_bytes, attention_bwd_varlen, AttnBwdInputs, AttnBwdPlan,
     AttnGradsMut,
+};
+pub use decode::{
+    append_kv, cascade_attention, cascade_prefix_pass, decode_attention, decode_kv_bytes, decode_min_bytes,
+    CascadePlan, DecodeOptions, DecodePlan, DecodeShape, PagedLayout, MAX_Q_LEN, PAGE_SIZES,
 };
 pub use fwd::{
     attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, visible_keys, AttnOptions,

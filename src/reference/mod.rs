@@ -4,7 +4,7 @@
 //! public: your own tests can use them.
 
 pub mod attention;
-pub mod decode;
 pub mod attention_bwd;
+pub mod decode;
 pub mod moe;
 pub mod sampling;
