@@ -735,3 +735,52 @@ fn fp8_cache_dequantised_with_per_head_scales() {
         }
     }
 }
+
+#[test]
+fn device_only_tables_with_bad_page_ids_never_read_out_of_bounds() {
+    // The caller passes no host copy of the table (its contract), and the table holds page ids
+    // outside the cache: the kernel reads those pages as zeros, and the sanitizer (on) sees no
+    // out-of-bounds access. Keys in pages 1 and 2 are zero, so their scores are 0.
+    let dev = Device::vm();
+    let layout = PagedLayout { num_pages: 2, page_size: 16, kv_heads: 1, head_dim: 64, pages_per_seq: 3 };
+    let kv: Vec<bf16> = (0..layout.cache_len()).map(|i| bf16::from_f32((i % 7) as f32 * 0.1)).collect();
+    let (k, v) = (dev.upload(&kv).unwrap(), dev.upload(&kv).unwrap());
+    let table = dev.upload(&[1i32, 999, -5]).unwrap();
+    let lens = [40i32];
+    let lens_dev = dev.upload(&lens).unwrap();
+    let q = dev.upload(&vec![bf16::from_f32(0.25); 2 * 64]).unwrap();
+    let shape = DecodeShape { batch: 1, q_len: 1, heads: 2 };
+    for splits in [1, 3] {
+        let plan = DecodePlan::with_splits(shape, layout, &lens, splits).unwrap();
+        let mut out = dev.alloc_zeros::<bf16>(2 * 64).unwrap();
+        dev.fill_poison(&mut out.view_mut()).unwrap();
+        let mut ws = dev.alloc_zeros::<f32>(plan.workspace_len().max(1)).unwrap();
+        decode_attention(
+            &dev,
+            &plan,
+            &q.view(),
+            &k.view(),
+            &v.view(),
+            &table.view(),
+            &lens_dev.view(),
+            None,
+            &mut out.view_mut(),
+            Some(&mut ws.view_mut()),
+            DecodeOptions::default(),
+        )
+        .unwrap();
+        let got = dev.download(&out).unwrap();
+        // Reference: keys 0..16 from page 1, keys 16..40 zero vectors.
+        let mut keys: Vec<Vec<f64>> =
+            (0..16).map(|j| (0..64).map(|c| kv[(16 + j) * 64 + c].to_f64()).collect()).collect();
+        keys.extend((16..40).map(|_| vec![0.0; 64]));
+        let qrow = vec![0.25; 64];
+        let (want, _) = scaling_kernels::reference::attention::attention_row(&qrow, &keys, &keys, 0.125);
+        for h in 0..2 {
+            for c in 0..64 {
+                let g = got[h * 64 + c].to_f64();
+                assert!((g - want[c]).abs() <= 1e-2, "splits {splits} head {h} col {c}: {g} vs {}", want[c]);
+            }
+        }
+    }
+}
