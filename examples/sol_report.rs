@@ -77,6 +77,136 @@ fn main() -> Result<()> {
     moe_rows(&dev, &models, &mut rows)?;
     println!("\n{}", format_table(&rows));
     attention_fwd_report(&dev, &models)?;
+    decode_report(&dev, &models)?;
+    Ok(())
+}
+
+/// Registers per thread of decode_attention_bf16_d128 and decode_merge_bf16 on sm_80 (the most of
+/// their sm_80 and sm_90a builds), as `scripts/resource-report` prints them. Rerun it after
+/// editing kernels/attention/decode.cu.
+const DECODE_D128_REGISTERS: u32 = 164;
+const DECODE_MERGE_REGISTERS: u32 = 32;
+
+/// Decode attention (bf16, d 128, page size 16, q_len 1, one kv head with 8 query heads: a
+/// Llama-70B kv group) at batch 1 with 32k context and batch 64 with 4k, with the splits the plan
+/// picks for the VM's 108 SMs. The split kernel's counters come from a one-sample cascade's prefix
+/// pass over the whole context (the same launch without the merge), the merge's from the full call.
+/// Prints requested and unique K/V bytes against the floor (each kv head's keys once) and the plan's
+/// host time, then the model table.
+fn decode_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
+    use scaling_kernels::attention::{
+        cascade_prefix_pass, decode_attention, decode_kv_bytes, decode_min_bytes, CascadePlan, DecodeOptions,
+        DecodePlan, DecodeShape, PagedLayout,
+    };
+    let mut rows = Vec::new();
+    for (label, batch, ctx) in [("b1 ctx32k", 1usize, 32768usize), ("b64 ctx4k", 64, 4096)] {
+        let (heads, kv_heads, d, ps) = (8usize, 1usize, 128usize, 16usize);
+        let pages_per_seq = ctx / ps;
+        let num_pages = batch * pages_per_seq;
+        let layout = PagedLayout { num_pages, page_size: ps, kv_heads, head_dim: d, pages_per_seq };
+        // Pages of a sequence scattered over the cache (a fixed stride permutation).
+        let table: Vec<i32> = (0..num_pages).map(|i| ((i * 7919) % num_pages) as i32).collect();
+        let lens = vec![ctx as i32; batch];
+        let shape = DecodeShape { batch, q_len: 1, heads };
+        let plan = DecodePlan::new(dev.sm_count(), shape, layout, &lens)?;
+        let data: Vec<bf16> =
+            (0..layout.cache_len()).map(|i| bf16::from_f32(((i * 7919) % 17) as f32 / 17.0 - 0.5)).collect();
+        let (k, v) =
+            (dev.upload(&data)?, dev.upload(&data[1..].iter().chain([data[0]].iter()).copied().collect::<Vec<_>>())?);
+        let q = dev.upload(&data[..batch * heads * d])?;
+        let (t, l) = (dev.upload(&table)?, dev.upload(&lens)?);
+        let mut out = dev.alloc_zeros::<bf16>(batch * heads * d)?;
+        let mut ws = dev.alloc_zeros::<f32>(plan.workspace_len().max(1))?;
+        decode_attention(
+            dev,
+            &plan,
+            &q.view(),
+            &k.view(),
+            &v.view(),
+            &t.view(),
+            &l.view(),
+            None,
+            &mut out.view_mut(),
+            Some(&mut ws.view_mut()),
+            DecodeOptions::default(),
+        )?;
+        let merge = dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default();
+        // The split kernel alone: a cascade of one sample whose prefix is the context, no suffix.
+        let zero = vec![0i32; batch];
+        let cplan = CascadePlan::new(dev.sm_count(), shape, 1, layout, &lens, layout, &zero, Some((plan.splits(), 1)))?;
+        let mut cws = dev.alloc_zeros::<f32>(cplan.workspace_len())?;
+        let zl = dev.upload(&zero)?;
+        cascade_prefix_pass(
+            dev,
+            &cplan,
+            &q.view(),
+            &k.view(),
+            &v.view(),
+            (&t.view(), &l.view(), None),
+            (&t.view(), &zl.view(), None),
+            &mut cws.view_mut(),
+            DecodeOptions::default(),
+        )?;
+        let c = dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default();
+        let floor_kv = decode_kv_bytes(&layout, &lens, 2);
+        let min_bytes = decode_min_bytes(shape, &layout, &lens, 2, false);
+        let flops = 4 * (batch * heads * ctx * d) as u64;
+        let q_bytes = (batch * heads * d * 2) as u64;
+        let name = format!("decode bf16 {label} h{heads} kvh{kv_heads} d{d} p{ps} ({} splits)", plan.splits());
+        println!(
+            "{name}: {:.2} M warp-instr, mma FLOPs {} (useful {flops}, rows padded to 16), K/V requested {} B = {:.3}x the floor {floor_kv} B \
+             (each kv head's keys once; per query head would be {}x), unique bytes {} read + {} written (fewest {min_bytes}); \
+             merge: {:.3} M warp-instr, unique {} read + {} written",
+            c.warp_instructions() as f64 / 1e6,
+            c.mma_flops,
+            c.global_load_bytes - q_bytes,
+            (c.global_load_bytes - q_bytes) as f64 / floor_kv as f64,
+            heads / kv_heads,
+            c.unique_bytes_read,
+            c.unique_bytes_written,
+            merge.warp_instructions() as f64 / 1e6,
+            merge.unique_bytes_read,
+            merge.unique_bytes_written,
+        );
+        let floor = KernelFloor { flops: flops as f64, min_bytes: min_bytes as f64, tensor: true };
+        for m in models {
+            rows.push(speed_of_light_with(
+                &name,
+                &c,
+                m,
+                Some(floor),
+                LaunchResources { registers_per_thread: Some(DECODE_D128_REGISTERS) },
+            ));
+        }
+        let mname = format!("decode_merge bf16 {label} ({} splits)", plan.splits());
+        for m in models {
+            rows.push(speed_of_light_with(
+                &mname,
+                &merge,
+                m,
+                None,
+                LaunchResources { registers_per_thread: Some(DECODE_MERGE_REGISTERS) },
+            ));
+        }
+    }
+    // The plan is computed on the host every step: time it.
+    for batch in [1usize, 64, 1024] {
+        let layout = PagedLayout { num_pages: 1 << 20, page_size: 16, kv_heads: 8, head_dim: 128, pages_per_seq: 8192 };
+        let lens: Vec<i32> = (0..batch).map(|b| 1000 + (b as i32 * 977) % 100_000).collect();
+        let shape = DecodeShape { batch, q_len: 1, heads: 64 };
+        let reps = 2000;
+        let t0 = std::time::Instant::now();
+        let mut splits = 0;
+        for _ in 0..reps {
+            splits += std::hint::black_box(DecodePlan::new(132, shape, layout, std::hint::black_box(&lens))?).splits();
+        }
+        println!(
+            "DecodePlan::new batch {batch}: {:.2} us per plan on this host ({} splits)",
+            t0.elapsed().as_secs_f64() * 1e6 / reps as f64,
+            splits / reps
+        );
+    }
+    println!("\n{}", format_table(&rows));
     Ok(())
 }
 

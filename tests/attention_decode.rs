@@ -466,6 +466,38 @@ fn kv_bytes_are_read_once_per_kv_head() {
         assert!(kv_req as f64 <= 1.05 * floor as f64, "{kv_req} > 1.05 x {floor}");
         assert!(r.unique_bytes_read as f64 <= 1.05 * (floor + q_bytes) as f64);
     }
+    // The same step over an fp8 cache reads half the bytes.
+    let bytes: Vec<u8> = (0..2 * layout.cache_len()).map(|i| (i * 37 % 120) as u8).collect();
+    let (kc8, vc8) =
+        (dev.upload(&bytes[..layout.cache_len()]).unwrap(), dev.upload(&bytes[layout.cache_len()..]).unwrap());
+    let scales = dev.upload(&[0.01f32; 2]).unwrap();
+    let plan = DecodePlan::with_splits(shape, layout, &lens, 1).unwrap();
+    let mut out = dev.alloc_zeros::<bf16>(q.len()).unwrap();
+    scaling_kernels::attention::decode_attention_fp8(
+        &dev,
+        &plan,
+        &q_dev.view(),
+        &kc8.view(),
+        &vc8.view(),
+        (&scales.view(), &scales.view()),
+        &table.view(),
+        &lens_dev.view(),
+        None,
+        &mut out.view_mut(),
+        None,
+        DecodeOptions::default(),
+    )
+    .unwrap();
+    let r = dev.vm_last_launch().unwrap().counters.unwrap();
+    let floor8 = decode_kv_bytes(&layout, &lens, 1);
+    let kv_req = r.global_load_bytes - (q.len() * 2) as u64 - 8;
+    eprintln!(
+        "fp8: requested K/V {kv_req} B (16-bit floor {}), unique read {} B; {} warp instructions",
+        2 * floor8,
+        r.unique_bytes_read,
+        r.warp_instructions()
+    );
+    assert!(kv_req as f64 <= 1.05 * floor8 as f64, "fp8: {kv_req} > 1.05 x {floor8}");
 }
 
 #[test]
@@ -579,4 +611,176 @@ fn bad_arguments_are_typed_errors() {
     assert_eq!(err(append(&with(3, 10), &[100, 3], 1)), "host_block_table");
     assert_eq!(err(append(&good_table, &[100, 3], 4)), "host_seq_lens");
     assert!(append(&good_table, &[100, 3], 1).is_ok());
+}
+
+#[test]
+fn fp8_cache_dequantised_with_per_head_scales() {
+    use scaling_kernels::attention::decode_attention_fp8;
+    use scaling_kernels::reference::decode::e4m3_to_f64;
+    let mut r = rng("fp8_cache_dequantised_with_per_head_scales");
+    for dev in backends() {
+        // d 64 (on the 128 instantiation) and 256; GQA 4 and 1; one split and several; softcap + ALiBi.
+        for (i, (ps, lens, ql, h, kvh, d, splits, extras)) in [
+            (16usize, vec![1000usize, 17], 3usize, 8usize, 2usize, 64usize, 1usize, false),
+            (1, vec![70], 1, 2, 2, 256, 3, true),
+            (256, vec![4099], 1, 4, 1, 128, 8, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let pg = pages(&mut r, &lens, ps, kvh, d);
+            let layout = pg.layout;
+            let lens_i: Vec<i32> = lens.iter().map(|&l| l as i32).collect();
+            let byte = |r: &mut rand::rngs::StdRng| loop {
+                let b: u8 = r.random();
+                if b & 0x7f != 0x7f {
+                    break b;
+                }
+            };
+            let mut k_host: Vec<u8> = (0..layout.cache_len()).map(|_| byte(&mut r)).collect();
+            let mut v_host: Vec<u8> = (0..layout.cache_len()).map(|_| byte(&mut r)).collect();
+            let k_scale: Vec<f32> = (0..kvh).map(|i| 0.004 * (i + 1) as f32).collect();
+            let v_scale: Vec<f32> = (0..kvh).map(|i| 0.003 / (i + 1) as f32).collect();
+            let (mut kc, mut vc) = (dev.upload(&k_host).unwrap(), dev.upload(&v_host).unwrap());
+            let table = dev.upload(&pg.table).unwrap();
+            let lens_dev = dev.upload(&lens_i).unwrap();
+            // The step's new rows go in through append_kv on the byte cache.
+            let batch = lens.len();
+            let row = kvh * d;
+            let k_new: Vec<u8> = (0..batch * ql * row).map(|_| byte(&mut r)).collect();
+            let v_new: Vec<u8> = (0..batch * ql * row).map(|_| byte(&mut r)).collect();
+            let (kn, vn) = (dev.upload(&k_new).unwrap(), dev.upload(&v_new).unwrap());
+            append_kv(
+                &dev,
+                layout,
+                &mut kc.view_mut(),
+                &mut vc.view_mut(),
+                (&table.view(), &pg.table),
+                (&lens_dev.view(), &lens_i),
+                &kn.view(),
+                &vn.view(),
+                ql,
+            )
+            .unwrap();
+            let rows: Vec<Vec<usize>> =
+                (0..batch).map(|b| gather_rows(&pg.table[b * layout.pages_per_seq..], lens[b], ps)).collect();
+            for b in 0..batch {
+                for t in 0..ql {
+                    let cr = rows[b][lens[b] - ql + t];
+                    k_host[cr * row..][..row].copy_from_slice(&k_new[(b * ql + t) * row..][..row]);
+                    v_host[cr * row..][..row].copy_from_slice(&v_new[(b * ql + t) * row..][..row]);
+                }
+            }
+            assert_eq!(dev.download(&kc).unwrap(), k_host, "append_kv (fp8): K cache");
+            // The reference dequantises the same way: scale[kv head] x e4m3 value.
+            let deq = |x: &[u8], sc: &[f32]| -> Vec<f64> {
+                x.iter().enumerate().map(|(i, &b)| sc[(i / d) % kvh] as f64 * e4m3_to_f64(b)).collect()
+            };
+            let (kf, vf) = (deq(&k_host, &k_scale), deq(&v_host, &v_scale));
+            let c =
+                Case { softcap: if extras { 15.0 } else { 0.0 }, alibi: extras, ..Case::new(ps, &lens, ql, h, kvh, d) };
+            let sp = spec(&c, ql);
+            let run_t = |dev: &Device, r: &mut rand::rngs::StdRng, bf: bool| {
+                let qv: Vec<f64> = (0..batch * ql * h * d).map(|_| r.random_range(-1.5..1.5)).collect();
+                let shape = DecodeShape { batch, q_len: ql, heads: h };
+                let plan = DecodePlan::with_splits(shape, layout, &lens_i, splits).unwrap();
+                let mut ws = dev.alloc_zeros::<f32>(plan.workspace_len().max(1)).unwrap();
+                dev.fill_poison(&mut ws.view_mut()).unwrap();
+                let mut lse = dev.alloc_zeros::<f32>(batch * ql * h).unwrap();
+                dev.fill_bytes(&mut lse.view_mut(), POISON).unwrap();
+                let (ks, vs) = (dev.upload(&k_scale).unwrap(), dev.upload(&v_scale).unwrap());
+                let sl = dev.upload(&slopes(h)).unwrap();
+                macro_rules! go {
+                    ($t:ty) => {{
+                        let q: Vec<$t> = qv.iter().map(|&x| <$t as Float>::from_f64(x)).collect();
+                        let qf = widen(&q);
+                        let want = reference(&qf, &kf, &vf, &rows, &sp, &|x| x);
+                        let round = |x: f64| <$t as Float>::from_f64(x).to_f64();
+                        let (kr, vr): (Vec<f64>, Vec<f64>) =
+                            (kf.iter().map(|&x| round(x)).collect(), vf.iter().map(|&x| round(x)).collect());
+                        let (naive, _) = reference(&qf, &kr, &vr, &rows, &sp, &round);
+                        let q_dev = dev.upload(&q).unwrap();
+                        let mut out = dev.alloc_zeros::<$t>(q.len()).unwrap();
+                        dev.fill_poison(&mut out.view_mut()).unwrap();
+                        let mut opts = DecodeOptions::default().softcap(c.softcap).lse(lse.view_mut());
+                        if c.alibi {
+                            opts = opts.alibi_slopes(sl.view());
+                        }
+                        decode_attention_fp8(
+                            dev,
+                            &plan,
+                            &q_dev.view(),
+                            &kc.view(),
+                            &vc.view(),
+                            (&ks.view(), &vs.view()),
+                            &table.view(),
+                            &lens_dev.view(),
+                            Some(&pg.table),
+                            &mut out.view_mut(),
+                            Some(&mut ws.view_mut()),
+                            opts,
+                        )
+                        .unwrap();
+                        let what = format!("fp8 {} case {i} splits {}", <$t as Float>::NAME, plan.splits());
+                        check::<$t>(&what, &dev.download(&out).unwrap(), &dev.download(&lse).unwrap(), &want, &naive);
+                    }};
+                }
+                if bf {
+                    go!(bf16)
+                } else {
+                    go!(f16)
+                }
+            };
+            run_t(&dev, &mut r, i % 2 == 0);
+        }
+    }
+}
+
+#[test]
+fn device_only_tables_with_bad_page_ids_never_read_out_of_bounds() {
+    // The caller passes no host copy of the table (its contract), and the table holds page ids
+    // outside the cache: the kernel reads those pages as zeros, and the sanitizer (on) sees no
+    // out-of-bounds access. Keys in pages 1 and 2 are zero, so their scores are 0.
+    let dev = Device::vm();
+    let layout = PagedLayout { num_pages: 2, page_size: 16, kv_heads: 1, head_dim: 64, pages_per_seq: 3 };
+    let kv: Vec<bf16> = (0..layout.cache_len()).map(|i| bf16::from_f32((i % 7) as f32 * 0.1)).collect();
+    let (k, v) = (dev.upload(&kv).unwrap(), dev.upload(&kv).unwrap());
+    let table = dev.upload(&[1i32, 999, -5]).unwrap();
+    let lens = [40i32];
+    let lens_dev = dev.upload(&lens).unwrap();
+    let q = dev.upload(&vec![bf16::from_f32(0.25); 2 * 64]).unwrap();
+    let shape = DecodeShape { batch: 1, q_len: 1, heads: 2 };
+    for splits in [1, 3] {
+        let plan = DecodePlan::with_splits(shape, layout, &lens, splits).unwrap();
+        let mut out = dev.alloc_zeros::<bf16>(2 * 64).unwrap();
+        dev.fill_poison(&mut out.view_mut()).unwrap();
+        let mut ws = dev.alloc_zeros::<f32>(plan.workspace_len().max(1)).unwrap();
+        decode_attention(
+            &dev,
+            &plan,
+            &q.view(),
+            &k.view(),
+            &v.view(),
+            &table.view(),
+            &lens_dev.view(),
+            None,
+            &mut out.view_mut(),
+            Some(&mut ws.view_mut()),
+            DecodeOptions::default(),
+        )
+        .unwrap();
+        let got = dev.download(&out).unwrap();
+        // Reference: keys 0..16 from page 1, keys 16..40 zero vectors.
+        let mut keys: Vec<Vec<f64>> =
+            (0..16).map(|j| (0..64).map(|c| kv[(16 + j) * 64 + c].to_f64()).collect()).collect();
+        keys.extend((16..40).map(|_| vec![0.0; 64]));
+        let qrow = vec![0.25; 64];
+        let (want, _) = scaling_kernels::reference::attention::attention_row(&qrow, &keys, &keys, 0.125);
+        for h in 0..2 {
+            for c in 0..64 {
+                let g = got[h * 64 + c].to_f64();
+                assert!((g - want[c]).abs() <= 1e-2, "splits {splits} head {h} col {c}: {g} vs {}", want[c]);
+            }
+        }
+    }
 }

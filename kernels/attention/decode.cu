@@ -33,9 +33,26 @@
 // page id outside [0, num_pages) (possible only through a device table the host never saw) reads as
 // zeros instead of out of bounds.
 //
+// fp8 (kFp8): e4m3 bytes are copied as bytes and converted in registers (bit moves into f16, through
+// fp32 for bf16); the mma's k index is permuted so that each lane reads whole 32-bit words of K and
+// V (see the comments in the loop), and the per-kv-head scales (x 256) fold into the score scale and
+// the output.
+//
 // Per (kv head, entry): FLOPs 4 d x rows x visible keys on mma (rows padded to 16 per row tile);
-// fewest bytes: each visible key's K and V row once (2 d sizeof(T) per key and kv head), q and out
-// once, plus the block table entries.
+// fewest bytes: each visible key's K and V row once (2 d sizeof(T) per key and kv head; 2 d for
+// fp8), q and out once, plus the block table entries.
+//
+// VM counters (examples/sol_report.rs and tests/attention_decode.rs; bf16, d 128, page 16, q_len 1,
+// 8 query heads per kv head):
+//   batch 1, 32k context, 171 splits on 108 SMs: K/V bytes requested 1.051 x each kv head's keys
+//     once (8 x less than per query head), unique bytes 16.79 MB for 16.78 MB fewest; 2.05 M warp
+//     instructions; the merge 0.055 M. H200 model 3.64 us against a 3.50 us floor (DRAM).
+//   batch 64, 4k context, 4 splits: 1.015 x the K/V floor, 11.3 M warp instructions.
+//   batch 1, 4099 keys, 2 kv heads x 8 query heads, one split: 1.008 x (4.23 MB of 4.20 MB); fp8:
+//     2.13 MB (half), at 0.65 M warp instructions against 0.33 M (the byte conversions).
+//   cascade, 16 samples sharing a 1000-key prefix (4 heads, 1 kv head, d 64): the prefix pass
+//     requests 263.6 kB of K/V, the prefix once (256 kB), not once per sample (4.10 MB).
+// mma FLOPs are 2x the useful ones at 8 rows per kv head (rows pad to a 16-row mma tile).
 #include "common/cp_async.cuh"
 #include "common/dtype.cuh"
 #include "common/math.cuh"
@@ -54,6 +71,8 @@ struct DecodeParams {
   const int32_t* q_extra;      // [batch * samples] or null
   const float* alibi_slopes;   // [heads] or null
   const float* sinks;          // [heads] or null (direct output only)
+  const float* k_scale;        // [kv_heads] fp8 caches: K = k_scale x e4m3 value; else null
+  const float* v_scale;        // [kv_heads]
   void* o;                     // [tokens, heads, head_dim] T (direct output) or null
   float* lse;                  // [tokens, heads] or null (direct output)
   float* part_o;               // [slots, tokens, heads, head_dim] fp32 or null
@@ -77,19 +96,38 @@ struct DecodeParams {
   float softcap_prescale;      // scale / softcap, or 0
   float alibi_unit;            // 1 / (softcap if softcap > 0 else scale)
 };
-static_assert(sizeof(DecodeParams) == 176, "DecodeParams layout");
-static_assert(offsetof(DecodeParams, pages_per_seq) == 96, "DecodeParams layout");
-static_assert(offsetof(DecodeParams, scale_log2) == 160, "DecodeParams layout");
+static_assert(sizeof(DecodeParams) == 192, "DecodeParams layout");
+static_assert(offsetof(DecodeParams, pages_per_seq) == 112, "DecodeParams layout");
+static_assert(offsetof(DecodeParams, scale_log2) == 176, "DecodeParams layout");
 
-template <typename T, int kHeadDim> struct DecodeTraits {
+// Two e4m3 bytes, at bytes 1 and 3 of `u` (bytes 0 and 2 are ignored), as f16x2 of the values
+// divided by 256: e4m3's sign, exponent and mantissa bits moved into f16's places read with f16's
+// exponent bias (15 instead of 7), exact for every finite e4m3 including subnormals (the caller
+// multiplies the 256 back in through its scales). e4m3's NaN (0x7f / 0xff) becomes 1.875 x 2^-8.
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2_div256(uint32_t u) {
+  return (u & 0x80008000u) | ((u >> 1) & 0x3f803f80u);
+}
+template <typename T> __device__ __forceinline__ uint32_t e4m3x2_to(uint32_t u);
+template <> __device__ __forceinline__ uint32_t e4m3x2_to<__half>(uint32_t u) { return e4m3x2_to_f16x2_div256(u); }
+template <> __device__ __forceinline__ uint32_t e4m3x2_to<__nv_bfloat16>(uint32_t u) {
+  // Through fp32: exact, since e4m3 values fit bf16.
+  const uint32_t h = e4m3x2_to_f16x2_div256(u);
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
+  return pack2<__nv_bfloat16>(f.x, f.y);
+}
+
+// kFp8: K/V pages hold e4m3 bytes, kept as bytes in shared memory (rows of kD bytes, 16-byte chunk
+// c of row r at c ^ (r % 8)) and converted to T in registers.
+template <typename T, int kHeadDim, bool kFp8 = false> struct DecodeTraits {
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kBlockM = 64;  // rows per CTA: 4 row tiles of 16
-  static constexpr int kBlockN = kHeadDim <= 128 ? 64 : 32;
+  static constexpr int kBlockN = kHeadDim <= 128 || kFp8 ? 64 : 32;
   static constexpr int kD = kHeadDim;
+  static constexpr int kKVElem = kFp8 ? 1 : 2;  // bytes per cached element
   using Tile = SwizzledTile<kHeadDim>;
   static constexpr int kQBytes = kBlockM * kD * 2;
-  static constexpr int kKVBytes = kBlockN * kD * 2;
+  static constexpr int kKVBytes = kBlockN * kD * kKVElem;
   static constexpr int kStages = 2;
   // The key-group merge reuses the Q and K/V buffers: per warp 16 rows of kD fp32 (+8 pad floats per
   // row, so that the eight row groups of a store fall in different banks).
@@ -102,9 +140,15 @@ template <typename T, int kHeadDim> struct DecodeTraits {
   static constexpr int kSmemBytes = kTileBytes + kStateBytes;
 };
 
-template <typename T, int kHeadDim>
+// Byte offset of 16-byte chunk c of row r in an fp8 tile of kD-byte rows.
+template <int kD> __device__ __forceinline__ uint32_t fp8_offset(int r, int c) {
+  static_assert(kD >= 128, "eight distinct chunks per row group");
+  return uint32_t(r * kD + ((c ^ (r & 7)) * 16));
+}
+
+template <typename T, int kHeadDim, bool kFp8 = false>
 __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned char* smem) {
-  using Tr = DecodeTraits<T, kHeadDim>;
+  using Tr = DecodeTraits<T, kHeadDim, kFp8>;
   using Tile = typename Tr::Tile;
   constexpr int kD = Tr::kD, kBlockN = Tr::kBlockN, kBlockM = Tr::kBlockM;
   constexpr int kDTiles = kD / 8;
@@ -174,12 +218,21 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
     w_lo = min(w_lo, __shfl_xor_sync(0xffffffffu, w_lo, o));
   }
   const int own_hi_min = min(hi_own[0], hi_own[1]), own_lo_max = max(lo_own[0], lo_own[1]);
+  // fp8: scores come out in units of 1 / (256 k_scale) of the true q.k, and P V in 1 / (256 v_scale).
+  float score_mult = 1.0f, out_mult = 1.0f;
+  if constexpr (kFp8) {
+    score_mult = 256.0f * p.k_scale[kvh];
+    out_mult = 256.0f * p.v_scale[kvh];
+  }
+  const float scale_log2 = p.softcap_prescale != 0.0f ? p.scale_log2 : p.scale_log2 * score_mult;
+  const float softcap_prescale = p.softcap_prescale * score_mult;
+  const float alibi_unit = p.softcap_prescale != 0.0f ? p.alibi_unit : p.alibi_unit / score_mult;
   float slope[2] = {0.0f, 0.0f};
   if (p.alibi_slopes != nullptr) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int r = min(m0 + 16 * my_rt + 8 * half + g, rows - 1);
-      slope[half] = p.alibi_slopes[kvh * group + r % group] * p.alibi_unit;
+      slope[half] = p.alibi_slopes[kvh * group + r % group] * alibi_unit;
     }
   }
   int a_own[2];
@@ -191,20 +244,20 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
   const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
 
   const uint16_t* q_entry = static_cast<const uint16_t*>(p.q) + int64_t(b) * q_tokens * p.heads * p.head_dim;
-  const uint16_t* kc = static_cast<const uint16_t*>(p.k_cache);
-  const uint16_t* vc = static_cast<const uint16_t*>(p.v_cache);
+  const unsigned char* kc = static_cast<const unsigned char*>(p.k_cache);
+  const unsigned char* vc = static_cast<const unsigned char*>(p.v_cache);
   const int32_t* bt = p.block_table + int64_t(b) * p.pages_per_seq;
   const int page_mask = (1 << p.page_shift) - 1;
-  const int64_t kv_row = int64_t(p.kv_heads) * p.head_dim;  // elements per cache row
+  const int64_t kv_row = int64_t(p.kv_heads) * p.head_dim * Tr::kKVElem;  // bytes per cache row
 
   // Gathers keys [n0, n0 + kBlockN) of K and V: rows past len are zero-filled without a read.
   auto load_kv = [&](int tile, int stage) {
-    constexpr int kChunks = Tile::kChunks;
+    constexpr int kChunks = kD * Tr::kKVElem / 16;
     constexpr int kRowsPerPass = Tr::kThreads / kChunks;
     const int n0 = tile * kBlockN;
     static_assert(kChunks <= 32, "a row's copies stay within one warp");
     const int r0 = tid / kChunks, c = tid % kChunks;
-    const bool col_ok = c * 8 < p.head_dim;
+    const bool col_ok = c * (16 / Tr::kKVElem) < p.head_dim;
 #pragma unroll
     for (int i = 0; i < kBlockN / kRowsPerPass; ++i) {
       const int r = r0 + i * kRowsPerPass;
@@ -215,8 +268,14 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
       if (c == 0 && j < len) page = bt[j >> p.page_shift];
       page = __shfl_sync(0xffffffffu, page, lane & ~(kChunks - 1));
       const bool ok = j < len && col_ok && page >= 0 && page < p.num_pages;
-      const int64_t off = ((int64_t(page) << p.page_shift) + (j & page_mask)) * kv_row + int64_t(kvh) * p.head_dim + c * 8;
-      const uint32_t dst = Tile::offset(r, c) + stage * Tr::kKVBytes;
+      const int64_t off =
+          ((int64_t(page) << p.page_shift) + (j & page_mask)) * kv_row + (int64_t(kvh) * p.head_dim) * Tr::kKVElem + c * 16;
+      uint32_t dst;
+      if constexpr (kFp8) {
+        dst = fp8_offset<kD>(r, c) + stage * Tr::kKVBytes;
+      } else {
+        dst = Tile::offset(r, c) + stage * Tr::kKVBytes;
+      }
       cp_async_16(s_k + dst, ok ? kc + off : kc, ok ? 16u : 0u);
       cp_async_16(s_v + dst, ok ? vc + off : vc, ok ? 16u : 0u);
     }
@@ -262,6 +321,33 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
       const int n0 = tile * kBlockN + 16 * c;
       if (n0 > w_hi || n0 + 15 < w_lo) continue;  // no row of the warp sees these keys
       float s[2][4];
+      if constexpr (kFp8) {
+        // K words: lane (g, t) reads dims 16 kk + 4t..4t+3 of keys g and g + 8; the mma's k index
+        // 2t, 2t+1 | 2t+8, 2t+9 stands for those dims (a permutation of the sum over the head dim),
+        // so Q's A fragment is read with the same permutation (8 bytes per row).
+        const int t_off = 8 * (t & 1);
+        const uint32_t k_st = s_k + stage * Tr::kKVBytes;
+        static_for<kD / 16>([&](auto kk_) {
+          constexpr int kk = decltype(kk_)::value;
+          uint32_t a[4];
+          const uint32_t qa = s_q + Tile::offset(16 * my_rt + g, 2 * kk + (t >> 1)) + t_off;
+          const uint32_t qb = s_q + Tile::offset(16 * my_rt + g + 8, 2 * kk + (t >> 1)) + t_off;
+          asm volatile("ld.shared.v2.b32 {%0, %1}, [%2];" : "=r"(a[0]), "=r"(a[2]) : "r"(qa));
+          asm volatile("ld.shared.v2.b32 {%0, %1}, [%2];" : "=r"(a[1]), "=r"(a[3]) : "r"(qb));
+#pragma unroll
+          for (int nt = 0; nt < 2; ++nt) {
+            uint32_t w;
+            asm volatile("ld.shared.b32 %0, [%1];" : "=r"(w) : "r"(k_st + fp8_offset<kD>(16 * c + 8 * nt + g, kk) + 4 * t));
+            const uint32_t b0 = e4m3x2_to<T>(__byte_perm(w, w, 0x1000));
+            const uint32_t b1 = e4m3x2_to<T>(__byte_perm(w, w, 0x3222));
+            if constexpr (kk == 0) {
+              mma_m16n8k16_zero_c<T>(s[nt], a, b0, b1);
+            } else {
+              mma_m16n8k16<T>(s[nt], a, b0, b1);
+            }
+          }
+        });
+      } else {
       static_for<kD / 16>([&](auto kk_) {
         constexpr int kk = decltype(kk_)::value;
         uint32_t a[4], kb[4];
@@ -275,11 +361,12 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
           mma_m16n8k16<T>(s[1], a, kb[2], kb[3]);
         }
       });
+      }
       if (p.softcap_prescale != 0.0f) {
 #pragma unroll
         for (int j = 0; j < 2; ++j)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s[j][e] = tanhf(s[j][e] * p.softcap_prescale);
+          for (int e = 0; e < 4; ++e) s[j][e] = tanhf(s[j][e] * softcap_prescale);
       }
       if (p.alibi_slopes != nullptr) {
 #pragma unroll
@@ -302,7 +389,7 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
             }
       }
       float corr[2];
-      sm.update<2>(s, p.scale_log2, corr);
+      sm.update<2>(s, scale_log2, corr);
       if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
 #pragma unroll
         for (int j = 0; j < kDTiles; ++j) {
@@ -317,6 +404,31 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
       pa[1] = pack2<T>(s[0][2], s[0][3]);
       pa[2] = pack2<T>(s[1][0], s[1][1]);
       pa[3] = pack2<T>(s[1][2], s[1][3]);
+      if constexpr (kFp8) {
+        // V words: lane (g, t) reads dims 32q + 4g..4g+3 of keys 2t, 2t+1, 2t+8, 2t+9 (the mma's k
+        // index, matching P's registers); n-tile 4q + nt, column n stands for dim 32q + 4n + nt, so
+        // byte nt of the four words gives the B fragment of n-tile 4q + nt.
+        const uint32_t v_st = s_v + stage * Tr::kKVBytes;
+        const int key0 = 16 * c + 2 * t;
+        static_for<kD / 32>([&](auto q_) {
+          constexpr int q = decltype(q_)::value;
+          uint32_t w[4];
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const int key = key0 + (i & 1) + 8 * (i >> 1);
+            asm volatile("ld.shared.b32 %0, [%1];"
+                         : "=r"(w[i])
+                         : "r"(v_st + fp8_offset<kD>(key, 2 * q + (g >> 2)) + 4 * (g & 3)));
+          }
+          static_for<4>([&](auto nt_) {
+            constexpr int nt = decltype(nt_)::value;
+            constexpr uint32_t sel = nt | (nt << 4) | ((4 + nt) << 8) | ((4 + nt) << 12);
+            const uint32_t b0 = e4m3x2_to<T>(__byte_perm(w[0], w[1], sel));
+            const uint32_t b1 = e4m3x2_to<T>(__byte_perm(w[2], w[3], sel));
+            mma_m16n8k16<T>(acc_o[4 * q + nt], pa, b0, b1);
+          });
+        });
+      } else {
       static_for<kD / 16>([&](auto dn_) {
         constexpr int dn = decltype(dn_)::value;
         uint32_t vb[4];
@@ -324,6 +436,7 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
         mma_m16n8k16<T>(acc_o[2 * dn], pa, vb[0], vb[1]);
         mma_m16n8k16<T>(acc_o[2 * dn + 1], pa, vb[2], vb[3]);
       });
+      }
     }
     __syncthreads();  // the stage just read is the next copy's target
     stage ^= 1;
@@ -339,13 +452,23 @@ __device__ __forceinline__ void decode_attention(const DecodeParams& p, unsigned
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int rr = g + 8 * half;
+      if constexpr (kFp8) {
+        // Accumulator n-tile 4q + nt, columns 2t and 2t + 1: dims 32q + 8t + nt and 32q + 8t + 4 + nt.
+#pragma unroll
+        for (int j = 0; j < kDTiles; ++j) {
+          const int col = 32 * (j / 4) + 8 * t + j % 4;
+          o_w[rr * Tr::kORow + col] = acc_o[j][2 * half] * out_mult;
+          o_w[rr * Tr::kORow + col + 4] = acc_o[j][2 * half + 1] * out_mult;
+        }
+      } else {
 #pragma unroll
       for (int j = 0; j < kDTiles; ++j)
         *reinterpret_cast<float2*>(o_w + rr * Tr::kORow + 8 * j + 2 * t) =
             make_float2(acc_o[j][2 * half], acc_o[j][2 * half + 1]);
+      }
       const float l = quad_sum(sm.l[half]);
       if (t == 0) {
-        s_ml[(warp * 16 + rr) * 2] = sm.m[half] == -CUDART_INF_F ? -CUDART_INF_F : sm.m[half] * p.scale_log2;
+        s_ml[(warp * 16 + rr) * 2] = sm.m[half] == -CUDART_INF_F ? -CUDART_INF_F : sm.m[half] * scale_log2;
         s_ml[(warp * 16 + rr) * 2 + 1] = l;
       }
     }
@@ -520,6 +643,18 @@ SK_DECODE(decode_attention_bf16_d256, __nv_bfloat16, 256)
 SK_DECODE(decode_attention_f16_d64, __half, 64)
 SK_DECODE(decode_attention_f16_d128, __half, 128)
 SK_DECODE(decode_attention_f16_d256, __half, 256)
+
+#define SK_DECODE_FP8(name, T, D)                                                                      \
+  extern "C" __global__ void __launch_bounds__(sk::DecodeTraits<T, D, true>::kThreads)                 \
+      name(const __grid_constant__ sk::DecodeParams p) {                                               \
+    extern __shared__ __align__(128) unsigned char smem[];                                             \
+    sk::decode_attention<T, D, true>(p, smem);                                                         \
+  }
+
+SK_DECODE_FP8(decode_attention_fp8_bf16_d128, __nv_bfloat16, 128)
+SK_DECODE_FP8(decode_attention_fp8_bf16_d256, __nv_bfloat16, 256)
+SK_DECODE_FP8(decode_attention_fp8_f16_d128, __half, 128)
+SK_DECODE_FP8(decode_attention_fp8_f16_d256, __half, 256)
 
 extern "C" __global__ void __launch_bounds__(128) decode_merge_bf16(const __grid_constant__ sk::DecodeMergeParams p) {
   sk::decode_merge<__nv_bfloat16>(p);

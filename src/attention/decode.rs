@@ -14,10 +14,11 @@
 //! kernels clamp each length to its block-table row (no page id outside the row is read) and treat
 //! a page id outside `[0, num_pages)` as zeros (decode) or skip it (append).
 //!
-//! Counted on the PTX VM (examples/sol_report.rs, `decode_report`): the K/V bytes a decode reads are
-//! those of each kv head's keys once (GQA heads share the tile), and a cascade's prefix is read
-//! once per group; the figures are in the module docs of `tests/attention_decode.rs` and the
-//! report.
+//! Counted on the PTX VM (examples/sol_report.rs, `decode_report`): the K/V bytes a decode requests
+//! are 1.01-1.05 x each kv head's keys once (GQA heads share the tile, while `q_len x heads /
+//! kv_heads <= 64`; more rows take more tiles, each reading the keys again), a cascade's prefix is
+//! read once per group, and an fp8 cache halves the bytes; the figures are in the doc comment of
+//! kernels/attention/decode.cu.
 
 use crate::device::{kernels, Device, LaunchDims, View, ViewMut};
 use crate::dtype::Float;
@@ -46,6 +47,8 @@ pub(crate) struct DecodeParams {
     pub q_extra: u64,
     pub alibi_slopes: u64,
     pub sinks: u64,
+    pub k_scale: u64,
+    pub v_scale: u64,
     pub o: u64,
     pub lse: u64,
     pub part_o: u64,
@@ -245,9 +248,13 @@ fn kernel_dim(head_dim: usize) -> usize {
     [64, 128, 256].into_iter().find(|&d| d >= head_dim).unwrap_or(256)
 }
 
-/// Keys per K/V tile (`kBlockN`): a split's keys are a multiple of it.
-fn block_n(kernel_dim: usize) -> usize {
-    if kernel_dim <= 128 {
+/// Keys per split are a multiple of this: every instantiation's K/V tile (`kBlockN`: 64, or 32 for
+/// 16-bit d = 256) divides it, so split boundaries fall on tile boundaries.
+const SPLIT_ALIGN: usize = 64;
+
+/// Keys per K/V tile (`kBlockN`).
+fn block_n(kernel_dim: usize, fp8: bool) -> usize {
+    if kernel_dim <= 128 || fp8 {
         64
     } else {
         32
@@ -255,8 +262,9 @@ fn block_n(kernel_dim: usize) -> usize {
 }
 
 /// Dynamic shared memory of a decode instantiation (`DecodeTraits::kSmemBytes`).
-fn smem_bytes(kernel_dim: usize) -> u32 {
-    let tiles = BLOCK_M * kernel_dim * 2 + 2 * 2 * block_n(kernel_dim) * kernel_dim * 2;
+fn smem_bytes(kernel_dim: usize, fp8: bool) -> u32 {
+    let elem = if fp8 { 1 } else { 2 };
+    let tiles = BLOCK_M * kernel_dim * 2 + 2 * 2 * block_n(kernel_dim, fp8) * kernel_dim * elem;
     (tiles + 4 * 16 * 2 * 4 + 4 * BLOCK_M * 4) as u32
 }
 
@@ -337,8 +345,8 @@ fn check_table(name: &'static str, table: &[i32], lens: &[i32], layout: &PagedLa
 /// [`DecodePlan::new`] picks the split count flash-decoding's way: enough CTAs (kv heads x row tiles
 /// x batch x splits) for two per SM, never a split below one K/V tile (64 keys; 32 at d = 256). So
 /// batch 1 with 8 kv heads at 128k context on 132 SMs takes 33 splits of 4 032 keys, and batch 64
-/// at 4k takes 1. It is O(batch): about 0.1 us at batch 64 and 1 us at batch 1024 on this machine
-/// (examples/sol_report.rs times it), cheap enough for every step.
+/// at 4k takes 1. It is O(batch): 0.03 us at batch 1, 0.07 us at batch 64 and 0.8 us at batch 1024
+/// on this (busy, 2-core) machine (examples/sol_report.rs times it), cheap enough for every step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodePlan {
     shape: DecodeShape,
@@ -393,7 +401,7 @@ impl DecodePlan {
         let rows = shape.q_len * (shape.heads / layout.kv_heads);
         let row_tiles = rows.div_ceil(BLOCK_M);
         let ctas = layout.kv_heads * row_tiles * shape.batch;
-        let (splits, chunk) = choose_splits(sm_count, ctas, max_len, block_n(kernel_dim), forced);
+        let (splits, chunk) = choose_splits(sm_count, ctas, max_len, SPLIT_ALIGN, forced);
         Ok(DecodePlan { shape, layout, lens: lens.to_vec(), kernel_dim, row_tiles, splits, chunk })
     }
 
@@ -484,7 +492,7 @@ impl CascadePlan {
             sm_count,
             prefix_layout.kv_heads * row_tiles * groups,
             max_p,
-            block_n(kd),
+            SPLIT_ALIGN,
             splits.map(|s| s.0.max(1)),
         );
         let prefix = DecodePlan {
@@ -626,6 +634,69 @@ pub fn decode_attention<T: Float>(
     host_block_table: Option<&[i32]>,
     out: &mut ViewMut<'_, T>,
     workspace: Option<&mut ViewMut<'_, f32>>,
+    opts: DecodeOptions<'_>,
+) -> Result<()> {
+    decode::<T, T>(dev, plan, q, k_cache, v_cache, None, block_table, seq_lens, host_block_table, out, workspace, opts)
+}
+
+/// [`decode_attention`] over an fp8 (e4m3) cache: `k_cache` / `v_cache` hold one e4m3 byte per
+/// element (append them with [`append_kv`] as `u8`), and key/value element `x` of kv head `h`
+/// stands for `k_scale[h] x` / `v_scale[h] x` (fp32, one per kv head). The bytes are dequantised in
+/// registers to `T` (exact: every e4m3 value fits f16 and bf16) and the scales are applied in fp32
+/// to the scores and the output, so the K/V bytes read are half those of a 16-bit cache. e4m3 NaN
+/// bytes (0x7f, 0xff) are not supported (they read as 1.875 x 2^-8 x 256). `head_dim` must be a
+/// multiple of 16; head dims up to 128 run on the 128 instantiation, larger on the 256 one.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_attention_fp8<T: Float>(
+    dev: &Device,
+    plan: &DecodePlan,
+    q: &View<'_, T>,
+    k_cache: &View<'_, u8>,
+    v_cache: &View<'_, u8>,
+    (k_scale, v_scale): (&View<'_, f32>, &View<'_, f32>),
+    block_table: &View<'_, i32>,
+    seq_lens: &View<'_, i32>,
+    host_block_table: Option<&[i32]>,
+    out: &mut ViewMut<'_, T>,
+    workspace: Option<&mut ViewMut<'_, f32>>,
+    opts: DecodeOptions<'_>,
+) -> Result<()> {
+    if plan.layout.head_dim % 16 != 0 {
+        return Err(Error::invalid("layout.head_dim", "a multiple of 16 with an fp8 cache", plan.layout.head_dim));
+    }
+    for (name, v) in [("k_scale", k_scale), ("v_scale", v_scale)] {
+        check_len(name, v.len(), plan.layout.kv_heads, "one per kv head")?;
+    }
+    let scales = Some((k_scale, v_scale));
+    decode::<T, u8>(
+        dev,
+        plan,
+        q,
+        k_cache,
+        v_cache,
+        scales,
+        block_table,
+        seq_lens,
+        host_block_table,
+        out,
+        workspace,
+        opts,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode<T: Float, E: crate::device::Element>(
+    dev: &Device,
+    plan: &DecodePlan,
+    q: &View<'_, T>,
+    k_cache: &View<'_, E>,
+    v_cache: &View<'_, E>,
+    scales: Option<(&View<'_, f32>, &View<'_, f32>)>,
+    block_table: &View<'_, i32>,
+    seq_lens: &View<'_, i32>,
+    host_block_table: Option<&[i32]>,
+    out: &mut ViewMut<'_, T>,
+    workspace: Option<&mut ViewMut<'_, f32>>,
     mut opts: DecodeOptions<'_>,
 ) -> Result<()> {
     check_dtype::<T>()?;
@@ -677,7 +748,15 @@ pub fn decode_attention<T: Float>(
         None => None,
     };
     let addr = |p: &Option<crate::device::ArgPtr<'_>>| p.as_ref().map_or(0, |p| p.addr);
-    let base = base_params(plan, &sc, pq.addr, pk.addr, pv.addr, addr(&pa));
+    let (pks, pvs) = match scales {
+        Some((k, v)) => (Some(dev.ptr("k_scale", k)?), Some(dev.ptr("v_scale", v)?)),
+        None => (None, None),
+    };
+    let base = DecodeParams {
+        k_scale: addr(&pks),
+        v_scale: addr(&pvs),
+        ..base_params(plan, &sc, pq.addr, pk.addr, pv.addr, addr(&pa))
+    };
     if plan.splits == 1 {
         let params = DecodeParams {
             block_table: pt.addr,
@@ -861,6 +940,8 @@ fn base_params(plan: &DecodePlan, sc: &Scalars, q: u64, k: u64, v: u64, alibi: u
         q_extra: 0,
         alibi_slopes: alibi,
         sinks: 0,
+        k_scale: 0,
+        v_scale: 0,
         o: 0,
         lse: 0,
         part_o: 0,
@@ -888,12 +969,15 @@ fn base_params(plan: &DecodePlan, sc: &Scalars, q: u64, k: u64, v: u64, alibi: u
 }
 
 fn launch_decode<T: Float>(dev: &Device, plan: &DecodePlan, params: &DecodeParams) -> Result<()> {
+    let fp8 = params.k_scale != 0;
+    // fp8 caches have 128 and 256 instantiations (their byte tiles need 128-byte rows).
+    let kd = if fp8 { plan.kernel_dim.max(128) } else { plan.kernel_dim };
     let dims = LaunchDims {
         grid: [(plan.layout.kv_heads * plan.row_tiles) as u32, plan.shape.batch as u32, plan.splits as u32],
         block: [THREADS, 1, 1],
-        dynamic_smem: smem_bytes(plan.kernel_dim),
+        dynamic_smem: smem_bytes(kd, fp8),
     };
-    let kernel = format!("decode_attention_{}_d{}", T::NAME, plan.kernel_dim);
+    let kernel = format!("decode_attention_{}{}_d{kd}", if fp8 { "fp8_" } else { "" }, T::NAME);
     dev.launch(&kernels::ATTENTION_DECODE, &kernel, dims, params)
 }
 
@@ -930,8 +1014,10 @@ fn launch_merge<T: Float>(
 /// validated: every length in `n_new..=pages_per_seq x page_size` and every page id the new rows
 /// land in within `[0, num_pages)`; `seq_lens` / `block_table` must hold the same values (checked
 /// in debug builds; on the device a row outside the table or the cache is skipped, never written).
+/// The element is the cache's: `bf16` / `f16`, or `u8` for an fp8 (e4m3) cache (rows of
+/// `kv_heads x head_dim` bytes, a multiple of 16).
 #[allow(clippy::too_many_arguments)]
-pub fn append_kv<T: Float>(
+pub fn append_kv<T: crate::device::Element>(
     dev: &Device,
     layout: PagedLayout,
     k_cache: &mut ViewMut<'_, T>,
@@ -942,7 +1028,14 @@ pub fn append_kv<T: Float>(
     v_new: &View<'_, T>,
     n_new: usize,
 ) -> Result<()> {
-    check_dtype::<T>()?;
+    let elem = std::mem::size_of::<T>();
+    if !matches!(elem, 1 | 2) || (layout.kv_heads * layout.head_dim * elem) % 16 != 0 {
+        return Err(Error::invalid(
+            "k_cache",
+            "2-byte elements (bf16, f16) or bytes (u8: fp8) with kv_heads x head_dim x size a multiple of 16 bytes",
+            format!("{elem}-byte elements, {} per row", layout.kv_heads * layout.head_dim),
+        ));
+    }
     layout.validate()?;
     let batch = host_seq_lens.len();
     if batch > i32::MAX as usize / MAX_Q_LEN.max(1) {
@@ -972,7 +1065,7 @@ pub fn append_kv<T: Float>(
     if batch == 0 {
         return Ok(());
     }
-    let row_chunks = row * 2 / 16;
+    let row_chunks = row * elem / 16;
     let chunks = batch * n_new * row_chunks;
     let pkn = dev.ptr("k_new", k_new)?;
     let pvn = dev.ptr("v_new", v_new)?;
@@ -1027,9 +1120,9 @@ mod tests {
 
     #[test]
     fn params_match_the_c_structs_and_the_ptx() {
-        assert_eq!(size_of::<DecodeParams>(), 176);
-        assert_eq!(std::mem::offset_of!(DecodeParams, pages_per_seq), 96);
-        assert_eq!(std::mem::offset_of!(DecodeParams, scale_log2), 160);
+        assert_eq!(size_of::<DecodeParams>(), 192);
+        assert_eq!(std::mem::offset_of!(DecodeParams, pages_per_seq), 112);
+        assert_eq!(std::mem::offset_of!(DecodeParams, scale_log2), 176);
         assert_eq!(size_of::<DecodeMergeParams>(), 64);
         assert_eq!(size_of::<DecodeAppendParams>(), 80);
         let module = ptx_vm::Module::parse(kernels::ATTENTION_DECODE.ptx).unwrap();
@@ -1037,6 +1130,10 @@ mod tests {
             for d in [64, 128, 256] {
                 let k = format!("decode_attention_{t}_d{d}");
                 assert_eq!(module.param_size(&k), Some(size_of::<DecodeParams>()), "{k}");
+                if d > 64 {
+                    let k = format!("decode_attention_fp8_{t}_d{d}");
+                    assert_eq!(module.param_size(&k), Some(size_of::<DecodeParams>()), "{k}");
+                }
             }
             let k = format!("decode_merge_{t}");
             assert_eq!(module.param_size(&k), Some(size_of::<DecodeMergeParams>()), "{k}");
@@ -1063,7 +1160,8 @@ mod tests {
 
     #[test]
     fn smem_fits_sm80() {
-        assert!(smem_bytes(256) <= 163 * 1024);
-        assert_eq!(smem_bytes(128), 16384 + 65536 + 512 + 1024);
+        assert!(smem_bytes(256, false) <= 163 * 1024);
+        assert!(smem_bytes(256, true) <= 163 * 1024);
+        assert_eq!(smem_bytes(128, false), 16384 + 65536 + 512 + 1024);
     }
 }

@@ -37,8 +37,8 @@ pub use bwd::{
     AttnGradsMut,
 };
 pub use decode::{
-    append_kv, cascade_attention, cascade_prefix_pass, decode_attention, decode_kv_bytes, decode_min_bytes,
-    CascadePlan, DecodeOptions, DecodePlan, DecodeShape, PagedLayout, MAX_Q_LEN, PAGE_SIZES,
+    append_kv, cascade_attention, cascade_prefix_pass, decode_attention, decode_attention_fp8, decode_kv_bytes,
+    decode_min_bytes, CascadePlan, DecodeOptions, DecodePlan, DecodeShape, PagedLayout, MAX_Q_LEN, PAGE_SIZES,
 };
 pub use fwd::{
     attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, visible_keys, AttnOptions,

@@ -100,3 +100,17 @@ pub fn decode_attention(
     }
     (out, lse)
 }
+
+/// The value of an fp8 e4m3 byte (OCP FP8 E4M3: bias 7, no infinities, 0x7f / 0xff are NaN).
+pub fn e4m3_to_f64(b: u8) -> f64 {
+    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+    let (e, m) = ((b >> 3) & 0xf, b & 7);
+    if e == 0xf && m == 7 {
+        return f64::NAN;
+    }
+    if e == 0 {
+        sign * m as f64 * 2f64.powi(-9)
+    } else {
+        sign * (1.0 + m as f64 / 8.0) * 2f64.powi(e as i32 - 7)
+    }
+}
