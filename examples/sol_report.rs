@@ -137,13 +137,14 @@ fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
 
 /// Registers per thread (sm_80, `scripts/resource-report`) of the moe kernels these rows run.
 /// Rerun it after editing kernels/moe/.
-const MOE_REGISTERS: [(&str, u32); 7] = [
+const MOE_REGISTERS: [(&str, u32); 8] = [
     ("moe_route_bf16_e1", 28),
     ("moe_route_bf16_e8", 44),
     ("moe_permute_count", 18),
     ("moe_permute_scatter", 48),
     ("moe_gather_v16", 32),
     ("moe_combine_bf16", 35),
+    ("moe_combine_bwd_bf16", 40),
     ("moe_stats_final", 32),
 ];
 
@@ -154,8 +155,8 @@ const MOE_REGISTERS: [(&str, u32); 7] = [
 /// hold at 16k, while 16k DeepSeek-V3 rows (1.9 GB gathered) would take the VM minutes.
 fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Result<()> {
     use scaling_kernels::moe::{
-        combine, gather, permute_count, permute_scatter, route, stats, PermuteOptions, PermutePlan, RouteOptions,
-        RoutePlan, Scoring, StatsPlan,
+        combine, combine_backward, gather, permute_count, permute_scatter, route, stats, PermuteOptions, PermutePlan,
+        RouteOptions, RoutePlan, Scoring, StatsPlan,
     };
     let tokens = 16384;
     let small = 1024;
@@ -258,6 +259,31 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
             2 * entries * hidden as u64,
             entries * row + tokens as u64 * row + 8 * entries + 4 * tokens as u64,
         );
+
+        // combine_backward: the 16-byte path, then (printed only) the scalar path it replaced, forced
+        // by a dout view one element off 16-byte alignment.
+        let dout = dev.upload(&vec![bf16::from_f64(0.25); tokens * hidden + 1])?;
+        let mut dy = dev.alloc_zeros::<bf16>(pp.max_rows * hidden)?;
+        let mut dw = dev.alloc_zeros::<f32>(tokens * k)?;
+        let bwd_bytes = tokens as u64 * row + 2 * total * row + 12 * entries + 4 * total;
+        for (start, kernel, what) in
+            [(0, "moe_combine_bwd_bf16", "moe combine_backward"), (1, "", "moe combine_backward (scalar path)")]
+        {
+            let dout = dout.slice(start..start + tokens * hidden)?;
+            combine_backward(dev, &pp, hidden, &dout, &y.view(), &w, &perm, &mut dy.view_mut(), &mut dw.view_mut())?;
+            if kernel.is_empty() {
+                let c = dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default();
+                println!(
+                    "{what} {label} {tokens}t: {} warp-instr, global ld {} req / {} sectors, st {} req",
+                    c.warp_instructions(),
+                    c.global_load_requests,
+                    c.global_load_sectors,
+                    c.global_store_requests
+                );
+            } else {
+                push(kernel, what, tokens, 3 * total * hidden as u64, bwd_bytes);
+            }
+        }
 
         let tokens = 16384;
         let entries = (tokens * k) as u64;

@@ -717,6 +717,69 @@ fn combine_backward_matches_reference_and_finite_differences() {
     }
 }
 
+/// combine_backward in 16-bit types against the float64 reference on the rounded inputs: the
+/// 16-byte path (hidden a multiple of 8) and the scalar one (hidden 13), padding and drops included.
+fn check_combine_backward_16bit<T: Float>(dev: &Device, rng: &mut impl Rng, hidden: usize) {
+    let (tokens, k, experts) = (37usize, 8usize, 64usize);
+    let plan = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(16).capacity(6)).unwrap();
+    let ids = random_ids(rng, tokens, k, experts, false);
+    let (perm, got) = run_permute(dev, &plan, &ids);
+    let y: Vec<T> = random_rows(rng, plan.max_rows * hidden);
+    let dout: Vec<T> = random_rows(rng, tokens * hidden);
+    let w: Vec<f32> = (0..plan.entries).map(|_| rng.random_range(0.0..1.0)).collect();
+    let (y_, dout_, w_) = (dev.upload(&y).unwrap(), dev.upload(&dout).unwrap(), dev.upload(&w).unwrap());
+    let mut dy = dev.alloc_zeros::<T>(plan.max_rows * hidden).unwrap();
+    let mut dw = dev.alloc_zeros::<f32>(plan.entries).unwrap();
+    dev.fill_poison(&mut dy.view_mut()).unwrap();
+    dev.fill_poison(&mut dw.view_mut()).unwrap();
+    combine_backward(
+        dev,
+        &plan,
+        hidden,
+        &dout_.view(),
+        &y_.view(),
+        &w_.view(),
+        &perm,
+        &mut dy.view_mut(),
+        &mut dw.view_mut(),
+    )
+    .unwrap();
+    if let Some(report) = dev.vm_last_launch() {
+        report.assert_clean().unwrap();
+    }
+    let (dy, dw) = (dev.download(&dy).unwrap(), dev.download(&dw).unwrap());
+    let f = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<f64>>();
+    let w64: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+    let (want_dy, want_dw) = reference::moe::combine_backward(&f(&dout), &f(&y), hidden, &w64, &got.inverse, k);
+    let what = format!("{} hidden {hidden}", T::NAME);
+    let total = got.offsets[experts] as usize * hidden;
+    // dy: one product rounded once to T (its half-ulp, 2^-8 relative for bf16, 2^-11 for f16).
+    let ulp = if T::NAME == "bf16" { 1.0 / 256.0 } else { 1.0 / 2048.0 };
+    for i in 0..total {
+        assert!((dy[i].to_f64() - want_dy[i]).abs() <= ulp * want_dy[i].abs() + 1e-7, "{what}: dy[{i}]");
+    }
+    // dweights: an fp32 sum of `hidden` exact products (|g y| < 4): fp32 rounding only.
+    for i in 0..plan.entries {
+        assert!(
+            (dw[i] as f64 - want_dw[i]).abs() <= 4e-6 * hidden as f64,
+            "{what}: dw[{i}] {} vs {}",
+            dw[i],
+            want_dw[i]
+        );
+    }
+}
+
+#[test]
+fn combine_backward_16bit_wide_and_scalar_paths_match_reference() {
+    let mut rng = rng("combine_backward_16bit_wide_and_scalar_paths_match_reference");
+    for dev in backends() {
+        for hidden in [8usize, 136, 13] {
+            check_combine_backward_16bit::<bf16>(&dev, &mut rng, hidden);
+            check_combine_backward_16bit::<f16>(&dev, &mut rng, hidden);
+        }
+    }
+}
+
 #[test]
 fn gather_backward_is_combine_with_unit_weights() {
     let mut rng = rng("gather_backward_is_combine_with_unit_weights");

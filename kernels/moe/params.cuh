@@ -152,9 +152,13 @@ struct CombineBwdParams {
   uint32_t k;
   uint32_t hidden;
   uint32_t experts;
+  uint32_t vec;              // elements per access: 16 / sizeof(T) (hidden a multiple of it, 16-byte
+                             // aligned dout, y, dy) or 1
+  uint32_t pad;
 };
-static_assert(sizeof(CombineBwdParams) == 80, "CombineBwdParams layout");
+static_assert(sizeof(CombineBwdParams) == 88, "CombineBwdParams layout");
 static_assert(offsetof(CombineBwdParams, experts) == 76, "CombineBwdParams layout");
+static_assert(offsetof(CombineBwdParams, vec) == 80, "CombineBwdParams layout");
 
 }  // namespace sk
 

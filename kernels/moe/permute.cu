@@ -3,8 +3,9 @@
 //
 // The entries split into chunks of p.chunk, one block each, in two launches over the same grid:
 // moe_permute_count: chunk c's histogram of expert ids into hist[c][0..E), its bad ids (outside
-//   0..E, other than -1, which is unrouted) into hist[c][E]. Shared-memory integer atomics, one per
-//   expert present in a warp's 32 ids (match.any): their order cannot reach a count.
+//   0..E, other than -1, which is unrouted) into hist[c][E]. Shared-memory integer atomics: their
+//   order cannot reach a count. (Grouping a warp's equal ids with match.any first, one atomic per
+//   group, cost 60% more warp instructions on the VM at the DeepSeek-V3 shape.)
 // moe_permute_scatter: every block reads all of hist (E + 1 columns, chunk order fixed) and derives
 //   (a) the entries of earlier chunks per expert, where its own ranks start, and (b) the totals;
 //   from the totals, kept_e = min(count_e, capacity), each group padded up to block_size and a block
@@ -27,8 +28,12 @@
 // top. The totals cannot be known before every id is counted, so a one-pass version would need
 // the ids held on chip across a grid-wide barrier. No FLOPs. gather reads and writes r * h * s bytes
 // (the fewest for a materialised permutation), no FLOPs.
-// Measured on the VM: see examples/sol_report.rs (moe rows) for the DeepSeek-V3 and Mixtral shapes
-// at 16k tokens.
+// Measured on the VM (examples/sol_report.rs, 16k tokens, block 64): DeepSeek-V3 (131072 entries,
+// 64 blocks) count 84k warp instructions, scatter 0.91M (2.52M with a 32-step shuffle scan per
+// entry instead of match.any); unique bytes over both launches 1.40x align's fewest (the second
+// ids read and the 66 KB of histograms), route + permute 1.06x their joint fewest. Mixtral (32768
+// entries, 16 blocks): 1.33x and 1.13x. The H100 model puts scatter at 2.8 us of integer issue
+// against a 0.5 us byte floor (one CTA per SM: its serial scan and slice walk).
 #include "moe/params.cuh"
 
 namespace sk {
@@ -47,13 +52,13 @@ __device__ __forceinline__ void permute_count(const AlignParams& p) {
   __syncthreads();
   const uint64_t begin = uint64_t(blockIdx.x) * p.chunk;
   const uint64_t end = min(begin + p.chunk, uint64_t(p.entries));
-  const unsigned below = (1u << (tid % 32)) - 1u;
-  for (uint64_t base = begin + (tid / 32) * 32; base < end; base += kAlignThreads) {
-    const uint64_t i = base + tid % 32;
-    int e = i < end ? p.ids[i] : -1;
-    if (e < -1 || e >= E) e = E;  // bad ids share column E
-    const unsigned same = __match_any_sync(kAllLanes, e);
-    if (e >= 0 && (same & below) == 0) atomicAdd(&cnt[e], __popc(same));
+  for (uint64_t i = begin + tid; i < end; i += kAlignThreads) {
+    const int e = p.ids[i];
+    if (e >= 0 && e < E) {
+      atomicAdd(&cnt[e], 1);
+    } else if (e != -1) {
+      atomicAdd(&cnt[E], 1);
+    }
   }
   __syncthreads();
   int32_t* __restrict__ row = p.hist + uint64_t(blockIdx.x) * (E + 1);

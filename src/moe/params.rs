@@ -118,6 +118,8 @@ pub(crate) struct CombineBwdParams {
     pub k: u32,
     pub hidden: u32,
     pub experts: u32,
+    pub vec: u32,
+    pub pad: u32,
 }
 
 /// `sk::StatsBwdParams`.
@@ -194,8 +196,9 @@ mod tests {
             assert_eq!(m.param_size(&format!("moe_gather_v{v}")), Some(size_of::<GatherParams>()));
         }
         let m = ptx_vm::Module::parse(MOE_COMBINE.ptx).unwrap();
-        assert_eq!(size_of::<CombineBwdParams>(), 80);
+        assert_eq!(size_of::<CombineBwdParams>(), 88);
         assert_eq!(offset_of!(CombineBwdParams, experts), 76);
+        assert_eq!(offset_of!(CombineBwdParams, vec), 80);
         for t in ["f32", "f16", "bf16"] {
             assert_eq!(m.param_size(&format!("moe_combine_{t}")), Some(size_of::<CombineParams>()), "{t}");
             assert_eq!(m.param_size(&format!("moe_combine_bwd_{t}")), Some(size_of::<CombineBwdParams>()), "{t}");
