@@ -138,8 +138,8 @@ fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
 /// Registers per thread (sm_80, `scripts/resource-report`) of the moe kernels these rows run.
 /// Rerun it after editing kernels/moe/.
 const MOE_REGISTERS: [(&str, u32); 8] = [
-    ("moe_route_bf16_e1", 28),
-    ("moe_route_bf16_e8", 44),
+    ("moe_route_e1", 29),
+    ("moe_route_e8", 56),
     ("moe_permute_count", 18),
     ("moe_permute_scatter", 48),
     ("moe_gather_v16", 32),
@@ -208,7 +208,7 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
             &mut w.view_mut(),
             &mut st.view_mut(),
         )?;
-        let route_kernel = if experts > 32 { "moe_route_bf16_e8" } else { "moe_route_bf16_e1" };
+        let route_kernel = if experts > 32 { "moe_route_e8" } else { "moe_route_e1" };
         let route_bytes = push(route_kernel, "moe route", tokens, rp.flops(), rp.min_bytes(2, with_bias));
 
         let pp = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(64))?;
@@ -265,7 +265,8 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
         let dout = dev.upload(&vec![bf16::from_f64(0.25); tokens * hidden + 1])?;
         let mut dy = dev.alloc_zeros::<bf16>(pp.max_rows * hidden)?;
         let mut dw = dev.alloc_zeros::<f32>(tokens * k)?;
-        let bwd_bytes = tokens as u64 * row + 2 * total * row + 12 * entries + 4 * total;
+        // dout and the rows holding an entry read (no drops here), every row of dy written.
+        let bwd_bytes = tokens as u64 * row + entries * row + total * row + 12 * entries + 4 * total;
         for (start, kernel, what) in
             [(0, "moe_combine_bwd_bf16", "moe combine_backward"), (1, "", "moe combine_backward (scalar path)")]
         {

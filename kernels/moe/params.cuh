@@ -30,8 +30,11 @@ struct RouteParams {
   uint32_t renormalize;  // 1: the k weights divided by their sum
   float scale;           // routed scaling factor, applied last
   uint32_t group_top2;   // group score: 0 = max of the group, 1 = sum of its top-2 selection scores
+  uint32_t bf16;         // logits dtype: 0 = f32, 1 = bf16
+  uint32_t pad;
 };
-static_assert(sizeof(RouteParams) == 80, "RouteParams layout");
+static_assert(sizeof(RouteParams) == 88, "RouteParams layout");
+static_assert(offsetof(RouteParams, bf16) == 80, "RouteParams layout");
 static_assert(offsetof(RouteParams, tokens) == 40, "RouteParams layout");
 static_assert(offsetof(RouteParams, experts) == 48, "RouteParams layout");
 static_assert(offsetof(RouteParams, scale) == 72, "RouteParams layout");
