@@ -15,9 +15,9 @@
 // moe_combine_bwd_<T>: one warp per row of the permuted layout. dy[r] = w_i dout[t] and
 // dweights_i = <dout[t], y[r]> (lane-strided fp32 sums, then a fixed butterfly: deterministic);
 // 16-byte accesses of dout, y and dy when the row and the pointers allow (vec), else one element;
-// padding rows get zero; then a grid-stride pass gives every entry without a row dweights 0.
-// The gather's backward (scatter back to token order) needs no kernel of its own: it is combine
-// with unit weights. Per row: FLOPs 3h; fewest bytes 3 h s (dout, y, dy) + 12.
+// padding rows zero, then entries without a row get dweights 0. The gather's backward is combine
+// with unit weights. Per row: FLOPs 3h; fewest bytes 3 h s + 12. VM, DeepSeek-V3 1024 tokens bf16:
+// unique bytes = the fewest; 17.3M warp instr, 1.88M load requests (scalar path: 40.2M, 3.72M).
 #include "common/dtype.cuh"
 #include "moe/params.cuh"
 

@@ -21,9 +21,9 @@
 //
 // Cost per token (E experts): FLOPs ~ E (exp or sigmoid) + 3E (softmax sum, scale, bias) + k * E
 // compares; fewest bytes E * sizeof(T) + k * 8 + 4 (+ the bias, E * 4, once per launch).
-// Measured on the VM (examples/sol_report.rs, DeepSeek-V3 shape, 1024 tokens, bf16): unique bytes
-// 525312 read + 69632 written = exactly the fewest; 2.49M warp instructions (~2.4k per token, the
-// k = 8 argmax rounds over 8 experts per lane dominate): issue-bound, not memory-bound.
+// VM (examples/sol_report.rs, DeepSeek-V3, 16k tokens, bf16): unique bytes = exactly the fewest
+// (8389632 read + 1114112 written); 38.08M warp instructions (39.77M before the dtype became a
+// runtime flag), ~2.3k per token, the k = 8 argmax rounds dominate: issue-bound, not memory-bound.
 #include "common/dtype.cuh"
 #include "common/math.cuh"
 #include "moe/params.cuh"
