@@ -541,11 +541,13 @@ fn combine_matches_reference_and_counts_bad_positions() {
 #[test]
 fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
     let mut rng = rng("route_permute_gather_combine_round_trip_is_identity_and_deterministic");
-    let (tokens, experts, hidden) = (100, 64, 64);
+    // 300 x 8 entries: two chunks of the align launches.
+    let (tokens, experts, hidden) = (300, 64, 64);
     let o = RouteOptions::default().k(8).scoring(Scoring::Sigmoid).groups(8, 4).renormalize(true);
     let logits: Vec<bf16> = (0..tokens * experts).map(|_| bf16::from_f64(rng.random_range(-3.0..3.0))).collect();
     let x: Vec<bf16> = random_rows(&mut rng, tokens * hidden);
-    let run = |dev: &Device| {
+    // `fused`: permute_gather instead of permute, then gather.
+    let run = |dev: &Device, fused: bool| {
         let rp = RoutePlan::new(tokens, experts, o).unwrap();
         let pp = PermutePlan::new(tokens, 8, experts, PermuteOptions::default().block_size(16)).unwrap();
         let dl = dev.upload(&logits).unwrap();
@@ -554,10 +556,14 @@ fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
         let mut st = dev.alloc_zeros::<i32>(rp.status_len()).unwrap();
         route(dev, &rp, &dl.view(), None, &mut ids.view_mut(), &mut w.view_mut(), &mut st.view_mut()).unwrap();
         let mut perm = pp.alloc(dev).unwrap();
-        permute(dev, &pp, &ids.view(), &mut perm).unwrap();
         let dx = dev.upload(&x).unwrap();
         let mut y = dev.alloc_zeros::<bf16>(pp.max_rows * hidden).unwrap();
-        gather(dev, &pp, hidden, &dx.view(), &perm, &mut y.view_mut()).unwrap();
+        if fused {
+            permute_gather(dev, &pp, &ids.view(), hidden, &dx.view(), &mut perm, &mut y.view_mut()).unwrap();
+        } else {
+            permute(dev, &pp, &ids.view(), &mut perm).unwrap();
+            gather(dev, &pp, hidden, &dx.view(), &perm, &mut y.view_mut()).unwrap();
+        }
         let mut out = dev.alloc_zeros::<bf16>(tokens * hidden).unwrap();
         let mut cs = dev.alloc_zeros::<i32>(tokens).unwrap();
         combine(
@@ -573,19 +579,19 @@ fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
         )
         .unwrap();
         assert_eq!(dev.download(&cs).unwrap(), vec![0; tokens]);
-        dev.download(&out).unwrap()
+        let out: Vec<u16> = dev.download(&out).unwrap().iter().map(|v| v.to_bits()).collect();
+        (out, dev.download(&perm.sorted_ids).unwrap(), dev.download(&perm.inverse).unwrap())
     };
-    let one = run(&Device::vm_with(VmConfig { threads: 1, ..VmConfig::default() }));
-    let two = run(&Device::vm_with(VmConfig { threads: 2, ..VmConfig::default() }));
-    assert_eq!(
-        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        two.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
-    for (g, w) in one.iter().zip(&x) {
+    let one = run(&Device::vm_with(VmConfig { threads: 1, ..VmConfig::default() }), false);
+    let two = run(&Device::vm_with(VmConfig { threads: 2, ..VmConfig::default() }), true);
+    assert_eq!(one, two, "threads 1 unfused vs threads 2 fused");
+    for (&g, w) in one.0.iter().zip(&x) {
+        let g = bf16::from_bits(g);
         assert!((g.to_f64() - w.to_f64()).abs() <= 1e-2 * w.to_f64().abs().max(0.1), "{g} vs {w}");
     }
     for dev in backends() {
-        assert_eq!(run(&dev), one);
+        assert_eq!(run(&dev, false), one);
+        assert_eq!(run(&dev, true), one);
     }
 }
 
