@@ -8,8 +8,9 @@ use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
 use scaling_kernels::moe::{
-    combine, combine_backward, gather, permute, permute_gather, route, route_backward, stats, stats_backward,
-    GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
+    combine, combine_backward, gather, permute, permute_by_weight, permute_gather, route, route_backward, stats,
+    stats_backward, GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions, RoutePlan, RouteStatus,
+    Scoring, StatsPlan,
 };
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
@@ -384,6 +385,68 @@ fn permute_drops_by_token_order_past_capacity() {
         assert_eq!(got.offsets, vec![0, 2, 4, 4, 4]);
         assert_eq!(&got.sorted_ids[..4], &[1, 3, 0, 2]);
         assert_eq!(got.inverse, vec![2, 0, 3, 1, -1, -1, -1, -1, -1, -1]);
+    }
+}
+
+/// Drop by weight against the reference: weights on a grid of 8 values so ties are common, with
+/// -0.0 and +0.0 both present; every output exact, across chunks, block sizes and ranks.
+#[test]
+fn permute_by_weight_keeps_the_heaviest_and_breaks_ties_by_entry() {
+    let mut rng = rng("permute_by_weight_keeps_the_heaviest_and_breaks_ties_by_entry");
+    for dev in backends() {
+        for (tokens, k, experts, ranks) in [(7usize, 2usize, 8usize, 1usize), (100, 8, 64, 8), (700, 8, 60, 4)] {
+            for block_size in [1usize, 16] {
+                for capacity in [1usize, 3, 97] {
+                    let o = PermuteOptions::default()
+                        .block_size(block_size)
+                        .capacity(capacity)
+                        .experts_per_rank(experts / ranks);
+                    let plan = PermutePlan::new(tokens, k, experts, o).unwrap();
+                    let ids = random_ids(&mut rng, tokens, k, experts, true);
+                    let w: Vec<f32> = (0..plan.entries)
+                        .map(|i| if i % 11 == 3 { -0.0 } else { rng.random_range(0..8) as f32 / 8.0 })
+                        .collect();
+                    let want = reference::moe::permute_by_weight(
+                        &ids,
+                        &w,
+                        experts,
+                        block_size,
+                        capacity,
+                        experts / ranks,
+                        plan.max_rows,
+                    );
+                    let (d_ids, d_w) = (dev.upload(&ids).unwrap(), dev.upload(&w).unwrap());
+                    let mut p = plan.alloc(&dev).unwrap();
+                    for b in [&mut p.counts, &mut p.offsets, &mut p.sorted_ids, &mut p.block_expert, &mut p.inverse] {
+                        dev.fill_poison(&mut b.view_mut()).unwrap();
+                    }
+                    permute_by_weight(&dev, &plan, &d_ids.view(), &d_w.view(), &mut p).unwrap();
+                    if let Some(report) = dev.vm_last_launch() {
+                        report.assert_clean().unwrap();
+                    }
+                    let what = format!("tokens {tokens} k {k} experts {experts} {o:?} on {}", dev.describe());
+                    assert_eq!(dev.download(&p.counts).unwrap(), want.counts, "{what}: counts");
+                    assert_eq!(dev.download(&p.offsets).unwrap(), want.offsets, "{what}: offsets");
+                    assert_eq!(dev.download(&p.sorted_ids).unwrap(), want.sorted_ids, "{what}: sorted_ids");
+                    assert_eq!(dev.download(&p.block_expert).unwrap(), want.block_expert, "{what}: block_expert");
+                    assert_eq!(dev.download(&p.inverse).unwrap(), want.inverse, "{what}: inverse");
+                    assert_eq!(dev.download(&p.rank_counts).unwrap(), want.rank_counts, "{what}: rank_counts");
+                    assert_eq!(dev.download(&p.rank_offsets).unwrap(), want.rank_offsets, "{what}: rank_offsets");
+                    assert_eq!(dev.download(&p.status).unwrap(), vec![want.bad], "{what}: status");
+                }
+            }
+        }
+        // By hand: expert 0 gets entries 0, 2, 4, 6 with weights 0.5, 0.9, 0.9, 0.1; capacity 2 keeps
+        // 2 and 4 (the two 0.9s), in entry order.
+        let plan = PermutePlan::new(4, 2, 2, PermuteOptions::default().capacity(2)).unwrap();
+        let ids = [0, 1, 0, 1, 0, 1, 0, 1];
+        let w = [0.5f32, 1.0, 0.9, 1.0, 0.9, 1.0, 0.1, 1.0];
+        let (d_ids, d_w) = (dev.upload(&ids).unwrap(), dev.upload(&w).unwrap());
+        let mut p = plan.alloc(&dev).unwrap();
+        permute_by_weight(&dev, &plan, &d_ids.view(), &d_w.view(), &mut p).unwrap();
+        assert_eq!(dev.download(&p.counts).unwrap(), vec![4, 4]);
+        assert_eq!(&dev.download(&p.sorted_ids).unwrap()[..4], &[2, 4, 1, 3]);
+        assert_eq!(dev.download(&p.inverse).unwrap(), vec![-1, 2, 0, 3, 1, -1, -1, -1]);
     }
 }
 

@@ -72,6 +72,15 @@ pub(crate) struct AlignParams {
     pub pad: u32,
 }
 
+/// `sk::AlignWeightParams` (declared in kernels/moe/permute.cu).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct AlignWeightParams {
+    pub a: AlignParams,
+    pub weights: u64,
+    pub select: u64,
+}
+
 /// `sk::GatherParams`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -192,6 +201,10 @@ mod tests {
         let m = ptx_vm::Module::parse(MOE_PERMUTE.ptx).unwrap();
         for k in ["moe_permute_count", "moe_permute_scatter"] {
             assert_eq!(m.param_size(k), Some(size_of::<AlignParams>()), "{k}");
+        }
+        assert_eq!(size_of::<AlignWeightParams>(), 160);
+        for k in ["moe_permute_select", "moe_permute_count_w", "moe_permute_scatter_w"] {
+            assert_eq!(m.param_size(k), Some(size_of::<AlignWeightParams>()), "{k}");
         }
         for v in [16, 4, 2] {
             assert_eq!(m.param_size(&format!("moe_gather_v{v}")), Some(size_of::<GatherParams>()));
