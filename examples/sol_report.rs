@@ -214,7 +214,7 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
         let pp = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(64))?;
         let mut perm = pp.alloc(dev)?;
         permute_count(dev, &pp, &ids.view(), &mut perm)?;
-        let ws = 4 * pp.workspace_len() as u64;
+        let ws = 4 * (pp.chunks * (experts + 1)) as u64; // the histograms (not the by-weight thresholds)
         let count_bytes = push("moe_permute_count", "moe permute count", tokens, 0, 4 * pp.entries as u64 + ws);
         permute_scatter(dev, &pp, &ids.view(), &mut perm)?;
         let scatter_bytes = push("moe_permute_scatter", "moe permute scatter", tokens, 0, pp.align_min_bytes() + ws);
