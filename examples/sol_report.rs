@@ -267,13 +267,14 @@ fn attention_fwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
 
 /// Registers per thread (sm_80, `scripts/resource-report`) of the moe kernels these rows run.
 /// Rerun it after editing kernels/moe/.
-const MOE_REGISTERS: [(&str, u32); 7] = [
-    ("moe_route_bf16_e1", 28),
-    ("moe_route_bf16_e8", 44),
+const MOE_REGISTERS: [(&str, u32); 8] = [
+    ("moe_route_e1", 29),
+    ("moe_route_e8", 56),
     ("moe_permute_count", 18),
     ("moe_permute_scatter", 48),
     ("moe_gather_v16", 32),
     ("moe_combine_bf16", 35),
+    ("moe_combine_bwd_bf16", 40),
     ("moe_stats_final", 32),
 ];
 
@@ -284,8 +285,8 @@ const MOE_REGISTERS: [(&str, u32); 7] = [
 /// hold at 16k, while 16k DeepSeek-V3 rows (1.9 GB gathered) would take the VM minutes.
 fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Result<()> {
     use scaling_kernels::moe::{
-        combine, gather, permute_count, permute_scatter, route, stats, PermuteOptions, PermutePlan, RouteOptions,
-        RoutePlan, Scoring, StatsPlan,
+        combine, combine_backward, gather, permute_count, permute_scatter, route, stats, PermuteOptions, PermutePlan,
+        RouteOptions, RoutePlan, Scoring, StatsPlan,
     };
     let tokens = 16384;
     let small = 1024;
@@ -337,13 +338,13 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
             &mut w.view_mut(),
             &mut st.view_mut(),
         )?;
-        let route_kernel = if experts > 32 { "moe_route_bf16_e8" } else { "moe_route_bf16_e1" };
+        let route_kernel = if experts > 32 { "moe_route_e8" } else { "moe_route_e1" };
         let route_bytes = push(route_kernel, "moe route", tokens, rp.flops(), rp.min_bytes(2, with_bias));
 
         let pp = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(64))?;
         let mut perm = pp.alloc(dev)?;
         permute_count(dev, &pp, &ids.view(), &mut perm)?;
-        let ws = 4 * pp.workspace_len() as u64;
+        let ws = 4 * (pp.chunks * (experts + 1)) as u64; // the histograms (not the by-weight thresholds)
         let count_bytes = push("moe_permute_count", "moe permute count", tokens, 0, 4 * pp.entries as u64 + ws);
         permute_scatter(dev, &pp, &ids.view(), &mut perm)?;
         let scatter_bytes = push("moe_permute_scatter", "moe permute scatter", tokens, 0, pp.align_min_bytes() + ws);
@@ -388,6 +389,32 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
             2 * entries * hidden as u64,
             entries * row + tokens as u64 * row + 8 * entries + 4 * tokens as u64,
         );
+
+        // combine_backward: the 16-byte path, then (printed only) the scalar path it replaced, forced
+        // by a dout view one element off 16-byte alignment.
+        let dout = dev.upload(&vec![bf16::from_f64(0.25); tokens * hidden + 1])?;
+        let mut dy = dev.alloc_zeros::<bf16>(pp.max_rows * hidden)?;
+        let mut dw = dev.alloc_zeros::<f32>(tokens * k)?;
+        // dout and the rows holding an entry read (no drops here), every row of dy written.
+        let bwd_bytes = tokens as u64 * row + entries * row + total * row + 12 * entries + 4 * total;
+        for (start, kernel, what) in
+            [(0, "moe_combine_bwd_bf16", "moe combine_backward"), (1, "", "moe combine_backward (scalar path)")]
+        {
+            let dout = dout.slice(start..start + tokens * hidden)?;
+            combine_backward(dev, &pp, hidden, &dout, &y.view(), &w, &perm, &mut dy.view_mut(), &mut dw.view_mut())?;
+            if kernel.is_empty() {
+                let c = dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default();
+                println!(
+                    "{what} {label} {tokens}t: {} warp-instr, global ld {} req / {} sectors, st {} req",
+                    c.warp_instructions(),
+                    c.global_load_requests,
+                    c.global_load_sectors,
+                    c.global_store_requests
+                );
+            } else {
+                push(kernel, what, tokens, 3 * total * hidden as u64, bwd_bytes);
+            }
+        }
 
         let tokens = 16384;
         let entries = (tokens * k) as u64;

@@ -8,8 +8,9 @@ use half::f16;
 use rand::Rng;
 use scaling_kernels::device::VmConfig;
 use scaling_kernels::moe::{
-    combine, combine_backward, gather, permute, permute_gather, route, route_backward, stats, stats_backward,
-    GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions, RoutePlan, RouteStatus, Scoring, StatsPlan,
+    combine, combine_backward, gather, permute, permute_by_weight, permute_gather, route, route_backward, stats,
+    stats_backward, GroupScore, Permutation, PermuteOptions, PermutePlan, RouteOptions, RoutePlan, RouteStatus,
+    Scoring, StatsPlan,
 };
 use scaling_kernels::reference;
 use scaling_kernels::{Device, Float};
@@ -387,6 +388,68 @@ fn permute_drops_by_token_order_past_capacity() {
     }
 }
 
+/// Drop by weight against the reference: weights on a grid of 8 values so ties are common, with
+/// -0.0 and +0.0 both present; every output exact, across chunks, block sizes and ranks.
+#[test]
+fn permute_by_weight_keeps_the_heaviest_and_breaks_ties_by_entry() {
+    let mut rng = rng("permute_by_weight_keeps_the_heaviest_and_breaks_ties_by_entry");
+    for dev in backends() {
+        for (tokens, k, experts, ranks) in [(7usize, 2usize, 8usize, 1usize), (100, 8, 64, 8), (700, 8, 60, 4)] {
+            for block_size in [1usize, 16] {
+                for capacity in [1usize, 3, 97] {
+                    let o = PermuteOptions::default()
+                        .block_size(block_size)
+                        .capacity(capacity)
+                        .experts_per_rank(experts / ranks);
+                    let plan = PermutePlan::new(tokens, k, experts, o).unwrap();
+                    let ids = random_ids(&mut rng, tokens, k, experts, true);
+                    let w: Vec<f32> = (0..plan.entries)
+                        .map(|i| if i % 11 == 3 { -0.0 } else { rng.random_range(0..8) as f32 / 8.0 })
+                        .collect();
+                    let want = reference::moe::permute_by_weight(
+                        &ids,
+                        &w,
+                        experts,
+                        block_size,
+                        capacity,
+                        experts / ranks,
+                        plan.max_rows,
+                    );
+                    let (d_ids, d_w) = (dev.upload(&ids).unwrap(), dev.upload(&w).unwrap());
+                    let mut p = plan.alloc(&dev).unwrap();
+                    for b in [&mut p.counts, &mut p.offsets, &mut p.sorted_ids, &mut p.block_expert, &mut p.inverse] {
+                        dev.fill_poison(&mut b.view_mut()).unwrap();
+                    }
+                    permute_by_weight(&dev, &plan, &d_ids.view(), &d_w.view(), &mut p).unwrap();
+                    if let Some(report) = dev.vm_last_launch() {
+                        report.assert_clean().unwrap();
+                    }
+                    let what = format!("tokens {tokens} k {k} experts {experts} {o:?} on {}", dev.describe());
+                    assert_eq!(dev.download(&p.counts).unwrap(), want.counts, "{what}: counts");
+                    assert_eq!(dev.download(&p.offsets).unwrap(), want.offsets, "{what}: offsets");
+                    assert_eq!(dev.download(&p.sorted_ids).unwrap(), want.sorted_ids, "{what}: sorted_ids");
+                    assert_eq!(dev.download(&p.block_expert).unwrap(), want.block_expert, "{what}: block_expert");
+                    assert_eq!(dev.download(&p.inverse).unwrap(), want.inverse, "{what}: inverse");
+                    assert_eq!(dev.download(&p.rank_counts).unwrap(), want.rank_counts, "{what}: rank_counts");
+                    assert_eq!(dev.download(&p.rank_offsets).unwrap(), want.rank_offsets, "{what}: rank_offsets");
+                    assert_eq!(dev.download(&p.status).unwrap(), vec![want.bad], "{what}: status");
+                }
+            }
+        }
+        // By hand: expert 0 gets entries 0, 2, 4, 6 with weights 0.5, 0.9, 0.9, 0.1; capacity 2 keeps
+        // 2 and 4 (the two 0.9s), in entry order.
+        let plan = PermutePlan::new(4, 2, 2, PermuteOptions::default().capacity(2)).unwrap();
+        let ids = [0, 1, 0, 1, 0, 1, 0, 1];
+        let w = [0.5f32, 1.0, 0.9, 1.0, 0.9, 1.0, 0.1, 1.0];
+        let (d_ids, d_w) = (dev.upload(&ids).unwrap(), dev.upload(&w).unwrap());
+        let mut p = plan.alloc(&dev).unwrap();
+        permute_by_weight(&dev, &plan, &d_ids.view(), &d_w.view(), &mut p).unwrap();
+        assert_eq!(dev.download(&p.counts).unwrap(), vec![4, 4]);
+        assert_eq!(&dev.download(&p.sorted_ids).unwrap()[..4], &[2, 4, 1, 3]);
+        assert_eq!(dev.download(&p.inverse).unwrap(), vec![-1, 2, 0, 3, 1, -1, -1, -1]);
+    }
+}
+
 fn random_rows<T: Float>(rng: &mut impl Rng, n: usize) -> Vec<T> {
     (0..n).map(|_| T::from_f64(rng.random_range(-2.0..2.0))).collect()
 }
@@ -541,11 +604,13 @@ fn combine_matches_reference_and_counts_bad_positions() {
 #[test]
 fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
     let mut rng = rng("route_permute_gather_combine_round_trip_is_identity_and_deterministic");
-    let (tokens, experts, hidden) = (100, 64, 64);
+    // 300 x 8 entries: two chunks of the align launches.
+    let (tokens, experts, hidden) = (300, 64, 64);
     let o = RouteOptions::default().k(8).scoring(Scoring::Sigmoid).groups(8, 4).renormalize(true);
     let logits: Vec<bf16> = (0..tokens * experts).map(|_| bf16::from_f64(rng.random_range(-3.0..3.0))).collect();
     let x: Vec<bf16> = random_rows(&mut rng, tokens * hidden);
-    let run = |dev: &Device| {
+    // `fused`: permute_gather instead of permute, then gather.
+    let run = |dev: &Device, fused: bool| {
         let rp = RoutePlan::new(tokens, experts, o).unwrap();
         let pp = PermutePlan::new(tokens, 8, experts, PermuteOptions::default().block_size(16)).unwrap();
         let dl = dev.upload(&logits).unwrap();
@@ -554,10 +619,14 @@ fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
         let mut st = dev.alloc_zeros::<i32>(rp.status_len()).unwrap();
         route(dev, &rp, &dl.view(), None, &mut ids.view_mut(), &mut w.view_mut(), &mut st.view_mut()).unwrap();
         let mut perm = pp.alloc(dev).unwrap();
-        permute(dev, &pp, &ids.view(), &mut perm).unwrap();
         let dx = dev.upload(&x).unwrap();
         let mut y = dev.alloc_zeros::<bf16>(pp.max_rows * hidden).unwrap();
-        gather(dev, &pp, hidden, &dx.view(), &perm, &mut y.view_mut()).unwrap();
+        if fused {
+            permute_gather(dev, &pp, &ids.view(), hidden, &dx.view(), &mut perm, &mut y.view_mut()).unwrap();
+        } else {
+            permute(dev, &pp, &ids.view(), &mut perm).unwrap();
+            gather(dev, &pp, hidden, &dx.view(), &perm, &mut y.view_mut()).unwrap();
+        }
         let mut out = dev.alloc_zeros::<bf16>(tokens * hidden).unwrap();
         let mut cs = dev.alloc_zeros::<i32>(tokens).unwrap();
         combine(
@@ -573,19 +642,19 @@ fn route_permute_gather_combine_round_trip_is_identity_and_deterministic() {
         )
         .unwrap();
         assert_eq!(dev.download(&cs).unwrap(), vec![0; tokens]);
-        dev.download(&out).unwrap()
+        let out: Vec<u16> = dev.download(&out).unwrap().iter().map(|v| v.to_bits()).collect();
+        (out, dev.download(&perm.sorted_ids).unwrap(), dev.download(&perm.inverse).unwrap())
     };
-    let one = run(&Device::vm_with(VmConfig { threads: 1, ..VmConfig::default() }));
-    let two = run(&Device::vm_with(VmConfig { threads: 2, ..VmConfig::default() }));
-    assert_eq!(
-        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        two.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-    );
-    for (g, w) in one.iter().zip(&x) {
+    let one = run(&Device::vm_with(VmConfig { threads: 1, ..VmConfig::default() }), false);
+    let two = run(&Device::vm_with(VmConfig { threads: 2, ..VmConfig::default() }), true);
+    assert_eq!(one, two, "threads 1 unfused vs threads 2 fused");
+    for (&g, w) in one.0.iter().zip(&x) {
+        let g = bf16::from_bits(g);
         assert!((g.to_f64() - w.to_f64()).abs() <= 1e-2 * w.to_f64().abs().max(0.1), "{g} vs {w}");
     }
     for dev in backends() {
-        assert_eq!(run(&dev), one);
+        assert_eq!(run(&dev, false), one);
+        assert_eq!(run(&dev, true), one);
     }
 }
 
@@ -713,6 +782,69 @@ fn combine_backward_matches_reference_and_finite_differences() {
                 let fd = (loss(&wp) - loss(&wm)) / 2e-4;
                 assert!((fd - want_dw[i]).abs() <= 1e-6 * fd.abs().max(1.0), "fd dw[{i}] {fd} vs {}", want_dw[i]);
             }
+        }
+    }
+}
+
+/// combine_backward in 16-bit types against the float64 reference on the rounded inputs: the
+/// 16-byte path (hidden a multiple of 8) and the scalar one (hidden 13), padding and drops included.
+fn check_combine_backward_16bit<T: Float>(dev: &Device, rng: &mut impl Rng, hidden: usize) {
+    let (tokens, k, experts) = (37usize, 8usize, 64usize);
+    let plan = PermutePlan::new(tokens, k, experts, PermuteOptions::default().block_size(16).capacity(6)).unwrap();
+    let ids = random_ids(rng, tokens, k, experts, false);
+    let (perm, got) = run_permute(dev, &plan, &ids);
+    let y: Vec<T> = random_rows(rng, plan.max_rows * hidden);
+    let dout: Vec<T> = random_rows(rng, tokens * hidden);
+    let w: Vec<f32> = (0..plan.entries).map(|_| rng.random_range(0.0..1.0)).collect();
+    let (y_, dout_, w_) = (dev.upload(&y).unwrap(), dev.upload(&dout).unwrap(), dev.upload(&w).unwrap());
+    let mut dy = dev.alloc_zeros::<T>(plan.max_rows * hidden).unwrap();
+    let mut dw = dev.alloc_zeros::<f32>(plan.entries).unwrap();
+    dev.fill_poison(&mut dy.view_mut()).unwrap();
+    dev.fill_poison(&mut dw.view_mut()).unwrap();
+    combine_backward(
+        dev,
+        &plan,
+        hidden,
+        &dout_.view(),
+        &y_.view(),
+        &w_.view(),
+        &perm,
+        &mut dy.view_mut(),
+        &mut dw.view_mut(),
+    )
+    .unwrap();
+    if let Some(report) = dev.vm_last_launch() {
+        report.assert_clean().unwrap();
+    }
+    let (dy, dw) = (dev.download(&dy).unwrap(), dev.download(&dw).unwrap());
+    let f = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<f64>>();
+    let w64: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+    let (want_dy, want_dw) = reference::moe::combine_backward(&f(&dout), &f(&y), hidden, &w64, &got.inverse, k);
+    let what = format!("{} hidden {hidden}", T::NAME);
+    let total = got.offsets[experts] as usize * hidden;
+    // dy: one product rounded once to T (its half-ulp, 2^-8 relative for bf16, 2^-11 for f16).
+    let ulp = if T::NAME == "bf16" { 1.0 / 256.0 } else { 1.0 / 2048.0 };
+    for i in 0..total {
+        assert!((dy[i].to_f64() - want_dy[i]).abs() <= ulp * want_dy[i].abs() + 1e-7, "{what}: dy[{i}]");
+    }
+    // dweights: an fp32 sum of `hidden` exact products (|g y| < 4): fp32 rounding only.
+    for i in 0..plan.entries {
+        assert!(
+            (dw[i] as f64 - want_dw[i]).abs() <= 4e-6 * hidden as f64,
+            "{what}: dw[{i}] {} vs {}",
+            dw[i],
+            want_dw[i]
+        );
+    }
+}
+
+#[test]
+fn combine_backward_16bit_wide_and_scalar_paths_match_reference() {
+    let mut rng = rng("combine_backward_16bit_wide_and_scalar_paths_match_reference");
+    for dev in backends() {
+        for hidden in [8usize, 136, 13] {
+            check_combine_backward_16bit::<bf16>(&dev, &mut rng, hidden);
+            check_combine_backward_16bit::<f16>(&dev, &mut rng, hidden);
         }
     }
 }

@@ -30,8 +30,11 @@ struct RouteParams {
   uint32_t renormalize;  // 1: the k weights divided by their sum
   float scale;           // routed scaling factor, applied last
   uint32_t group_top2;   // group score: 0 = max of the group, 1 = sum of its top-2 selection scores
+  uint32_t bf16;         // logits dtype: 0 = f32, 1 = bf16
+  uint32_t pad;
 };
-static_assert(sizeof(RouteParams) == 80, "RouteParams layout");
+static_assert(sizeof(RouteParams) == 88, "RouteParams layout");
+static_assert(offsetof(RouteParams, bf16) == 80, "RouteParams layout");
 static_assert(offsetof(RouteParams, tokens) == 40, "RouteParams layout");
 static_assert(offsetof(RouteParams, experts) == 48, "RouteParams layout");
 static_assert(offsetof(RouteParams, scale) == 72, "RouteParams layout");
@@ -152,9 +155,13 @@ struct CombineBwdParams {
   uint32_t k;
   uint32_t hidden;
   uint32_t experts;
+  uint32_t vec;              // elements per access: 16 / sizeof(T) (hidden a multiple of it, 16-byte
+                             // aligned dout, y, dy) or 1
+  uint32_t pad;
 };
-static_assert(sizeof(CombineBwdParams) == 80, "CombineBwdParams layout");
+static_assert(sizeof(CombineBwdParams) == 88, "CombineBwdParams layout");
 static_assert(offsetof(CombineBwdParams, experts) == 76, "CombineBwdParams layout");
+static_assert(offsetof(CombineBwdParams, vec) == 80, "CombineBwdParams layout");
 
 }  // namespace sk
 

@@ -3,8 +3,9 @@
 //
 // The entries split into chunks of p.chunk, one block each, in two launches over the same grid:
 // moe_permute_count: chunk c's histogram of expert ids into hist[c][0..E), its bad ids (outside
-//   0..E, other than -1, which is unrouted) into hist[c][E]. Shared-memory integer atomics, one per
-//   expert present in a warp's 32 ids (match.any): their order cannot reach a count.
+//   0..E, other than -1, which is unrouted) into hist[c][E]. Shared-memory integer atomics: their
+//   order cannot reach a count. (Grouping a warp's equal ids with match.any first, one atomic per
+//   group, cost 60% more warp instructions on the VM at the DeepSeek-V3 shape.)
 // moe_permute_scatter: every block reads all of hist (E + 1 columns, chunk order fixed) and derives
 //   (a) the entries of earlier chunks per expert, where its own ranks start, and (b) the totals;
 //   from the totals, kept_e = min(count_e, capacity), each group padded up to block_size and a block
@@ -18,6 +19,10 @@
 //   block_expert and the rows past the total are split over the grid. With vec != 0 the block also
 //   copies each placed entry's activation row (and zeroes padding rows): gather fused in.
 //   No atomic reaches any output, so the layout is the same bits on every run and grid schedule.
+// moe_permute_select (+ _count_w, _scatter_w; permute_by_weight): the drop-by-weight policy, below.
+//   Cost: each expert over capacity walks all n ids 6 times (a count, 4 radix passes, a tie pass):
+//   unique bytes stay the ids and weights once, but the L2 traffic and issue grow as (experts over
+//   capacity) x n: fine where capacity drops are rare, a per-expert sort would be the next step.
 // moe_gather_v<N>: one warp per row of the permuted layout, N-byte accesses (16 when the row and
 //   the pointers allow, else the element size); padding rows are zero.
 //
@@ -27,8 +32,12 @@
 // top. The totals cannot be known before every id is counted, so a one-pass version would need
 // the ids held on chip across a grid-wide barrier. No FLOPs. gather reads and writes r * h * s bytes
 // (the fewest for a materialised permutation), no FLOPs.
-// Measured on the VM: see examples/sol_report.rs (moe rows) for the DeepSeek-V3 and Mixtral shapes
-// at 16k tokens.
+// Measured on the VM (examples/sol_report.rs, 16k tokens, block 64): DeepSeek-V3 (131072 entries,
+// 64 blocks) count 84k warp instructions, scatter 0.91M (2.52M with a 32-step shuffle scan per
+// entry instead of match.any); unique bytes over both launches 1.40x align's fewest (the second
+// ids read and the 66 KB of histograms), route + permute 1.06x their joint fewest. Mixtral (32768
+// entries, 16 blocks): 1.33x and 1.13x. The H100 model puts scatter at 2.8 us of integer issue
+// against a 0.5 us byte floor (one CTA per SM: its serial scan and slice walk).
 #include "moe/params.cuh"
 
 namespace sk {
@@ -39,7 +48,108 @@ constexpr int kAlignMaxExperts = 512;
 constexpr int kGatherThreads = 256;
 constexpr unsigned kAllLanes = 0xffffffffu;
 
-__device__ __forceinline__ void permute_count(const AlignParams& p) {
+// Drop by weight (permute_by_weight): moe_permute_select, one block per expert, finds the key
+// (weight, then lower entry first) of the capacity-th best entry of each expert over capacity;
+// the count and scatter launches then see every entry below it as unrouted (never as bad). Keys:
+// the weight's bits mapped so that unsigned order is float order (NaN by its bits: deterministic).
+// Kept here, not in params.cuh: an edit there rebuilds every kernel of the crate.
+struct AlignWeightParams {
+  AlignParams a;
+  const float* weights;  // [entries]
+  int32_t* select;       // [experts, 3] workspace: threshold key, threshold entry, entries before capacity
+};
+
+__device__ __forceinline__ uint32_t weight_key(float w) {
+  const uint32_t u = __float_as_uint(w);
+  return u ^ ((u >> 31) != 0 ? 0xffffffffu : 0x80000000u);
+}
+
+// Whether valid entry i of expert e survives the weight threshold (always, without one).
+__device__ __forceinline__ bool weight_kept(const float* w, const int32_t* sel, int e, uint64_t i) {
+  if (w == nullptr) return true;
+  const uint32_t key = weight_key(w[i]);
+  const uint32_t tk = uint32_t(sel[3 * e]);
+  return key > tk || (key == tk && i <= uint64_t(uint32_t(sel[3 * e + 1])));
+}
+
+__device__ __forceinline__ void permute_select(const AlignWeightParams& q) {
+  const AlignParams& p = q.a;
+  __shared__ int32_t bins[256];
+  __shared__ int32_t wtot[kAlignWarps];
+  __shared__ uint32_t sh_digit;
+  __shared__ int32_t sh_need, sh_index;
+  const int tid = threadIdx.x;
+  const int lane = tid % 32;
+  const int warp = tid / 32;
+  const int e = blockIdx.x;
+  const unsigned below = (1u << lane) - 1u;
+  int32_t total = 0;
+  for (uint64_t i = tid; i < p.entries; i += kAlignThreads) total += p.ids[i] == e;
+  for (int off = 16; off > 0; off /= 2) total += __shfl_xor_sync(kAllLanes, total, off);
+  if (lane == 0) wtot[warp] = total;
+  __syncthreads();
+  total = 0;
+  for (int w = 0; w < kAlignWarps; ++w) total += wtot[w];
+  int32_t* out = q.select + 3 * e;
+  if (uint32_t(total) <= p.capacity) {
+    if (tid == 0) {
+      out[0] = 0;  // every key is >= 0 and every entry <= i32 max: all kept
+      out[1] = 0x7fffffff;
+      out[2] = total;
+    }
+    return;
+  }
+  // Radix select, 8 bits a pass from the top: the capacity-th largest key.
+  uint32_t prefix = 0, mask = 0;
+  int32_t need = int32_t(p.capacity);
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    bins[tid] = 0;
+    __syncthreads();
+    for (uint64_t i = tid; i < p.entries; i += kAlignThreads) {
+      if (p.ids[i] != e) continue;
+      const uint32_t key = weight_key(q.weights[i]);
+      if ((key & mask) == prefix) atomicAdd(&bins[(key >> shift) & 255], 1);
+    }
+    __syncthreads();
+    if (tid == 0) {
+      int b = 255;
+      while (need > bins[b]) need -= bins[b--];
+      sh_digit = uint32_t(b);
+      sh_need = need;
+    }
+    __syncthreads();
+    prefix |= sh_digit << shift;
+    mask |= 255u << shift;
+    need = sh_need;
+    __syncthreads();
+  }
+  // Among the entries with exactly that key, the need-th lowest entry is the last one kept.
+  int32_t seen = 0;
+  for (uint64_t base = 0; base < p.entries; base += kAlignThreads) {
+    const uint64_t i = base + tid;
+    const bool f = i < p.entries && p.ids[i] == e && weight_key(q.weights[i]) == prefix;
+    const unsigned ballot = __ballot_sync(kAllLanes, f);
+    if (lane == 0) wtot[warp] = __popc(ballot);
+    __syncthreads();
+    int32_t before = seen, step = 0;
+    for (int w = 0; w < kAlignWarps; ++w) {
+      if (w < warp) before += wtot[w];
+      step += wtot[w];
+    }
+    if (f && before + __popc(ballot & below) + 1 == need) sh_index = int32_t(i);
+    seen += step;
+    __syncthreads();
+    if (seen >= need) break;
+  }
+  if (tid == 0) {
+    out[0] = int32_t(prefix);
+    out[1] = sh_index;
+    out[2] = total;
+  }
+}
+
+__device__ __forceinline__ void permute_count(const AlignParams& p, const float* w = nullptr,
+                                              const int32_t* sel = nullptr) {
   __shared__ int32_t cnt[kAlignMaxExperts + 1];
   const int tid = threadIdx.x;
   const int E = int(p.experts);
@@ -47,13 +157,13 @@ __device__ __forceinline__ void permute_count(const AlignParams& p) {
   __syncthreads();
   const uint64_t begin = uint64_t(blockIdx.x) * p.chunk;
   const uint64_t end = min(begin + p.chunk, uint64_t(p.entries));
-  const unsigned below = (1u << (tid % 32)) - 1u;
-  for (uint64_t base = begin + (tid / 32) * 32; base < end; base += kAlignThreads) {
-    const uint64_t i = base + tid % 32;
-    int e = i < end ? p.ids[i] : -1;
-    if (e < -1 || e >= E) e = E;  // bad ids share column E
-    const unsigned same = __match_any_sync(kAllLanes, e);
-    if (e >= 0 && (same & below) == 0) atomicAdd(&cnt[e], __popc(same));
+  for (uint64_t i = begin + tid; i < end; i += kAlignThreads) {
+    const int e = p.ids[i];
+    if (e >= 0 && e < E) {
+      if (weight_kept(w, sel, e, i)) atomicAdd(&cnt[e], 1);
+    } else if (e != -1) {
+      atomicAdd(&cnt[E], 1);
+    }
   }
   __syncthreads();
   int32_t* __restrict__ row = p.hist + uint64_t(blockIdx.x) * (E + 1);
@@ -119,7 +229,8 @@ __device__ __forceinline__ void fused_copy(const AlignParams& p, uint64_t row, i
   }
 }
 
-__device__ __forceinline__ void permute_scatter(const AlignParams& p) {
+__device__ __forceinline__ void permute_scatter(const AlignParams& p, const float* w = nullptr,
+                                                const int32_t* sel = nullptr) {
   __shared__ int32_t off[kAlignMaxExperts + 1];         // padded first row of each expert; [E] = total
   __shared__ int32_t kept_before[kAlignMaxExperts + 1]; // kept rows of lower experts; [E] = all kept
   __shared__ int32_t total[kAlignMaxExperts + 1];       // entries per expert over all chunks; [E] = bad
@@ -171,7 +282,7 @@ __device__ __forceinline__ void permute_scatter(const AlignParams& p) {
   if (me == 0) {
     for (int e = tid; e <= E; e += kAlignThreads) {
       p.offsets[e] = off[e];
-      if (e < E) p.counts[e] = total[e];
+      if (e < E) p.counts[e] = w == nullptr ? total[e] : sel[3 * e + 2];
       if (e % epr == 0) {
         const int r = e / epr;
         p.rank_offsets[r] = off[e];
@@ -228,7 +339,7 @@ __device__ __forceinline__ void permute_scatter(const AlignParams& p) {
   for (uint64_t base = wbegin; base < wend; base += 32) {
     const uint64_t i = base + lane;
     int e = i < wend ? p.ids[i] : -1;
-    if (e < 0 || e >= E) e = -1;
+    if (e < 0 || e >= E || !weight_kept(w, sel, e, i)) e = -1;
     const unsigned same = __match_any_sync(kAllLanes, e);
     if (e >= 0 && (same & below) == 0) wcnt[warp][e] += __popc(same);
     __syncwarp();
@@ -246,7 +357,7 @@ __device__ __forceinline__ void permute_scatter(const AlignParams& p) {
   for (uint64_t base = wbegin; base < wend; base += 32) {
     const uint64_t i = base + lane;
     int e = i < wend ? p.ids[i] : -1;
-    if (e < 0 || e >= E) e = -1;
+    if (e < 0 || e >= E || !weight_kept(w, sel, e, i)) e = -1;
     const unsigned same = __match_any_sync(kAllLanes, e);
     int32_t row = -1;
     if (e >= 0) {
@@ -298,6 +409,18 @@ extern "C" __global__ void __launch_bounds__(sk::kAlignThreads)
 extern "C" __global__ void __launch_bounds__(sk::kAlignThreads)
     moe_permute_scatter(const __grid_constant__ sk::AlignParams p) {
   sk::permute_scatter(p);
+}
+extern "C" __global__ void __launch_bounds__(sk::kAlignThreads)
+    moe_permute_select(const __grid_constant__ sk::AlignWeightParams q) {
+  sk::permute_select(q);
+}
+extern "C" __global__ void __launch_bounds__(sk::kAlignThreads)
+    moe_permute_count_w(const __grid_constant__ sk::AlignWeightParams q) {
+  sk::permute_count(q.a, q.weights, q.select);
+}
+extern "C" __global__ void __launch_bounds__(sk::kAlignThreads)
+    moe_permute_scatter_w(const __grid_constant__ sk::AlignWeightParams q) {
+  sk::permute_scatter(q.a, q.weights, q.select);
 }
 extern "C" __global__ void __launch_bounds__(sk::kGatherThreads)
     moe_gather_v16(const __grid_constant__ sk::GatherParams p) {

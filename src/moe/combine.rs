@@ -78,7 +78,9 @@ pub fn combine<T: Float>(
 /// the forward's `inverse` came from): `dy[r] = weights[i] * dout[t]` and `dweights[i] =
 /// <dout[t], y[r]>` for each row r holding entry `i = t * k + j`; padding rows of `dy` are zero,
 /// rows past the total are not written, and entries without a row (dropped, unrouted) get
-/// `dweights` 0. Deterministic. The backward of [`super::gather`] is [`combine`] with unit weights.
+/// `dweights` 0. Deterministic. 16-byte accesses when `hidden * size_of::<T>()` is a multiple of 16
+/// and `dout`, `y` and `dy` are 16-byte aligned, else one element per access. The backward of
+/// [`super::gather`] is [`combine`] with unit weights.
 #[allow(clippy::too_many_arguments)]
 pub fn combine_backward<T: Float>(
     dev: &Device,
@@ -104,19 +106,24 @@ pub fn combine_backward<T: Float>(
     if plan.max_rows == 0 && plan.entries == 0 {
         return Ok(());
     }
+    let (pg, py, pd) = (dev.ptr("dout", dout)?.addr, dev.ptr("y", y)?.addr, dev.ptr_mut("dy", dy)?.addr);
+    let wide = (16 / size_of::<T>()) as u32;
+    let vec = if (hidden * size_of::<T>()) % 16 == 0 && (pg | py | pd) % 16 == 0 { wide } else { 1 };
     let params = CombineBwdParams {
-        dout: dev.ptr("dout", dout)?.addr,
-        y: dev.ptr("y", y)?.addr,
+        dout: pg,
+        y: py,
         weights: dev.ptr("weights", weights)?.addr,
         sorted_ids: dev.ptr("perm.sorted_ids", &perm.sorted_ids.view())?.addr,
         offsets: dev.ptr("perm.offsets", &perm.offsets.view())?.addr,
         inverse: dev.ptr("perm.inverse", &perm.inverse.view())?.addr,
-        dy: dev.ptr_mut("dy", dy)?.addr,
+        dy: pd,
         dweights: dev.ptr_mut("dweights", dweights)?.addr,
         entries: plan.entries as u32,
         k: plan.k as u32,
         hidden: hidden as u32,
         experts: plan.experts as u32,
+        vec,
+        pad: 0,
     };
     let rows_per_block = (THREADS / 32) as u64;
     let blocks = (plan.max_rows.max(plan.entries) as u64).div_ceil(rows_per_block).clamp(1, MAX_BLOCKS) as u32;

@@ -29,7 +29,8 @@ mod stats;
 
 pub use combine::{combine, combine_backward};
 pub use permute::{
-    gather, permute, permute_count, permute_gather, permute_scatter, Permutation, PermuteOptions, PermutePlan,
+    gather, permute, permute_by_weight, permute_count, permute_gather, permute_scatter, Permutation, PermuteOptions,
+    PermutePlan,
 };
 pub use route::{
     route, route_backward, GroupScore, RouteOptions, RoutePlan, RouteStatus, Scoring, MAX_EXPERTS, MAX_GROUPS, MAX_K,

@@ -20,6 +20,8 @@ pub(crate) struct RouteParams {
     pub renormalize: u32,
     pub scale: f32,
     pub group_top2: u32,
+    pub bf16: u32,
+    pub pad: u32,
 }
 
 /// `sk::RouteBwdParams`.
@@ -70,6 +72,15 @@ pub(crate) struct AlignParams {
     pub pad: u32,
 }
 
+/// `sk::AlignWeightParams` (declared in kernels/moe/permute.cu).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct AlignWeightParams {
+    pub a: AlignParams,
+    pub weights: u64,
+    pub select: u64,
+}
+
 /// `sk::GatherParams`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -118,6 +129,8 @@ pub(crate) struct CombineBwdParams {
     pub k: u32,
     pub hidden: u32,
     pub experts: u32,
+    pub vec: u32,
+    pub pad: u32,
 }
 
 /// `sk::StatsBwdParams`.
@@ -162,17 +175,16 @@ mod tests {
     #[test]
     fn route_params_match_the_c_struct_and_the_ptx() {
         // The same numbers are static_asserts in kernels/moe/params.cuh.
-        assert_eq!(size_of::<RouteParams>(), 80);
+        assert_eq!(size_of::<RouteParams>(), 88);
         assert_eq!(offset_of!(RouteParams, tokens), 40);
         assert_eq!(offset_of!(RouteParams, experts), 48);
         assert_eq!(offset_of!(RouteParams, scale), 72);
         assert_eq!(offset_of!(RouteParams, group_top2), 76);
+        assert_eq!(offset_of!(RouteParams, bf16), 80);
         let module = ptx_vm::Module::parse(MOE_ROUTE.ptx).unwrap();
-        for t in ["f32", "bf16"] {
-            for per in [1, 2, 4, 8, 16] {
-                let kernel = format!("moe_route_{t}_e{per}");
-                assert_eq!(module.param_size(&kernel), Some(size_of::<RouteParams>()), "{kernel}");
-            }
+        for per in [1, 2, 4, 8, 16] {
+            let kernel = format!("moe_route_e{per}");
+            assert_eq!(module.param_size(&kernel), Some(size_of::<RouteParams>()), "{kernel}");
         }
     }
 
@@ -190,12 +202,17 @@ mod tests {
         for k in ["moe_permute_count", "moe_permute_scatter"] {
             assert_eq!(m.param_size(k), Some(size_of::<AlignParams>()), "{k}");
         }
+        assert_eq!(size_of::<AlignWeightParams>(), 160);
+        for k in ["moe_permute_select", "moe_permute_count_w", "moe_permute_scatter_w"] {
+            assert_eq!(m.param_size(k), Some(size_of::<AlignWeightParams>()), "{k}");
+        }
         for v in [16, 4, 2] {
             assert_eq!(m.param_size(&format!("moe_gather_v{v}")), Some(size_of::<GatherParams>()));
         }
         let m = ptx_vm::Module::parse(MOE_COMBINE.ptx).unwrap();
-        assert_eq!(size_of::<CombineBwdParams>(), 80);
+        assert_eq!(size_of::<CombineBwdParams>(), 88);
         assert_eq!(offset_of!(CombineBwdParams, experts), 76);
+        assert_eq!(offset_of!(CombineBwdParams, vec), 80);
         for t in ["f32", "f16", "bf16"] {
             assert_eq!(m.param_size(&format!("moe_combine_{t}")), Some(size_of::<CombineParams>()), "{t}");
             assert_eq!(m.param_size(&format!("moe_combine_bwd_{t}")), Some(size_of::<CombineBwdParams>()), "{t}");

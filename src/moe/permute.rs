@@ -4,7 +4,7 @@ use crate::device::{kernels, Buffer, Device, LaunchDims, View, ViewMut};
 use crate::dtype::Float;
 use crate::error::{Error, Result};
 
-use super::params::{AlignParams, GatherParams};
+use super::params::{AlignParams, AlignWeightParams, GatherParams};
 use super::route::MAX_EXPERTS;
 
 const ALIGN_THREADS: u32 = 256;
@@ -22,9 +22,9 @@ pub struct PermuteOptions {
     /// Each expert's rows padded up to a multiple of this (a power of two; 1 = no padding), for a
     /// grouped GEMM that takes whole blocks (vLLM's `moe_align_block_size`).
     pub block_size: usize,
-    /// Most rows kept per expert; `None` keeps all. Drop policy: token order, i.e. an expert keeps
-    /// its entries with the lowest (token, slot); the rest get inverse -1 and contribute nothing to
-    /// combine.
+    /// Most rows kept per expert; `None` keeps all. Drop policy: token order with [`permute`], i.e.
+    /// an expert keeps its entries with the lowest (token, slot); by weight with
+    /// [`permute_by_weight`]. Dropped entries get inverse -1 and contribute nothing to combine.
     pub capacity: Option<usize>,
     /// Experts per expert-parallel rank (must divide the expert count); `None` = one rank.
     pub experts_per_rank: Option<usize>,
@@ -133,8 +133,13 @@ impl PermutePlan {
         })
     }
 
-    /// Elements of [`Permutation::workspace`]: one histogram of `experts + 1` counters per chunk.
+    /// Elements of [`Permutation::workspace`]: one histogram of `experts + 1` counters per chunk,
+    /// then 3 per expert for [`permute_by_weight`]'s thresholds.
     pub fn workspace_len(&self) -> usize {
+        self.hist_len() + 3 * self.experts
+    }
+
+    fn hist_len(&self) -> usize {
         self.chunks * (self.experts + 1)
     }
 
@@ -146,7 +151,7 @@ impl PermutePlan {
     /// Bytes the two align launches move beyond [`Self::align_min_bytes`] by design: the ids read a
     /// second time and the histogram workspace written once and read.
     pub fn align_extra_bytes(&self) -> u64 {
-        4 * (self.entries + 2 * self.workspace_len()) as u64
+        4 * (self.entries + 2 * self.hist_len()) as u64
     }
 }
 
@@ -206,6 +211,40 @@ pub fn permute_scatter(dev: &Device, plan: &PermutePlan, ids: &View<'_, i32>, ou
     align(dev, plan, ids, out, None, "moe_permute_scatter")
 }
 
+/// [`permute`] with the other documented drop policy, by weight: an expert over capacity keeps
+/// its `capacity` entries of largest `weights` (`[tokens, k]`, as [`super::route`] writes them;
+/// equal weights: the lower entry `token * k + slot` stays; weights ordered by their bits as
+/// floats, so NaN is deterministic too). The kept entries keep (token, slot) order in their
+/// expert's rows; `counts` are still before capacity. Without a capacity this is [`permute`].
+/// Three launches: a threshold per expert (one block each, radix select over the weight bits),
+/// then the two of [`permute`] with entries below it seen as unrouted.
+pub fn permute_by_weight(
+    dev: &Device,
+    plan: &PermutePlan,
+    ids: &View<'_, i32>,
+    weights: &View<'_, f32>,
+    out: &mut Permutation,
+) -> Result<()> {
+    check_len("weights", weights.len(), plan.entries, "tokens * k")?;
+    if plan.options.capacity.is_none() {
+        return permute(dev, plan, ids, out);
+    }
+    check_len("out.workspace", out.workspace.len(), plan.workspace_len(), "plan.workspace_len()")?;
+    let a = align_params(dev, plan, ids, out, None)?;
+    let hist = plan.hist_len();
+    let params = AlignWeightParams {
+        a,
+        weights: dev.ptr("weights", weights)?.addr,
+        select: dev.ptr_mut("out.workspace", &mut out.workspace.slice_mut(hist..)?)?.addr,
+    };
+    let block = [ALIGN_THREADS, 1, 1];
+    let per_expert = LaunchDims { grid: [plan.experts as u32, 1, 1], block, dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_PERMUTE, "moe_permute_select", per_expert, &params)?;
+    let dims = LaunchDims { grid: [plan.chunks as u32, 1, 1], block, dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_PERMUTE, "moe_permute_count_w", dims, &params)?;
+    dev.launch(&kernels::MOE_PERMUTE, "moe_permute_scatter_w", dims, &params)
+}
+
 /// [`permute`] and [`gather`] in the same two launches: the second also copies each placed entry's
 /// activation row of `x` (`[tokens, hidden]`) into `gathered` (`[plan.max_rows, hidden]`) and zeroes
 /// the padding rows; rows past `offsets[experts]` are not written. Route, then this, is the whole
@@ -258,6 +297,19 @@ fn align(
     fused: Option<(u64, u64, u32, u32)>,
     kernel: &str,
 ) -> Result<()> {
+    let params = align_params(dev, plan, ids, out, fused)?;
+    let dims = LaunchDims { grid: [plan.chunks as u32, 1, 1], block: [ALIGN_THREADS, 1, 1], dynamic_smem: 0 };
+    dev.launch(&kernels::MOE_PERMUTE, kernel, dims, &params)
+}
+
+/// The align launches' parameters, every length checked.
+fn align_params(
+    dev: &Device,
+    plan: &PermutePlan,
+    ids: &View<'_, i32>,
+    out: &mut Permutation,
+    fused: Option<(u64, u64, u32, u32)>,
+) -> Result<AlignParams> {
     check_len("ids", ids.len(), plan.entries, "tokens * k")?;
     check_len("out.counts", out.counts.len(), plan.experts, "experts")?;
     check_len("out.offsets", out.offsets.len(), plan.experts + 1, "experts + 1")?;
@@ -296,8 +348,7 @@ fn align(
         vec,
         pad: 0,
     };
-    let dims = LaunchDims { grid: [plan.chunks as u32, 1, 1], block: [ALIGN_THREADS, 1, 1], dynamic_smem: 0 };
-    dev.launch(&kernels::MOE_PERMUTE, kernel, dims, &params)
+    Ok(params)
 }
 
 /// Gathers the activations `x` (`[tokens, hidden]`) into the permuted layout `out`

@@ -289,11 +289,13 @@ pub fn route<T: Float>(
         renormalize: o.renormalize as u32,
         scale: o.scale,
         group_top2: (o.group_score == GroupScore::Top2Sum) as u32,
+        bf16: (T::NAME == "bf16") as u32,
+        pad: 0,
     };
     let per = plan.experts.div_ceil(32).next_power_of_two();
     let blocks = (plan.tokens as u64).div_ceil(TOKENS_PER_BLOCK).min(MAX_BLOCKS) as u32;
     let dims = LaunchDims { grid: [blocks, 1, 1], block: [THREADS, 1, 1], dynamic_smem: 0 };
-    dev.launch(&kernels::MOE_ROUTE, &format!("moe_route_{}_e{per}", T::NAME), dims, &params)
+    dev.launch(&kernels::MOE_ROUTE, &format!("moe_route_e{per}"), dims, &params)
 }
 
 /// The backward of [`route`]: `dlogits` (`[tokens, experts]`, f32) from `dweights` (`[tokens, k]`),

@@ -194,6 +194,35 @@ pub fn permute(
     Permuted { counts, offsets, sorted_ids, block_expert, inverse, rank_counts, rank_offsets, bad }
 }
 
+/// [`permute`] with the drop-by-weight policy: an expert with more than `capacity` entries keeps
+/// the `capacity` with the largest weight (weights in `f32::total_cmp` order; equal weights: the
+/// lower entry stays); the kept ones take rows in (token, slot) order. `counts` stay the counts
+/// before capacity.
+pub fn permute_by_weight(
+    ids: &[i32],
+    weights: &[f32],
+    experts: usize,
+    block_size: usize,
+    capacity: usize,
+    experts_per_rank: usize,
+    max_rows: usize,
+) -> Permuted {
+    let mut kept_ids = ids.to_vec();
+    for e in 0..experts as i32 {
+        let mut mine: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == e).collect();
+        // Best first: larger weight, then lower entry.
+        mine.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+        for &i in mine.iter().skip(capacity) {
+            kept_ids[i] = -1;
+        }
+    }
+    let mut out = permute(&kept_ids, experts, block_size, Some(capacity), experts_per_rank, max_rows);
+    for (e, c) in out.counts.iter_mut().enumerate() {
+        *c = ids.iter().filter(|&&x| x == e as i32).count() as i32;
+    }
+    out
+}
+
 /// `out[t] = sum_j weights[t, j] * y[inverse[t, j]]` over `hidden` columns, skipping -1 and
 /// positions outside `y`'s rows.
 pub fn combine(y: &[f64], hidden: usize, weights: &[f64], inverse: &[i32], k: usize) -> Vec<f64> {
