@@ -6,6 +6,7 @@ mod common;
 use common::{backends, rng};
 use half::{bf16, f16};
 use rand::Rng;
+use scaling_kernels::device::VmConfig;
 use scaling_kernels::reference::sampling as refs;
 use scaling_kernels::sampling::{
     log_softmax_gather, philox_bits64, sample, RowParams, SampleOutput, SamplingParams, SamplingPlan,
@@ -91,15 +92,17 @@ fn chi_square_critical(df: usize) -> f64 {
     d * (1.0 - 2.0 / (9.0 * d) + z * (2.0 / (9.0 * d)).sqrt()).powi(3)
 }
 
-/// Histogram of `launches * 64 * 64` draws from one row (`logits`, `p`): each launch has 64 copies
-/// of the row with different seeds and 64 samples each.
-fn histogram<T: Float>(dev: &Device, logits: &[T], p: RowParams, launches: u64) -> Vec<u64> {
+/// Histogram of at least `draws` draws from one row (`logits`, `p`): launches of up to 2048
+/// copies of the row with different seeds and 64 samples each (the n-samples path shares a row's
+/// passes among its samples, so a draw costs little more than its Philox call).
+fn histogram<T: Float>(dev: &Device, logits: &[T], p: RowParams, draws: u64) -> Vec<u64> {
+    let rows_per = draws.div_ceil(64).min(2048);
     let vocab = logits.len();
     let mut counts = vec![0u64; vocab];
-    for l in 0..launches {
+    let all: Vec<T> = (0..rows_per).flat_map(|_| logits.iter().copied()).collect();
+    for l in 0..draws.div_ceil(rows_per * 64) {
         let rows: Vec<RowParams> =
-            (0..64).map(|r| RowParams { seed: 1000 + l * 64 + r, position: r * 3, ..p }).collect();
-        let all: Vec<T> = (0..64).flat_map(|_| logits.iter().copied()).collect();
+            (0..rows_per).map(|r| RowParams { seed: 1000 + l * rows_per + r, position: r * 3, ..p }).collect();
         let d = run(dev, &all, &rows, 64);
         assert!(d.status.iter().all(|&s| s == 0));
         for t in d.token {
@@ -107,6 +110,14 @@ fn histogram<T: Float>(dev: &Device, logits: &[T], p: RowParams, launches: u64) 
         }
     }
     counts
+}
+
+/// The backends for the draw statistics: the VM without the sanitizer and counters (several
+/// times faster; every kernel path they take runs sanitized in the other tests), and CUDA.
+fn stat_backends() -> Vec<Device> {
+    let mut devs = backends();
+    devs[0] = Device::vm_with(VmConfig { sanitizer: false, counters: false, ..VmConfig::default() });
+    devs
 }
 
 fn fixed_rng(seed: u64) -> rand::rngs::StdRng {
@@ -162,11 +173,11 @@ fn each_filter_matches_the_exact_distribution() {
         ("min_p 0.05", &skew, RowParams { min_p: 0.05, ..base }),
         ("flat top_k 40 top_p 0.5", &flat, RowParams { top_k: 40, top_p: 0.5, ..base }),
     ];
-    for dev in backends() {
+    for dev in stat_backends() {
         for (name, logits, p) in &cases {
             let x = widen(logits);
             let want = refs::filtered_distribution(&x, p).unwrap();
-            let counts = histogram(&dev, logits, *p, 3);
+            let counts = histogram(&dev, logits, *p, 100_000);
             let (stat, df) = chi_square(&counts, &want);
             let crit = chi_square_critical(df);
             eprintln!("{name}: chi2 {stat:.1} on {df} df (reject above {crit:.1})");
@@ -177,13 +188,13 @@ fn each_filter_matches_the_exact_distribution() {
 
 #[test]
 fn combined_filters_match_the_exact_distribution_and_a_wrong_one_fails() {
-    // 24 launches x 4096 = 98,304 draws of one skewed row under all filters at once, in bf16.
+    // 100,032 draws of one skewed row under all filters at once, in bf16.
     let logits: Vec<bf16> = skewed(64, 2).iter().map(|&v| bf16::from_f32(v)).collect();
     let p = RowParams { temperature: 0.9, top_k: 20, top_p: 0.8, min_p: 0.01, ..RowParams::default() };
     let x = widen(&logits);
     let want = refs::filtered_distribution(&x, &p).unwrap();
-    for dev in backends() {
-        let counts = histogram(&dev, &logits, p, 24);
+    for dev in stat_backends() {
+        let counts = histogram(&dev, &logits, p, 100_000);
         let (stat, df) = chi_square(&counts, &want);
         let crit = chi_square_critical(df);
         assert!(stat < crit, "chi2 {stat:.1} on {df} df, threshold {crit:.1}");
@@ -219,18 +230,20 @@ fn support_never_leaves_the_allowed_set_on_adversarial_rows() {
     cases.push((boundary.clone(), RowParams { top_k: 4, ..base }));
     cases.push((boundary, RowParams { top_k: 5, top_p: 0.999, min_p: 0.0, temperature: 0.3, ..base }));
     cases.push((vec![0.0; v], RowParams { min_p: 1.0, top_k: 2, ..base }));
-    for dev in backends() {
-        // 1100 tied logits overflow the top-k list (1024), so the full-row radix path resolves the
-        // boundary: exactly tokens 0, 1, 2 (then 0 alone under top-p 0.3 of their mass).
+    for dev in stat_backends() {
+        // 1,048,576 draws over the adversarial rows: 65,536 on each tie row below and 131,072 on
+        // each of the 7 cases. 1100 tied logits: top-k 3 keeps exactly tokens 0, 1, 2 (the streaming list drops later
+        // ties); top-p 0.95 keeps the first 1045 by index, a set past the list's 1024 entries, so
+        // the full-row radix path splits the tie.
         let ties = vec![0.25f32; 1100];
-        for (p, allowed) in [(RowParams { top_k: 3, ..base }, 3), (RowParams { top_k: 3, top_p: 0.3, ..base }, 1)] {
-            let counts = histogram(&dev, &ties, p, 1);
+        for (p, allowed) in [(RowParams { top_k: 3, ..base }, 3), (RowParams { top_p: 0.95, ..base }, 1045)] {
+            let counts = histogram(&dev, &ties, p, 65_536);
             assert!(counts[allowed..].iter().all(|&c| c == 0), "{p:?}");
             assert!(counts[..allowed].iter().all(|&c| c > 0), "{p:?}");
         }
         for (logits, p) in &cases {
             let want = refs::filtered_distribution(&widen(logits), p).unwrap();
-            let counts = histogram(&dev, logits, *p, 2);
+            let counts = histogram(&dev, logits, *p, 131_072);
             for (t, &c) in counts.iter().enumerate() {
                 assert!(c == 0 || want[t] > 0.0, "token {t} drawn {c} times outside the allowed set, {p:?}");
             }

@@ -348,12 +348,12 @@ __device__ void stream_sort(StreamList& l, uint32_t len) {
 // One tile of the streaming top-L list: appends the tile's finite candidates above the threshold
 // (a key strictly above the L-th best so far: a later equal key has a larger index, so it ranks
 // below it), compacting to the best L first when they would not fit. Block-wide; `len` and `thr`
-// are the same in every thread.
-__device__ __forceinline__ void stream_tile(StreamList& l, SampleSmem& sm, bool finite, uint32_t key, uint32_t i,
-                                            float xi, uint32_t cap_l, uint32_t& len, uint32_t& thr) {
+// (returned updated) are the same in every thread.
+__device__ __forceinline__ uint2 stream_tile(StreamList& l, SampleSmem& sm, bool finite, uint32_t key, uint32_t i,
+                                         float xi, uint32_t cap_l, uint32_t len, uint32_t thr) {
   bool acc = finite && key > thr;
-  uint32_t cnt = __syncthreads_count(acc);
-  if (cnt == 0) return;
+  const uint32_t cnt = __syncthreads_count(acc);
+  if (cnt == 0) return make_uint2(len, thr);
   if (len + cnt > kStreamCap) {
     stream_sort(l, len);
     len = cap_l;  // len > kStreamCap - kRowThreads >= cap_l here
@@ -370,6 +370,7 @@ __device__ __forceinline__ void stream_tile(StreamList& l, SampleSmem& sm, bool 
   }
   len += uint32_t(tot);
   __syncthreads();
+  return make_uint2(len, thr);
 }
 
 template <typename T>
@@ -393,7 +394,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   bool bad = false;
   MaxSum raw{-CUDART_INF_F, 0.0f}, proc{-CUDART_INF_F, 0.0f};
   uint32_t best_key = 0, best_idx = 0xffffffffu;
-  uint32_t len = 0, thr = 0, fin = 0;
+  uint32_t len = 0, thr = 0;  // thr stays 0 (below every finite key) until a compaction
   for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
     const uint32_t i = tile + threadIdx.x;
     bool cand = false;
@@ -418,12 +419,15 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
             max_sum_add(proc, zi);
             cand = true;
             zkey = order_key(zi);
-            ++fin;
           }
         }
       }
     }
-    if (use_list) stream_tile(sm.u.s, sm, cand, zkey, i, xi, cap_l, len, thr);
+    if (use_list) {
+      const uint2 st = stream_tile(sm.u.s, sm, cand, zkey, i, xi, cap_l, len, thr);
+      len = st.x;
+      thr = st.y;
+    }
   }
   raw = block_max_sum(raw, sm.ms);
   proc = block_max_sum(proc, sm.ms);
@@ -500,8 +504,9 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   if (use_list) {
     StreamList& l = sm.u.s;
     stream_sort(l, len);
+    // Candidates were dropped iff a compaction ran or more than L remain.
+    const bool dropped = thr != 0 || len > cap_l;
     len = min(len, cap_l);
-    const uint64_t fin_all = block_sum_u64(fin, sm.scan);
     uint64_t base = 0, lm_local = 0;
     for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
       const uint32_t j = tile + threadIdx.x;
@@ -520,7 +525,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
     }
     const uint32_t lm = uint32_t(block_sum_u64(lm_local, sm.scan));  // >= 1: the maximum passes min-p
     const uint64_t list_mass = l.cum[lm - 1];
-    if (topk_on || fin_all == len || lm < len) {
+    if (topk_on || !dropped || lm < len) {
       m_km = list_mass;
       resolved = true;
     } else if (p_on) {
@@ -558,7 +563,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
         sm.tok[s] = int(l.idx[lo]);
         sm.xt[s] = l.x[lo];
         sm.rank[s] = 0;
-        tie_past_end |= fin_all > len && l.key[lo] == l.key[len - 1] &&
+        tie_past_end |= dropped && l.key[lo] == l.key[len - 1] &&
                         __fdiv_rn(next_up(l.x[lo], T()), temp) == key_value(l.key[lo]);
       }
       __syncthreads();
@@ -680,8 +685,9 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
 
 }  // namespace sk
 
+// Three CTAs per SM bound the registers at 85: with no minimum, ptxas held sm_90a at 64 and spilled.
 #define SK_SAMPLE_ENTRY(NAME, T)                                                                  \
-  extern "C" __global__ void __launch_bounds__(sk::kRowThreads)                                  \
+  extern "C" __global__ void __launch_bounds__(sk::kRowThreads, 3)                               \
       sampling_sample_##NAME(const __grid_constant__ sk::SampleParams p) {                        \
     __shared__ sk::SampleSmem sm;                                                                 \
     sk::sample_row<T>(p, sm);                                                                     \
@@ -766,7 +772,7 @@ __device__ __forceinline__ void top_logprobs_row(const TopLogprobsParams& p, Sam
 }  // namespace sk
 
 #define SK_TOP_LOGPROBS_ENTRY(NAME, T)                                                            \
-  extern "C" __global__ void __launch_bounds__(sk::kRowThreads)                                  \
+  extern "C" __global__ void __launch_bounds__(sk::kRowThreads, 3)                               \
       sampling_top_logprobs_##NAME(const __grid_constant__ sk::TopLogprobsParams p) {             \
     __shared__ sk::SampleSmem sm;                                                                 \
     sk::top_logprobs_row<T>(p, sm);                                                               \

@@ -94,6 +94,9 @@ impl PenaltyBatch {
 /// penalised logits, so take the logprob under the raw logits from [`super::log_softmax_gather`]
 /// on `logits` (the same arithmetic).
 ///
+/// Cost: a separate pass, not fused into the sampler: it reads `logits` once and writes fp32, which
+/// the sampler then reads (for bf16 logits, 2 + 4 + 4 bytes per token against the sampler's 2).
+///
 /// ```
 /// # fn main() -> scaling_kernels::Result<()> {
 /// use scaling_kernels::{sampling::{apply_penalties, PenaltyBatch}, Device};

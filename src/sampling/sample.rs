@@ -152,7 +152,9 @@ impl SamplingPlan {
 pub struct SampleOutput {
     /// The drawn token ids.
     pub token: Buffer<i32>,
-    /// `log softmax(raw logits)[token]`.
+    /// `log softmax(raw logits)[token]`, where the raw logits are the ones `sample` read: after
+    /// [`super::apply_penalties`], the penalised logits (take the model's from
+    /// [`super::log_softmax_gather`] on the original logits, the same arithmetic).
     pub logprob_raw: Buffer<f32>,
     /// `log softmax(logits / temperature)[token]`, before any filter (0 for greedy rows).
     pub logprob_processed: Buffer<f32>,
