@@ -542,9 +542,9 @@ fn launch<T: Float>(
 /// Dynamic shared memory of an instantiation: the Q tile plus two stages of K and V tiles
 /// (`AttnFwdTraits::kSmemBytes`).
 fn smem_bytes(kernel_dim: usize) -> u32 {
-    let block_n = if kernel_dim <= 64 { 64 } else { 32 };
-    // + 16 bytes per warp (4 warps) of per-warp key bounds.
-    (2 * (block_m(kernel_dim) * kernel_dim + 2 * 2 * block_n * kernel_dim) + 4 * 16) as u32
+    let block_n = if kernel_dim <= 128 { 64 } else { 32 };
+    // + 32 bytes per warp (4 warps) of per-warp key bounds and scalars.
+    (2 * (block_m(kernel_dim) * kernel_dim + 2 * 2 * block_n * kernel_dim) + 4 * 32) as u32
 }
 
 /// Keys row `i` (of `seqlen_q`) sees among `seqlen_k`, under `causal` and `window` as in
