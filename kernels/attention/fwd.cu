@@ -44,15 +44,17 @@
 // P V fences every second V fragment, and on sm_90 Q K^T runs as a rolled loop (AttnFwdTraits).
 // ptxas -v (scripts/resource-report): 255 registers at d = 128, 0 spills on sm_80 and sm_90a.
 //
-// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 7.48 M warp
-// instructions (28.1% mma, 27.6% fp32, 8.9% shared loads, 7.5% special functions, 16.4% integer),
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 7.45 M warp
+// instructions (28.1% mma, 27.7% fp32, 8.9% shared loads, 7.6% special functions, 16.1% integer),
 // 3.21 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
-// K/V requested 8x (once per 128-row query tile). Causal: 4.46 M warp instructions, 1.74 M
+// K/V requested 8x (once per 128-row query tile). Causal: 4.44 M warp instructions, 1.74 M
 // wavefronts (mma FLOPs 1.061x the useful ones: the diagonal tiles' masked half). FlashAttention-2's
 // own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M). (32-key tiles, before: 8.82 M / 3.77 M,
-// causal 5.00 M.) The sm_90a build's rolled Q K^T, run as PTX on the VM, measures 7.83 M (causal
-// 4.64 M). d = 64: 5.65 M / 1.62 M (causal 3.41 M / 0.88 M); d = 256: 19.34 M / 12.78 M (causal
-// 10.76 M / 6.66 M).
+// causal 5.00 M.) The sm_90a build's rolled Q K^T, run as PTX on the VM, costs ~0.3 M more (7.83 M,
+// causal 4.64 M, measured before the last 0.03 M cut). d = 64: 5.64 M / 1.62 M (causal 3.40 M /
+// 0.88 M); d = 256: 19.27 M / 12.78 M (causal 10.72 M / 6.66 M) (were 5.67 / 3.41 and 19.41 / 10.79).
+// Useful FLOPs per warp instruction and per wavefront at d = 128: 8.59 G / 7.45 M = 1153 and
+// 8.59 G / 3.21 M = 2674 (FlashAttention-2: 1059 and 2651); causal 4.30 G / 4.44 M = 968 (FA2: 890).
 #include "attention/params.cuh"
 #include "common/cp_async.cuh"
 #include "common/dtype.cuh"
@@ -182,7 +184,10 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const uint16_t* k = static_cast<const uint16_t*>(p.k) + int64_t(k_start) * p.k_row_stride + int64_t(kvh) * p.head_dim;
   const uint16_t* v = static_cast<const uint16_t*>(p.v) + int64_t(k_start) * p.v_row_stride + int64_t(kvh) * p.head_dim;
 
-  const uint32_t s_q = smem_addr(smem);
+  uint32_t s_q = smem_addr(smem);
+  // An opaque copy keeps the shared base in one register instead of a `mov` of the symbol
+  // rematerialised at each use (PTX instructions the VM counts; no register cost in ptxas -v).
+  asm volatile("" : "+r"(s_q));
   const uint32_t s_k = s_q + Tr::kQBytes;
   const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
 
