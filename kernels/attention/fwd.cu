@@ -11,7 +11,7 @@
 // grid (q tiles, heads, batch). kBlockM = 128 for d <= 128 (a warp owns 32 rows: two mma row tiles
 // of 16, so every K/V fragment read from shared memory feeds two mma) and 64 for d = 256. A quad of
 // lanes owns a row pair (g, g + 8) of each row tile (common/mma.cuh). The CTA walks its visible K/V
-// tiles of kBlockN keys (64 for d = 64, else 32) from the last to the first, so the tiles that need a
+// tiles of kBlockN keys (64 for d <= 128, 32 for d = 256) from the last to the first, so the tiles that need a
 // mask (the diagonal, the sequence end, the window edge) come first and the rest run without
 // per-element tests; tiles wholly outside the causal/window band are never loaded. K/V tiles are
 // double buffered: the cp.async copy of tile n-1 is in flight while tile n is computed. Per tile and
@@ -37,13 +37,24 @@
 // Each warp skips the sub-tiles none of its rows can see and masks only those some of its rows
 // see in part (bounds per warp, kept in shared memory: in registers ptxas spills them at d = 128).
 //
-// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 8.82 M warp
-// instructions (23.8% mma, 26.5% fp32, 9.1% shared loads, 6.8% special functions, 23.1% integer),
-// 3.77 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
-// K/V requested 8x (once per 128-row query tile). Causal: 5.00 M warp instructions, 1.99 M
-// wavefronts. FlashAttention-2's own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M). The gap
-// is the 32-key tiles at d = 128 (Q re-read per 32 keys, softmax row overhead twice per 64): 64-key
-// tiles measure 7.77 M / 3.24 M (causal 4.80 M) but ptxas spills 4-60 bytes with them at 255 regs.
+// Registers at d = 128: the fp32 outputs (128 per lane) and a 64-key S (64) leave ~60 for the rest,
+// so the main loop keeps nothing it can re-read: the mask and ALiBi paths of boundary tiles take
+// their row coordinates from the special registers and per-warp scalars in shared memory, the
+// epilogue re-reads its own, the softmax finishes every exponential before the rescale branch,
+// P V fences every second V fragment, and on sm_90 Q K^T runs as a rolled loop (AttnFwdTraits).
+// ptxas -v (scripts/resource-report): 255 registers at d = 128, 0 spills on sm_80 and sm_90a.
+//
+// VM counters (examples/sol_report.rs; bf16, d = 128, batch 1, 16 heads, seq 1024): 7.45 M warp
+// instructions (28.1% mma, 27.7% fp32, 8.9% shared loads, 7.6% special functions, 16.1% integer),
+// 3.21 M shared wavefronts, 0 bank conflicts, mma FLOPs = the useful FLOPs (100% on tensor cores),
+// K/V requested 8x (once per 128-row query tile). Causal: 4.44 M warp instructions, 1.74 M
+// wavefronts (mma FLOPs 1.061x the useful ones: the diagonal tiles' masked half). FlashAttention-2's
+// own kernel on the same VM: 8.11 M / 3.24 M (causal 4.83 M). (32-key tiles, before: 8.82 M / 3.77 M,
+// causal 5.00 M.) The sm_90a build's rolled Q K^T, run as PTX on the VM, costs ~0.3 M more (7.83 M,
+// causal 4.64 M, measured before the last 0.03 M cut). d = 64: 5.64 M / 1.62 M (causal 3.40 M /
+// 0.88 M); d = 256: 19.27 M / 12.78 M (causal 10.72 M / 6.66 M) (were 5.67 / 3.41 and 19.41 / 10.79).
+// Useful FLOPs per warp instruction and per wavefront at d = 128: 8.59 G / 7.45 M = 1153 and
+// 8.59 G / 3.21 M = 2674 (FlashAttention-2: 1059 and 2651); causal 4.30 G / 4.44 M = 968 (FA2: 890).
 #include "attention/params.cuh"
 #include "common/cp_async.cuh"
 #include "common/dtype.cuh"
@@ -64,19 +75,30 @@ template <typename T, int kHeadDim> struct AttnFwdTraits {
   static constexpr int kWarpRows = 16 * kMTiles;
   static constexpr int kBlockM = kWarpRows * kWarps;         // query rows per CTA
   // Keys per K/V tile. Registers decide: d = 128 with two row tiles holds 2 x 16 x 128 fp32 outputs
-  // per warp (128 per lane), and a 64-key S (another 64) does not fit beside them without spills.
-  static constexpr int kBlockN = kHeadDim <= 64 ? 64 : 32;
+  // per warp (128 per lane) and a 64-key S (another 64) only fits beside them with the measures in
+  // the note at the top; d = 256 (one row tile, 128 outputs per lane) stays at 32.
+  static constexpr int kBlockN = kHeadDim <= 128 ? 64 : 32;
   // Keys per compute step (S, softmax, P V); a K/V tile (one cp.async stage, one barrier pair) takes
-  // kBlockN / kSubN steps. Equal to kBlockN for now: at d = 128, 64-key tiles in two 32-key steps
-  // also spilled on sm_80/sm_90a (and re-read Q per step), see the note at the top.
-  static constexpr int kSubN = kHeadDim <= 64 ? 64 : 32;
+  // kBlockN / kSubN steps. Equal to kBlockN for now (split steps would re-read Q per step).
+  static constexpr int kSubN = kHeadDim <= 128 ? 64 : 32;
   static constexpr int kD = kHeadDim;
   static constexpr bool kQInRegs = false;          // else re-read by ldmatrix per tile
+  // Q K^T as a rolled loop of two k16 steps per pass (see attention_fwd): only where ptxas
+  // otherwise spills, the 64-key tiles at d = 128 on sm_90, which pay ~37 warp instructions per tile
+  // and warp for it (4% of the VM count). The VM executes the compute_80 PTX: the unrolled form.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  static constexpr bool kRollQK = kHeadDim == 128;
+#else
+  static constexpr bool kRollQK = false;
+#endif
+  // A warp-level fence (bar.warp.sync) every second V fragment of P V: it keeps ptxas from loading
+  // V fragments many steps ahead, which at d = 128 with 64-key tiles spills on sm_80 (and sm_90).
+  static constexpr bool kFenceSteps = kHeadDim == 128;
   using Tile = SwizzledTile<kHeadDim>;
   static constexpr int kQBytes = kBlockM * kD * 2;
   static constexpr int kKVBytes = kBlockN * kD * 2;
   static constexpr int kStages = 2;
-  static constexpr int kBoundsBytes = kWarps * 16;  // per warp: the four key bounds (see below)
+  static constexpr int kBoundsBytes = kWarps * 32;  // per warp: the four key bounds and three scalars (see below)
   static constexpr int kSmemBytes = kQBytes + kStages * 2 * kKVBytes + kBoundsBytes;
 };
 
@@ -107,6 +129,18 @@ __device__ __forceinline__ int fresh_ctaid_x() {
   int x;
   asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(x));
   return x;
+}
+
+__device__ __forceinline__ int fresh_ctaid_z() {
+  int z;
+  asm volatile("mov.u32 %0, %%ctaid.z;" : "=r"(z));
+  return z;
+}
+
+__device__ __forceinline__ int fresh_ctaid_y() {
+  int y;
+  asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(y));
+  return y;
 }
 
 template <typename T, int kHeadDim>
@@ -150,7 +184,10 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const uint16_t* k = static_cast<const uint16_t*>(p.k) + int64_t(k_start) * p.k_row_stride + int64_t(kvh) * p.head_dim;
   const uint16_t* v = static_cast<const uint16_t*>(p.v) + int64_t(k_start) * p.v_row_stride + int64_t(kvh) * p.head_dim;
 
-  const uint32_t s_q = smem_addr(smem);
+  uint32_t s_q = smem_addr(smem);
+  // An opaque copy keeps the shared base in one register instead of a `mov` of the symbol
+  // rematerialised at each use (PTX instructions the VM counts; no register cost in ptxas -v).
+  asm volatile("" : "+r"(s_q));
   const uint32_t s_k = s_q + Tr::kQBytes;
   const uint32_t s_v = s_k + Tr::kStages * Tr::kKVBytes;
 
@@ -161,9 +198,10 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   // (n0 > mask_hi) or left of some row's window (n0 < mask_lo); it holds no key visible to any of
   // the warp's rows, and is skipped, when n0 > skip_hi or n0 < skip_lo. Only the warp's real rows
   // count; a warp with none skips every sub-tile.
-  // They live in shared memory (16 bytes per warp, one broadcast load per sub-tile): held in
-  // registers through the main loop they are what ptxas spills at d = 128.
-  const uint32_t s_bounds = s_q + Tr::kQBytes + Tr::kStages * 2 * Tr::kKVBytes + warp * 16;
+  // They live in shared memory (32 bytes per warp, one broadcast load per sub-tile), beside what only
+  // the mask and ALiBi paths of boundary tiles need (seqlen_k, seqlen_k - seqlen_q, the warp's first
+  // tile row): held in registers through the main loop they are what ptxas spills with 64-key tiles.
+  const uint32_t s_bounds = s_q + Tr::kQBytes + Tr::kStages * 2 * Tr::kKVBytes + warp * 32;
   {
     int mask_hi, mask_lo, skip_hi, skip_lo;
     const int w_first = m0 + warp * Tr::kWarpRows, w_last = min(w_first + Tr::kWarpRows, rows) - 1;
@@ -183,10 +221,14 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
       asm volatile("st.shared.v4.s32 [%0], {%1, %2, %3, %4};" ::"r"(s_bounds), "r"(mask_hi), "r"(mask_lo),
                    "r"(skip_hi), "r"(skip_lo)
                    : "memory");
+      if constexpr (Tr::kFenceSteps) {
+        asm volatile("st.shared.v4.s32 [%0+16], {%1, %2, %3, %4};" ::"r"(s_bounds), "r"(sk), "r"(off),
+                     "r"(w_first), "r"(0)
+                     : "memory");
+      }
     }
     // Read after the main loop's first barrier, which orders this store before them.
   }
-  const float slope = p.alibi_slopes != nullptr ? p.alibi_slopes[h] * p.alibi_unit : 0.0f;
 
   float acc_o[kM][kDTiles][4];
 #pragma unroll
@@ -197,14 +239,6 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 #pragma unroll
   for (int mt = 0; mt < kM; ++mt) sm[mt].init();
 
-  // This lane's first tile row; row tile mt adds 16 mt, the second row of a tile 8. The token of tile
-  // row r is r (r / pack when packed) and its aligned position i' = token + seqlen_k - seqlen_q.
-  const int row0 = m0 + warp * Tr::kWarpRows + g;
-  auto aligned = [&](int mt, int half) {
-    const int r = row0 + 16 * mt + 8 * half;
-    return (pack > 1 ? r / pack : r) + off;
-  };
-  auto head_of = [&](int r) { return pack > 1 ? kvh * pack + r % pack : h; };
 
   auto load_kv = [&](int n_block, int stage) {
     const int n0 = n_block * kBlockN;
@@ -287,7 +321,45 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
 #pragma unroll
         for (int j = 0; j < kNTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
     }
-    if constexpr (kUnrolled) {
+    if constexpr (kUnrolled && Tr::kRollQK) {
+      // Two k16 steps per pass of a rolled loop: the loop edge keeps ptxas from loading the Q and
+      // K fragments of many steps ahead (on sm_90 it otherwise spills). Pass i covers steps 2i and
+      // 2i + 1, whose XOR terms are 64 (i % 2) and 64 (i % 2) + 32 and whose immediate term is
+      // 128 (i / 2): adding that to the lane address before the XOR changes only bits >= 7, which
+      // the XOR (bits 5-6) leaves alone.
+      const uint32_t k_at = k_base + sub_off + k_lane;
+      auto qk_pass = [&](auto first_, uint32_t q_addr, uint32_t k_addr, uint32_t x) {
+        static_for<2>([&](auto j_) {
+          constexpr int j = decltype(j_)::value;
+          uint32_t a[kM][4];
+          static_for<kM>([&](auto mt_) {
+            constexpr int mt = decltype(mt_)::value;
+            ldmatrix_x4<Tile::step_offset(16 * mt, 0)>(a[mt], q_addr ^ (x + 32 * j));
+          });
+          static_for<kSubN / 16>([&](auto nn_) {
+            constexpr int nn = decltype(nn_)::value;
+            uint32_t kb[4];
+            ldmatrix_x4<Tile::step_offset(16 * nn, 0)>(kb, k_addr ^ (x + 32 * j));
+#pragma unroll
+            for (int mt = 0; mt < kM; ++mt) {
+              if constexpr (decltype(first_)::value && j == 0) {
+                mma_m16n8k16_zero_c<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+                mma_m16n8k16_zero_c<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+              } else {
+                mma_m16n8k16<T>(s[mt][2 * nn], a[mt], kb[0], kb[1]);
+                mma_m16n8k16<T>(s[mt][2 * nn + 1], a[mt], kb[2], kb[3]);
+              }
+            }
+          });
+        });
+      };
+      qk_pass(std::true_type{}, q_lane, k_at, 0u);
+#pragma unroll 1
+      for (int i = 1; i < kD / 32; ++i) {
+        const uint32_t o = (i / 2) * 128u;
+        qk_pass(std::false_type{}, q_lane + o, k_at + o, (i % 2) * 64u);
+      }
+    } else if constexpr (kUnrolled) {
       const uint32_t k_at = k_base + sub_off + k_lane;  // this lane's K fragment address
       static_for<kD / 16>([&](auto kk_) {
         constexpr int kk = decltype(kk_)::value;
@@ -336,7 +408,31 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
       }
     }
 
-    // Score transforms (every tile when enabled) and the mask (boundary tiles only).
+    // Score transforms (every tile when enabled) and the mask (boundary tiles only). At d = 128 their
+    // lane and row coordinates come from the special registers and the warp's shared scalars, read
+    // here; the other head dims have the registers to keep them.
+    // This lane's first tile row is row0; row tile mt adds 16 mt, the second row of a tile 8. The
+    // token of tile row r is r (r / pack when packed) and its aligned position
+    // i' = token + seqlen_k - seqlen_q.
+    int sk_, off_, row0;
+    auto coords = [&]() {
+      if constexpr (Tr::kFenceSteps) {
+        int w_first, unused;
+        asm volatile("ld.shared.v4.s32 {%0, %1, %2, %3}, [%4+16];"
+                     : "=r"(sk_), "=r"(off_), "=r"(w_first), "=r"(unused)
+                     : "r"(s_bounds));
+        row0 = w_first + (fresh_tid_x() % 32) / 4;
+      } else {
+        sk_ = sk;
+        off_ = off;
+        row0 = m0 + warp * Tr::kWarpRows + g;
+      }
+    };
+    auto lane_t = [&]() { return Tr::kFenceSteps ? fresh_tid_x() % 4 : t; };
+    auto aligned = [&](int mt, int half) {
+      const int r = row0 + 16 * mt + 8 * half;
+      return (p.pack > 1 ? r / p.pack : r) + off_;
+    };
     if (p.softcap_prescale != 0.0f) {
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt)
@@ -346,12 +442,14 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
           for (int e = 0; e < 4; ++e) s[mt][j][e] = tanhf(s[mt][j][e] * p.softcap_prescale);
     }
     if (p.alibi_slopes != nullptr) {
+      coords();
+      const int t = lane_t(), hy = Tr::kFenceSteps ? fresh_ctaid_y() : h;
 #pragma unroll
       for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const float sl =
-              pack > 1 ? p.alibi_slopes[head_of(row0 + 16 * mt + 8 * half)] * p.alibi_unit : slope;
+          const int r = row0 + 16 * mt + 8 * half;  // packed: blockIdx.y is the kv head
+          const float sl = p.alibi_slopes[p.pack > 1 ? hy * p.pack + r % p.pack : hy] * p.alibi_unit;
           const int al = aligned(mt, half);
 #pragma unroll
           for (int j = 0; j < kNTiles; ++j)
@@ -363,6 +461,8 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         }
     }
     if (n0 > mask_hi || n0 < mask_lo) {
+      coords();
+      const int t = lane_t(), sk = sk_;
       // Key n0 + c (c = 8 j + 2 t + e) is visible to a row iff lo <= c - 2 t <= hi, with per-row
       // bounds from the sequence end and the window, clamped to the tile so that the per-element
       // test is two compares against compile-time constants.
@@ -387,24 +487,41 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         }
     }
 
-    // P packed to 16 bits as soon as a row tile's softmax is done: the P V phase then holds 32-bit
-    // pairs, not the fp32 scores, beside the output accumulators.
+    // Online softmax in three phases, so that the rescale branch runs while the scores are the only
+    // thing live beside the output accumulators: (1) the new row maxima and the rescale factors of
+    // every row tile, (2) one warp-uniform branch that rescales the outputs when some factor is not
+    // exactly 1 (once a row's max settles its factor is ex2(0) = 1: most tiles after the first few),
+    // (3) the exponentials, each n8 pair packed to 16 bits at once as the A operand of P V.
+    float corr[kM][2], shift[kM][2];
+    bool rescale = false;
+#pragma unroll
+    for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        float mx = sm[mt].m[r];
+#pragma unroll
+        for (int j = 0; j < kNTiles; ++j) mx = fmaxf(mx, fmaxf(s[mt][j][2 * r], s[mt][j][2 * r + 1]));
+        mx = quad_max(mx);
+        shift[mt][r] = mx == -CUDART_INF_F ? 0.0f : mx * p.scale_log2;
+        corr[mt][r] = fast_exp2(sm[mt].m[r] * p.scale_log2 - shift[mt][r]);
+        sm[mt].m[r] = mx;
+        rescale |= corr[mt][r] != 1.0f;
+      }
     uint32_t pa[kM][kSubN / 16][4];
 #pragma unroll
     for (int mt = 0; mt < kM; ++mt) {
-      float corr[2];
-      sm[mt].update<kNTiles>(s[mt], p.scale_log2, corr);
-      // Once a row's max settles its factor is exactly 1 (ex2 of 0); the warp skips the rescale
-      // when that holds for all its rows, which is most tiles after the first few.
-      if (__any_sync(0xffffffffu, corr[0] != 1.0f || corr[1] != 1.0f)) {
+      float sum[2];
 #pragma unroll
-        for (int j = 0; j < kDTiles; ++j) {
-          acc_o[mt][j][0] *= corr[0];
-          acc_o[mt][j][1] *= corr[0];
-          acc_o[mt][j][2] *= corr[1];
-          acc_o[mt][j][3] *= corr[1];
+      for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float pr = fast_exp2(fmaf(s[mt][j][e], p.scale_log2, -shift[mt][e / 2]));
+          s[mt][j][e] = pr;
+          if (e % 2 == 1) {  // the pair (e - 1, e) is done: fold it into the row sum
+            const float pair = s[mt][j][e - 1] + pr;
+            sum[e / 2] = j == 0 ? pair : sum[e / 2] + pair;
+          }
         }
-      }
 #pragma unroll
       for (int ks = 0; ks < kSubN / 16; ++ks) {
         pa[mt][ks][0] = pack2<T>(s[mt][2 * ks][0], s[mt][2 * ks][1]);
@@ -412,8 +529,28 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
         pa[mt][ks][2] = pack2<T>(s[mt][2 * ks + 1][0], s[mt][2 * ks + 1][1]);
         pa[mt][ks][3] = pack2<T>(s[mt][2 * ks + 1][2], s[mt][2 * ks + 1][3]);
       }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) sm[mt].l[r] = fmaf(sm[mt].l[r], corr[mt][r], sum[r]);
     }
 
+    // At d = 128 the vote also reads the new row sums, so every exponential is done before the
+    // branch (else ptxas defers them into P V, where the scores then stay live beside the V
+    // fragments and it spills). The sums are never negative: that test is false for any finite input.
+    if constexpr (Tr::kFenceSteps) {
+      static_assert(kM == 2, "the sum check reads both row tiles");
+      rescale = rescale || !((sm[0].l[0] + sm[0].l[1]) + (sm[1].l[0] + sm[1].l[1]) >= 0.0f);
+    }
+    if (__any_sync(0xffffffffu, rescale)) {
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+        for (int j = 0; j < kDTiles; ++j) {
+          acc_o[mt][j][0] *= corr[mt][0];
+          acc_o[mt][j][1] *= corr[mt][0];
+          acc_o[mt][j][2] *= corr[mt][1];
+          acc_o[mt][j][3] *= corr[mt][1];
+        }
+    }
     // O += P V: two n8 tiles of P form the A operand of one k16 step; each V fragment feeds every
     // row tile.
     const uint32_t v_at = v_base + sub_off + v_lane;  // this lane's V fragment address
@@ -428,6 +565,7 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
           mma_m16n8k16<T>(acc_o[mt][2 * dn], pa[mt][ks], vb[0], vb[1]);
           mma_m16n8k16<T>(acc_o[mt][2 * dn + 1], pa[mt][ks], vb[2], vb[3]);
         }
+        if constexpr (Tr::kFenceSteps && dn % 2 == 1) __syncwarp();
       });
     });
     }
@@ -441,6 +579,18 @@ __device__ __forceinline__ void attention_fwd(const AttnFwdParams& p, unsigned c
   const int tid = fresh_tid_x(), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int m0 = fresh_ctaid_x() * kBlockM;
   const int row0 = m0 + warp * Tr::kWarpRows + g;
+  // The sequence's first row and length, the head and the packing, likewise re-read.
+  const int b = fresh_ctaid_z(), h = fresh_ctaid_y(), pack = p.pack;
+  int q_start, sq;
+  if (p.cu_seqlens_q != nullptr) {
+    q_start = p.cu_seqlens_q[b];
+    sq = p.cu_seqlens_q[b + 1] - q_start;
+  } else {
+    q_start = b * p.seqlen_q;
+    sq = p.seqlen_q;
+  }
+  const int rows = sq * pack;
+  auto head_of = [&](int r) { return pack > 1 ? h * pack + r % pack : h; };  // packed: h is the kv head
   // Final normalisation, with the sink (if any) joining the denominator in log2 units; then each
   // lane writes its column pairs of its valid rows straight from registers (4-byte stores at
   // immediate offsets from one row pointer: no shared-memory staging, no per-element addressing).

@@ -540,11 +540,12 @@ fn launch<T: Float>(
 }
 
 /// Dynamic shared memory of an instantiation: the Q tile plus two stages of K and V tiles
-/// (`AttnFwdTraits::kSmemBytes`).
+/// (`AttnFwdTraits::kSmemBytes`). At d = 128 (64-key tiles) that is 96 KiB: two CTAs per SM on
+/// H100/H200 (228 KiB), one on A100 (164 KiB), where single-buffered K/V would fit two.
 fn smem_bytes(kernel_dim: usize) -> u32 {
-    let block_n = if kernel_dim <= 64 { 64 } else { 32 };
-    // + 16 bytes per warp (4 warps) of per-warp key bounds.
-    (2 * (block_m(kernel_dim) * kernel_dim + 2 * 2 * block_n * kernel_dim) + 4 * 16) as u32
+    let block_n = if kernel_dim <= 128 { 64 } else { 32 };
+    // + 32 bytes per warp (4 warps) of per-warp key bounds and scalars.
+    (2 * (block_m(kernel_dim) * kernel_dim + 2 * 2 * block_n * kernel_dim) + 4 * 32) as u32
 }
 
 /// Keys row `i` (of `seqlen_q`) sees among `seqlen_k`, under `causal` and `window` as in
@@ -683,8 +684,8 @@ mod tests {
             attention_fwd_min_bytes(3, 5, 4, 2, 64, 2, true),
             (2 * 3 * 4 * 64 * 2 + 2 * 5 * 2 * 64 * 2 + 48) as u64
         );
-        assert_eq!(smem_bytes(64), 49152 + 64);
-        assert_eq!(smem_bytes(128), 65536 + 64);
-        assert_eq!(smem_bytes(256), 98304 + 64);
+        assert_eq!(smem_bytes(64), 49152 + 128);
+        assert_eq!(smem_bytes(128), 98304 + 128);
+        assert_eq!(smem_bytes(256), 98304 + 128);
     }
 }
