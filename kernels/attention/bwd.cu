@@ -10,7 +10,8 @@
 // gradients are zero.
 //
 // Four launches, in order:
-//  1. attention_bwd_dot_do_o_<T>: one warp per (token, head) writes D to the fp32 workspace.
+//  1. attention_bwd_dot_do_o_<T>: one warp per (token, head), grid (tokens / 8, heads), writes D
+//     to the fp32 workspace.
 //  2. attention_bwd_dsinks (only with sinks): one CTA per head sums -e^(sink - lse) D over its rows
 //     in a fixed order (thread-strided partial sums, then a fixed shuffle/shared-memory tree).
 //  3. attention_bwd_dq_<T>_d<D>: one CTA of 4 warps per (64 query rows, head, sequence) walks the
@@ -183,12 +184,12 @@ __device__ __forceinline__ void store_rows(uint16_t* dst, int64_t stride, const 
 // ---------------------------------------------------------------------------------------------
 // 1. D = rowsum(dout * o) per (token, head), fp32, a warp per row: lane l takes elements 8l..8l+7
 // (one 16-byte load of each tensor), then a fixed butterfly.
+// Grid (tokens / 8, heads): no division by the head count per row.
 template <typename T> __device__ __forceinline__ void dot_do_o(const AttnBwdParams& p) {
   constexpr int kWarps = 8;
   const int lane = threadIdx.x % 32;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;  // token * heads + head
-  if (row >= int64_t(p.total_q) * p.heads) return;
-  const int tok = int(row / p.heads), h = int(row % p.heads);
+  const int tok = blockIdx.x * kWarps + threadIdx.x / 32, h = blockIdx.y;
+  if (tok >= p.total_q) return;
   float sum = 0.0f;
   if (8 * lane < p.head_dim) {
     const T* o = static_cast<const T*>(p.o) + tok * p.o_row_stride + int64_t(h) * p.head_dim + 8 * lane;

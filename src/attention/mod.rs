@@ -31,7 +31,7 @@ pub(crate) mod params;
 
 pub use bwd::{
     attention_bwd, attention_bwd_flops, attention_bwd_min_bytes, attention_bwd_varlen, AttnBwdInputs, AttnBwdPlan,
-    AttnGradsMut,
+    AttnBwdStage, AttnGradsMut,
 };
 pub use fwd::{
     attention_fwd, attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, visible_keys, AttnOptions,
