@@ -7,7 +7,10 @@
 //! recomputes the scores instead of adding per-key-tile shares (see the kernel's header).
 //!
 //! VM counters (`cargo run --release --example sol_report`, bf16, d = 128, batch 1, 16 heads, seq
-//! 1024, causal): see [`attention_bwd_flops`] and the sol_report rows.
+//! 1024, causal): 24.20 M warp instructions in all (dQ 10.09 M, dK/dV 12.30 M, preprocess 1.82 M),
+//! 16.1% of them mma; 11.56 M shared wavefronts with 0 bank conflicts; tensor-core FLOPs 1.486 x
+//! the useful [`attention_bwd_flops`] (10.75 G); 42.2 MB read + 12.6 MB written against the fewest
+//! 33.6 MB ([`attention_bwd_min_bytes`]). Zero spills on sm_80 and sm_90a.
 
 use bytemuck::{Pod, Zeroable};
 
