@@ -56,7 +56,7 @@
 //             unique bytes 42.2 MB read + 12.6 MB written against the fewest 33.6 MB (q, k, v,
 //             dout are read by both main kernels through L2; D adds 64 KB each way).
 // The integer share (address and mask arithmetic per streamed tile) is the first thing to cut.
-// ptxas (sm_80 / sm_90a): dq 174/173 registers at d128 (171/171 d64, 255/255 d256), dkv 240/245
+// ptxas (sm_80 / sm_90a): dq 174/173 registers at d128 (168/171 d64, 255/255 d256), dkv 240/245
 // (226/243 d64, 241/246 d256 with 256 threads), zero spills.
 #include "attention/bwd_params.cuh"
 #include "common/cp_async.cuh"
