@@ -78,6 +78,7 @@ fn main() -> Result<()> {
     println!("\n{}", format_table(&rows));
     attention_fwd_report(&dev, &models)?;
     decode_report(&dev, &models)?;
+    attention_bwd_report(&dev, &models)?;
     Ok(())
 }
 
@@ -514,5 +515,104 @@ fn sampling_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -
             }
         }
     }
+    Ok(())
+}
+
+/// Registers per thread (sm_80, `scripts/resource-report`) of the attention backward's d128 kernels:
+/// attention_bwd_dq_bf16_d128, attention_bwd_dkv_bf16_d128, attention_bwd_dot_do_o_bf16. Rerun it
+/// after editing kernels/attention/bwd.cu.
+const ATTENTION_BWD_D128_REGISTERS: [u32; 3] = [174, 240, 17];
+
+/// Attention backward at batch 1, 16 heads, seq 1024, d 128 (bf16), causal: per kernel (the
+/// preprocess, dQ and dK/dV launches, each run alone after a full backward filled the workspace) the
+/// instruction mix, shared wavefronts and conflicts and the tensor-core FLOPs, then the total and
+/// the model table.
+fn attention_bwd_report(dev: &Device, models: &[DeviceModel]) -> Result<()> {
+    use ptx_vm::InstClass;
+    use scaling_kernels::attention::{
+        attention_bwd, attention_bwd_flops, attention_bwd_min_bytes, attention_fwd, AttnBwdInputs, AttnBwdPlan,
+        AttnBwdStage, AttnGradsMut, AttnOptions, AttnShape,
+    };
+    let shape = AttnShape { batch: 1, seqlen_q: 1024, seqlen_k: 1024, heads: 16, kv_heads: 16, head_dim: 128 };
+    let n = shape.seqlen_q * shape.heads * shape.head_dim;
+    let pattern =
+        |m: usize| -> Vec<bf16> { (0..n).map(|i| bf16::from_f32(((i * m) % 17) as f32 / 17.0 - 0.5)).collect() };
+    let (q, k, v, dout) = (
+        dev.upload(&pattern(7919))?,
+        dev.upload(&pattern(7907))?,
+        dev.upload(&pattern(31))?,
+        dev.upload(&pattern(101))?,
+    );
+    let mut out = dev.alloc_zeros::<bf16>(n)?;
+    let mut lse = dev.alloc_zeros::<f32>(shape.heads * shape.seqlen_q)?;
+    let opts = || AttnOptions::default().causal(true);
+    attention_fwd(dev, &q.view(), &k.view(), &v.view(), &mut out.view_mut(), shape, opts().lse(lse.view_mut()))?;
+    let plan = AttnBwdPlan::new(shape)?;
+    let mut ws = dev.alloc_zeros::<f32>(plan.workspace_len())?;
+    let (mut dq, mut dk, mut dv) =
+        (dev.alloc_zeros::<bf16>(n)?, dev.alloc_zeros::<bf16>(n)?, dev.alloc_zeros::<bf16>(n)?);
+    let (qv, kv, vv, ov, dov, lv) = (q.view(), k.view(), v.view(), out.view(), dout.view(), lse.view());
+    let mut run = |plan: &AttnBwdPlan| -> Result<Counters> {
+        let inputs = AttnBwdInputs { q: &qv, k: &kv, v: &vv, out: &ov, dout: &dov, lse: &lv };
+        let grads =
+            AttnGradsMut { dq: &mut dq.view_mut(), dk: &mut dk.view_mut(), dv: &mut dv.view_mut(), dsinks: None };
+        attention_bwd(dev, plan, inputs, grads, &mut ws.view_mut(), opts())?;
+        Ok(dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default())
+    };
+    run(&plan)?;
+    let flops = attention_bwd_flops(1024, 1024, 16, 128, true, (-1, -1));
+    let min_bytes = attention_bwd_min_bytes(1024, 1024, 16, 16, 128, 2);
+    let mut total = Counters::default();
+    let mut rows = Vec::new();
+    for ((stage, label), regs) in
+        [(AttnBwdStage::DotDoO, "dot_do_o"), (AttnBwdStage::Dq, "dq"), (AttnBwdStage::Dkv, "dkv")].into_iter().zip([
+            ATTENTION_BWD_D128_REGISTERS[2],
+            ATTENTION_BWD_D128_REGISTERS[0],
+            ATTENTION_BWD_D128_REGISTERS[1],
+        ])
+    {
+        let c = run(&plan.clone().only(stage))?;
+        total.merge(&c);
+        let warp = c.warp_instructions() as f64;
+        let share = |cl: InstClass| 100.0 * c.class(cl).warps as f64 / warp.max(1.0);
+        let name = format!("attention_bwd {label} bf16 b1 h16 s1024 d128 causal");
+        println!(
+            "{name}: {:.2} M warp-instr ({:.1}% mma, {:.1}% fp32, {:.1}% shared ld, {:.1}% special fn, {:.1}% integer), \
+             {:.2} M shared wavefronts, {} bank conflicts, mma FLOPs {:.3} G, unique bytes {} read + {} written",
+            warp / 1e6,
+            share(InstClass::Tensor),
+            share(InstClass::Fp32),
+            share(InstClass::SharedLoad),
+            share(InstClass::Sfu),
+            share(InstClass::Integer),
+            c.shared_wavefronts as f64 / 1e6,
+            c.bank_conflicts(),
+            c.mma_flops as f64 / 1e9,
+            c.unique_bytes_read,
+            c.unique_bytes_written,
+        );
+        if stage != AttnBwdStage::DotDoO {
+            let floor = KernelFloor { flops: flops as f64, min_bytes: min_bytes as f64, tensor: true };
+            let resources = LaunchResources { registers_per_thread: Some(regs) };
+            for m in models {
+                rows.push(speed_of_light_with(&name, &c, m, Some(floor), resources));
+            }
+        }
+    }
+    let warp = total.warp_instructions() as f64;
+    println!(
+        "attention_bwd total bf16 b1 h16 s1024 d128 causal: {:.2} M warp-instr ({:.1}% mma), {:.2} M shared wavefronts, \
+         {} bank conflicts, mma FLOPs / useful FLOPs {:.3} (useful = 2.5 x forward = {:.3} G), \
+         unique bytes {} read + {} written (fewest {min_bytes})",
+        warp / 1e6,
+        100.0 * total.class(InstClass::Tensor).warps as f64 / warp,
+        total.shared_wavefronts as f64 / 1e6,
+        total.bank_conflicts(),
+        total.mma_flops as f64 / flops as f64,
+        flops as f64 / 1e9,
+        total.unique_bytes_read,
+        total.unique_bytes_written,
+    );
+    println!("\n{}", format_table(&rows));
     Ok(())
 }

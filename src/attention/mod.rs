@@ -34,7 +34,7 @@ pub(crate) mod params;
 
 pub use bwd::{
     attention_bwd, attention_bwd_flops, attention_bwd_min_bytes, attention_bwd_varlen, AttnBwdInputs, AttnBwdPlan,
-    AttnGradsMut,
+    AttnBwdStage, AttnGradsMut,
 };
 pub use decode::{
     append_kv, cascade_attention, cascade_prefix_pass, decode_attention, decode_attention_fp8, decode_kv_bytes,
