@@ -19,7 +19,7 @@ impl Block<'_, '_> {
         // The copy is performed at issue; cp.async.wait_group then has nothing left to
         // wait for, which is one of the orders the PTX memory model allows.
         for l in lanes_of(exec) {
-            let d = warp.regs[*dst as usize][l].wrapping_add(*doff as u64);
+            let d = eff(warp.regs[*dst as usize][l], *doff, Space::Shared);
             let s = warp.regs[*src as usize][l].wrapping_add(*soff as u64);
             let n = (warp.regs[*src_size as usize][l] as u32).min(*size as u32);
             if (d | s) & (*size as u64 - 1) != 0 {

@@ -84,7 +84,7 @@ impl Block<'_, '_> {
     pub(super) fn exec_atom(&mut self, warp: &mut Warp, pc: u32, exec: u32, op: &Op) -> Res<()> {
         let Op::Atom { space, op, ty, d, addr, off, b, c } = op else { return Ok(()) };
         for l in lanes_of(exec) {
-            let a = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+            let a = eff(warp.regs[*addr as usize][l], *off, *space);
             let (bv, cv) = (warp.regs[*b as usize][l], warp.regs[*c as usize][l]);
             let old = self.atomic(a, *space, *op, *ty, bv, cv).map_err(|m| fault(pc, Some(l as u32), m))?;
             warp.regs[*d as usize][l] = old;

@@ -8,7 +8,7 @@ impl Block<'_, '_> {
     pub(super) fn exec_mbarrier(&mut self, warp: &mut Warp, pc: u32, exec: u32, op: &Op) -> Res<()> {
         let Op::Mbarrier { k, d, addr, off, b } = op else { return Ok(()) };
         for l in lanes_of(exec) {
-            let a = shared_addr(warp.regs[*addr as usize][l].wrapping_add(*off as u64));
+            let a = shared_addr(eff(warp.regs[*addr as usize][l], *off, Space::Shared));
             let bv = warp.regs[*b as usize][l];
             let before = if self.shadow.is_some() { rd(self.smem, a as usize, 8) } else { None };
             let v = self.mbarrier(*k, a, bv).map_err(|m| fault(pc, Some(l as u32), m))?;

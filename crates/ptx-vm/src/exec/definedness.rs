@@ -307,7 +307,7 @@ impl Block<'_, '_> {
                 let bad = sh(u, *addr) & exec;
                 let mut undef = [guard_undef; 4];
                 for l in lanes_of(exec) {
-                    let base = regs[*addr as usize][l].wrapping_add(*off as u64);
+                    let base = eff(regs[*addr as usize][l], *off, *space);
                     for (k, x) in undef.iter_mut().enumerate().take(*n as usize) {
                         if !self.mem_defined(*space, base + k as u64 * *size as u64, *size as usize) {
                             *x |= 1 << l;
@@ -329,7 +329,7 @@ impl Block<'_, '_> {
             }
             Op::St { space, size, n, srcs, addr, off } => {
                 let a = regs[*addr as usize];
-                let at = |l: usize| a[l].wrapping_add(*off as u64);
+                let at = |l: usize| eff(a[l], *off, *space);
                 let bad = sh(u, *addr) & exec;
                 self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, from(&warp.undef_from, *addr), at);
                 let mut to_global = 0u32;
@@ -358,7 +358,7 @@ impl Block<'_, '_> {
             }
             Op::Atom { space, op, ty, d, addr, off, b, c } => {
                 let a = regs[*addr as usize];
-                let at = |l: usize| a[l].wrapping_add(*off as u64);
+                let at = |l: usize| eff(a[l], *off, *space);
                 let bad = sh(u, *addr) & exec;
                 self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, from(&warp.undef_from, *addr), at);
                 let size = if matches!(ty, AtomTy::U64 | AtomTy::S64 | AtomTy::F64 | AtomTy::B64) { 8 } else { 4 };
@@ -513,7 +513,7 @@ impl Block<'_, '_> {
             }
             Op::Ldmatrix { num, trans, d, addr, off } => {
                 let addrs: [u64; 32] =
-                    std::array::from_fn(|l| shared_addr(regs[*addr as usize][l].wrapping_add(*off as u64)));
+                    std::array::from_fn(|l| shared_addr(eff(regs[*addr as usize][l], *off, Space::Shared)));
                 let shadow = self.shadow.as_deref();
                 // Each byte of a row as 0xff where undefined: a register's 4 bytes then say
                 // whether any of them was.

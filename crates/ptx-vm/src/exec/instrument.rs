@@ -20,13 +20,15 @@ impl Block<'_, '_> {
             return None;
         }
         self.st_changed = 0;
-        let (addr, off) = match &ins.op {
-            Op::Ld { addr, off, .. } | Op::St { addr, off, .. } | Op::Atom { addr, off, .. } => (*addr, *off),
-            Op::CpAsync { dst, doff, .. } => (*dst, *doff),
+        let (addr, off, space) = match &ins.op {
+            Op::Ld { addr, off, space, .. } | Op::St { addr, off, space, .. } | Op::Atom { addr, off, space, .. } => {
+                (*addr, *off, *space)
+            }
+            Op::CpAsync { dst, doff, .. } => (*dst, *doff, Space::Shared),
             _ => return None,
         };
         let r = &warp.regs[addr as usize];
-        Some(std::array::from_fn(|l| r[l].wrapping_add(off as u64)))
+        Some(std::array::from_fn(|l| eff(r[l], off, space)))
     }
 
     /// Feeds a memory instruction that completed to the counters and the sanitizer.

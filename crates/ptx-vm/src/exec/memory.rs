@@ -37,6 +37,21 @@ pub(super) fn space_name(s: Space) -> &'static str {
 }
 
 /// ldmatrix/stmatrix take shared addresses; a generic one is mapped into the shared window.
+/// The address `[base+off]` of an access to `space`. Shared and local addresses are 32 bits wide
+/// (PTX ISA 6.4.1, the .shared and .local windows; ptxas computes them in 32-bit registers), so
+/// a base that fits in 32 bits plus its immediate offset wraps modulo 2^32 as the hardware's
+/// address arithmetic does. nvcc relies on it: a register may hold an address minus the
+/// immediate ("negative" as u32) that only the `[reg+imm]` addition brings back into range.
+#[inline(always)]
+pub(super) fn eff(base: u64, off: i64, space: Space) -> u64 {
+    let a = base.wrapping_add(off as u64);
+    if matches!(space, Space::Shared | Space::Local) && base >> 32 == 0 {
+        a & 0xFFFF_FFFF
+    } else {
+        a
+    }
+}
+
 pub(super) fn shared_addr(a: u64) -> u64 {
     if (SHARED_WIN..LOCAL_WIN).contains(&a) {
         a - SHARED_WIN
@@ -53,7 +68,7 @@ impl Block<'_, '_> {
         // The common case, kept free of the general path's dispatch.
         let len = self.smem.len();
         for l in lanes_of(exec) {
-            let a = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+            let a = eff(warp.regs[*addr as usize][l], *off, Space::Shared);
             match self.smem.get(a as usize..(a as usize).wrapping_add(4)) {
                 Some(b) if a % 4 == 0 => {
                     warp.regs[dsts[0] as usize][l] = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64
@@ -79,7 +94,7 @@ impl Block<'_, '_> {
     pub(super) fn exec_ld(&mut self, warp: &mut Warp, pc: u32, exec: u32, op: &Op) -> Res<()> {
         let Op::Ld { space, size, n, signed, dsts, addr, off } = op else { return Ok(()) };
         for l in lanes_of(exec) {
-            let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+            let base = eff(warp.regs[*addr as usize][l], *off, *space);
             let total = *size as u64 * *n as u64;
             if base & (total - 1) != 0 {
                 let msg = format!("misaligned {total}-byte access at {base:#x}{}", self.locate(*space, base, total));
@@ -103,7 +118,7 @@ impl Block<'_, '_> {
     pub(super) fn exec_st(&mut self, warp: &mut Warp, pc: u32, exec: u32, op: &Op) -> Res<()> {
         let Op::St { space, size, n, srcs, addr, off } = op else { return Ok(()) };
         for l in lanes_of(exec) {
-            let base = warp.regs[*addr as usize][l].wrapping_add(*off as u64);
+            let base = eff(warp.regs[*addr as usize][l], *off, *space);
             if base & (*size as u64 * *n as u64 - 1) != 0 {
                 let total = *size as u64 * *n as u64;
                 let msg = format!("misaligned {total}-byte store at {base:#x}{}", self.locate(*space, base, total));

@@ -31,7 +31,7 @@ mod warp;
 mod warpgroup;
 
 use control::Flow;
-use memory::{generic, shared_addr, space_name};
+use memory::{eff, generic, shared_addr, space_name};
 
 const FULL: u32 = u32::MAX;
 /// Instructions a warp runs before the block scheduler moves to the next warp (so that warps

@@ -37,7 +37,7 @@ impl Block<'_, '_> {
     pub(super) fn exec_ldmatrix(&mut self, warp: &mut Warp, pc: u32, act: u32, op: &Op) -> Res<()> {
         let Op::Ldmatrix { num, trans, d, addr, off } = op else { return Ok(()) };
         let r = &mut warp.regs;
-        let addrs: [u64; 32] = std::array::from_fn(|l| shared_addr(r[*addr as usize][l].wrapping_add(*off as u64)));
+        let addrs: [u64; 32] = std::array::from_fn(|l| shared_addr(eff(r[*addr as usize][l], *off, Space::Shared)));
         let smem = &*self.smem;
         let out = semantics::ldmatrix::ldmatrix(*num as usize, *trans, &addrs, |a| {
             if a % 16 != 0 {
@@ -71,7 +71,7 @@ impl Block<'_, '_> {
     pub(super) fn exec_stmatrix(&mut self, warp: &mut Warp, pc: u32, op: &Op) -> Res<()> {
         let Op::Stmatrix { num, trans, s, addr, off } = op else { return Ok(()) };
         let r = &mut warp.regs;
-        let addrs: [u64; 32] = std::array::from_fn(|l| shared_addr(r[*addr as usize][l].wrapping_add(*off as u64)));
+        let addrs: [u64; 32] = std::array::from_fn(|l| shared_addr(eff(r[*addr as usize][l], *off, Space::Shared)));
         let regs: [[u32; 4]; 32] = std::array::from_fn(|l| {
             std::array::from_fn(|i| if i < *num as usize { r[s[i] as usize][l] as u32 } else { 0 })
         });
