@@ -295,6 +295,8 @@ fn causal_is_bottom_right_aligned_both_ways() {
             (Case::new(&[(130, 17)], 1, 1, 64).causal(), Some("bf16")),
             (Case::new(&[(1, 1)], 1, 1, 64).causal(), None),
             (Case::new(&[(64, 17)], 1, 1, 256).causal(), Some("f16")),
+            // Lengths past two 128-row tiles, not a multiple of any tile.
+            (Case::new(&[(257, 257)], 1, 1, 128).causal(), Some("bf16")),
         ],
     );
 }
@@ -357,6 +359,7 @@ fn varlen_with_empty_and_unequal_sequences_matches_reference() {
             (mixed, Some("bf16")),
             (Case::new(&[(1, 5), (37, 37), (0, 0)], 2, 2, 128).varlen(), Some("f16")),
             (fused, Some("f16")),
+            (Case::new(&[(200, 200), (37, 37), (0, 0), (1, 1)], 2, 1, 64).varlen().causal(), Some("bf16")),
         ],
     );
 }
