@@ -666,6 +666,23 @@ fn model_case(
         let mut launch = (t.build)(vm).map_err(|e| format!("{}: {e}", t.kernel))?;
         launch().map_err(|e| format!("{}: {e}", t.kernel))?;
         let c = vm.vm_last_launch().and_then(|r| r.counters).ok_or("the VM launch kept no counters")?;
+        if std::env::var("SK_BENCH_SOL").is_ok_and(|v| v == "1") {
+            println!(
+                "VM counters {name} + {} (counters x{}): {} warp-instr, global ld {} req / {} sectors, st {} req / \
+                 {} sectors, unique bytes {} read + {} written, blocks {} x {} threads",
+                t.kernel,
+                t.factor,
+                c.warp_instructions(),
+                c.global_load_requests,
+                c.global_load_sectors,
+                c.global_store_requests,
+                c.global_store_sectors,
+                c.unique_bytes_read,
+                c.unique_bytes_written,
+                c.blocks,
+                c.threads_per_block
+            );
+        }
         let c = scale_counters(&c, t.factor);
         bytes += unique(&c);
         let r = speed_of_light_with(
