@@ -94,12 +94,44 @@ pub struct VmScale {
     /// Cases with the same key run the same VM launch (the same kernel at the same VM shape, e.g.
     /// one attention head for two models): it runs once and the counters are shared.
     pub share: Option<String>,
+    /// The call's further launches (split-KV's merge, a two-pass permute's second pass), each
+    /// modelled on its own; launches on one stream run one after another, so the call's model time
+    /// is the sum of theirs. `build` launches first, these follow in order.
+    pub then: Vec<ThenLaunch>,
+}
+
+/// Builds, at the VM shape, a launcher whose LAST launch is the kernel to count (the launches
+/// before it, if any, only set up its inputs).
+pub type VmBuild = Box<dyn Fn(&Device) -> Result<Launcher>>;
+
+/// One further launch of a case's call (see [`VmScale::then`]).
+pub struct ThenLaunch {
+    /// The kernel, for the report.
+    pub kernel: &'static str,
+    /// Real work / VM work of this launch.
+    pub factor: u64,
+    /// Registers per thread (`scripts/resource-report`, sm_80).
+    pub registers: Option<u32>,
+    /// Its VM run.
+    pub build: VmBuild,
 }
 
 impl VmScale {
     /// `factor` times the VM run, described by `note`.
     pub fn new(factor: u64, note: impl Into<String>) -> VmScale {
-        VmScale { factor, note: note.into(), grid_cap: None, adjust: None, share: None }
+        VmScale { factor, note: note.into(), grid_cap: None, adjust: None, share: None, then: Vec::new() }
+    }
+    /// Adds a further launch of the call: `kernel` run on the VM by `build` (its last launch),
+    /// multiplied by `factor`; its model time is added to the case's.
+    pub fn then(
+        mut self,
+        kernel: &'static str,
+        factor: u64,
+        registers: Option<u32>,
+        build: impl Fn(&Device) -> Result<Launcher> + 'static,
+    ) -> VmScale {
+        self.then.push(ThenLaunch { kernel, factor, registers, build: Box::new(build) });
+        self
     }
     /// Clamps the multiplied block count to the wrapper's grid cap.
     pub fn grid_cap(mut self, cap: u64) -> VmScale {
@@ -309,6 +341,10 @@ pub struct Record {
     pub limiter: Option<&'static str>,
     /// Model only: the VM shape and factor.
     pub vm_note: String,
+    /// Model only: unique DRAM bytes read and written, all launches, multiplied to the real shape.
+    pub unique_bytes: Option<f64>,
+    /// The fewest bytes of the call (the kernel's doc).
+    pub min_bytes: f64,
 }
 
 impl Record {
@@ -448,7 +484,7 @@ impl Suite {
                 });
                 println!("{}", line(&label, &r.0));
                 records.borrow_mut().push(r.0.clone());
-                sol_rows.borrow_mut().push(r.1);
+                sol_rows.borrow_mut().extend(r.1);
                 r.0.seconds
             });
             // The model's time for `iters` calls, handed back at once: nothing runs again.
@@ -522,6 +558,8 @@ impl Suite {
             memory_floor: None,
             limiter: None,
             vm_note: String::new(),
+            unique_bytes: None,
+            min_bytes: w.min_bytes,
         };
         println!("{}", line(&self.mode.label(), &r));
         self.records.borrow_mut().push(r);
@@ -554,13 +592,14 @@ impl Suite {
     }
 }
 
-/// The VM run of one case: its record and the speed-of-light row of the multiplied counters.
+/// The VM run of one case: its record and the speed-of-light rows of the multiplied counters (one
+/// per launch of the call; the record's times are their sums).
 fn model_case(
     case: &Case,
     vm: &Device,
     model: &DeviceModel,
     shared: &mut HashMap<String, Counters>,
-) -> std::result::Result<(Record, SolRow), String> {
+) -> std::result::Result<(Record, Vec<SolRow>), String> {
     let known = case.vm.share.as_ref().and_then(|k| shared.get(k)).cloned();
     let counters = match known {
         Some(c) => c,
@@ -614,9 +653,51 @@ fn model_case(
         Some(case.work.floor()),
         LaunchResources { registers_per_thread: case.registers },
     );
-    let (limiter, seconds) = row.limiter();
+    let (limiter, mut seconds) = row.limiter();
     let dram = UNITS.iter().position(|&u| u == "DRAM").unwrap_or(UNITS.len() - 1);
-    let compute = row.unit_seconds.iter().enumerate().filter(|&(i, _)| i != dram).map(|(_, &t)| t).fold(0.0, f64::max);
+    let compute_of =
+        |r: &SolRow| r.unit_seconds.iter().enumerate().filter(|&(i, _)| i != dram).map(|(_, &t)| t).fold(0.0, f64::max);
+    let (mut compute, mut memory) = (compute_of(&row), row.unit_seconds[dram]);
+    let mut note = format!("{} (x{})", case.vm.note, case.vm.factor);
+    let unique = |c: &Counters| (c.unique_bytes_read + c.unique_bytes_written) as f64;
+    let mut bytes = unique(&c);
+    let mut rows = vec![row];
+    for t in &case.vm.then {
+        let mut launch = (t.build)(vm).map_err(|e| format!("{}: {e}", t.kernel))?;
+        launch().map_err(|e| format!("{}: {e}", t.kernel))?;
+        let c = vm.vm_last_launch().and_then(|r| r.counters).ok_or("the VM launch kept no counters")?;
+        if std::env::var("SK_BENCH_SOL").is_ok_and(|v| v == "1") {
+            println!(
+                "VM counters {name} + {} (counters x{}): {} warp-instr, global ld {} req / {} sectors, st {} req / \
+                 {} sectors, unique bytes {} read + {} written, blocks {} x {} threads",
+                t.kernel,
+                t.factor,
+                c.warp_instructions(),
+                c.global_load_requests,
+                c.global_load_sectors,
+                c.global_store_requests,
+                c.global_store_sectors,
+                c.unique_bytes_read,
+                c.unique_bytes_written,
+                c.blocks,
+                c.threads_per_block
+            );
+        }
+        let c = scale_counters(&c, t.factor);
+        bytes += unique(&c);
+        let r = speed_of_light_with(
+            &format!("{name} + {}", t.kernel),
+            &c,
+            model,
+            None,
+            LaunchResources { registers_per_thread: t.registers },
+        );
+        seconds += r.limiter().1;
+        compute += compute_of(&r);
+        memory += r.unit_seconds[dram];
+        let _ = write!(note, " + {} (x{})", t.kernel, t.factor);
+        rows.push(r);
+    }
     let w = case.work;
     let rec = Record {
         family: case.family,
@@ -627,13 +708,15 @@ fn model_case(
         metric: w.metric,
         throughput: throughput_of(&w, seconds),
         peak: peak_of(model, &w),
-        kernel_floor: row.kernel_floor_seconds.unwrap_or(0.0),
+        kernel_floor: rows[0].kernel_floor_seconds.unwrap_or(0.0),
         compute_floor: Some(compute),
-        memory_floor: Some(row.unit_seconds[dram]),
+        memory_floor: Some(memory),
         limiter: Some(limiter),
-        vm_note: format!("{} (x{})", case.vm.note, case.vm.factor),
+        vm_note: note,
+        unique_bytes: Some(bytes),
+        min_bytes: w.min_bytes,
     };
-    Ok((rec, row))
+    Ok((rec, rows))
 }
 
 fn fmt_time(s: f64) -> String {
@@ -658,6 +741,9 @@ fn line(label: &str, r: &Record) -> String {
     );
     if let (Some(c), Some(m), Some(l)) = (r.compute_floor, r.memory_floor, r.limiter) {
         let _ = write!(s, "; floors from counters: SM units {}, DRAM {}; limiter {l}", fmt_time(c), fmt_time(m));
+    }
+    if let Some(b) = r.unique_bytes {
+        let _ = write!(s, "; unique DRAM bytes {:.3} GB = {:.2}x the fewest", b / 1e9, b / r.min_bytes.max(1.0));
     }
     s
 }
