@@ -224,7 +224,13 @@ struct Block<'a, 'b> {
     /// Scratch for one warp instruction's (lane, address) pairs.
     scratch: Vec<(u32, u64)>,
     /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current phase.
-    mbar_warps: Vec<(u64, u32)>,
+    /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current
+    /// phase and those of its last completed phase.
+    mbar_warps: Vec<(u64, u32, u32)>,
+    /// Changes of any mbarrier object so far, and their number at the last time-out of the
+    /// suspended `try_wait`s (see `time_out_mbarrier_waits`).
+    mbar_epoch: u64,
+    mbar_timeout_epoch: u64,
     /// Device `printf` output so far, and the bytes dropped past the cap.
     printf: String,
     printf_dropped: u64,
@@ -304,6 +310,8 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         block_index: ctaid[0] + gx * (ctaid[1] + gy * ctaid[2]),
         scratch: Vec::with_capacity(32),
         mbar_warps: Vec::new(),
+        mbar_epoch: 0,
+        mbar_timeout_epoch: u64::MAX,
         printf: String::new(),
         printf_dropped: 0,
         st_changed: 0,
@@ -337,6 +345,9 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             return Ok(blk.into_out());
         }
         if !progressed {
+            if blk.time_out_mbarrier_waits(&mut ws.warps) {
+                continue;
+            }
             let e = blk.deadlock(&ws.warps);
             return Err(Box::new((e, blk.into_out())));
         }
@@ -570,7 +581,13 @@ impl Block<'_, '_> {
                 }
             }
             for (pc, lanes, bar) in here {
-                let what = if bar {
+                let what = if bar && warp.bar_id[lanes.trailing_zeros() as usize] == barrier::MBAR_WAIT {
+                    format!(
+                        "{}: {}",
+                        self.describe_mbarrier_wait(warp, lanes.trailing_zeros() as usize),
+                        self.where_(pc)
+                    )
+                } else if bar {
                     let id = warp.bar_id[lanes.trailing_zeros() as usize] as usize;
                     let b = &self.bars[id];
                     let count = if b.all {
@@ -804,7 +821,19 @@ impl Block<'_, '_> {
                         None => continue 'select,
                     },
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
-                    Op::Mbarrier { .. } => self.exec_mbarrier(warp, pc, exec, &ins.op)?,
+                    Op::Mbarrier { .. } => {
+                        let suspended = self.exec_mbarrier(warp, pc, exec, &ins.op)?;
+                        if suspended != 0 {
+                            if let Some(addrs) = pending {
+                                self.after(warp, pc, ins, exec, &addrs);
+                            }
+                            for l in lanes_of(mask) {
+                                warp.pc[l] = pc + (suspended >> l & 1 == 0) as u32;
+                            }
+                            warp.wait_bar |= suspended;
+                            continue 'select;
+                        }
+                    }
                     Op::Slow { .. } => arith::exec_slow(warp, exec, &ins.op),
                     Op::CpCommit => async_copy::exec_cp_commit(warp, exec, &ins.op),
                     Op::CpWait => {}
