@@ -408,6 +408,19 @@ pub(crate) enum Op {
         p: R,
         mask: R,
     },
+    /// `cp.async.bulk` (PTX ISA 9.7.9.25.4.1), non-tensor: `size` bytes from `[src+soff]` to
+    /// `[dst+doff]`; global -> shared completing on the mbarrier at `[mbar+moff]` with
+    /// complete-tx(size) (`to_shared`), or shared -> global in a bulk async-group.
+    BulkCopy {
+        to_shared: bool,
+        dst: R,
+        doff: i64,
+        src: R,
+        soff: i64,
+        size: R,
+        mbar: R,
+        moff: i64,
+    },
     /// `mbarrier.*`: `d` result (state, predicate or count), `b` count / state / parity operand.
     Mbarrier {
         k: Mbar,

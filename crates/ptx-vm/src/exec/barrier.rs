@@ -318,10 +318,14 @@ impl Block<'_, '_> {
         match k {
             Mbar::Init | Mbar::Inval => {
                 self.mbar_warps[i] = (a, 0, 0);
+                self.bulk_inflight.retain(|c| c.mbar != a);
                 return;
             }
             Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. } => self.mbar_warps[i].1 |= bit,
             Mbar::TestWait { .. } if v == 1 => {
+                for c in self.bulk_inflight.iter_mut().filter(|c| c.mbar == a && c.completed) {
+                    c.observed |= bit;
+                }
                 let took_part = self.mbar_warps[i].2 | bit;
                 self.barrier_done(took_part);
                 return;
@@ -329,6 +333,9 @@ impl Block<'_, '_> {
             _ => {}
         }
         if flipped {
+            for c in self.bulk_inflight.iter_mut().filter(|c| c.mbar == a) {
+                c.completed = true;
+            }
             let took_part = self.mbar_warps[i].1;
             self.mbar_warps[i].1 = 0;
             self.mbar_warps[i].2 = took_part;
@@ -479,6 +486,12 @@ impl Block<'_, '_> {
     /// A barrier completed with the warps of `took_part` (bit per warp).
     pub(super) fn barrier_done(&mut self, took_part: u32) {
         let nwarps = self.nthreads.div_ceil(32) as usize;
+        // A warp that synchronises with one that observed a bulk copy's completion observes it too.
+        for c in self.bulk_inflight.iter_mut() {
+            if c.observed & took_part != 0 {
+                c.observed |= took_part;
+            }
+        }
         if let Some(sh) = self.shadow.as_deref_mut() {
             let parts: Vec<bool> = (0..nwarps).map(|w| took_part >> w & 1 == 1).collect();
             sh.barrier(&parts);

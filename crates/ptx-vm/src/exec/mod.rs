@@ -231,6 +231,9 @@ struct Block<'a, 'b> {
     /// suspended `try_wait`s (see `time_out_mbarrier_waits`).
     mbar_epoch: u64,
     mbar_timeout_epoch: u64,
+    /// Racecheck: the shared destinations of `cp.async.bulk` copies whose completion not every warp
+    /// has observed.
+    bulk_inflight: Vec<async_copy::BulkInflight>,
     /// Device `printf` output so far, and the bytes dropped past the cap.
     printf: String,
     printf_dropped: u64,
@@ -312,6 +315,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         mbar_warps: Vec::new(),
         mbar_epoch: 0,
         mbar_timeout_epoch: u64::MAX,
+        bulk_inflight: Vec::new(),
         printf: String::new(),
         printf_dropped: 0,
         st_changed: 0,
@@ -821,6 +825,7 @@ impl Block<'_, '_> {
                         None => continue 'select,
                     },
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
+                    Op::BulkCopy { .. } => self.exec_bulk_copy(warp, pc, exec, &ins.op)?,
                     Op::Mbarrier { .. } => {
                         let suspended = self.exec_mbarrier(warp, pc, exec, &ins.op)?;
                         if suspended != 0 {

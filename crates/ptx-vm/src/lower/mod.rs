@@ -209,7 +209,7 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         Op::Mma { .. } => C::Tensor,
         Op::Ldmatrix { .. } => C::SharedLoad,
         Op::Stmatrix { .. } => C::SharedStore,
-        Op::CpAsync { .. } | Op::CpCommit | Op::CpWait => C::CpAsync,
+        Op::CpAsync { .. } | Op::CpCommit | Op::CpWait | Op::BulkCopy { .. } => C::CpAsync,
         Op::Slow { k, .. } => match k {
             Slow::HalfApprox { .. } => C::Sfu,
             Slow::HalfBin { .. } | Slow::HalfFma { .. } | Slow::HalfNegAbs { .. } | Slow::CvtHalf { .. } => C::Half,
