@@ -173,6 +173,34 @@ pub(crate) enum Mbar {
     CpAsyncArrive { noinc: bool },
 }
 
+/// `wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}.{f16,bf16}` with K-major operands.
+#[derive(Clone, Debug)]
+pub(crate) struct Wgmma {
+    /// f16 or bf16 inputs.
+    pub input: crate::semantics::mma::MmaInput,
+    /// N: a multiple of 8 in 8..=256.
+    pub n: u16,
+    /// The N / 2 f32 accumulators of each thread.
+    pub d: Vec<R>,
+    /// A from four registers (the m16n8k16 A fragment of the warp's 16 rows) or a descriptor.
+    pub a: WgmmaA,
+    /// B's descriptor.
+    pub b_desc: R,
+    /// scale-d: D = A * B + D when true, A * B when false; `scale_d_neg` negates the predicate.
+    pub scale_d: R,
+    pub scale_d_neg: bool,
+    /// imm-scale-a / imm-scale-b: -1 negates the operand.
+    pub neg_a: bool,
+    pub neg_b: bool,
+}
+
+/// Where `wgmma.mma_async` reads A.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WgmmaA {
+    Regs([R; 4]),
+    Desc(R),
+}
+
 /// Operations evaluated lane by lane through `semantics::float` (half precision, rounding modes).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Slow {
@@ -421,6 +449,8 @@ pub(crate) enum Op {
         mbar: R,
         moff: i64,
     },
+    /// `wgmma.mma_async` (PTX ISA 9.7.15.5.2), boxed: it names up to 128 accumulator registers.
+    Wgmma(Box<Wgmma>),
     /// `mbarrier.*`: `d` result (state, predicate or count), `b` count / state / parity operand.
     Mbarrier {
         k: Mbar,

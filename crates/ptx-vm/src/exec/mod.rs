@@ -29,6 +29,7 @@ mod system;
 mod tensor;
 mod warp;
 mod warpgroup;
+mod wgmma;
 
 use control::Flow;
 use memory::{generic, shared_addr, space_name};
@@ -826,6 +827,7 @@ impl Block<'_, '_> {
                     },
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
                     Op::BulkCopy { .. } => self.exec_bulk_copy(warp, pc, exec, &ins.op)?,
+                    Op::Wgmma(_) => self.exec_wgmma(warp, pc, exec, &ins.op)?,
                     Op::Mbarrier { .. } => {
                         let suspended = self.exec_mbarrier(warp, pc, exec, &ins.op)?;
                         if suspended != 0 {

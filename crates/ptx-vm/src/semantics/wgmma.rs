@@ -1,7 +1,13 @@
 //! The `wgmma` shared-memory matrix descriptor (PTX ISA 9.7.15.5.1.2.2, "Matrix Descriptor
 //! Format") and the addresses of the K-major canonical layouts it describes (9.7.15.5.1.2,
-//! "Shared Memory Matrix Layout"). Not yet used by an instruction: `wgmma.mma_async` is still
-//! refused by name; this is the decoding its execution will rely on.
+//! "Shared Memory Matrix Layout"), as `wgmma.mma_async` reads its shared-memory operands. The
+//! MN-major layouts (imm-trans 1) are not modelled yet (the instruction refuses them by name).
+//!
+//! The VM computes `wgmma.mma_async` when a warp issues it (each warp's 16 rows of D depend only
+//! on its rows of A and on B), so `wgmma.fence`, `commit_group` and `wait_group` have nothing to
+//! order. Not modelled yet: flagging a read of the accumulators or a write of the shared operands
+//! before `wait_group`, definedness through wgmma (the accumulators come out defined), the
+//! shared-memory wavefronts of the descriptor reads, f16 accumulators, `.sp`, and other input types.
 //!
 //! The descriptor is a 64-bit value:
 //!
