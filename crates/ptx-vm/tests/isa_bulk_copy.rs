@@ -206,3 +206,17 @@ fn bulk_tensor_copies_are_refused_by_name() {
     let e = run_err(body, 1, 0);
     assert!(e.contains("cp.async.bulk.tensor.1d"), "{e}");
 }
+
+#[test]
+fn a_bulk_store_of_shared_bytes_never_written_is_an_undefined_value_stored_to_global() {
+    // Threads write only the first half of buf; the bulk store sends all 256 bytes.
+    let mut body = String::new();
+    body += "    setp.lt.u32 %p3, %r1, 32;\n    shl.b32 %r4, %r1, 2;\n    add.u32 %r5, %r2, %r4;\n";
+    body += "    @%p3 st.shared.u32 [%r5], %r1;\n    fence.proxy.async.shared::cta;\n    bar.sync 0;\n";
+    body += "    @%p1 cp.async.bulk.global.shared::cta.bulk_group [%rd1], [%r2], 256;\n";
+    body += "    cp.async.bulk.commit_group;\n    cp.async.bulk.wait_group 0;\n";
+    let (out, rep) = run(&body, 64, &input(5), 0).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out[..32], (0..32).collect::<Vec<u32>>()[..]);
+    let san = rep.sanitizer.expect("sanitizer report");
+    assert_eq!(san.count(FindingKind::UndefinedValueStoredToGlobal), 1, "{san}");
+}

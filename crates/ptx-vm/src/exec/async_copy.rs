@@ -186,6 +186,13 @@ impl Block<'_, '_> {
             if to_shared { (AccessKind::Read, AccessKind::Write) } else { (AccessKind::Write, AccessKind::Read) };
         self.global_touch(w, lane, pc, g, n, gk);
         self.shared_touch(w, lane, pc, sh, n, sk, false);
+        if !to_shared && self.ctx.definedness {
+            // Storing undefined shared bytes to global memory is a definedness sink, as `st.global` is.
+            let first = self.shadow.as_deref().and_then(|s| (0..n).find(|&i| !s.is_initialized(sh as usize + i, 1)));
+            if let Some(i) = first {
+                self.finding(FindingKind::UndefinedValueStoredToGlobal, w * 32 + lane, pc, g + i as u64, None);
+            }
+        }
         if to_shared && self.ctx.definedness {
             // Copied bytes carry their source's definedness.
             if !self.global_defined(g, n) {
