@@ -451,6 +451,12 @@ pub(crate) enum Op {
     },
     /// `wgmma.mma_async` (PTX ISA 9.7.15.5.2), boxed: it names up to 128 accumulator registers.
     Wgmma(Box<Wgmma>),
+    /// `wgmma.commit_group.sync.aligned`.
+    WgmmaCommit,
+    /// `wgmma.wait_group.sync.aligned n`.
+    WgmmaWait {
+        n: u32,
+    },
     /// `mbarrier.*`: `d` result (state, predicate or count), `b` count / state / parity operand.
     Mbarrier {
         k: Mbar,

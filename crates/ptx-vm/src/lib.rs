@@ -24,8 +24,8 @@
 //! performed at issue and completing on its mbarrier with its byte count; reading a bulk copy's
 //! destination before observing the completion of its mbarrier phase is a racecheck finding.
 //! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, A from
-//! registers or a descriptor, B from a descriptor, K-major with any swizzle, computed at issue
-//! (see the `wgmma` fence/commit/wait caveats in `semantics::wgmma`).
+//! registers or a descriptor, B from a descriptor, K-major with any swizzle; results reach the
+//! accumulators at `wgmma.wait_group` (see [`semantics::wgmma`] for what is and is not modelled).
 //! Device `printf` (`vprintf`) is formatted as the host C library does and comes back in
 //! [`LaunchReport::printf`] (see [`semantics::printf`] for the conversions and the order).
 //! [`Module::parse`] rejects malformed PTX: syntax errors, undefined names, and directives or

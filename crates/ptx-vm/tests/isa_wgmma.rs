@@ -7,7 +7,9 @@
 //!   SBO between groups of 8 rows) without swizzle; atoms of 8 rows x 32/64/128 bytes, SBO apart,
 //!   with the 16-byte chunks of each address permuted by its row in the repeating pattern;
 //! - scale-d (false: D = A * B), imm-scale-a/b (-1 negates the operand);
-//! - `wgmma.fence`, `commit_group`, `wait_group` are accepted (the VM computes at issue).
+//! - `wgmma.fence` is accepted; results are written to the accumulators only when `wait_group`
+//!   retires their group (9.7.15.6-7): a store of them before it sees the old values and is a
+//!   definedness finding naming the `mma_async`; a chain on the same accumulators accumulates.
 //!
 //! The placement of operands in shared memory is written here from the ISA's figures, apart from
 //! the VM's decoder (`semantics::wgmma`). Inputs are small dyadic values, so the float64 sums are
@@ -15,7 +17,7 @@
 
 mod isa_common;
 use isa_common::Rng;
-use ptx_vm::{Arch, LaunchConfig, Machine, Module, ParamBuilder};
+use ptx_vm::{Arch, FindingKind, LaunchConfig, Machine, Module, ParamBuilder};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Ty {
@@ -74,11 +76,31 @@ struct Case {
     neg_a: bool,
     neg_b: bool,
     threads: u32,
+    /// Issue the mma_async twice on the same accumulators (a chain) before one commit and wait.
+    chain: bool,
+    /// Whether the kernel waits for the group before storing the accumulators.
+    wait: bool,
+    /// The N of that `wait_group`, and whether an empty group is committed after the mma's.
+    wait_n: u32,
+    empty_commit: bool,
 }
 
 impl Case {
     fn new(n: usize) -> Case {
-        Case { ty: Ty::Bf16, n, b: NONE, a_smem: None, scale_d: true, neg_a: false, neg_b: false, threads: 128 }
+        Case {
+            ty: Ty::Bf16,
+            n,
+            b: NONE,
+            a_smem: None,
+            scale_d: true,
+            neg_a: false,
+            neg_b: false,
+            threads: 128,
+            chain: false,
+            wait: true,
+            wait_n: 0,
+            empty_commit: false,
+        }
     }
 }
 
@@ -127,6 +149,14 @@ fn ptx(c: &Case) -> String {
         c.n,
         dregs.join(", ")
     );
+    let mma = if c.chain { format!("{mma}{mma}") } else { mma };
+    let mut wait = String::new();
+    if c.empty_commit {
+        wait += "    wgmma.commit_group.sync.aligned;\n";
+    }
+    if c.wait || c.wait_n > 0 {
+        wait += &format!("    wgmma.wait_group.sync.aligned {};\n", c.wait_n);
+    }
     let mut store = String::new();
     for i in 0..nd {
         store += &format!("    st.global.f32 [%rd21+{}], %f{i};\n", 4 * i);
@@ -177,8 +207,7 @@ COPY:
 {body}    setp.ne.u32 %p1, %r5, 0;
     wgmma.fence.sync.aligned;
 {mma}    wgmma.commit_group.sync.aligned;
-    wgmma.wait_group.sync.aligned 0;
-{store}    ret;
+{wait}{store}    ret;
 }}
 ",
         nf = nd.max(1),
@@ -231,9 +260,13 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
             let col = 8 * j + 2 * t + (i & 1);
             cin[tid * n / 2 + idx] = cm[row][col] as f32;
             let mut s = if c.scale_d { cm[row][col] } else { 0.0 };
-            for k in 0..16 {
-                s += (sa * a[row][k]) * (sb * b[col][k]);
+            for _ in 0..if c.chain { 2 } else { 1 } {
+                for k in 0..16 {
+                    s += (sa * a[row][k]) * (sb * b[col][k]);
+                }
             }
+            // Without a wait the registers still hold C when they are stored.
+            let s = if c.wait { s } else { cm[row][col] };
             want[tid * n / 2 + idx] = (s as f32).to_bits();
         }
     }
@@ -256,7 +289,17 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
         ParamBuilder::new().ptr(po).ptr(pa).ptr(pc).ptr(pi).u64(adesc).u64(c.b.desc(0)).u32(c.scale_d as u32).finish();
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [c.threads, 1, 1], dynamic_smem: 0 };
     let rep = m.launch(&module, "k", &cfg, &p).map_err(|e| e.to_string())?;
-    rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
+    let san = rep.sanitizer.clone().expect("sanitizer report");
+    if c.wait {
+        rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
+    } else {
+        // Every accumulator store before the wait reads a pending register.
+        let findings = san.count(FindingKind::UndefinedValueStoredToGlobal);
+        assert_eq!(findings, (nthreads * n / 2) as u64, "{san}");
+        let text = san.to_string();
+        let line = ptx.lines().position(|l| l.contains("wgmma.mma_async")).unwrap() + 1;
+        assert!(text.contains(&format!("from uninitialized memory read at PTX line {line}")), "{text}");
+    }
     let mut ob = vec![0u8; out_bytes];
     m.read(po, &mut ob).unwrap();
     let got = ob.chunks_exact(4).map(|x| u32::from_le_bytes(x.try_into().unwrap())).collect();
@@ -359,4 +402,25 @@ fn a_transposed_operand_is_refused_by_name() {
     let module = Module::parse(&ptx).unwrap();
     let names: Vec<String> = module.unsupported("k").unwrap().iter().map(|u| u.to_string()).collect();
     assert!(names.iter().any(|s| s.contains("transposed (MN-major) operand")), "{names:?}");
+}
+
+#[test]
+fn a_chain_on_the_same_accumulators_accumulates_before_one_wait() {
+    check(&Case { chain: true, ..Case::new(32) }, 0xc4a1);
+}
+
+#[test]
+fn accumulators_stored_before_wait_group_hold_the_old_values_and_are_flagged() {
+    check(&Case { wait: false, ..Case::new(16) }, 0x0a17);
+}
+
+#[test]
+fn wait_group_1_retires_all_but_the_latest_group() {
+    // The mma's group, then an empty group: waiting until one group is pending retires the mma's.
+    check(&Case { empty_commit: true, wait_n: 1, ..Case::new(16) }, 0x1a);
+}
+
+#[test]
+fn wait_group_1_with_one_group_retires_nothing() {
+    check(&Case { wait: false, wait_n: 1, ..Case::new(16) }, 0x1b);
 }

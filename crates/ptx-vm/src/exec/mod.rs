@@ -148,6 +148,10 @@ struct Warp {
     undef_any: bool,
     /// The `setmaxnreg` instructions the warp executed, in order: (pc, register count).
     maxnreg: Vec<(u32, u16)>,
+    /// `wgmma.mma_async` results not yet retired by `wgmma.wait_group`, in issue order, and the
+    /// id the next `wgmma.commit_group` gives its group.
+    wgmma: Vec<wgmma::Pending>,
+    wgmma_next_group: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -279,6 +283,8 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             undef_from: Vec::new(),
             undef_any: false,
             maxnreg: Vec::new(),
+            wgmma: Vec::new(),
+            wgmma_next_group: 0,
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -385,6 +391,8 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.committed = [0; 32];
     warp.starve = 0;
     warp.maxnreg.clear();
+    warp.wgmma.clear();
+    warp.wgmma_next_group = 0;
     for s in warp.stack.iter_mut() {
         s.clear();
     }
@@ -828,6 +836,8 @@ impl Block<'_, '_> {
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
                     Op::BulkCopy { .. } => self.exec_bulk_copy(warp, pc, exec, &ins.op)?,
                     Op::Wgmma(_) => self.exec_wgmma(warp, pc, exec, &ins.op)?,
+                    Op::WgmmaCommit => wgmma::exec_wgmma_commit(warp, exec),
+                    Op::WgmmaWait { n } => wgmma::exec_wgmma_wait(warp, exec, *n),
                     Op::Mbarrier { .. } => {
                         let suspended = self.exec_mbarrier(warp, pc, exec, &ins.op)?;
                         if suspended != 0 {

@@ -8,9 +8,60 @@
 //! arithmetic is that of `mma.sync`: D (or 0 when scale-d is false), then each product added in
 //! f64 in k order, then one rounding to f32.
 //!
-//! Not modelled yet: the asynchrony itself (reading the accumulators, or writing the shared
-//! operands, before `wgmma.wait_group` is not flagged), definedness through wgmma (the
-//! accumulators come out defined), and shared-memory wavefronts of the descriptor reads.
+//! Asynchrony (9.7.15.6-7): the operands are read at issue, but the results stay pending until a
+//! `wgmma.wait_group` retires their group; only then are they written to the accumulator
+//! registers. Until then the registers keep their old values and, with definedness tracking, are
+//! undefined with the `mma_async` as their origin, so a premature read that reaches a store,
+//! address or branch is a finding naming that instruction, and a missing wait shows in the
+//! results. A later `mma_async` on the same accumulator registers chains on the pending values,
+//! as the ISA allows. Not modelled yet: flagging a write of the shared operands before the wait,
+//! definedness of the inputs (the retired accumulators are defined), and the shared-memory
+//! wavefronts of the descriptor reads.
+
+/// One `mma_async`'s pending results: its accumulator registers, their new values per lane, and
+/// its group (`u32::MAX` until a `commit_group`).
+pub(super) struct Pending {
+    group: u32,
+    d: Vec<R>,
+    vals: Vec<[u64; 32]>,
+}
+
+/// `wgmma.commit_group`: the uncommitted `mma_async`s form the next group.
+pub(super) fn exec_wgmma_commit(warp: &mut Warp, exec: u32) {
+    if exec == 0 {
+        return;
+    }
+    // An empty commit still makes an (empty) group, which a wait_group counts.
+    let id = warp.wgmma_next_group;
+    for p in warp.wgmma.iter_mut().filter(|p| p.group == u32::MAX) {
+        p.group = id;
+    }
+    warp.wgmma_next_group = id.wrapping_add(1);
+}
+
+/// `wgmma.wait_group n`: retires every committed group but the `n` most recent, writing their
+/// results in issue order.
+pub(super) fn exec_wgmma_wait(warp: &mut Warp, exec: u32, n: u32) {
+    if exec == 0 {
+        return;
+    }
+    let keep_from = warp.wgmma_next_group.saturating_sub(n);
+    let mut i = 0;
+    while i < warp.wgmma.len() {
+        let p = &warp.wgmma[i];
+        if p.group != u32::MAX && p.group < keep_from {
+            let p = warp.wgmma.remove(i);
+            for (&r, v) in p.d.iter().zip(&p.vals) {
+                warp.regs[r as usize] = *v;
+                if let Some(u) = warp.undef.get_mut(r as usize) {
+                    *u = 0;
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+}
 
 use super::*;
 use crate::semantics::float::{bf16_to_f32, f16_to_f32, f64_to_f32, Rnd};
@@ -97,24 +148,34 @@ impl Block<'_, '_> {
             }
         }
         let (sa, sb) = (if w.neg_a { -1.0 } else { 1.0 }, if w.neg_b { -1.0 } else { 1.0 });
+        // The accumulator input: the latest pending result of the same registers (a chain of
+        // mma_asyncs on one accumulator), else the registers.
+        let chained = warp.wgmma.iter().rposition(|p| p.d == w.d);
+        let mut vals = match chained {
+            Some(i) => warp.wgmma[i].vals.clone(),
+            None => w.d.iter().map(|&r| warp.regs[r as usize]).collect(),
+        };
         for l in 0..32 {
             let keep = (warp.regs[w.scale_d as usize][l] & 1 == 1) != w.scale_d_neg;
-            for (idx, &dr) in w.d.iter().enumerate() {
+            for (idx, v) in vals.iter_mut().enumerate() {
                 let (j, i) = (idx / 4, idx % 4);
                 let (row, c) = c_coord(l, i);
                 let col = 8 * j + c;
-                let mut acc = if keep { f32::from_bits(warp.regs[dr as usize][l] as u32) as f64 } else { 0.0 };
+                let mut acc = if keep { f32::from_bits(v[l] as u32) as f64 } else { 0.0 };
                 for k in 0..16 {
                     acc += (sa * a[row][k]) * (sb * b[col][k]);
                 }
-                warp.regs[dr as usize][l] = f64_to_f32(acc, Rnd::Rn) as u64;
+                v[l] = f64_to_f32(acc, Rnd::Rn) as u64;
             }
         }
         if !warp.undef.is_empty() {
             for &dr in &w.d {
-                warp.undef[dr as usize] = 0;
+                warp.undef[dr as usize] = FULL;
+                warp.undef_from[dr as usize] = pc + 1;
             }
+            warp.undef_any = true;
         }
+        warp.wgmma.push(Pending { group: u32::MAX, d: w.d.clone(), vals });
         if self.instrument {
             self.counters.mma_flops += 2 * 16 * n as u64 * 16;
         }

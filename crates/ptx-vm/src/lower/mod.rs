@@ -207,7 +207,7 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         | Op::ElectSync { .. }
         | Op::Activemask { .. } => C::WarpCollective,
         Op::Setmaxnreg { .. } => C::Barrier,
-        Op::Mma { .. } | Op::Wgmma(_) => C::Tensor,
+        Op::Mma { .. } | Op::Wgmma(_) | Op::WgmmaCommit | Op::WgmmaWait { .. } => C::Tensor,
         Op::Ldmatrix { .. } => C::SharedLoad,
         Op::Stmatrix { .. } => C::SharedStore,
         Op::CpAsync { .. } | Op::CpCommit | Op::CpWait | Op::BulkCopy { .. } => C::CpAsync,

@@ -4,8 +4,8 @@ use super::*;
 use crate::semantics::mma::MmaInput;
 
 impl KernelLowering<'_> {
-    /// `wgmma.fence`, `commit_group` and `wait_group` order the asynchronous MMAs; the VM computes
-    /// each `mma_async` at issue, so they have nothing to order. `mma_async` is lowered for
+    /// `wgmma.fence` is accepted (the VM reads the operands at issue); `commit_group` and
+    /// `wait_group` group and retire the pending `mma_async`s. `mma_async` is lowered for
     /// m64nNk16 with f16/bf16 inputs and f32 accumulators, A from registers or a descriptor and B
     /// from a descriptor, both K-major (imm-trans 0); other forms are refused by name.
     pub(super) fn wgmma(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
@@ -16,8 +16,19 @@ impl KernelLowering<'_> {
         if !has("sync") || !has("aligned") {
             return Err(bad());
         }
-        if has("fence") || has("commit_group") || has("wait_group") {
+        if has("fence") {
             return Ok(Op::Nop);
+        }
+        if has("commit_group") {
+            return Ok(Op::WgmmaCommit);
+        }
+        if has("wait_group") {
+            return match ins.operands.first() {
+                Some(Operand::Lit(Lit::Int(n))) if (0..=u32::MAX as i64).contains(&(*n as i64)) => {
+                    Ok(Op::WgmmaWait { n: *n as u32 })
+                }
+                _ => Err(bad()),
+            };
         }
         if !has("mma_async") || has("sp") {
             return Err(bad());

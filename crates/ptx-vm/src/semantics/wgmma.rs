@@ -3,10 +3,11 @@
 //! "Shared Memory Matrix Layout"), as `wgmma.mma_async` reads its shared-memory operands. The
 //! MN-major layouts (imm-trans 1) are not modelled yet (the instruction refuses them by name).
 //!
-//! The VM computes `wgmma.mma_async` when a warp issues it (each warp's 16 rows of D depend only
-//! on its rows of A and on B), so `wgmma.fence`, `commit_group` and `wait_group` have nothing to
-//! order. Not modelled yet: flagging a read of the accumulators or a write of the shared operands
-//! before `wait_group`, definedness through wgmma (the accumulators come out defined), the
+//! The VM reads `wgmma.mma_async`'s operands when a warp issues it (each warp's 16 rows of D
+//! depend only on its rows of A and on B) and writes the accumulators when `wgmma.wait_group`
+//! retires the group; a premature read sees the old values and, with definedness tracking, is a
+//! finding at its sink naming the `mma_async`. Not modelled yet: a write of the shared operands
+//! before the wait, definedness of the inputs (retired accumulators are defined), the
 //! shared-memory wavefronts of the descriptor reads, f16 accumulators, `.sp`, and other input types.
 //!
 //! The descriptor is a 64-bit value:
