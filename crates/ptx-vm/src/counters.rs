@@ -144,6 +144,11 @@ pub struct Counters {
     pub shared_ideal_wavefronts: u64,
     /// Bytes copied by `cp.async`.
     pub cp_async_bytes: u64,
+    /// Bytes copied by `cp.async.bulk` (either direction). Their global side is also in the global
+    /// load or store counters (one request, the sectors the range spans) and in the unique bytes;
+    /// their shared side in the shared requests (one) and wavefronts (one per 128 bytes, the
+    /// shared-memory width per clock, never a bank conflict).
+    pub bulk_copy_bytes: u64,
     /// Barrier instructions executed by warps (`bar.sync` and friends), summed over blocks.
     pub barriers: u64,
     /// Blocks executed.
@@ -212,6 +217,7 @@ impl Counters {
         self.shared_wavefronts += o.shared_wavefronts;
         self.shared_ideal_wavefronts += o.shared_ideal_wavefronts;
         self.cp_async_bytes += o.cp_async_bytes;
+        self.bulk_copy_bytes += o.bulk_copy_bytes;
         self.barriers += o.barriers;
         self.blocks += o.blocks;
         self.threads_per_block = self.threads_per_block.max(o.threads_per_block);

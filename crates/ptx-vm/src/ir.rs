@@ -159,14 +159,46 @@ pub(crate) enum Mbar {
     Init,
     /// `mbarrier.inval [a]`.
     Inval,
-    /// `mbarrier.arrive{.noComplete} state, [a]{, count}`; `drop` for `arrive_drop`.
-    Arrive { drop: bool, no_complete: bool },
-    /// `mbarrier.test_wait` / `try_wait`, against a state token or (`parity`) a phase parity.
-    TestWait { parity: bool },
+    /// `mbarrier.arrive{.noComplete} state, [a]{, count}`; `drop` for `arrive_drop`; `tx` for
+    /// `.expect_tx` (the operand is then a transaction count and the arrival count is 1).
+    Arrive { drop: bool, no_complete: bool, tx: bool },
+    /// `mbarrier.expect_tx [a], txCount` (`complete: false`) or `mbarrier.complete_tx [a], txCount`.
+    Tx { complete: bool },
+    /// `mbarrier.test_wait` / `try_wait` (`blocking`), against a state token or (`parity`) a
+    /// phase parity.
+    TestWait { parity: bool, blocking: bool },
     /// `mbarrier.pending_count count, state`.
     PendingCount,
     /// `cp.async.mbarrier.arrive{.noinc} [a]`: with copies done at issue, the arrive happens now.
     CpAsyncArrive { noinc: bool },
+}
+
+/// `wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}.{f16,bf16}` with K-major operands.
+#[derive(Clone, Debug)]
+pub(crate) struct Wgmma {
+    /// f16 or bf16 inputs.
+    pub input: crate::semantics::mma::MmaInput,
+    /// N: a multiple of 8 in 8..=256.
+    pub n: u16,
+    /// The N / 2 f32 accumulators of each thread.
+    pub d: Vec<R>,
+    /// A from four registers (the m16n8k16 A fragment of the warp's 16 rows) or a descriptor.
+    pub a: WgmmaA,
+    /// B's descriptor.
+    pub b_desc: R,
+    /// scale-d: D = A * B + D when true, A * B when false; `scale_d_neg` negates the predicate.
+    pub scale_d: R,
+    pub scale_d_neg: bool,
+    /// imm-scale-a / imm-scale-b: -1 negates the operand.
+    pub neg_a: bool,
+    pub neg_b: bool,
+}
+
+/// Where `wgmma.mma_async` reads A.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WgmmaA {
+    Regs([R; 4]),
+    Desc(R),
 }
 
 /// Operations evaluated lane by lane through `semantics::float` (half precision, rounding modes).
@@ -403,6 +435,27 @@ pub(crate) enum Op {
         d: R,
         p: R,
         mask: R,
+    },
+    /// `cp.async.bulk` (PTX ISA 9.7.9.25.4.1), non-tensor: `size` bytes from `[src+soff]` to
+    /// `[dst+doff]`; global -> shared completing on the mbarrier at `[mbar+moff]` with
+    /// complete-tx(size) (`to_shared`), or shared -> global in a bulk async-group.
+    BulkCopy {
+        to_shared: bool,
+        dst: R,
+        doff: i64,
+        src: R,
+        soff: i64,
+        size: R,
+        mbar: R,
+        moff: i64,
+    },
+    /// `wgmma.mma_async` (PTX ISA 9.7.15.5.2), boxed: it names up to 128 accumulator registers.
+    Wgmma(Box<Wgmma>),
+    /// `wgmma.commit_group.sync.aligned`.
+    WgmmaCommit,
+    /// `wgmma.wait_group.sync.aligned n`.
+    WgmmaWait {
+        n: u32,
     },
     /// `mbarrier.*`: `d` result (state, predicate or count), `b` count / state / parity operand.
     Mbarrier {

@@ -16,6 +16,16 @@
 //! ids and counts, warp collectives, `cp.async`, `ldmatrix`/`stmatrix`, `mma.sync` m16n8k8/k16,
 //! indirect calls through function pointers and vtables, and `malloc`/`free` in device code on an
 //! 8 MiB device heap per machine that `free` does not reuse).
+//! Of sm_90: `setmaxnreg`, `elect.sync`, `griddepcontrol`, mbarrier objects in full (arrival and
+//! transaction counts, phases, `try_wait`/`test_wait` with and without `.parity`; a `try_wait`
+//! suspends the thread until its phase completes, or returns false when nothing else in the block
+//! can move, and a wait no phase completion can release is a deadlock naming the object, the
+//! missing arrivals and transaction bytes), and non-tensor `cp.async.bulk` in both directions,
+//! performed at issue and completing on its mbarrier with its byte count; reading a bulk copy's
+//! destination before observing the completion of its mbarrier phase is a racecheck finding.
+//! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, A from
+//! registers or a descriptor, B from a descriptor, K-major with any swizzle; results reach the
+//! accumulators at `wgmma.wait_group` (see [`semantics::wgmma`] for what is and is not modelled).
 //! Device `printf` (`vprintf`) is formatted as the host C library does and comes back in
 //! [`LaunchReport::printf`] (see [`semantics::printf`] for the conversions and the order).
 //! [`Module::parse`] rejects malformed PTX: syntax errors, undefined names, and directives or

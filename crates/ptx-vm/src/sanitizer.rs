@@ -46,6 +46,10 @@ pub enum FindingKind {
     /// Definedness tracking: a value derived from uninitialised memory was a warp vote's input,
     /// whose result every member then acts on.
     UndefinedVote,
+    /// A read of shared memory that a `cp.async.bulk` still writes: the reading warp has not
+    /// observed (by an mbarrier wait, or a barrier with a warp that did) the completion of the
+    /// mbarrier phase the copy completes on.
+    SharedReadBeforeBulkCopyComplete,
 }
 
 /// How serious a finding is, as compute-sanitizer grades hazards.
@@ -81,6 +85,9 @@ impl FindingKind {
             FindingKind::UndefinedAddress => "initcheck: uninitialized value used as an address",
             FindingKind::UndefinedControlFlow => "initcheck: uninitialized value decides control flow",
             FindingKind::UndefinedVote => "initcheck: uninitialized value in a warp vote",
+            FindingKind::SharedReadBeforeBulkCopyComplete => {
+                "racecheck: shared read of a cp.async.bulk destination before its mbarrier phase completed"
+            }
         }
     }
 

@@ -2,32 +2,159 @@
 
 use super::*;
 
+/// `bar_id` of a lane suspended in `mbarrier.try_wait` (CTA barriers are 0..16).
+pub(super) const MBAR_WAIT: u8 = u8::MAX;
+/// The largest arrival count and |tx-count| of an mbarrier (PTX ISA 9.7.13.15.1: 2^20 - 1).
+pub(super) const MBAR_MAX_COUNT: u64 = (1 << 20) - 1;
+/// One 21-bit field of the object.
+const MBAR_FIELD: u64 = (1 << 21) - 1;
+
+/// An mbarrier object in the VM's own layout (the ISA leaves it opaque): bits 0-20 the pending
+/// arrivals, 21-41 the expected arrivals, 42-62 the tx-count (two's complement), bit 63 the
+/// phase parity. A state token is the object's value at the arrival, so its bit 63 names the
+/// phase it joined; `pending_count` reads bits 0-20 of the token.
+pub(super) struct MbarState {
+    pub(super) pending: u64,
+    pub(super) expected: u64,
+    pub(super) tx: i64,
+    pub(super) phase: u64,
+}
+
+impl MbarState {
+    pub(super) fn unpack(v: u64) -> Self {
+        let tx = ((((v >> 42) & MBAR_FIELD) as i64) << 43) >> 43;
+        MbarState { pending: v & MBAR_FIELD, expected: (v >> 21) & MBAR_FIELD, tx, phase: v >> 63 }
+    }
+
+    fn pack(&self) -> u64 {
+        self.pending | self.expected << 21 | ((self.tx as u64) & MBAR_FIELD) << 42 | self.phase << 63
+    }
+}
+
 impl Block<'_, '_> {
-    /// An mbarrier instruction, one lane after the other.
+    /// An mbarrier instruction, one lane after the other. Returns the lanes of a `try_wait` whose
+    /// phase has not completed: they are suspended at the instruction (`wait_bar` with
+    /// [`MBAR_WAIT`]) until it completes or the block can do nothing else.
     #[inline(always)]
-    pub(super) fn exec_mbarrier(&mut self, warp: &mut Warp, pc: u32, exec: u32, op: &Op) -> Res<()> {
-        let Op::Mbarrier { k, d, addr, off, b } = op else { return Ok(()) };
+    pub(super) fn exec_mbarrier(&mut self, warp: &mut Warp, pc: u32, exec: u32, op: &Op) -> Res<u32> {
+        let Op::Mbarrier { k, d, addr, off, b } = op else { return Ok(0) };
+        let mut suspended = 0u32;
         for l in lanes_of(exec) {
             let a = shared_addr(eff(warp.regs[*addr as usize][l], *off, Space::Shared));
             let bv = warp.regs[*b as usize][l];
-            let before = if self.shadow.is_some() { rd(self.smem, a as usize, 8) } else { None };
-            let v = self.mbarrier(*k, a, bv).map_err(|m| fault(pc, Some(l as u32), m))?;
+            let (v, flipped) = self.mbarrier(*k, a, bv).map_err(|m| fault(pc, Some(l as u32), m))?;
+            if let Mbar::TestWait { blocking: true, .. } = k {
+                if v == 0 {
+                    suspended |= 1 << l;
+                    warp.bar_id[l] = MBAR_WAIT;
+                    continue;
+                }
+            }
             warp.regs[*d as usize][l] = v;
-            if let Some(before) = before {
-                self.mbarrier_arrival(warp.id, *k, a, before);
+            if self.shadow.is_some() {
+                self.mbarrier_sync(warp.id, *k, a, flipped, v);
             }
         }
-        Ok(())
+        Ok(suspended)
+    }
+
+    /// For a lane suspended in `mbarrier.try_wait`: its object's address and whether the phase it
+    /// waits for has completed.
+    fn mbarrier_wait_state(&self, warp: &Warp, l: usize) -> Option<(u64, bool)> {
+        let Some(Inst { op: Op::Mbarrier { k: Mbar::TestWait { parity, .. }, addr, off, b, .. }, .. }) =
+            self.ctx.kernel.code.get(warp.pc[l] as usize)
+        else {
+            return None;
+        };
+        let a = shared_addr(warp.regs[*addr as usize][l].wrapping_add(*off as u64));
+        let bv = warp.regs[*b as usize][l];
+        let waited = if *parity { bv & 1 } else { bv >> 63 };
+        let cur = rd(self.smem, a as usize, 8)?;
+        Some((a, cur >> 63 != waited))
+    }
+
+    /// Releases the lanes suspended in `mbarrier.try_wait` whose phase has completed.
+    fn release_mbarrier_waits(&mut self, warp: &mut Warp) -> bool {
+        let mut any = false;
+        for l in lanes_of(warp.wait_bar) {
+            if warp.bar_id[l] != MBAR_WAIT {
+                continue;
+            }
+            let Some((a, done)) = self.mbarrier_wait_state(warp, l) else { continue };
+            if !done {
+                continue;
+            }
+            let pc = warp.pc[l];
+            if let Some(Inst { op: Op::Mbarrier { d, k, .. }, .. }) = self.ctx.kernel.code.get(pc as usize) {
+                warp.regs[*d as usize][l] = 1;
+                if self.shadow.is_some() {
+                    self.mbarrier_sync(warp.id, *k, a, false, 1);
+                }
+            }
+            warp.wait_bar &= !(1 << l);
+            warp.pc[l] = pc + 1;
+            any = true;
+        }
+        any
+    }
+
+    /// When no warp of the block can move: the `try_wait`s suspended on an incomplete phase reach
+    /// their time limit and return false (PTX ISA 9.7.13.15.16: the suspension ends at the phase's
+    /// completion or a system-dependent time limit), so a kernel that polls with `try_wait` and
+    /// then arrives itself still runs. If no mbarrier changed since the last such time-out, the
+    /// waits could only time out forever: returns false and the block deadlocks.
+    pub(super) fn time_out_mbarrier_waits(&mut self, warps: &mut [Warp]) -> bool {
+        if self.mbar_epoch == self.mbar_timeout_epoch {
+            return false;
+        }
+        self.mbar_timeout_epoch = self.mbar_epoch;
+        let mut any = false;
+        for warp in warps.iter_mut() {
+            for l in lanes_of(warp.wait_bar) {
+                if warp.bar_id[l] != MBAR_WAIT {
+                    continue;
+                }
+                let pc = warp.pc[l];
+                if let Some(Inst { op: Op::Mbarrier { d, .. }, .. }) = self.ctx.kernel.code.get(pc as usize) {
+                    warp.regs[*d as usize][l] = 0;
+                }
+                warp.wait_bar &= !(1 << l);
+                warp.pc[l] = pc + 1;
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// The deadlock report's words for lanes suspended in `mbarrier.try_wait`: the object, the
+    /// phase awaited and what it still lacks.
+    pub(super) fn describe_mbarrier_wait(&self, warp: &Warp, l: usize) -> String {
+        let Some((a, _)) = self.mbarrier_wait_state(warp, l) else { return "wait at an mbarrier".into() };
+        let cur = rd(self.smem, a as usize, 8).unwrap_or(0);
+        let s = MbarState::unpack(cur);
+        let tx = match s.tx {
+            0 => "no transaction bytes outstanding".to_string(),
+            t if t > 0 => format!("{t} transaction bytes expected (expect_tx) but not completed"),
+            t => format!("{} transaction bytes completed beyond those expected", -t),
+        };
+        format!(
+            "wait at mbarrier [shared {a:#x}] for its phase of parity {} to complete ({} of {} arrivals \
+             missing, {tx})",
+            s.phase, s.pending, s.expected
+        )
     }
 
     /// Releases lanes whose barrier completed since they arrived.
-    pub(super) fn release_barriers(&self, warp: &mut Warp) -> bool {
+    pub(super) fn release_barriers(&mut self, warp: &mut Warp) -> bool {
         if warp.wait_bar == 0 {
             return false;
         }
-        let mut any = false;
+        let mut any = self.release_mbarrier_waits(warp);
         for l in lanes_of(warp.wait_bar) {
             let id = warp.bar_id[l] as usize;
+            if id == MBAR_WAIT as usize {
+                continue;
+            }
             if self.bars[id].gen != warp.bar_gen[l] {
                 warp.wait_bar &= !(1 << l);
                 let pc = warp.pc[l];
@@ -47,14 +174,19 @@ impl Block<'_, '_> {
         any
     }
 
-    /// One thread's mbarrier operation. The object's layout is the VM's own (the ISA leaves it
-    /// opaque): bits 0-20 pending arrivals, 21-41 expected arrivals, bit 63 the phase parity. A
-    /// state token is the object's value at the arrival, so its bit 63 names the phase it joined.
-    pub(super) fn mbarrier(&mut self, k: Mbar, a: u64, b: u64) -> Result<u64, String> {
-        const M: u64 = (1 << 21) - 1;
-        let pack = |pending: u64, expected: u64, phase: u64| pending | (expected << 21) | (phase << 63);
+    /// One thread's mbarrier operation (PTX ISA 9.7.13.15): returns the result for `d` (state
+    /// token, completion predicate or count) and whether the operation completed the phase.
+    ///
+    /// A phase completes when its pending arrival count and its transaction count (tx-count) are
+    /// both zero (9.7.13.15.1-2): `arrive` lowers the first, `expect_tx` raises and `complete_tx`
+    /// lowers the second; the next phase then expects the init count again (less the
+    /// `arrive_drop`s) and a tx-count of zero. Every use the ISA leaves undefined is an error:
+    /// an object that is not 8-byte aligned or not initialised (or invalidated), an init count
+    /// outside 1..=2^20-1, more arrivals than are pending, a `.noComplete` arrival that would
+    /// complete the phase, a tx-count leaving -(2^20-1)..=2^20-1.
+    pub(super) fn mbarrier(&mut self, k: Mbar, a: u64, b: u64) -> Result<(u64, bool), String> {
         if k == Mbar::PendingCount {
-            return Ok(b & M);
+            return Ok((b & MBAR_FIELD, false));
         }
         if a % 8 != 0 {
             return Err(format!("mbarrier object at shared address {a:#x} is not 8-byte aligned"));
@@ -62,77 +194,151 @@ impl Block<'_, '_> {
         let len = self.smem.len();
         let oob = || format!("mbarrier object at shared address {a:#x} outside the block's {len} bytes");
         let cur = rd(self.smem, a as usize, 8).ok_or_else(oob)?;
-        let (pending, expected, phase) = (cur & M, (cur >> 21) & M, cur >> 63);
-        let (new, ret) = match k {
+        let mut s = MbarState::unpack(cur);
+        let valid = (1..=MBAR_MAX_COUNT).contains(&s.expected) && s.pending <= s.expected;
+        let named = |k: Mbar| match k {
+            Mbar::Init => "init",
+            Mbar::Inval => "inval",
+            Mbar::Arrive { drop: true, .. } => "arrive_drop",
+            Mbar::Arrive { tx: true, .. } => "arrive.expect_tx",
+            Mbar::Arrive { .. } => "arrive",
+            Mbar::Tx { complete: false } => "expect_tx",
+            Mbar::Tx { complete: true } => "complete_tx",
+            Mbar::TestWait { blocking: true, .. } => "try_wait",
+            Mbar::TestWait { .. } => "test_wait",
+            Mbar::PendingCount => "pending_count",
+            Mbar::CpAsyncArrive { .. } => "cp.async.mbarrier.arrive",
+        };
+        if !valid && !matches!(k, Mbar::Init | Mbar::Inval) {
+            return Err(format!(
+                "mbarrier.{} on shared address {a:#x}, which holds no initialised mbarrier (no mbarrier.init \
+                 since the block started or since its mbarrier.inval)",
+                named(k)
+            ));
+        }
+        let tx_in = |s: &mut MbarState, delta: i64| -> Result<(), String> {
+            let t = s.tx + delta;
+            if delta.unsigned_abs() > MBAR_MAX_COUNT || t.unsigned_abs() > MBAR_MAX_COUNT {
+                return Err(format!(
+                    "mbarrier.{} of {} bytes on shared address {a:#x} takes its tx-count from {} to {t}, \
+                     outside -(2^20-1)..=2^20-1",
+                    named(k),
+                    delta.unsigned_abs(),
+                    s.tx
+                ));
+            }
+            s.tx = t;
+            Ok(())
+        };
+        let mut ret = 0;
+        match k {
             Mbar::Init => {
                 let n = b & 0xffff_ffff;
-                if n == 0 || n > M {
-                    return Err(format!("mbarrier.init count {n} outside 1..={M}"));
+                if n == 0 || n > MBAR_MAX_COUNT {
+                    return Err(format!("mbarrier.init count {n} outside 1..={MBAR_MAX_COUNT}"));
                 }
-                (pack(n, n, 0), 0)
+                s = MbarState { pending: n, expected: n, tx: 0, phase: 0 };
             }
-            Mbar::Inval => (0, 0),
-            Mbar::Arrive { drop, no_complete } => {
-                let n = b & 0xffff_ffff;
-                if n > pending {
-                    return Err(format!("mbarrier arrive of {n} with only {pending} arrivals pending"));
-                }
-                let expected = if drop { expected.saturating_sub(n) } else { expected };
-                let left = pending - n;
-                if left == 0 && !no_complete {
-                    // The phase completes: the next one expects the (possibly dropped) count again.
-                    (pack(expected, expected, phase ^ 1), cur)
+            Mbar::Inval => s = MbarState { pending: 0, expected: 0, tx: 0, phase: 0 },
+            Mbar::Arrive { drop, no_complete, tx } => {
+                ret = cur;
+                let n = if tx {
+                    tx_in(&mut s, (b & 0xffff_ffff) as i64)?;
+                    1
                 } else {
-                    (pack(left, expected, phase), cur)
+                    b & 0xffff_ffff
+                };
+                if n == 0 || n > s.pending {
+                    return Err(format!(
+                        "mbarrier.{} of {n} on shared address {a:#x} with {} of {} arrivals pending",
+                        named(k),
+                        s.pending,
+                        s.expected
+                    ));
                 }
+                if drop {
+                    s.expected -= n;
+                }
+                s.pending -= n;
+                if no_complete && s.pending == 0 && s.tx == 0 {
+                    return Err(format!(
+                        "mbarrier.arrive.noComplete of {n} on shared address {a:#x} completes the phase, which \
+                         the ISA leaves undefined"
+                    ));
+                }
+            }
+            Mbar::Tx { complete } => {
+                let n = (b & 0xffff_ffff) as i64;
+                tx_in(&mut s, if complete { -n } else { n })?;
             }
             Mbar::CpAsyncArrive { noinc } => {
-                if !noinc {
-                    // Increment then arrive: no net change.
-                    (cur, 0)
-                } else if pending == 0 {
-                    return Err("cp.async.mbarrier.arrive.noinc with no arrivals pending".into());
-                } else if pending == 1 {
-                    (pack(expected, expected, phase ^ 1), 0)
-                } else {
-                    (pack(pending - 1, expected, phase), 0)
+                // Without .noinc the pending count is incremented, then the arrive decrements it:
+                // no net change (9.7.9.25.3.3).
+                if noinc {
+                    if s.pending == 0 {
+                        return Err(format!(
+                            "cp.async.mbarrier.arrive.noinc on shared address {a:#x} with no arrivals pending"
+                        ));
+                    }
+                    s.pending -= 1;
                 }
             }
-            Mbar::TestWait { parity } => {
+            Mbar::TestWait { parity, .. } => {
                 let waited = if parity { b & 1 } else { b >> 63 };
-                (cur, (phase != waited) as u64)
+                return Ok(((s.phase != waited) as u64, false));
             }
-            Mbar::PendingCount => (cur, 0),
-        };
+            Mbar::PendingCount => {}
+        }
+        let flipped = s.pending == 0 && s.tx == 0 && s.expected > 0;
+        if flipped {
+            s = MbarState { pending: s.expected, expected: s.expected, tx: 0, phase: s.phase ^ 1 };
+        }
+        let new = s.pack();
+        if new != cur {
+            self.mbar_epoch += 1;
+        }
         wr(self.smem, a as usize, 8, new);
-        Ok(ret)
+        Ok((ret, flipped))
     }
 
     /// Racecheck's view of an mbarrier (PTX ISA 9.7.13.15.1: the completion of a phase makes the
     /// arrivals' prior memory accesses visible to the threads that observe it): the warps that
-    /// arrived in the phase form a barrier when the phase completes. Accesses a warp makes between
-    /// its arrival and the completion count as before it, which can hide a race but never invents one.
-    pub(super) fn mbarrier_arrival(&mut self, w: u32, k: Mbar, a: u64, before: u64) {
-        let arrives = matches!(k, Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. });
-        if !arrives {
-            if k == Mbar::Init || k == Mbar::Inval {
-                self.mbar_warps.retain(|(obj, _)| *obj != a);
-            }
-            return;
-        }
+    /// arrived in the phase form a barrier when the phase completes, and a warp whose wait sees the
+    /// completion joins them then. Accesses a warp makes between its arrival and the completion
+    /// count as before it, which can hide a race but never invents one.
+    pub(super) fn mbarrier_sync(&mut self, w: u32, k: Mbar, a: u64, flipped: bool, v: u64) {
         let bit = 1u32.checked_shl(w).unwrap_or(0);
-        let i = match self.mbar_warps.iter().position(|(obj, _)| *obj == a) {
+        let i = match self.mbar_warps.iter().position(|(obj, ..)| *obj == a) {
             Some(i) => i,
             None => {
-                self.mbar_warps.push((a, 0));
+                self.mbar_warps.push((a, 0, 0));
                 self.mbar_warps.len() - 1
             }
         };
-        self.mbar_warps[i].1 |= bit;
-        let after = rd(self.smem, a as usize, 8).unwrap_or(before);
-        if (after ^ before) >> 63 == 1 {
+        match k {
+            Mbar::Init | Mbar::Inval => {
+                self.mbar_warps[i] = (a, 0, 0);
+                self.bulk_inflight.retain(|c| c.mbar != a);
+                return;
+            }
+            Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. } => self.mbar_warps[i].1 |= bit,
+            Mbar::TestWait { .. } if v == 1 => {
+                for c in self.bulk_inflight.iter_mut().filter(|c| c.mbar == a && c.completed) {
+                    c.observed |= bit;
+                }
+                let took_part = self.mbar_warps[i].2 | bit;
+                self.barrier_done(took_part);
+                return;
+            }
+            _ => {}
+        }
+        if flipped {
+            for c in self.bulk_inflight.iter_mut().filter(|c| c.mbar == a) {
+                c.completed = true;
+            }
             let took_part = self.mbar_warps[i].1;
             self.mbar_warps[i].1 = 0;
+            self.mbar_warps[i].2 = took_part;
             self.barrier_done(took_part);
         }
     }
@@ -280,6 +486,12 @@ impl Block<'_, '_> {
     /// A barrier completed with the warps of `took_part` (bit per warp).
     pub(super) fn barrier_done(&mut self, took_part: u32) {
         let nwarps = self.nthreads.div_ceil(32) as usize;
+        // A warp that synchronises with one that observed a bulk copy's completion observes it too.
+        for c in self.bulk_inflight.iter_mut() {
+            if c.observed & took_part != 0 {
+                c.observed |= took_part;
+            }
+        }
         if let Some(sh) = self.shadow.as_deref_mut() {
             let parts: Vec<bool> = (0..nwarps).map(|w| took_part >> w & 1 == 1).collect();
             sh.barrier(&parts);

@@ -29,6 +29,7 @@ mod system;
 mod tensor;
 mod warp;
 mod warpgroup;
+mod wgmma;
 
 use control::Flow;
 use memory::{eff, generic, shared_addr, space_name};
@@ -147,6 +148,10 @@ struct Warp {
     undef_any: bool,
     /// The `setmaxnreg` instructions the warp executed, in order: (pc, register count).
     maxnreg: Vec<(u32, u16)>,
+    /// `wgmma.mma_async` results not yet retired by `wgmma.wait_group`, in issue order, and the
+    /// id the next `wgmma.commit_group` gives its group.
+    wgmma: Vec<wgmma::Pending>,
+    wgmma_next_group: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -224,7 +229,16 @@ struct Block<'a, 'b> {
     /// Scratch for one warp instruction's (lane, address) pairs.
     scratch: Vec<(u32, u64)>,
     /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current phase.
-    mbar_warps: Vec<(u64, u32)>,
+    /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current
+    /// phase and those of its last completed phase.
+    mbar_warps: Vec<(u64, u32, u32)>,
+    /// Changes of any mbarrier object so far, and their number at the last time-out of the
+    /// suspended `try_wait`s (see `time_out_mbarrier_waits`).
+    mbar_epoch: u64,
+    mbar_timeout_epoch: u64,
+    /// Racecheck: the shared destinations of `cp.async.bulk` copies whose completion not every warp
+    /// has observed.
+    bulk_inflight: Vec<async_copy::BulkInflight>,
     /// Device `printf` output so far, and the bytes dropped past the cap.
     printf: String,
     printf_dropped: u64,
@@ -269,6 +283,8 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             undef_from: Vec::new(),
             undef_any: false,
             maxnreg: Vec::new(),
+            wgmma: Vec::new(),
+            wgmma_next_group: 0,
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -304,6 +320,9 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         block_index: ctaid[0] + gx * (ctaid[1] + gy * ctaid[2]),
         scratch: Vec::with_capacity(32),
         mbar_warps: Vec::new(),
+        mbar_epoch: 0,
+        mbar_timeout_epoch: u64::MAX,
+        bulk_inflight: Vec::new(),
         printf: String::new(),
         printf_dropped: 0,
         st_changed: 0,
@@ -337,6 +356,9 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             return Ok(blk.into_out());
         }
         if !progressed {
+            if blk.time_out_mbarrier_waits(&mut ws.warps) {
+                continue;
+            }
             let e = blk.deadlock(&ws.warps);
             return Err(Box::new((e, blk.into_out())));
         }
@@ -369,6 +391,8 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.committed = [0; 32];
     warp.starve = 0;
     warp.maxnreg.clear();
+    warp.wgmma.clear();
+    warp.wgmma_next_group = 0;
     for s in warp.stack.iter_mut() {
         s.clear();
     }
@@ -570,7 +594,13 @@ impl Block<'_, '_> {
                 }
             }
             for (pc, lanes, bar) in here {
-                let what = if bar {
+                let what = if bar && warp.bar_id[lanes.trailing_zeros() as usize] == barrier::MBAR_WAIT {
+                    format!(
+                        "{}: {}",
+                        self.describe_mbarrier_wait(warp, lanes.trailing_zeros() as usize),
+                        self.where_(pc)
+                    )
+                } else if bar {
                     let id = warp.bar_id[lanes.trailing_zeros() as usize] as usize;
                     let b = &self.bars[id];
                     let count = if b.all {
@@ -804,7 +834,23 @@ impl Block<'_, '_> {
                         None => continue 'select,
                     },
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
-                    Op::Mbarrier { .. } => self.exec_mbarrier(warp, pc, exec, &ins.op)?,
+                    Op::BulkCopy { .. } => self.exec_bulk_copy(warp, pc, exec, &ins.op)?,
+                    Op::Wgmma(_) => self.exec_wgmma(warp, pc, exec, &ins.op)?,
+                    Op::WgmmaCommit => wgmma::exec_wgmma_commit(warp, exec),
+                    Op::WgmmaWait { n } => wgmma::exec_wgmma_wait(warp, exec, *n),
+                    Op::Mbarrier { .. } => {
+                        let suspended = self.exec_mbarrier(warp, pc, exec, &ins.op)?;
+                        if suspended != 0 {
+                            if let Some(addrs) = pending {
+                                self.after(warp, pc, ins, exec, &addrs);
+                            }
+                            for l in lanes_of(mask) {
+                                warp.pc[l] = pc + (suspended >> l & 1 == 0) as u32;
+                            }
+                            warp.wait_bar |= suspended;
+                            continue 'select;
+                        }
+                    }
                     Op::Slow { .. } => arith::exec_slow(warp, exec, &ins.op),
                     Op::CpCommit => async_copy::exec_cp_commit(warp, exec, &ins.op),
                     Op::CpWait => {}

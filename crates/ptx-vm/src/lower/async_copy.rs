@@ -8,8 +8,11 @@ impl KernelLowering<'_> {
         let full = ins.opcode.join(".");
         let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
-        if mods.first() != Some(&"async") || has("bulk") {
+        if mods.first() != Some(&"async") || has("tensor") {
             return Err(bad());
+        }
+        if has("bulk") {
+            return self.cp_async_bulk(ins, mods);
         }
         if has("mbarrier") {
             if !has("arrive") || !has("b64") {
@@ -50,5 +53,44 @@ impl KernelLowering<'_> {
             _ => self.imm(size as u64),
         };
         Ok(Op::CpAsync { size, src_size, dst, doff, src, soff })
+    }
+
+    /// `cp.async.bulk` (PTX ISA 9.7.9.25.4.1-3), non-tensor, in a 1-CTA cluster:
+    /// `.shared::cluster.global.mbarrier::complete_tx::bytes [dst], [src], size, [mbar]` (also with
+    /// `.shared::cta` as destination, PTX 8.6), `.global.shared::cta.bulk_group [dst], [src], size`,
+    /// and `commit_group` / `wait_group{.read} N`. The copies happen at issue (as `cp.async` does),
+    /// so the group operations have nothing left to order; the cache hint is ignored. Multicast and
+    /// byte masks are refused.
+    fn cp_async_bulk(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
+        let line = ins.line;
+        let full = ins.opcode.join(".");
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
+        let has = |m: &str| mods.contains(&m);
+        if has("commit_group") || has("wait_group") {
+            return Ok(Op::Nop);
+        }
+        if has("multicast::cluster") || has("cp_mask") || has("prefetch") {
+            return Err(bad());
+        }
+        let o = self.ops(ins, 3)?;
+        let (dst, doff, _) = self.addr(&o[0], line)?;
+        let (src, soff, _) = self.addr(&o[1], line)?;
+        let size = self.src(&o[2], Ty::U32, line)?;
+        let to_shared = (has("shared::cluster") || has("shared::cta"))
+            && has("global")
+            && has("mbarrier::complete_tx::bytes")
+            && mods.iter().position(|m| m.starts_with("shared")) < mods.iter().position(|m| *m == "global");
+        let to_global = has("global")
+            && has("shared::cta")
+            && has("bulk_group")
+            && mods.iter().position(|m| *m == "global") < mods.iter().position(|m| *m == "shared::cta");
+        if to_shared {
+            let (mbar, moff, _) = self.addr(o.get(3).ok_or_else(bad)?, line)?;
+            Ok(Op::BulkCopy { to_shared, dst, doff, src, soff, size, mbar, moff })
+        } else if to_global {
+            Ok(Op::BulkCopy { to_shared, dst, doff, src, soff, size, mbar: size, moff: 0 })
+        } else {
+            Err(bad())
+        }
     }
 }

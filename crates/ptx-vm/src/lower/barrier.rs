@@ -4,8 +4,9 @@ use super::*;
 
 impl KernelLowering<'_> {
     pub(super) fn mbarrier(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
-        // The sm_80 subset of mbarrier (PTX ISA 9.7.13.15); the transaction-count forms of sm_90
-        // (expect_tx, complete_tx) are refused.
+        // PTX ISA 9.7.13.15 (mbarrier), with the sm_90 transaction-count forms (expect_tx,
+        // complete_tx, arrive.expect_tx) and the `.shared::cluster` forms of a 1-CTA cluster,
+        // whose shared::cluster window is the CTA's own shared memory.
         let line = ins.line;
         let full = ins.opcode.join(".");
         let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
@@ -15,6 +16,8 @@ impl KernelLowering<'_> {
             "inval",
             "arrive",
             "arrive_drop",
+            "expect_tx",
+            "complete_tx",
             "noComplete",
             "test_wait",
             "try_wait",
@@ -22,10 +25,12 @@ impl KernelLowering<'_> {
             "pending_count",
             "shared",
             "shared::cta",
+            "shared::cluster",
             "release",
             "acquire",
             "relaxed",
             "cta",
+            "cluster",
         ];
         check_mods(mods, MBAR_MODS, false, line, &full)?;
         let z = self.imm(0);
@@ -39,24 +44,33 @@ impl KernelLowering<'_> {
             let a = self.addr(&self.ops(ins, 1)?[0], line)?;
             Ok(op(Mbar::Inval, self.new_reg(), a, z))
         } else if has("arrive") || has("arrive_drop") {
-            let o = self.ops(ins, 2)?;
+            let tx = has("expect_tx");
+            let o = self.ops(ins, if tx { 3 } else { 2 })?;
             let d = self.dst(&o[0], line)?;
             let a = self.addr(&o[1], line)?;
             let b = match o.get(2) {
                 Some(c) => self.src(c, Ty::U32, line)?,
                 None => self.imm(1),
             };
-            let k = Mbar::Arrive { drop: has("arrive_drop"), no_complete: has("noComplete") };
+            let k = Mbar::Arrive { drop: has("arrive_drop"), no_complete: has("noComplete"), tx };
             Ok(op(k, d, a, b))
+        } else if has("expect_tx") || has("complete_tx") {
+            let o = self.ops(ins, 2)?;
+            let a = self.addr(&o[0], line)?;
+            let b = self.src(&o[1], Ty::U32, line)?;
+            Ok(op(Mbar::Tx { complete: has("complete_tx") }, self.new_reg(), a, b))
         } else if has("test_wait") || has("try_wait") {
             let o = self.ops(ins, 3)?;
-            if o.len() > 3 {
-                return unsup(format!("{full} with a time limit"), line);
+            // try_wait's optional suspend-time hint bounds how long a thread may be suspended;
+            // the VM suspends until the phase completes or nothing else in the block can move
+            // (see `Block::time_out_mbarrier_waits`), so the hint has no effect.
+            if o.len() > 3 && !has("try_wait") {
+                return Err(bad());
             }
             let d = self.dst(&o[0], line)?;
             let a = self.addr(&o[1], line)?;
             let b = self.src(&o[2], Ty::B64, line)?;
-            Ok(op(Mbar::TestWait { parity: has("parity") }, d, a, b))
+            Ok(op(Mbar::TestWait { parity: has("parity"), blocking: has("try_wait") }, d, a, b))
         } else if has("pending_count") {
             let o = self.ops(ins, 2)?;
             let d = self.dst(&o[0], line)?;

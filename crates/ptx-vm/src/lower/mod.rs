@@ -115,6 +115,7 @@ mod memory;
 mod tensor;
 mod warp;
 mod warpgroup;
+mod wgmma;
 
 use arith::mov_fn;
 
@@ -206,10 +207,10 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         | Op::ElectSync { .. }
         | Op::Activemask { .. } => C::WarpCollective,
         Op::Setmaxnreg { .. } => C::Barrier,
-        Op::Mma { .. } => C::Tensor,
+        Op::Mma { .. } | Op::Wgmma(_) | Op::WgmmaCommit | Op::WgmmaWait { .. } => C::Tensor,
         Op::Ldmatrix { .. } => C::SharedLoad,
         Op::Stmatrix { .. } => C::SharedStore,
-        Op::CpAsync { .. } | Op::CpCommit | Op::CpWait => C::CpAsync,
+        Op::CpAsync { .. } | Op::CpCommit | Op::CpWait | Op::BulkCopy { .. } => C::CpAsync,
         Op::Slow { k, .. } => match k {
             Slow::HalfApprox { .. } => C::Sfu,
             Slow::HalfBin { .. } | Slow::HalfFma { .. } | Slow::HalfNegAbs { .. } | Slow::CvtHalf { .. } => C::Half,
@@ -1028,6 +1029,7 @@ impl<'m> KernelLowering<'m> {
             "vabsdiff4" => self.vabsdiff4(ins, &mods, &types),
             "elect" => self.elect(ins),
             "setmaxnreg" => self.setmaxnreg(ins, &mods),
+            "wgmma" => self.wgmma(ins, &mods),
             "griddepcontrol" => self.griddepcontrol(ins, &mods),
             "cp" => self.cp_async(ins, &mods),
             "setp" => self.setp(ins, &mods),

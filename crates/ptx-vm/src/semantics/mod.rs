@@ -9,3 +9,4 @@ pub mod mma;
 pub mod printf;
 pub mod simd;
 pub mod warp;
+pub mod wgmma;

@@ -1,0 +1,184 @@
+//! `wgmma.mma_async` (PTX ISA 9.7.15.5.2), computed at issue.
+//!
+//! Each warp of the warpgroup owns rows 16 q .. 16 q + 16 of A and D (q = its rank in the
+//! warpgroup, 9.7.15.5.1.1 "Register Fragments"): A's registers are the m16n8k16 A fragment of
+//! those rows, D's registers hold, for each block j of 8 columns, the m16n8 C fragment
+//! (`d[4 j + i]`). A warp's rows of D depend only on its own rows of A and on all of B, so each
+//! warp computes its part when it issues the instruction, with no rendezvous of the four. The
+//! arithmetic is that of `mma.sync`: D (or 0 when scale-d is false), then each product added in
+//! f64 in k order, then one rounding to f32.
+//!
+//! Asynchrony (9.7.15.6-7): the operands are read at issue, but the results stay pending until a
+//! `wgmma.wait_group` retires their group; only then are they written to the accumulator
+//! registers. Until then the registers keep their old values and, with definedness tracking, are
+//! undefined with the `mma_async` as their origin, so a premature read that reaches a store,
+//! address or branch is a finding naming that instruction, and a missing wait shows in the
+//! results. A later `mma_async` on the same accumulator registers chains on the pending values,
+//! as the ISA allows. Not modelled yet: flagging a write of the shared operands before the wait,
+//! definedness of the inputs (the retired accumulators are defined), and the shared-memory
+//! wavefronts of the descriptor reads.
+
+/// One `mma_async`'s pending results: its accumulator registers, their new values per lane, and
+/// its group (`u32::MAX` until a `commit_group`).
+pub(super) struct Pending {
+    group: u32,
+    d: Vec<R>,
+    vals: Vec<[u64; 32]>,
+}
+
+/// `wgmma.commit_group`: the uncommitted `mma_async`s form the next group.
+pub(super) fn exec_wgmma_commit(warp: &mut Warp, exec: u32) {
+    if exec == 0 {
+        return;
+    }
+    // An empty commit still makes an (empty) group, which a wait_group counts.
+    let id = warp.wgmma_next_group;
+    for p in warp.wgmma.iter_mut().filter(|p| p.group == u32::MAX) {
+        p.group = id;
+    }
+    warp.wgmma_next_group = id.wrapping_add(1);
+}
+
+/// `wgmma.wait_group n`: retires every committed group but the `n` most recent, writing their
+/// results in issue order.
+pub(super) fn exec_wgmma_wait(warp: &mut Warp, exec: u32, n: u32) {
+    if exec == 0 {
+        return;
+    }
+    let keep_from = warp.wgmma_next_group.saturating_sub(n);
+    let mut i = 0;
+    while i < warp.wgmma.len() {
+        let p = &warp.wgmma[i];
+        if p.group != u32::MAX && p.group < keep_from {
+            let p = warp.wgmma.remove(i);
+            for (&r, v) in p.d.iter().zip(&p.vals) {
+                warp.regs[r as usize] = *v;
+                if let Some(u) = warp.undef.get_mut(r as usize) {
+                    *u = 0;
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+}
+
+use super::*;
+use crate::semantics::float::{bf16_to_f32, f16_to_f32, f64_to_f32, Rnd};
+use crate::semantics::mma::{a_coord, c_coord, MmaInput, MmaShape};
+use crate::semantics::wgmma::Descriptor;
+
+impl Block<'_, '_> {
+    pub(super) fn exec_wgmma(&mut self, warp: &mut Warp, pc: u32, exec: u32, op: &Op) -> Res<()> {
+        let Op::Wgmma(w) = op else { return Ok(()) };
+        if exec == 0 {
+            return Ok(());
+        }
+        let nwarps = self.nthreads.div_ceil(32);
+        if exec != FULL || warp.id / 4 * 4 + 4 > nwarps {
+            return Err(fault(
+                pc,
+                None,
+                format!(
+                    "wgmma.mma_async needs all 128 threads of a warpgroup (.sync.aligned); warp {} runs it with \
+                     lanes {exec:#010x} in a block of {} threads",
+                    warp.id, self.nthreads
+                ),
+            ));
+        }
+        let half = |h: u16| -> f64 {
+            match w.input {
+                MmaInput::Bf16 => bf16_to_f32(h) as f64,
+                _ => f16_to_f32(h) as f64,
+            }
+        };
+        let q = (warp.id % 4) as u64;
+        let n = w.n as usize;
+        let len = self.smem.len();
+        // Operand element (row, k) of a K-major descriptor operand, read as warp `warp.id`.
+        let read = |blk: &mut Self, desc: u64, row: u64, k: u64, what: &str| -> Res<f64> {
+            let d = Descriptor::decode(desc);
+            let a = d.k_major_address(row, 2 * k).ok_or_else(|| {
+                fault(
+                    pc,
+                    None,
+                    format!(
+                        "wgmma.mma_async: {what}'s descriptor {desc:#018x} has no layout the VM models (a non-zero \
+                         base offset, or a K slice past its swizzle atom)"
+                    ),
+                )
+            })?;
+            let v = rd(blk.smem, a as usize, 2).ok_or_else(|| {
+                fault(
+                    pc,
+                    None,
+                    format!("wgmma.mma_async reads {what} at shared address {a:#x}, outside the block's {len} bytes"),
+                )
+            })?;
+            if blk.instrument {
+                blk.shared_touch(warp.id, 0, pc, a, 2, AccessKind::Read, false);
+            }
+            Ok(half(v as u16))
+        };
+        let mut a = [[0f64; 16]; 16];
+        match w.a {
+            WgmmaA::Regs(r) => {
+                for l in 0..32 {
+                    for i in 0..8 {
+                        let (row, col) = a_coord(MmaShape::M16N8K16, w.input, l, i);
+                        let bits = (warp.regs[r[i / 2] as usize][l] >> (16 * (i & 1))) as u16;
+                        a[row][col] = half(bits);
+                    }
+                }
+            }
+            WgmmaA::Desc(rd_) => {
+                let desc = warp.regs[rd_ as usize][0];
+                for (row, ar) in a.iter_mut().enumerate() {
+                    for (k, x) in ar.iter_mut().enumerate() {
+                        *x = read(self, desc, 16 * q + row as u64, k as u64, "A")?;
+                    }
+                }
+            }
+        }
+        let bdesc = warp.regs[w.b_desc as usize][0];
+        let mut b = vec![[0f64; 16]; n];
+        for (col, bc) in b.iter_mut().enumerate() {
+            for (k, x) in bc.iter_mut().enumerate() {
+                *x = read(self, bdesc, col as u64, k as u64, "B")?;
+            }
+        }
+        let (sa, sb) = (if w.neg_a { -1.0 } else { 1.0 }, if w.neg_b { -1.0 } else { 1.0 });
+        // The accumulator input: the latest pending result of the same registers (a chain of
+        // mma_asyncs on one accumulator), else the registers.
+        let chained = warp.wgmma.iter().rposition(|p| p.d == w.d);
+        let mut vals = match chained {
+            Some(i) => warp.wgmma[i].vals.clone(),
+            None => w.d.iter().map(|&r| warp.regs[r as usize]).collect(),
+        };
+        for l in 0..32 {
+            let keep = (warp.regs[w.scale_d as usize][l] & 1 == 1) != w.scale_d_neg;
+            for (idx, v) in vals.iter_mut().enumerate() {
+                let (j, i) = (idx / 4, idx % 4);
+                let (row, c) = c_coord(l, i);
+                let col = 8 * j + c;
+                let mut acc = if keep { f32::from_bits(v[l] as u32) as f64 } else { 0.0 };
+                for k in 0..16 {
+                    acc += (sa * a[row][k]) * (sb * b[col][k]);
+                }
+                v[l] = f64_to_f32(acc, Rnd::Rn) as u64;
+            }
+        }
+        if !warp.undef.is_empty() {
+            for &dr in &w.d {
+                warp.undef[dr as usize] = FULL;
+                warp.undef_from[dr as usize] = pc + 1;
+            }
+            warp.undef_any = true;
+        }
+        warp.wgmma.push(Pending { group: u32::MAX, d: w.d.clone(), vals });
+        if self.instrument {
+            self.counters.mma_flops += 2 * 16 * n as u64 * 16;
+        }
+        Ok(())
+    }
+}

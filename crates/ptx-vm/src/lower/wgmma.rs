@@ -1,0 +1,89 @@
+//! Lowering of `wgmma` (PTX ISA 9.7.15, "Asynchronous Warpgroup Level Matrix Multiply-Accumulate").
+
+use super::*;
+use crate::semantics::mma::MmaInput;
+
+impl KernelLowering<'_> {
+    /// `wgmma.fence` is accepted (the VM reads the operands at issue); `commit_group` and
+    /// `wait_group` group and retire the pending `mma_async`s. `mma_async` is lowered for
+    /// m64nNk16 with f16/bf16 inputs and f32 accumulators, A from registers or a descriptor and B
+    /// from a descriptor, both K-major (imm-trans 0); other forms are refused by name.
+    pub(super) fn wgmma(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
+        let line = ins.line;
+        let full = ins.opcode.join(".");
+        let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
+        let has = |m: &str| mods.contains(&m);
+        if !has("sync") || !has("aligned") {
+            return Err(bad());
+        }
+        if has("fence") {
+            return Ok(Op::Nop);
+        }
+        if has("commit_group") {
+            return Ok(Op::WgmmaCommit);
+        }
+        if has("wait_group") {
+            return match ins.operands.first() {
+                Some(Operand::Lit(Lit::Int(n))) if (0..=u32::MAX as i64).contains(&(*n as i64)) => {
+                    Ok(Op::WgmmaWait { n: *n as u32 })
+                }
+                _ => Err(bad()),
+            };
+        }
+        if !has("mma_async") || has("sp") {
+            return Err(bad());
+        }
+        let n = mods
+            .iter()
+            .find_map(|m| {
+                m.strip_prefix("m64n").and_then(|r| r.strip_suffix("k16")).and_then(|v| v.parse::<u16>().ok())
+            })
+            .filter(|n| n % 8 == 0 && (8..=256).contains(n))
+            .ok_or_else(bad)?;
+        let tys: Vec<Ty> = mods.iter().filter_map(|m| Ty::parse(m)).collect();
+        let input = match tys[..] {
+            [Ty::F32, Ty::F16, Ty::F16] => MmaInput::F16,
+            [Ty::F32, Ty::Bf16, Ty::Bf16] => MmaInput::Bf16,
+            _ => return Err(bad()),
+        };
+        let o = self.ops(ins, 6)?;
+        let Operand::Vec(dv) = &o[0] else { return Err(bad()) };
+        if dv.len() != n as usize / 2 {
+            return unsup(format!("{full} with {} accumulators (expected {})", dv.len(), n / 2), line);
+        }
+        let d = dv.iter().map(|x| self.dst(x, line)).collect::<Result<Vec<R>>>()?;
+        let a = match &o[1] {
+            Operand::Vec(v) if v.len() == 4 => {
+                let mut r = [NO_REG; 4];
+                for (i, x) in v.iter().enumerate() {
+                    r[i] = self.src(x, Ty::B32, line)?;
+                }
+                WgmmaA::Regs(r)
+            }
+            Operand::Vec(_) => return Err(bad()),
+            x => WgmmaA::Desc(self.src(x, Ty::B64, line)?),
+        };
+        let b_desc = self.src(&o[2], Ty::B64, line)?;
+        let (scale_d, scale_d_neg) = self.pred_src(&o[3], line)?;
+        let imm = |op: &Operand| match op {
+            Operand::Lit(Lit::Int(v)) => Some(*v),
+            _ => None,
+        };
+        let rest: Vec<Option<i64>> = o[4..].iter().map(|x| imm(x).map(|v| v as i64)).collect();
+        let want = if matches!(a, WgmmaA::Regs(_)) { 3 } else { 4 };
+        if rest.len() != want || rest.iter().any(|v| v.is_none()) {
+            return Err(bad());
+        }
+        let rest: Vec<i64> = rest.into_iter().flatten().collect();
+        let scale = |v: i64| match v {
+            1 => Ok(false),
+            -1 => Ok(true),
+            _ => Err(VmError::Parse { line, message: format!("`{full}`: imm-scale must be 1 or -1, got {v}") }),
+        };
+        let (neg_a, neg_b) = (scale(rest[0])?, scale(rest[1])?);
+        if rest[2..].iter().any(|&t| t != 0) {
+            return unsup(format!("{full} with a transposed (MN-major) operand"), line);
+        }
+        Ok(Op::Wgmma(Box::new(Wgmma { input, n, d, a, b_desc, scale_d, scale_d_neg, neg_a, neg_b })))
+    }
+}

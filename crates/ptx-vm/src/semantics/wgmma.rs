@@ -1,0 +1,218 @@
+//! The `wgmma` shared-memory matrix descriptor (PTX ISA 9.7.15.5.1.2.2, "Matrix Descriptor
+//! Format") and the addresses of the K-major canonical layouts it describes (9.7.15.5.1.2,
+//! "Shared Memory Matrix Layout"), as `wgmma.mma_async` reads its shared-memory operands. The
+//! MN-major layouts (imm-trans 1) are not modelled yet (the instruction refuses them by name).
+//!
+//! The VM reads `wgmma.mma_async`'s operands when a warp issues it (each warp's 16 rows of D
+//! depend only on its rows of A and on B) and writes the accumulators when `wgmma.wait_group`
+//! retires the group; a premature read sees the old values and, with definedness tracking, is a
+//! finding at its sink naming the `mma_async`. Not modelled yet: a write of the shared operands
+//! before the wait, definedness of the inputs (retired accumulators are defined), the
+//! shared-memory wavefronts of the descriptor reads, f16 accumulators, `.sp`, and other input types.
+//!
+//! The descriptor is a 64-bit value:
+//!
+//! | bits | field |
+//! |---|---|
+//! | 0-13 | start address, encoded as `(addr & 0x3ffff) >> 4` |
+//! | 16-29 | leading dimension byte offset (LBO), encoded the same way |
+//! | 32-45 | stride dimension byte offset (SBO), encoded the same way |
+//! | 49-51 | matrix base offset (swizzled modes only) |
+//! | 62-63 | swizzle: 0 none, 1 128-byte, 2 64-byte, 3 32-byte |
+//!
+//! Bits 14-15, 30-31, 46-48 and 52-61 are not fields: the decoding ignores them.
+
+/// The swizzling mode of a descriptor (bits 62-63).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swizzle {
+    /// No swizzle: the K-major layout is made of 8-row x 16-byte core matrices.
+    None,
+    /// 32-byte swizzle: 8 rows of 32 bytes per atom, repeating every 256 bytes.
+    B32,
+    /// 64-byte swizzle: 8 rows of 64 bytes per atom, repeating every 512 bytes.
+    B64,
+    /// 128-byte swizzle: 8 rows of 128 bytes per atom, repeating every 1024 bytes.
+    B128,
+}
+
+impl Swizzle {
+    /// The bytes of one row of a swizzle atom (16 for no swizzle: one core-matrix row).
+    pub fn row_bytes(self) -> u64 {
+        match self {
+            Swizzle::None => 16,
+            Swizzle::B32 => 32,
+            Swizzle::B64 => 64,
+            Swizzle::B128 => 128,
+        }
+    }
+
+    /// Applies the swizzle to a shared-memory byte address: the 16-byte chunk index within a
+    /// row (address bits 4 and up, as many bits as the row has chunks) is XORed with the row's
+    /// index within the repeating 8-row pattern (bits 7 and up), so each of the 8 rows of the
+    /// pattern places its chunks in a different order.
+    pub fn apply(self, addr: u64) -> u64 {
+        let mask = self.row_bytes() / 16 - 1;
+        addr ^ (((addr >> 7) & mask) << 4)
+    }
+}
+
+/// A decoded matrix descriptor; every byte quantity is decoded back to bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The matrix start address in shared memory (a multiple of 16).
+    pub start: u64,
+    /// Leading dimension byte offset: for K-major without swizzle, the offset between core
+    /// matrices adjacent along K; unused by the swizzled K-major layouts.
+    pub lbo: u64,
+    /// Stride dimension byte offset: for K-major layouts, the offset between groups of 8 rows
+    /// (M for A, N for B).
+    pub sbo: u64,
+    /// Matrix base offset (bits 49-51): 0 when the swizzle pattern starts at its repeat boundary.
+    pub base_offset: u8,
+    /// The swizzling mode.
+    pub swizzle: Swizzle,
+}
+
+impl Descriptor {
+    /// Decodes a 64-bit descriptor.
+    pub fn decode(d: u64) -> Descriptor {
+        let field = |lo: u32| ((d >> lo) & 0x3fff) << 4;
+        Descriptor {
+            start: field(0),
+            lbo: field(16),
+            sbo: field(32),
+            base_offset: ((d >> 49) & 7) as u8,
+            swizzle: match d >> 62 {
+                0 => Swizzle::None,
+                1 => Swizzle::B128,
+                2 => Swizzle::B64,
+                _ => Swizzle::B32,
+            },
+        }
+    }
+
+    /// The shared address of byte `kbyte` (along K, from the start of the matrix) of row `row`
+    /// (along M for A, N for B) of a K-major matrix.
+    ///
+    /// Without swizzle the matrix is a grid of core matrices, each 8 rows of 16 contiguous bytes
+    /// (128 bytes): core matrix (row / 8, kbyte / 16) starts `row / 8 * SBO + kbyte / 16 * LBO`
+    /// from the start. With a swizzle the matrix is a column of atoms, each 8 rows of
+    /// `row_bytes` bytes stored row after row, atom `row / 8` at `row / 8 * SBO`; `kbyte` stays
+    /// below `row_bytes` (an instruction's K slice lies in one atom); the swizzle then permutes the
+    /// 16-byte chunks of the address. `None` where the ISA gives no layout: a non-zero base offset
+    /// (whose effect on the pattern the ISA does not define beyond its formula) or a K byte past
+    /// the atom.
+    pub fn k_major_address(&self, row: u64, kbyte: u64) -> Option<u64> {
+        match self.swizzle {
+            Swizzle::None => Some(self.start + row / 8 * self.sbo + kbyte / 16 * self.lbo + row % 8 * 16 + kbyte % 16),
+            s => {
+                let w = s.row_bytes();
+                if self.base_offset != 0 || kbyte >= w {
+                    return None;
+                }
+                Some(s.apply(self.start + row / 8 * self.sbo + row % 8 * w + kbyte))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A descriptor with every field zero but the ones given (byte values, encoded as the ISA says).
+    fn enc(start: u64, lbo: u64, sbo: u64, base: u64, swz: u64) -> u64 {
+        let e = |x: u64| (x & 0x3ffff) >> 4;
+        e(start) | e(lbo) << 16 | e(sbo) << 32 | base << 49 | swz << 62
+    }
+
+    #[test]
+    fn the_start_address_is_bits_0_to_13_in_16_byte_units() {
+        let d = Descriptor::decode(enc(0x2a30, 0, 0, 0, 0));
+        assert_eq!(d, Descriptor { start: 0x2a30, lbo: 0, sbo: 0, base_offset: 0, swizzle: Swizzle::None });
+        // The encoding keeps address bits 4-17: bit 18 and the low 4 bits are dropped.
+        assert_eq!(Descriptor::decode(enc(0x4_2a3f, 0, 0, 0, 0)).start, 0x2a30);
+        assert_eq!(Descriptor::decode(0x3fff).start, 0x3fff0);
+        assert_eq!(Descriptor::decode(enc(0x2a30, 0, 0, 0, 0)).k_major_address(0, 0), Some(0x2a30));
+    }
+
+    #[test]
+    fn the_leading_byte_offset_is_bits_16_to_29_and_steps_core_matrices_along_k() {
+        let d = Descriptor::decode(enc(0, 0x1230, 0, 0, 0));
+        assert_eq!((d.start, d.lbo, d.sbo), (0, 0x1230, 0));
+        assert_eq!(Descriptor::decode(0x3fff << 16).lbo, 0x3fff0);
+        // Bytes 16..32 along K are the second core matrix along K.
+        assert_eq!(d.k_major_address(0, 16), Some(0x1230));
+        assert_eq!(d.k_major_address(3, 20), Some(0x1230 + 3 * 16 + 4));
+        assert_eq!(d.k_major_address(3, 4), Some(3 * 16 + 4));
+    }
+
+    #[test]
+    fn the_stride_byte_offset_is_bits_32_to_45_and_steps_groups_of_8_rows() {
+        let d = Descriptor::decode(enc(0, 0, 0x400, 0, 0));
+        assert_eq!((d.start, d.lbo, d.sbo), (0, 0, 0x400));
+        assert_eq!(Descriptor::decode(0x3fff << 32).sbo, 0x3fff0);
+        assert_eq!(d.k_major_address(8, 0), Some(0x400));
+        assert_eq!(d.k_major_address(17, 6), Some(2 * 0x400 + 16 + 6));
+        // The same in a swizzled layout: atoms of 8 rows are SBO apart.
+        let s = Descriptor::decode(enc(0, 0, 0x400, 0, 1));
+        assert_eq!(s.k_major_address(8, 0), Some(0x400));
+    }
+
+    #[test]
+    fn the_base_offset_is_bits_49_to_51_and_a_non_zero_one_is_not_given_a_layout() {
+        let d = Descriptor::decode(enc(0, 0, 0, 5, 1));
+        assert_eq!(d.base_offset, 5);
+        assert_eq!(Descriptor::decode(7 << 49).base_offset, 7);
+        assert_eq!(d.k_major_address(0, 0), None);
+        assert_eq!(Descriptor::decode(enc(0, 0, 0, 0, 1)).k_major_address(0, 0), Some(0));
+    }
+
+    #[test]
+    fn the_swizzle_mode_is_bits_62_to_63_in_the_isa_order() {
+        let modes: Vec<Swizzle> = (0..4).map(|m| Descriptor::decode(m << 62).swizzle).collect();
+        assert_eq!(modes, [Swizzle::None, Swizzle::B128, Swizzle::B64, Swizzle::B32]);
+    }
+
+    #[test]
+    fn bits_outside_the_fields_are_ignored() {
+        let reserved = (3 << 14) | (3 << 30) | (7 << 46) | (0x3ff << 52);
+        let d = enc(0x100, 0x200, 0x300, 2, 3);
+        assert_eq!(Descriptor::decode(d | reserved), Descriptor::decode(d));
+    }
+
+    #[test]
+    fn the_128_byte_swizzle_xors_the_chunk_with_the_row_in_the_1024_byte_pattern() {
+        let d = Descriptor::decode(enc(0x400, 0, 0x400, 0, 1));
+        for row in 0..8u64 {
+            for chunk in 0..8u64 {
+                let a = d.k_major_address(row, chunk * 16 + 2).unwrap();
+                assert_eq!(a, 0x400 + row * 128 + ((chunk ^ row) * 16) + 2, "row {row} chunk {chunk}");
+            }
+        }
+        assert_eq!(d.k_major_address(0, 128), None);
+    }
+
+    #[test]
+    fn the_64_byte_swizzle_xors_two_chunk_bits_with_bits_7_and_8() {
+        let d = Descriptor::decode(enc(0x200, 0, 0x200, 0, 2));
+        for row in 0..8u64 {
+            for chunk in 0..4u64 {
+                let a = d.k_major_address(row, chunk * 16).unwrap();
+                // Row r starts at 64 r: address bits 7-8 hold r / 2.
+                assert_eq!(a, 0x200 + row * 64 + ((chunk ^ (row / 2)) * 16), "row {row} chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_32_byte_swizzle_xors_one_chunk_bit_with_bit_7() {
+        let d = Descriptor::decode(enc(0x100, 0, 0x100, 0, 3));
+        for row in 0..8u64 {
+            for chunk in 0..2u64 {
+                let a = d.k_major_address(row, chunk * 16 + 8).unwrap();
+                assert_eq!(a, 0x100 + row * 32 + ((chunk ^ (row / 4)) * 16) + 8, "row {row} chunk {chunk}");
+            }
+        }
+    }
+}

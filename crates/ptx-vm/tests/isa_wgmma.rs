@@ -1,0 +1,426 @@
+//! `wgmma.mma_async.sync.aligned.m64nNk16.f32.{bf16,f16}` on hand-written PTX (PTX ISA 9.7.15,
+//! "Asynchronous Warpgroup Level Matrix Multiply-Accumulate"), against a float64 product:
+//! - 9.7.15.5.1.1 register fragments: warp q of the warpgroup holds rows 16q..16q+16 of A (the
+//!   four registers of the m16n8k16 A fragment) and of D (per 8 columns j, `d[4j..4j+4]` as the
+//!   m16n8 C fragment);
+//! - 9.7.15.5.1.2 shared-memory layouts, K-major: core matrices of 8 rows x 16 bytes (LBO along K,
+//!   SBO between groups of 8 rows) without swizzle; atoms of 8 rows x 32/64/128 bytes, SBO apart,
+//!   with the 16-byte chunks of each address permuted by its row in the repeating pattern;
+//! - scale-d (false: D = A * B), imm-scale-a/b (-1 negates the operand);
+//! - `wgmma.fence` is accepted; results are written to the accumulators only when `wait_group`
+//!   retires their group (9.7.15.6-7): a store of them before it sees the old values and is a
+//!   definedness finding naming the `mma_async`; a chain on the same accumulators accumulates.
+//!
+//! The placement of operands in shared memory is written here from the ISA's figures, apart from
+//! the VM's decoder (`semantics::wgmma`). Inputs are small dyadic values, so the float64 sums are
+//! exact and the f32 results are compared bit for bit.
+
+mod isa_common;
+use isa_common::Rng;
+use ptx_vm::{Arch, FindingKind, LaunchConfig, Machine, Module, ParamBuilder};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ty {
+    Bf16,
+    F16,
+}
+
+/// A K-major operand layout: swizzle mode (descriptor bits 62-63 value), LBO, SBO, and the byte
+/// offset of the operand's K slice within its swizzle atom row.
+#[derive(Clone, Copy)]
+struct Layout {
+    mode: u64,
+    lbo: u64,
+    sbo: u64,
+    kbyte0: u64,
+}
+
+const NONE: Layout = Layout { mode: 0, lbo: 128, sbo: 256, kbyte0: 0 };
+
+impl Layout {
+    fn row_bytes(&self) -> u64 {
+        match self.mode {
+            0 => 16,
+            1 => 128,
+            2 => 64,
+            _ => 32,
+        }
+    }
+
+    /// Byte address (from a 1024-aligned base) of element (row, k) of a K-major matrix.
+    fn addr(&self, row: u64, k: u64) -> u64 {
+        let kb = self.kbyte0 + 2 * k;
+        if self.mode == 0 {
+            return row / 8 * self.sbo + kb / 16 * self.lbo + row % 8 * 16 + kb % 16;
+        }
+        let w = self.row_bytes();
+        let a = row / 8 * self.sbo + row % 8 * w + kb;
+        // The 16-byte chunk within the row XOR the row within the 8-row pattern (address bits 7+).
+        a ^ (((a >> 7) & (w / 16 - 1)) << 4)
+    }
+
+    /// The descriptor of a matrix placed at `base` (the kernel adds the shared base address).
+    fn desc(&self, base: u64) -> u64 {
+        let e = |x: u64| (x & 0x3ffff) >> 4;
+        e(base + self.kbyte0) | e(self.lbo) << 16 | e(self.sbo) << 32 | self.mode << 62
+    }
+}
+
+struct Case {
+    ty: Ty,
+    n: usize,
+    b: Layout,
+    /// A from a descriptor with this layout (placed after B), or from registers.
+    a_smem: Option<Layout>,
+    scale_d: bool,
+    neg_a: bool,
+    neg_b: bool,
+    threads: u32,
+    /// Issue the mma_async twice on the same accumulators (a chain) before one commit and wait.
+    chain: bool,
+    /// Whether the kernel waits for the group before storing the accumulators.
+    wait: bool,
+    /// The N of that `wait_group`, and whether an empty group is committed after the mma's.
+    wait_n: u32,
+    empty_commit: bool,
+}
+
+impl Case {
+    fn new(n: usize) -> Case {
+        Case {
+            ty: Ty::Bf16,
+            n,
+            b: NONE,
+            a_smem: None,
+            scale_d: true,
+            neg_a: false,
+            neg_b: false,
+            threads: 128,
+            chain: false,
+            wait: true,
+            wait_n: 0,
+            empty_commit: false,
+        }
+    }
+}
+
+const IMG: usize = 24576;
+const A_BASE: u64 = 16384;
+
+fn bits(ty: Ty, x: f64) -> u16 {
+    // Every test value is a small dyadic rational: exact in both formats.
+    let f = x as f32;
+    match ty {
+        Ty::Bf16 => (f.to_bits() >> 16) as u16,
+        Ty::F16 => {
+            let h = half_from_f32(f);
+            assert_eq!(h.1, f, "{x} not exact in f16");
+            h.0
+        }
+    }
+}
+
+/// f32 -> f16 for values exact in f16 (normal range, at most 11 significant bits).
+fn half_from_f32(f: f32) -> (u16, f32) {
+    if f == 0.0 {
+        return (if f.is_sign_negative() { 0x8000 } else { 0 }, f);
+    }
+    let b = f.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    let mant = ((b >> 13) & 0x3ff) as u16;
+    assert!((1..31).contains(&exp), "{f} outside f16's normal range");
+    (sign | (exp as u16) << 10 | mant, f)
+}
+
+fn ptx(c: &Case) -> String {
+    let t = if c.ty == Ty::Bf16 { "bf16" } else { "f16" };
+    let nd = c.n / 2;
+    let dregs: Vec<String> = (0..nd).map(|i| format!("%f{i}")).collect();
+    let mut body = String::new();
+    for i in 0..nd {
+        body += &format!("    ld.global.f32 %f{i}, [%rd20+{}];\n", 4 * i);
+    }
+    let a_op = if c.a_smem.is_some() { "%rd11".to_string() } else { "{%r10, %r11, %r12, %r13}".to_string() };
+    let tail = if c.a_smem.is_some() { ", 0, 0" } else { ", 0" };
+    let (sa, sb) = (if c.neg_a { -1 } else { 1 }, if c.neg_b { -1 } else { 1 });
+    let mma = format!(
+        "    wgmma.mma_async.sync.aligned.m64n{}k16.f32.{t}.{t} {{{}}}, {a_op}, %rd12, %p1, {sa}, {sb}{tail};\n",
+        c.n,
+        dregs.join(", ")
+    );
+    let mma = if c.chain { format!("{mma}{mma}") } else { mma };
+    let mut wait = String::new();
+    if c.empty_commit {
+        wait += "    wgmma.commit_group.sync.aligned;\n";
+    }
+    if c.wait || c.wait_n > 0 {
+        wait += &format!("    wgmma.wait_group.sync.aligned {};\n", c.wait_n);
+    }
+    let mut store = String::new();
+    for i in 0..nd {
+        store += &format!("    st.global.f32 [%rd21+{}], %f{i};\n", 4 * i);
+    }
+    format!(
+        ".version 8.0\n.target sm_90a\n.address_size 64\n
+.visible .entry k(.param .u64 out, .param .u64 areg, .param .u64 cin, .param .u64 img, .param .u64 adesc,
+    .param .u64 bdesc, .param .u32 scale)
+{{
+    .shared .align 1024 .b8 sm[{IMG}];
+    .reg .pred %p<4>;
+    .reg .b32 %r<32>;
+    .reg .f32 %f<{nf}>;
+    .reg .b64 %rd<32>;
+    ld.param.u64 %rd1, [out];
+    ld.param.u64 %rd2, [areg];
+    ld.param.u64 %rd3, [cin];
+    ld.param.u64 %rd4, [img];
+    ld.param.u64 %rd11, [adesc];
+    ld.param.u64 %rd12, [bdesc];
+    ld.param.u32 %r5, [scale];
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, sm;
+    // Copy the shared-memory image, one word per thread per step.
+    mov.u32 %r3, %r1;
+COPY:
+    mul.wide.u32 %rd5, %r3, 4;
+    add.s64 %rd6, %rd4, %rd5;
+    ld.global.u32 %r4, [%rd6];
+    shl.b32 %r6, %r3, 2;
+    add.u32 %r6, %r2, %r6;
+    st.shared.u32 [%r6], %r4;
+    add.u32 %r3, %r3, {nthreads};
+    setp.lt.u32 %p2, %r3, {words};
+    @%p2 bra COPY;
+    bar.sync 0;
+    // The descriptors' start addresses are relative to sm: add its shared address.
+    shr.u32 %r7, %r2, 4;
+    cvt.u64.u32 %rd7, %r7;
+    add.s64 %rd11, %rd11, %rd7;
+    add.s64 %rd12, %rd12, %rd7;
+    mul.wide.u32 %rd8, %r1, 16;
+    add.s64 %rd8, %rd2, %rd8;
+    ld.global.v4.u32 {{%r10, %r11, %r12, %r13}}, [%rd8];
+    mul.wide.u32 %rd9, %r1, {dbytes};
+    add.s64 %rd20, %rd3, %rd9;
+    add.s64 %rd21, %rd1, %rd9;
+{body}    setp.ne.u32 %p1, %r5, 0;
+    wgmma.fence.sync.aligned;
+{mma}    wgmma.commit_group.sync.aligned;
+{wait}{store}    ret;
+}}
+",
+        nf = nd.max(1),
+        nthreads = c.threads,
+        words = IMG / 4,
+        dbytes = 4 * nd,
+    )
+}
+
+/// Runs the case with random A (64x16), B (16xN), C (64xN); returns (got, want) per thread word.
+fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
+    let mut rng = Rng(seed);
+    let n = c.n;
+    let mut val = |den: f64| (rng.next_u32() % 17) as f64 / den - 8.0 / den;
+    let a: Vec<[f64; 16]> = (0..64).map(|_| std::array::from_fn(|_| val(4.0))).collect();
+    let b: Vec<[f64; 16]> = (0..n).map(|_| std::array::from_fn(|_| val(4.0))).collect(); // b[n][k]
+    let cm: Vec<Vec<f64>> = (0..64).map(|_| (0..n).map(|_| val(8.0)).collect()).collect();
+    let mut img = vec![0u8; IMG];
+    for (col, bc) in b.iter().enumerate() {
+        for (k, &x) in bc.iter().enumerate() {
+            let at = c.b.addr(col as u64, k as u64) as usize;
+            img[at..at + 2].copy_from_slice(&bits(c.ty, x).to_le_bytes());
+        }
+    }
+    if let Some(la) = c.a_smem {
+        for (m, ar) in a.iter().enumerate() {
+            for (k, &x) in ar.iter().enumerate() {
+                let at = (A_BASE + la.addr(m as u64, k as u64)) as usize;
+                img[at..at + 2].copy_from_slice(&bits(c.ty, x).to_le_bytes());
+            }
+        }
+    }
+    // A's register fragment and C/D's, per thread T = 32 q + l (g = l / 4, t = l % 4).
+    let nthreads = c.threads as usize;
+    let mut areg = vec![0u32; 4 * nthreads];
+    let mut cin = vec![0f32; nthreads * n / 2];
+    let mut want = vec![0u32; nthreads * n / 2];
+    let (sa, sb) = (if c.neg_a { -1.0 } else { 1.0 }, if c.neg_b { -1.0 } else { 1.0 });
+    for tid in 0..nthreads {
+        let (q, l) = (tid / 32 % 4, tid % 32);
+        let (g, t) = (l / 4, l % 4);
+        for r in 0..4 {
+            let row = 16 * q + g + if r % 2 == 1 { 8 } else { 0 };
+            let col = 2 * t + if r >= 2 { 8 } else { 0 };
+            areg[4 * tid + r] = bits(c.ty, a[row][col]) as u32 | (bits(c.ty, a[row][col + 1]) as u32) << 16;
+        }
+        for idx in 0..n / 2 {
+            let (j, i) = (idx / 4, idx % 4);
+            let row = 16 * q + g + if i >= 2 { 8 } else { 0 };
+            let col = 8 * j + 2 * t + (i & 1);
+            cin[tid * n / 2 + idx] = cm[row][col] as f32;
+            let mut s = if c.scale_d { cm[row][col] } else { 0.0 };
+            for _ in 0..if c.chain { 2 } else { 1 } {
+                for k in 0..16 {
+                    s += (sa * a[row][k]) * (sb * b[col][k]);
+                }
+            }
+            // Without a wait the registers still hold C when they are stored.
+            let s = if c.wait { s } else { cm[row][col] };
+            want[tid * n / 2 + idx] = (s as f32).to_bits();
+        }
+    }
+    let ptx = ptx(c);
+    let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
+    let mut m = Machine::new(Arch::Sm90);
+    let up = |m: &mut Machine, bytes: &[u8]| {
+        let p = m.alloc(bytes.len().max(4)).unwrap();
+        m.write(p, bytes).unwrap();
+        p
+    };
+    let pa = up(&mut m, &areg.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    let pc = up(&mut m, &cin.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    let pi = up(&mut m, &img);
+    let out_bytes = 4 * nthreads * n / 2;
+    let po = m.alloc(out_bytes).unwrap();
+    m.memset(po, 0xdd, out_bytes).unwrap();
+    let adesc = c.a_smem.map(|la| la.desc(A_BASE)).unwrap_or(0);
+    let p =
+        ParamBuilder::new().ptr(po).ptr(pa).ptr(pc).ptr(pi).u64(adesc).u64(c.b.desc(0)).u32(c.scale_d as u32).finish();
+    let cfg = LaunchConfig { grid: [1, 1, 1], block: [c.threads, 1, 1], dynamic_smem: 0 };
+    let rep = m.launch(&module, "k", &cfg, &p).map_err(|e| e.to_string())?;
+    let san = rep.sanitizer.clone().expect("sanitizer report");
+    if c.wait {
+        rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
+    } else {
+        // Every accumulator store before the wait reads a pending register.
+        let findings = san.count(FindingKind::UndefinedValueStoredToGlobal);
+        assert_eq!(findings, (nthreads * n / 2) as u64, "{san}");
+        let text = san.to_string();
+        let line = ptx.lines().position(|l| l.contains("wgmma.mma_async")).unwrap() + 1;
+        assert!(text.contains(&format!("from uninitialized memory read at PTX line {line}")), "{text}");
+    }
+    let mut ob = vec![0u8; out_bytes];
+    m.read(po, &mut ob).unwrap();
+    let got = ob.chunks_exact(4).map(|x| u32::from_le_bytes(x.try_into().unwrap())).collect();
+    Ok((got, want))
+}
+
+fn check(c: &Case, seed: u64) {
+    let (got, want) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(
+            g,
+            w,
+            "seed {seed} N {} word {i} (thread {}, reg {}): got {} want {}",
+            c.n,
+            i / (c.n / 2),
+            i % (c.n / 2),
+            f32::from_bits(*g),
+            f32::from_bits(*w)
+        );
+    }
+}
+
+#[test]
+fn every_n_from_8_to_256_with_a_in_registers_and_b_without_swizzle() {
+    for n in (8..=256).step_by(8) {
+        check(&Case::new(n), 0x3900 + n as u64);
+    }
+}
+
+#[test]
+fn f16_inputs() {
+    check(&Case { ty: Ty::F16, ..Case::new(64) }, 0xf16);
+}
+
+#[test]
+fn b_with_the_128_byte_swizzle() {
+    check(&Case { b: Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 0 }, ..Case::new(64) }, 0x128);
+}
+
+#[test]
+fn b_with_the_128_byte_swizzle_at_the_second_k_slice_of_its_atom() {
+    // The descriptor starts 32 bytes into the atom (CUTLASS's k-iteration); the swizzle still
+    // follows the absolute address, so the base offset stays 0.
+    check(&Case { b: Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 32 }, ..Case::new(32) }, 0x1282);
+}
+
+#[test]
+fn b_with_the_64_byte_swizzle() {
+    check(&Case { b: Layout { mode: 2, lbo: 16, sbo: 512, kbyte0: 0 }, ..Case::new(64) }, 0x64);
+}
+
+#[test]
+fn b_with_the_32_byte_swizzle() {
+    check(&Case { b: Layout { mode: 3, lbo: 16, sbo: 256, kbyte0: 0 }, ..Case::new(64) }, 0x32);
+}
+
+#[test]
+fn b_without_swizzle_with_other_leading_and_stride_offsets() {
+    // Core matrices along K 2048 bytes apart, groups of 8 rows 128 bytes apart.
+    check(&Case { b: Layout { mode: 0, lbo: 2048, sbo: 128, kbyte0: 0 }, ..Case::new(128) }, 0x1b0);
+}
+
+#[test]
+fn a_from_a_descriptor() {
+    let la = Layout { mode: 0, lbo: 128, sbo: 256, kbyte0: 0 };
+    check(&Case { a_smem: Some(la), ..Case::new(24) }, 0xa5);
+    let sw = Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 0 };
+    check(&Case { a_smem: Some(sw), b: Layout { mode: 2, lbo: 16, sbo: 512, kbyte0: 0 }, ..Case::new(16) }, 0xa6);
+}
+
+#[test]
+fn scale_d_false_ignores_the_accumulators() {
+    check(&Case { scale_d: false, ..Case::new(40) }, 0x5c);
+}
+
+#[test]
+fn imm_scale_a_minus_one_negates_a() {
+    check(&Case { neg_a: true, ..Case::new(16) }, 0x5a);
+}
+
+#[test]
+fn imm_scale_b_minus_one_negates_b() {
+    check(&Case { neg_b: true, ..Case::new(16) }, 0x5b);
+}
+
+#[test]
+fn two_warpgroups_compute_independently() {
+    check(&Case { threads: 256, ..Case::new(16) }, 0x256);
+}
+
+#[test]
+fn a_block_without_a_whole_warpgroup_is_an_error() {
+    let e = run(&Case { threads: 64, ..Case::new(8) }, 1).unwrap_err();
+    assert!(e.contains("wgmma.mma_async needs all 128 threads of a warpgroup"), "{e}");
+}
+
+#[test]
+fn a_transposed_operand_is_refused_by_name() {
+    let ptx = ptx(&Case::new(8)).replace("%p1, 1, 1, 0;", "%p1, 1, 1, 1;");
+    let module = Module::parse(&ptx).unwrap();
+    let names: Vec<String> = module.unsupported("k").unwrap().iter().map(|u| u.to_string()).collect();
+    assert!(names.iter().any(|s| s.contains("transposed (MN-major) operand")), "{names:?}");
+}
+
+#[test]
+fn a_chain_on_the_same_accumulators_accumulates_before_one_wait() {
+    check(&Case { chain: true, ..Case::new(32) }, 0xc4a1);
+}
+
+#[test]
+fn accumulators_stored_before_wait_group_hold_the_old_values_and_are_flagged() {
+    check(&Case { wait: false, ..Case::new(16) }, 0x0a17);
+}
+
+#[test]
+fn wait_group_1_retires_all_but_the_latest_group() {
+    // The mma's group, then an empty group: waiting until one group is pending retires the mma's.
+    check(&Case { empty_commit: true, wait_n: 1, ..Case::new(16) }, 0x1a);
+}
+
+#[test]
+fn wait_group_1_with_one_group_retires_nothing() {
+    check(&Case { wait: false, wait_n: 1, ..Case::new(16) }, 0x1b);
+}
