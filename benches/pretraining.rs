@@ -1,18 +1,18 @@
-//! Pretraining benchmarks: attention forward on packed long sequences (Llama-3-8B and -70B heads)
-//! and MoE routing, permutation and combine at 16k and 64k tokens (DeepSeek-V3, Qwen3-MoE,
+//! Pretraining benchmarks: attention forward and backward on packed long sequences (Llama-3-8B and
+//! -70B heads) and MoE routing, permutation and combine at 16k and 64k tokens (DeepSeek-V3, Qwen3-MoE,
 //! Mixtral). On a GPU: measured with CUDA events; without one: the PTX VM's counters through a
 //! speed-of-light model (see `benches/common/mod.rs`). `cargo bench --bench pretraining [-- filter]`.
 //!
 //! Adding a kernel: a function returning its `Case`s (work at the real shape, the VM shape and its
-//! factor, a build closure), called from `cases()`. Attention backward joins here when it lands
-//! (see `cases()`).
+//! factor, a build closure), called from `cases()`.
 
 mod common;
 
 use common::{bf16s, uniform, Case, DumpDir, Launcher, VmScale, Work};
 use half::bf16;
 use scaling_kernels::attention::{
-    attention_fwd_flops, attention_fwd_min_bytes, attention_fwd_varlen, AttnOptions, VarlenShape,
+    attention_bwd_flops, attention_bwd_min_bytes, attention_bwd_varlen, attention_fwd_flops, attention_fwd_min_bytes,
+    attention_fwd_varlen, AttnBwdInputs, AttnBwdPlan, AttnBwdStage, AttnGradsMut, AttnOptions, VarlenShape,
 };
 use scaling_kernels::device::Counters;
 use scaling_kernels::moe::{
@@ -23,6 +23,10 @@ use scaling_kernels::{Device, Result};
 /// Registers per thread (sm_80, `scripts/resource-report`), for the model's occupancy. Rerun it after
 /// editing the kernels; `examples/sol_report.rs` holds the same figures for its rows.
 const ATTENTION_FWD_D128_REGISTERS: u32 = 255;
+/// attention_bwd_dot_do_o_bf16, attention_bwd_dq_bf16_d128, attention_bwd_dkv_bf16_d128.
+const ATTENTION_BWD_DOT_REGISTERS: u32 = 17;
+const ATTENTION_BWD_DQ_D128_REGISTERS: u32 = 174;
+const ATTENTION_BWD_DKV_D128_REGISTERS: u32 = 240;
 /// moe_route_bf16_e{1,2,4,8,16} (the instantiation is `experts.div_ceil(32).next_power_of_two()`).
 const MOE_ROUTE_REGISTERS: [(usize, u32); 5] = [(1, 28), (2, 37), (4, 36), (8, 44), (16, 64)];
 /// moe_permute_count and moe_permute_scatter, the two launches of `permute`.
@@ -110,6 +114,114 @@ fn attention_launcher(dev: &Device, seqs: usize, seqlen: usize, heads: usize, kv
             shape,
             opts,
         )
+    }))
+}
+
+/// Causal attention backward (bf16; dq, dk, dv from q, k, v, out, dout and the forward's LSE) over
+/// the same packed batches as [`attention_case`]: three launches on one stream (`D = rowsum(dout *
+/// out)`, then dq, then dk/dv), modelled one by one and their times added. The work is the
+/// backward's useful FLOPs (2.5x the forward's: five products where the forward has two) and its
+/// fewest bytes; the deterministic kernels do seven products (dq recomputes S and dP), which the
+/// model's tensor time counts.
+///
+/// VM shape: one sequence of `seqlen` with one query and one KV head, as the forward's; a dq CTA
+/// (64 rows of one head) walks its keys and a dk/dv CTA (64 keys) walks the rows of its group's
+/// query heads, so the real launches are these `sequences x heads` times over, the dk/dv one in
+/// `heads / kv_heads` times fewer, longer CTAs (the model's wave count is the only figure that
+/// differs). The adjustment takes K and V (read) and dK and dV (written) back to once per KV head.
+/// The LSE is filled with ln(visible keys) instead of running the forward at the VM shape: the
+/// kernels' instruction counts and bytes do not depend on its values.
+fn attention_bwd_case(m: &AttnModel, seqlen: usize) -> Case {
+    let seqs = PACKED_TOKENS / seqlen;
+    let (heads, kv_heads) = (m.heads, m.kv_heads);
+    let flops = seqs as u64 * attention_bwd_flops(seqlen, seqlen, heads, HEAD_DIM, true, (-1, -1));
+    let min_bytes = seqs as u64 * attention_bwd_min_bytes(seqlen, seqlen, heads, kv_heads, HEAD_DIM, 2);
+    let factor = (seqs * heads) as u64;
+    let kv_bytes = (2 * seqlen * HEAD_DIM * 2) as u64;
+    let extra = (seqs * (heads - kv_heads)) as u64;
+    let share = move |stage: &str| format!("attention_bwd {stage} causal d128 s{seqlen} h1");
+    // K and V are read by both kernels, dK and dV written by the second.
+    let reads_once = move |c: &mut Counters| {
+        c.unique_bytes_read = c.unique_bytes_read.saturating_sub(extra * kv_bytes);
+        c.unique_sectors_read = c.unique_sectors_read.saturating_sub(extra * kv_bytes / 32);
+    };
+    let writes_once = move |c: &mut Counters| {
+        reads_once(c);
+        c.unique_bytes_written = c.unique_bytes_written.saturating_sub(extra * kv_bytes);
+        c.unique_sectors_written = c.unique_sectors_written.saturating_sub(extra * kv_bytes / 32);
+    };
+    let vm = VmScale::new(factor, format!("1 sequence of {seqlen}, 1 q / 1 kv head"))
+        .share(share("dot_do_o"))
+        .then_shared(
+            "attention_bwd dq",
+            factor,
+            Some(ATTENTION_BWD_DQ_D128_REGISTERS),
+            share("dq"),
+            Some(Box::new(reads_once)),
+            move |dev| attention_bwd_launcher(dev, 1, seqlen, 1, 1, Some(AttnBwdStage::Dq)),
+        )
+        .then_shared(
+            "attention_bwd dk/dv",
+            factor,
+            Some(ATTENTION_BWD_DKV_D128_REGISTERS),
+            share("dkv"),
+            Some(Box::new(writes_once)),
+            move |dev| attention_bwd_launcher(dev, 1, seqlen, 1, 1, Some(AttnBwdStage::Dkv)),
+        );
+    Case {
+        family: "attention_bwd",
+        id: format!("{}/packed_{}k_causal", m.name, seqlen / 1024),
+        work: Work::tensor(flops, min_bytes),
+        registers: Some(ATTENTION_BWD_DOT_REGISTERS),
+        vm,
+        build: Box::new(move |dev, real| {
+            if real {
+                return attention_bwd_launcher(dev, seqs, seqlen, heads, kv_heads, None);
+            }
+            attention_bwd_launcher(dev, 1, seqlen, 1, 1, Some(AttnBwdStage::DotDoO))
+        }),
+    }
+}
+
+/// Buffers for a packed causal backward and a launcher of the whole backward (`stage` `None`) or of
+/// one of its launches.
+fn attention_bwd_launcher(
+    dev: &Device,
+    seqs: usize,
+    seqlen: usize,
+    heads: usize,
+    kv_heads: usize,
+    stage: Option<AttnBwdStage>,
+) -> Result<Launcher> {
+    let tokens = seqs * seqlen;
+    let (nq, nk) = (tokens * heads * HEAD_DIM, tokens * kv_heads * HEAD_DIM);
+    let q = dev.upload(&bf16s(nq, 11, -1.0, 1.0))?;
+    let k = dev.upload(&bf16s(nk, 12, -1.0, 1.0))?;
+    let v = dev.upload(&bf16s(nk, 13, -1.0, 1.0))?;
+    let out = dev.upload(&bf16s(nq, 14, -0.5, 0.5))?;
+    let dout = dev.upload(&bf16s(nq, 15, -1.0, 1.0))?;
+    // [heads, total_q]: row i of a sequence sees i + 1 keys.
+    let lse_host: Vec<f32> = (0..heads * tokens).map(|r| (((r % tokens) % seqlen) as f32 + 1.0).ln()).collect();
+    let lse = dev.upload(&lse_host)?;
+    let (mut dq, mut dk, mut dv) =
+        (dev.alloc_zeros::<bf16>(nq)?, dev.alloc_zeros::<bf16>(nk)?, dev.alloc_zeros::<bf16>(nk)?);
+    let cu: Vec<i32> = (0..=seqs).map(|i| (i * seqlen) as i32).collect();
+    let cu_dev = dev.upload(&cu)?;
+    let shape = VarlenShape { heads, kv_heads, head_dim: HEAD_DIM };
+    let mut plan = AttnBwdPlan::varlen(&cu, &cu, shape)?;
+    if let Some(stage) = stage {
+        plan = plan.only(stage);
+    }
+    let mut ws = dev.alloc_zeros::<f32>(plan.workspace_len())?;
+    let dev = dev.clone();
+    Ok(Box::new(move || {
+        let (qv, kv, vv, ov, dov, lv) = (q.view(), k.view(), v.view(), out.view(), dout.view(), lse.view());
+        let inputs = AttnBwdInputs { q: &qv, k: &kv, v: &vv, out: &ov, dout: &dov, lse: &lv };
+        let grads =
+            AttnGradsMut { dq: &mut dq.view_mut(), dk: &mut dk.view_mut(), dv: &mut dv.view_mut(), dsinks: None };
+        let cu_view = cu_dev.view();
+        let opts = AttnOptions::default().causal(true);
+        attention_bwd_varlen(&dev, &plan, inputs, grads, &mut ws.view_mut(), &cu_view, &cu_view, opts)
     }))
 }
 
@@ -320,9 +432,11 @@ fn cases() -> Vec<Case> {
             cases.push(attention_case(m, seqlen));
         }
     }
-    // ATTENTION BACKWARD: its cases go here (packed 4k/8k/16k causal, Llama-3-8B and -70B heads, as
-    // attention_case; VM shape one sequence with one q and one kv head) once `attention_bwd` lands.
-    // Nothing is benchmarked for it until then.
+    for m in [&LLAMA3_8B, &LLAMA3_70B] {
+        for seqlen in [4096, 8192, 16_384] {
+            cases.push(attention_bwd_case(m, seqlen));
+        }
+    }
     for m in [DEEPSEEK_V3, QWEN3_MOE, MIXTRAL] {
         for tokens in [16_384, 65_536] {
             cases.extend(moe_cases(m, tokens));

@@ -114,6 +114,10 @@ pub struct ThenLaunch {
     pub registers: Option<u32>,
     /// Its VM run.
     pub build: VmBuild,
+    /// As [`VmScale::share`]: launches with the same key run once and share their counters.
+    pub share: Option<String>,
+    /// As [`VmScale::adjust`], applied to this launch's multiplied counters.
+    pub adjust: Option<Adjust>,
 }
 
 impl VmScale {
@@ -130,7 +134,22 @@ impl VmScale {
         registers: Option<u32>,
         build: impl Fn(&Device) -> Result<Launcher> + 'static,
     ) -> VmScale {
-        self.then.push(ThenLaunch { kernel, factor, registers, build: Box::new(build) });
+        self.then.push(ThenLaunch { kernel, factor, registers, build: Box::new(build), share: None, adjust: None });
+        self
+    }
+    /// As [`VmScale::then`], for a launch whose VM run other cases share (`share`, see
+    /// [`VmScale::share`]) and whose multiplied counters `adjust` corrects.
+    pub fn then_shared(
+        mut self,
+        kernel: &'static str,
+        factor: u64,
+        registers: Option<u32>,
+        share: impl Into<String>,
+        adjust: Option<Adjust>,
+        build: impl Fn(&Device) -> Result<Launcher> + 'static,
+    ) -> VmScale {
+        let share = Some(share.into());
+        self.then.push(ThenLaunch { kernel, factor, registers, build: Box::new(build), share, adjust });
         self
     }
     /// Clamps the multiplied block count to the wrapper's grid cap.
@@ -653,7 +672,9 @@ fn model_case(
         Some(case.work.floor()),
         LaunchResources { registers_per_thread: case.registers },
     );
-    let (limiter, mut seconds) = row.limiter();
+    // The call's limiter: that of its longest launch.
+    let (mut limiter, mut seconds) = row.limiter();
+    let mut longest = seconds;
     let dram = UNITS.iter().position(|&u| u == "DRAM").unwrap_or(UNITS.len() - 1);
     let compute_of =
         |r: &SolRow| r.unit_seconds.iter().enumerate().filter(|&(i, _)| i != dram).map(|(_, &t)| t).fold(0.0, f64::max);
@@ -663,9 +684,19 @@ fn model_case(
     let mut bytes = unique(&c);
     let mut rows = vec![row];
     for t in &case.vm.then {
-        let mut launch = (t.build)(vm).map_err(|e| format!("{}: {e}", t.kernel))?;
-        launch().map_err(|e| format!("{}: {e}", t.kernel))?;
-        let c = vm.vm_last_launch().and_then(|r| r.counters).ok_or("the VM launch kept no counters")?;
+        let known = t.share.as_ref().and_then(|k| shared.get(k)).cloned();
+        let c = match known {
+            Some(c) => c,
+            None => {
+                let mut launch = (t.build)(vm).map_err(|e| format!("{}: {e}", t.kernel))?;
+                launch().map_err(|e| format!("{}: {e}", t.kernel))?;
+                let c = vm.vm_last_launch().and_then(|r| r.counters).ok_or("the VM launch kept no counters")?;
+                if let Some(k) = &t.share {
+                    shared.insert(k.clone(), c.clone());
+                }
+                c
+            }
+        };
         if std::env::var("SK_BENCH_SOL").is_ok_and(|v| v == "1") {
             println!(
                 "VM counters {name} + {} (counters x{}): {} warp-instr, global ld {} req / {} sectors, st {} req / \
@@ -683,7 +714,10 @@ fn model_case(
                 c.threads_per_block
             );
         }
-        let c = scale_counters(&c, t.factor);
+        let mut c = scale_counters(&c, t.factor);
+        if let Some(adjust) = &t.adjust {
+            adjust(&mut c);
+        }
         bytes += unique(&c);
         let r = speed_of_light_with(
             &format!("{name} + {}", t.kernel),
@@ -692,7 +726,11 @@ fn model_case(
             None,
             LaunchResources { registers_per_thread: t.registers },
         );
-        seconds += r.limiter().1;
+        let (l, secs) = r.limiter();
+        if secs > longest {
+            (limiter, longest) = (l, secs);
+        }
+        seconds += secs;
         compute += compute_of(&r);
         memory += r.unit_seconds[dram];
         let _ = write!(note, " + {} (x{})", t.kernel, t.factor);
