@@ -201,13 +201,6 @@ fn a_copy_without_expect_tx_leaves_the_phase_open_and_the_wait_deadlocks_naming_
 }
 
 #[test]
-fn bulk_tensor_copies_are_refused_by_name() {
-    let body = "    cp.async.bulk.tensor.1d.shared::cluster.global.mbarrier::complete_tx::bytes [%r2], [%rd2, {%r1}], [%r3];\n";
-    let e = run_err(body, 1, 0);
-    assert!(e.contains("cp.async.bulk.tensor.1d"), "{e}");
-}
-
-#[test]
 fn a_bulk_store_of_shared_bytes_never_written_is_an_undefined_value_stored_to_global() {
     // Threads write only the first half of buf; the bulk store sends all 256 bytes.
     let mut body = String::new();
