@@ -46,25 +46,27 @@ pub const MAX_RANK: usize = 5;
 pub const MAGIC: [u8; 8] = *b"ptxvmTM1";
 
 /// A field of a tensor map that breaks the encoding's rules: `field` names it as the driver's
-/// arguments do (`box_dims[1]`, `global_strides[0]`, `swizzle`), `message` says what it must be.
+/// arguments do (`box_dims[1]`, `global_strides[0]`, `swizzle`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorMapError {
     /// The offending field.
     pub field: String,
-    /// The rule and the value found.
-    pub message: String,
+    /// What the field must be.
+    pub expected: String,
+    /// What it is.
+    pub got: String,
 }
 
 impl fmt::Display for TensorMapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
+        write!(f, "{}: expected {}, got {}", self.field, self.expected, self.got)
     }
 }
 
 impl std::error::Error for TensorMapError {}
 
-fn err(field: impl Into<String>, message: impl Into<String>) -> TensorMapError {
-    TensorMapError { field: field.into(), message: message.into() }
+fn err(field: impl Into<String>, expected: impl Into<String>, got: impl fmt::Display) -> TensorMapError {
+    TensorMapError { field: field.into(), expected: expected.into(), got: got.to_string() }
 }
 
 /// A tiled tensor map. Entries past `rank` are ignored by [`TensorMap::validate`] and encoded as
@@ -145,19 +147,19 @@ impl TensorMap {
     pub fn validate(&self) -> Result<(), TensorMapError> {
         let rank = self.rank as usize;
         if !(1..=MAX_RANK).contains(&rank) {
-            return Err(err("rank", format!("expected 1..=5, got {rank}")));
+            return Err(err("rank", "1..=5", rank));
         }
         let eb = u64::from(self.element_bytes);
         if !matches!(eb, 1 | 2 | 4 | 8) {
-            return Err(err("element_bytes", format!("expected 1, 2, 4 or 8, got {eb}")));
+            return Err(err("element_bytes", "1, 2, 4 or 8", eb));
         }
         if self.global_address % 16 != 0 {
-            return Err(err("global_address", format!("expected a multiple of 16, got {:#x}", self.global_address)));
+            return Err(err("global_address", "a multiple of 16", format!("{:#x}", self.global_address)));
         }
         for i in 0..rank {
             let d = self.global_dims[i];
             if !(1..=1 << 32).contains(&d) {
-                return Err(err(format!("global_dims[{i}]"), format!("expected 1..=2^32, got {d}")));
+                return Err(err(format!("global_dims[{i}]"), "1..=2^32", d));
             }
         }
         for i in 0..rank - 1 {
@@ -165,42 +167,35 @@ impl TensorMap {
             if s % 16 != 0 || s >= 1 << 40 {
                 return Err(err(
                     format!("global_strides[{i}]"),
-                    format!(
-                        "expected a multiple of 16 below 2^40 (bytes between indices of dimension {}), got {s}",
-                        i + 1
-                    ),
+                    format!("a multiple of 16 below 2^40 (the bytes between indices of dimension {})", i + 1),
+                    s,
                 ));
             }
         }
         for i in 0..rank {
             let b = self.box_dims[i];
             if !(1..=256).contains(&b) {
-                return Err(err(format!("box_dims[{i}]"), format!("expected 1..=256, got {b}")));
+                return Err(err(format!("box_dims[{i}]"), "1..=256", b));
             }
             let e = self.element_strides[i];
             if !(1..=8).contains(&e) {
-                return Err(err(format!("element_strides[{i}]"), format!("expected 1..=8, got {e}")));
+                return Err(err(format!("element_strides[{i}]"), "1..=8", e));
             }
         }
         let inner = u64::from(self.box_dims[0]) * eb;
         if inner % 16 != 0 {
             return Err(err(
                 "box_dims[0]",
-                format!(
-                    "box_dims[0] x element_bytes must be a multiple of 16 bytes, got {} x {eb} = {inner}",
-                    self.box_dims[0]
-                ),
+                "box_dims[0] x element_bytes a multiple of 16 bytes",
+                format!("{} x {eb} = {inner}", self.box_dims[0]),
             ));
         }
         if self.swizzle != Swizzle::None && inner > self.swizzle.row_bytes() {
+            let w = self.swizzle.row_bytes();
             return Err(err(
                 "box_dims[0]",
-                format!(
-                    "with the {}-byte swizzle the box's inner dimension is at most {} bytes, got {} x {eb} = {inner}",
-                    self.swizzle.row_bytes(),
-                    self.swizzle.row_bytes(),
-                    self.box_dims[0]
-                ),
+                format!("box_dims[0] x element_bytes at most {w} bytes (the {w}-byte swizzle's span)"),
+                format!("{} x {eb} = {inner}", self.box_dims[0]),
             ));
         }
         Ok(())
@@ -236,11 +231,9 @@ impl TensorMap {
         if b[0..8] != MAGIC {
             return Err(err(
                 "magic",
-                format!(
-                    "bytes 0-7 are {:02x?}, not the VM's tensor-map encoding (`ptxvmTM1`); a map from \
-                     cuTensorMapEncodeTiled cannot be read by the VM: build it with the device layer for the VM",
-                    &b[0..8]
-                ),
+                "`ptxvmTM1`, the VM's tensor-map encoding (a map from cuTensorMapEncodeTiled cannot be read by \
+                 the VM: build it with the device layer for the VM)",
+                format!("{:02x?}", &b[0..8]),
             ));
         }
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
@@ -249,16 +242,16 @@ impl TensorMap {
             1 => Swizzle::B32,
             2 => Swizzle::B64,
             3 => Swizzle::B128,
-            s => return Err(err("swizzle", format!("expected 0 (none), 1 (32B), 2 (64B) or 3 (128B), got {s}"))),
+            s => return Err(err("swizzle", "0 (none), 1 (32B), 2 (64B) or 3 (128B)", s)),
         };
         if b[106] != 0 {
-            return Err(err("interleave", format!("only 0 (none) is modelled, got {}", b[106])));
+            return Err(err("interleave", "0 (none, the only one modelled)", b[106]));
         }
         if b[107] != 0 {
-            return Err(err("oob_fill", format!("only 0 (zeros) is modelled, got {}", b[107])));
+            return Err(err("oob_fill", "0 (zeros, the only one modelled)", b[107]));
         }
         if let Some(i) = (109..TENSOR_MAP_BYTES).find(|&i| b[i] != 0) {
-            return Err(err("reserved", format!("byte {i} is {:#04x}, expected 0", b[i])));
+            return Err(err(format!("reserved byte {i}"), "0", format!("{:#04x}", b[i])));
         }
         let mut m = TensorMap {
             global_address: u64_at(8),
@@ -381,7 +374,7 @@ mod tests {
         assert_eq!(TensorMap::decode(&b).unwrap_err().field, "oob_fill");
         let mut b = good;
         b[120] = 1;
-        assert_eq!(TensorMap::decode(&b).unwrap_err().field, "reserved");
+        assert_eq!(TensorMap::decode(&b).unwrap_err().field, "reserved byte 120");
         let mut b = good;
         b[88] = 0;
         assert_eq!(TensorMap::decode(&b).unwrap_err().field, "box_dims[0]");
