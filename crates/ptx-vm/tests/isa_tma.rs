@@ -733,3 +733,15 @@ fn an_undefined_box_coordinate_is_an_undefined_address() {
     assert_eq!(count(0), 0);
     assert_eq!(count(SMEM - 4), 1);
 }
+
+#[test]
+fn the_shared_cta_destination_and_the_implicit_tile_mode_are_the_same_copy() {
+    let case = case2d([-2, 5]);
+    let body = LOAD.replace(".shared::cluster.global.tile.", ".shared::cta.global.");
+    assert!(body.contains("tensor.RANKd.shared::cta.global.mbarrier"), "{body}");
+    let mut rng = Rng(0xc7a);
+    let tensor = random_bytes(&mut rng, case.tensor_bytes());
+    let smem = vec![POISON; SMEM];
+    let run = launch(&case, &body, MapAt::ParamReg, &tensor, &smem, 128, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.smem, model_load(&case, &tensor, &smem));
+}

@@ -31,7 +31,10 @@
 //! zeros and are not written by a shared -> global copy. With a swizzle, each 16-byte chunk of the
 //! box lands at its address permuted by [`Swizzle::apply`] on the absolute shared address, the
 //! pattern `wgmma` descriptors read (a destination aligned to less than the pattern's repeat,
-//! 256/512/1024 bytes, starts mid-pattern, as on hardware).
+//! 256/512/1024 bytes, starts mid-pattern, as on hardware). A box row narrower than the swizzle's
+//! span is placed densely before the swizzle, not padded to the span: neither the ISA nor the
+//! driver documentation says which, so this is the model's choice until the differential check on
+//! a Hopper GPU compares it with the hardware.
 
 use super::wgmma::Swizzle;
 use std::fmt;
