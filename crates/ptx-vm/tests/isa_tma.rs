@@ -745,3 +745,115 @@ fn the_shared_cta_destination_and_the_implicit_tile_mode_are_the_same_copy() {
     let run = launch(&case, &body, MapAt::ParamReg, &tensor, &smem, 128, None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(run.smem, model_load(&case, &tensor, &smem));
 }
+
+/// Bits of a bf16 holding `x` exactly.
+fn bf16_bits(x: f64) -> [u8; 2] {
+    let f = x as f32;
+    assert_eq!(f.to_bits() & 0xffff, 0, "{x} is not exact in bf16");
+    ((f.to_bits() >> 16) as u16).to_le_bytes()
+}
+
+#[test]
+fn tiles_loaded_with_the_128_byte_swizzle_feed_wgmma_through_128_byte_swizzle_descriptors() {
+    // D (64 x 64, f32) = A (64 x 64) B, K = 64 in four k16 steps. A is a 50 x 64 bf16 tensor
+    // (rows of 128 bytes) and B^T a 64 x 56 one (rows of 112 bytes): the boxes of 64 x 64 hang
+    // over both edges and the zero fill must make the missing rows of D zero and the missing K
+    // terms vanish. Both boxes land with the 128-byte swizzle; each wgmma reads them through
+    // K-major descriptors with the 128-byte swizzle, SBO 1024 (8 rows of 128 bytes), the start
+    // advanced 32 bytes per k16 step within the atom's rows.
+    let (ma, kb) = (50usize, 56usize);
+    let mut rng = Rng(0x7a3c);
+    let mut val = || (rng.next_u32() % 17) as f64 / 4.0 - 2.0;
+    let a: Vec<Vec<f64>> = (0..ma).map(|_| (0..64).map(|_| val()).collect()).collect();
+    let bt: Vec<Vec<f64>> = (0..64).map(|_| (0..kb).map(|_| val()).collect()).collect();
+    let abytes: Vec<u8> = a.iter().flatten().flat_map(|&x| bf16_bits(x)).collect();
+    let bbytes: Vec<u8> = bt.iter().flatten().flat_map(|&x| bf16_bits(x)).collect();
+    let regs: Vec<String> = (0..32).map(|i| format!("%f{i}")).collect();
+    let mut mma = String::new();
+    for kk in 0..4 {
+        mma += &format!(
+            "    add.s64 %rd7, %rd5, {s};\n    add.s64 %rd8, %rd6, {s};\n    wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{{}}}, %rd7, %rd8, 1, 1, 1, 0, 0;\n",
+            regs.join(", "),
+            s = 2 * kk
+        );
+    }
+    let zero: String = (0..32).map(|i| format!("    mov.f32 %f{i}, 0f00000000;\n")).collect();
+    let store: String = (0..32).map(|i| format!("    st.global.f32 [%rd9+{}], %f{i};\n", 4 * i)).collect();
+    // Descriptor bits above the start address: LBO 16 bytes (unused by swizzled K-major), SBO
+    // 1024 bytes, 128-byte swizzle (mode 1).
+    let hi: u64 = (16 >> 4) << 16 | (1024 >> 4) << 32 | 1 << 62;
+    let ptx = format!(
+        ".version 8.0\n.target sm_90a\n.address_size 64\n
+.visible .entry k(.param .align 64 .b8 amap[128], .param .align 64 .b8 bmap[128], .param .u64 out)
+{{
+    .shared .align 8 .b64 bar;
+    .shared .align 1024 .b8 sm[16384];
+    .reg .pred %p<4>;
+    .reg .b32 %r<16>;
+    .reg .f32 %f<32>;
+    .reg .b64 %rd<16>;
+    ld.param.u64 %rd1, [out];
+    cvta.to.global.u64 %rd1, %rd1;
+    mov.u64 %rd2, amap;
+    mov.u64 %rd3, bmap;
+    mov.u32 %r1, %tid.x;
+    mov.u32 %r2, sm;
+    mov.u32 %r3, bar;
+    add.u32 %r4, %r2, 8192;
+    mov.u32 %r5, 0;
+    setp.eq.u32 %p1, %r1, 0;
+    @%p1 mbarrier.init.shared::cta.b64 [%r3], 1;
+    bar.sync 0;
+    @%p1 mbarrier.arrive.expect_tx.shared::cta.b64 %rd4, [%r3], 16384;
+    @%p1 cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%r2], [%rd2, {{%r5, %r5}}], [%r3];
+    @%p1 cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%r4], [%rd3, {{%r5, %r5}}], [%r3];
+WAIT:
+    mbarrier.try_wait.parity.shared::cta.b64 %p2, [%r3], 0;
+    @!%p2 bra WAIT;
+    cvt.u64.u32 %rd5, %r2;
+    shr.u64 %rd5, %rd5, 4;
+    or.b64 %rd5, %rd5, {hi};
+    cvt.u64.u32 %rd6, %r4;
+    shr.u64 %rd6, %rd6, 4;
+    or.b64 %rd6, %rd6, {hi};
+{zero}    wgmma.fence.sync.aligned;
+{mma}    wgmma.commit_group.sync.aligned;
+    wgmma.wait_group.sync.aligned 0;
+    mul.wide.u32 %rd10, %r1, 128;
+    add.s64 %rd9, %rd1, %rd10;
+{store}    ret;
+}}
+"
+    );
+    let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
+    let mut m = Machine::new(Arch::Sm90);
+    let pa = m.alloc(abytes.len()).unwrap();
+    m.write(pa, &abytes).unwrap();
+    let pb = m.alloc(bbytes.len()).unwrap();
+    m.write(pb, &bbytes).unwrap();
+    let out = m.alloc(128 * 128).unwrap();
+    m.memset(out, 0xdd, 128 * 128).unwrap();
+    let map = |addr, k: usize, rows: usize| {
+        let mut t = TensorMap::new(addr, 2, &[k as u64, rows as u64], &[2 * k as u64], &[64, 64]);
+        t.swizzle = Swizzle::B128;
+        t.encode().unwrap()
+    };
+    let p = ParamBuilder::new().bytes(&map(pa, 64, ma), 64).bytes(&map(pb, kb, 64), 64).ptr(out).finish();
+    let cfg = LaunchConfig { grid: [1, 1, 1], block: [128, 1, 1], dynamic_smem: 0 };
+    let rep = m.launch(&module, "k", &cfg, &p).unwrap_or_else(|e| panic!("{e}"));
+    rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
+    let mut ob = vec![0u8; 128 * 128];
+    m.read(out, &mut ob).unwrap();
+    let got: Vec<f32> = ob.chunks_exact(4).map(|x| f32::from_le_bytes(x.try_into().unwrap())).collect();
+    for tid in 0..128 {
+        let (q, l) = (tid / 32, tid % 32);
+        let (g, t) = (l / 4, l % 4);
+        for idx in 0..32 {
+            let (j, i) = (idx / 4, idx % 4);
+            let row = 16 * q + g + if i >= 2 { 8 } else { 0 };
+            let col = 8 * j + 2 * t + (i & 1);
+            let want: f64 = if row < ma { (0..kb).map(|k| a[row][k] * bt[col][k]).sum() } else { 0.0 };
+            assert_eq!(got[32 * tid + idx], want as f32, "D[{row}][{col}] (thread {tid}, register {idx})");
+        }
+    }
+}
