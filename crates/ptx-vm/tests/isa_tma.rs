@@ -10,9 +10,9 @@
 //!   zero-filled part included; without a matching expect-tx the phase can never complete.
 //!
 //! The maps are built with `ptx_vm::semantics::tensor_map::TensorMap` (the VM's encoding) and
-//! passed as a `.param .align 64 .b8 [128]` kernel parameter (`__grid_constant__`) or in global
-//! memory. Inputs are seeded random bytes; shared memory starts poisoned with `0xab` bytes and every
-//! byte of it is compared.
+//! passed as a `.param .align 128 .b8 [128]` kernel parameter (`__grid_constant__`, declared as
+//! nvcc declares a `CUtensorMap`) or in global memory. Inputs are seeded random bytes; shared
+//! memory starts poisoned with `0xab` bytes and every byte of it is compared.
 
 mod isa_common;
 use isa_common::Rng;
@@ -133,6 +133,9 @@ enum MapAt {
     ParamReg,
     /// `[tmap, {...}]`: the parameter named in the instruction.
     ParamNamed,
+    /// `mov.b64 %rd8, tmap; cvta.param.u64 %rd9, %rd8;`: as nvcc 13.0 takes the address of a
+    /// `__grid_constant__ CUtensorMap` parameter (which it declares `.align 128`).
+    ParamCvta,
     /// The `gmap` pointer parameter: a map in global memory.
     Global,
 }
@@ -146,6 +149,7 @@ fn kernel(rank: usize, body: &str, at: MapAt) -> String {
     let map = match at {
         MapAt::ParamReg => "    mov.u64 %rd9, tmap;\n",
         MapAt::ParamNamed => "",
+        MapAt::ParamCvta => "    mov.b64 %rd8, tmap;\n    cvta.param.u64 %rd9, %rd8;\n",
         MapAt::Global => "    ld.param.u64 %rd9, [gmap];\n",
     };
     let map_op = if at == MapAt::ParamNamed { "tmap" } else { "%rd9" };
@@ -153,7 +157,7 @@ fn kernel(rank: usize, body: &str, at: MapAt) -> String {
     let words = SMEM / 4;
     format!(
         ".version 8.0\n.target sm_90a\n.address_size 64\n
-.visible .entry k(.param .align 64 .b8 tmap[128], .param .u64 out, .param .u64 gmap, .param .u64 inp,
+.visible .entry k(.param .align 128 .b8 tmap[128], .param .u64 out, .param .u64 gmap, .param .u64 inp,
     .param .u32 doff, .param .u32 tx, .param .s32 c0, .param .s32 c1, .param .s32 c2, .param .s32 c3, .param .s32 c4)
 {{
     .shared .align 8 .b64 bar;
@@ -264,7 +268,7 @@ fn launch_partly_written(
     m.memset(out, 0xdd, SMEM).unwrap();
     let mut c = [0i32; 5];
     c[..case.rank()].copy_from_slice(&case.c);
-    let mut pb = ParamBuilder::new().bytes(&map, 64).ptr(out).ptr(gmap).ptr(inp).u32(case.doff).u32(tx);
+    let mut pb = ParamBuilder::new().bytes(&map, 128).ptr(out).ptr(gmap).ptr(inp).u32(case.doff).u32(tx);
     for v in c {
         pb = pb.i32(v);
     }
@@ -499,10 +503,11 @@ fn a_load_counts_the_box_once_in_the_global_and_shared_counters() {
 }
 
 #[test]
-fn the_map_may_be_in_global_memory_or_named_as_the_parameter() {
+fn the_map_may_be_in_global_memory_or_named_as_the_parameter_or_behind_cvta_param() {
     let case = case2d([-3, 7]);
     check_load(&case, 0x91, MapAt::Global);
     check_load(&case, 0x92, MapAt::ParamNamed);
+    check_load(&case, 0x93, MapAt::ParamCvta);
 }
 
 #[test]
