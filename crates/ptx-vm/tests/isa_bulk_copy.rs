@@ -213,3 +213,22 @@ fn a_bulk_store_of_shared_bytes_never_written_is_an_undefined_value_stored_to_gl
     let san = rep.sanitizer.expect("sanitizer report");
     assert_eq!(san.count(FindingKind::UndefinedValueStoredToGlobal), 1, "{san}");
 }
+
+#[test]
+fn a_bulk_copy_of_an_undefined_size_is_an_undefined_address() {
+    // The size (16 or 32) is loaded from the input's first word, or from past its 256 written
+    // bytes, where the allocation is uninitialised.
+    let body = |at: u32| {
+        format!(
+            "    ld.global.u32 %r8, [%rd2+{at}];\n    and.b32 %r8, %r8, 16;\n    add.u32 %r8, %r8, 16;\n{INIT}\
+             @%p1 mbarrier.arrive.expect_tx.shared::cta.b64 %rd3, [%r3], 256;\n\
+             @%p1 cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%r2], [%rd2], %r8, [%r3];\n"
+        )
+    };
+    let count = |at: u32| {
+        let (_, rep) = run(&body(at), 32, &input(6), 0).unwrap_or_else(|e| panic!("{e}"));
+        rep.sanitizer.expect("sanitizer report").count(FindingKind::UndefinedAddress)
+    };
+    assert_eq!(count(0), 0);
+    assert_eq!(count(256), 1);
+}
