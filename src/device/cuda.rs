@@ -199,3 +199,65 @@ impl CudaBackend {
         Ok(())
     }
 }
+
+impl CudaBackend {
+    /// The driver's encoding of a tiled tensor map whose fields `m` holds, already checked by the
+    /// rules the driver documents (`cuTensorMapEncodeTiled` may still refuse what the GPU cannot do).
+    pub(crate) fn encode_tensor_map(
+        &self,
+        dtype: super::tensor_map::TensorMapDtype,
+        m: &ptx_vm::semantics::tensor_map::TensorMap,
+    ) -> Result<[u8; 128]> {
+        use super::tensor_map::TensorMapDtype as D;
+        use ptx_vm::semantics::wgmma::Swizzle;
+        use sys::CUtensorMapDataType as T;
+        use sys::CUtensorMapSwizzle as S;
+        let data_type = match dtype {
+            D::U8 => T::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+            D::U16 => T::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+            D::U32 => T::CU_TENSOR_MAP_DATA_TYPE_UINT32,
+            D::I32 => T::CU_TENSOR_MAP_DATA_TYPE_INT32,
+            D::U64 => T::CU_TENSOR_MAP_DATA_TYPE_UINT64,
+            D::I64 => T::CU_TENSOR_MAP_DATA_TYPE_INT64,
+            D::F16 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+            D::F32 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+            D::F64 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT64,
+            D::Bf16 => T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        };
+        let swizzle = match m.swizzle {
+            Swizzle::None => S::CU_TENSOR_MAP_SWIZZLE_NONE,
+            Swizzle::B32 => S::CU_TENSOR_MAP_SWIZZLE_32B,
+            Swizzle::B64 => S::CU_TENSOR_MAP_SWIZZLE_64B,
+            Swizzle::B128 => S::CU_TENSOR_MAP_SWIZZLE_128B,
+        };
+        let box_dims = m.box_dims;
+        let element_strides = m.element_strides;
+        self.stream.context().bind_to_thread().map_err(cuda_err("binding the context to encode a tensor map"))?;
+        let mut map = sys::CUtensorMap { opaque: [0; 16] };
+        // SAFETY: `map` is a writable CUtensorMap; the dims, strides, box and element-stride arrays
+        // hold at least `rank` entries (5, 4, 5, 5) and outlive the call; the driver only reads them
+        // and writes the map. The global address is the view's, 16-byte aligned (checked).
+        let r = unsafe {
+            sys::cuTensorMapEncodeTiled(
+                &mut map,
+                data_type,
+                u32::from(m.rank),
+                m.global_address as *mut std::ffi::c_void,
+                m.global_dims.as_ptr(),
+                m.global_strides.as_ptr(),
+                box_dims.as_ptr(),
+                element_strides.as_ptr(),
+                sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+                swizzle,
+                sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+            )
+        };
+        r.result().map_err(cuda_err("encoding a tensor map (cuTensorMapEncodeTiled)"))?;
+        let mut bytes = [0u8; 128];
+        for (b, w) in bytes.chunks_exact_mut(8).zip(map.opaque) {
+            b.copy_from_slice(&w.to_le_bytes());
+        }
+        Ok(bytes)
+    }
+}

@@ -6,12 +6,14 @@
 mod buffer;
 mod cuda;
 mod module;
+mod tensor_map;
 mod vm;
 
 use std::sync::Arc;
 
 pub use buffer::{Buffer, Element, View, ViewMut};
 pub use module::{KernelModule, ALL as MODULES, NVCC};
+pub use tensor_map::{TensorMap, TensorMapDesc, TensorMapDtype, TensorMapElement, TensorMapSwizzle};
 
 pub(crate) use module::generated as kernels;
 

@@ -144,10 +144,11 @@ pub struct Counters {
     pub shared_ideal_wavefronts: u64,
     /// Bytes copied by `cp.async`.
     pub cp_async_bytes: u64,
-    /// Bytes copied by `cp.async.bulk` (either direction). Their global side is also in the global
-    /// load or store counters (one request, the sectors the range spans) and in the unique bytes;
-    /// their shared side in the shared requests (one) and wavefronts (one per 128 bytes, the
-    /// shared-memory width per clock, never a bank conflict).
+    /// Bytes copied by `cp.async.bulk` (either direction), `cp.async.bulk.tensor` included with
+    /// its whole box. Their global side is also in the global load or store counters (one request,
+    /// the sectors the range spans; for a tensor copy the bytes and sectors of the elements inside
+    /// the tensor only) and in the unique bytes; their shared side in the shared requests (one) and
+    /// wavefronts (one per 128 bytes, the shared-memory width per clock, never a bank conflict).
     pub bulk_copy_bytes: u64,
     /// Barrier instructions executed by warps (`bar.sync` and friends), summed over blocks.
     pub barriers: u64,

@@ -173,6 +173,23 @@ pub(crate) enum Mbar {
     CpAsyncArrive { noinc: bool },
 }
 
+/// `cp.async.bulk.tensor.Nd` (PTX ISA 9.7.9.25.5.1), tile mode, in a 1-CTA cluster: a box of the
+/// tensor that the map at `[map+map_off]` describes, at coordinates `coords[..rank]` (`.s32`),
+/// global -> shared at `[smem+smem_off]` completing on the mbarrier at `[mbar+mbar_off]`
+/// (`to_shared`), or shared -> global in a bulk async-group.
+#[derive(Clone, Debug)]
+pub(crate) struct TensorCopy {
+    pub to_shared: bool,
+    pub rank: u8,
+    pub smem: R,
+    pub smem_off: i64,
+    pub map: R,
+    pub map_off: i64,
+    pub coords: [R; 5],
+    pub mbar: R,
+    pub mbar_off: i64,
+}
+
 /// `wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}.{f16,bf16}` with K-major operands.
 #[derive(Clone, Debug)]
 pub(crate) struct Wgmma {
@@ -449,6 +466,8 @@ pub(crate) enum Op {
         mbar: R,
         moff: i64,
     },
+    /// `cp.async.bulk.tensor`, boxed: it names up to 8 registers.
+    TensorCopy(Box<TensorCopy>),
     /// `wgmma.mma_async` (PTX ISA 9.7.15.5.2), boxed: it names up to 128 accumulator registers.
     Wgmma(Box<Wgmma>),
     /// `wgmma.commit_group.sync.aligned`.

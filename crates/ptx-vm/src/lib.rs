@@ -21,8 +21,12 @@
 //! suspends the thread until its phase completes, or returns false when nothing else in the block
 //! can move, and a wait no phase completion can release is a deadlock naming the object, the
 //! missing arrivals and transaction bytes), and non-tensor `cp.async.bulk` in both directions,
-//! performed at issue and completing on its mbarrier with its byte count; reading a bulk copy's
-//! destination before observing the completion of its mbarrier phase is a racecheck finding.
+//! performed at issue and completing on its mbarrier with its byte count; `cp.async.bulk.tensor`
+//! 1-5D in tile mode in both directions, driven by a tensor map in the VM's own 128-byte encoding
+//! (see [`semantics::tensor_map`]: zero fill outside the tensor, element strides, 32/64/128-byte
+//! swizzles), each global -> shared box completing its whole byte count on its mbarrier; reading a
+//! bulk copy's destination before observing the completion of its mbarrier phase is a racecheck
+//! finding.
 //! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, A from
 //! registers or a descriptor, B from a descriptor, K-major with any swizzle; results reach the
 //! accumulators at `wgmma.wait_group` (see [`semantics::wgmma`] for what is and is not modelled).

@@ -136,26 +136,41 @@ impl Block<'_, '_> {
             }
             if to_shared {
                 let m = shared_addr(warp.regs[mbar as usize][l].wrapping_add(moff as u64));
-                if self.shadow.is_some() {
-                    self.bulk_inflight.retain(|c| c.hi <= sh as u64 || c.lo >= (sh + n) as u64);
-                    self.bulk_inflight.push(BulkInflight {
-                        lo: sh as u64,
-                        hi: (sh + n) as u64,
-                        mbar: m,
-                        pc,
-                        tid: warp.id * 32 + l as u32,
-                        completed: false,
-                        observed: 0,
-                    });
-                }
-                let k = Mbar::Tx { complete: true };
-                let (_, flipped) = self
-                    .mbarrier(k, m, n as u64)
+                let tid = warp.id * 32 + l as u32;
+                self.bulk_complete(tid, pc, sh as u64..(sh + n) as u64, m, n as u64)
                     .map_err(|e| fault(pc, lane, format!("cp.async.bulk completing on its mbarrier: {e}")))?;
-                if self.shadow.is_some() {
-                    self.mbarrier_sync(warp.id, k, m, flipped, 0);
-                }
             }
+        }
+        Ok(())
+    }
+
+    /// The end of a global -> shared bulk copy by thread `tid` at `pc` into the shared bytes
+    /// `dst`: complete-tx(`bytes`) on the mbarrier at shared address `m`, and, for racecheck, the
+    /// destination in flight until a warp observes the phase's completion.
+    pub(super) fn bulk_complete(
+        &mut self,
+        tid: u32,
+        pc: u32,
+        dst: std::ops::Range<u64>,
+        m: u64,
+        bytes: u64,
+    ) -> Result<(), String> {
+        if self.shadow.is_some() {
+            self.bulk_inflight.retain(|c| c.hi <= dst.start || c.lo >= dst.end);
+            self.bulk_inflight.push(BulkInflight {
+                lo: dst.start,
+                hi: dst.end,
+                mbar: m,
+                pc,
+                tid,
+                completed: false,
+                observed: 0,
+            });
+        }
+        let k = Mbar::Tx { complete: true };
+        let (_, flipped) = self.mbarrier(k, m, bytes)?;
+        if self.shadow.is_some() {
+            self.mbarrier_sync(tid / 32, k, m, flipped, 0);
         }
         Ok(())
     }

@@ -447,6 +447,26 @@ impl Block<'_, '_> {
                 let os = from(&warp.undef_from, *src).max(from(&warp.undef_from, *src_size));
                 self.undefined_use(FindingKind::UndefinedAddress, bad_s, wid, pc, os, |l| s[l]);
             }
+            Op::BulkCopy { dst, doff, src, size, mbar, .. } => {
+                let rs = [*dst, *src, *size, *mbar];
+                let bad = rs.iter().fold(0, |b, &r| b | sh(u, r)) & exec;
+                let o = rs.iter().map(|&r| from(&warp.undef_from, r)).max().unwrap_or(0);
+                let a = regs[*dst as usize];
+                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, o, |l| a[l].wrapping_add(*doff as u64));
+            }
+            Op::TensorCopy(t) => {
+                // The shared address, the map's, the mbarrier's and the box coordinates together
+                // address the copy.
+                let mut rs = [NO_REG; 8];
+                rs[..3].copy_from_slice(&[t.smem, t.map, t.mbar]);
+                rs[3..3 + t.rank as usize].copy_from_slice(&t.coords[..t.rank as usize]);
+                let bad = rs.iter().fold(0, |b, &r| b | sh(u, r)) & exec;
+                let o = rs.iter().map(|&r| from(&warp.undef_from, r)).max().unwrap_or(0);
+                let a = regs[t.smem as usize];
+                self.undefined_use(FindingKind::UndefinedAddress, bad, wid, pc, o, |l| {
+                    a[l].wrapping_add(t.smem_off as u64)
+                });
+            }
             _ => {}
         }
         if origin != 0 {

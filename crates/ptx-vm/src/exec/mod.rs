@@ -27,6 +27,7 @@ mod instrument;
 mod memory;
 mod system;
 mod tensor;
+mod tma;
 mod warp;
 mod warpgroup;
 mod wgmma;
@@ -835,6 +836,7 @@ impl Block<'_, '_> {
                     },
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
                     Op::BulkCopy { .. } => self.exec_bulk_copy(warp, pc, exec, &ins.op)?,
+                    Op::TensorCopy(_) => self.exec_tensor_copy(warp, pc, exec, &ins.op)?,
                     Op::Wgmma(_) => self.exec_wgmma(warp, pc, exec, &ins.op)?,
                     Op::WgmmaCommit => wgmma::exec_wgmma_commit(warp, exec),
                     Op::WgmmaWait { n } => wgmma::exec_wgmma_wait(warp, exec, *n),

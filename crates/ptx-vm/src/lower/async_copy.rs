@@ -8,8 +8,11 @@ impl KernelLowering<'_> {
         let full = ins.opcode.join(".");
         let bad = || VmError::Unsupported { what: full.clone(), line, source: None };
         let has = |m: &str| mods.contains(&m);
-        if mods.first() != Some(&"async") || has("tensor") {
+        if mods.first() != Some(&"async") {
             return Err(bad());
+        }
+        if has("bulk") && has("tensor") {
+            return self.cp_async_bulk_tensor(ins, mods);
         }
         if has("bulk") {
             return self.cp_async_bulk(ins, mods);

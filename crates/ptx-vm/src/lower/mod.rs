@@ -113,6 +113,7 @@ mod control;
 mod convert;
 mod memory;
 mod tensor;
+mod tma;
 mod warp;
 mod warpgroup;
 mod wgmma;
@@ -210,7 +211,7 @@ fn classify(opcode: &[String], op: &Op) -> InstClass {
         Op::Mma { .. } | Op::Wgmma(_) | Op::WgmmaCommit | Op::WgmmaWait { .. } => C::Tensor,
         Op::Ldmatrix { .. } => C::SharedLoad,
         Op::Stmatrix { .. } => C::SharedStore,
-        Op::CpAsync { .. } | Op::CpCommit | Op::CpWait | Op::BulkCopy { .. } => C::CpAsync,
+        Op::CpAsync { .. } | Op::CpCommit | Op::CpWait | Op::BulkCopy { .. } | Op::TensorCopy(_) => C::CpAsync,
         Op::Slow { k, .. } => match k {
             Slow::HalfApprox { .. } => C::Sfu,
             Slow::HalfBin { .. } | Slow::HalfFma { .. } | Slow::HalfNegAbs { .. } | Slow::CvtHalf { .. } => C::Half,

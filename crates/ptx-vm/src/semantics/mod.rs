@@ -8,5 +8,6 @@ pub mod ldmatrix;
 pub mod mma;
 pub mod printf;
 pub mod simd;
+pub mod tensor_map;
 pub mod warp;
 pub mod wgmma;
