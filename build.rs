@@ -7,8 +7,8 @@
 //!
 //! nvcc is looked up as DESIGN.md says: `$NVCC`, `$CUDA_HOME/bin/nvcc`, `$CUDA_PATH/bin/nvcc`, `nvcc`
 //! on PATH, `/usr/local/cuda/bin/nvcc`, then the repo-local toolchain of `scripts/setup-cuda`. Without
-//! one (or with `SCALING_KERNELS_PREBUILT=1`), the committed PTX in `kernels/prebuilt/` is embedded
-//! and a cargo warning says so.
+//! one, with `SCALING_KERNELS_PREBUILT=1`, or on docs.rs (`DOCS_RS` set: no nvcc is looked for, nothing
+//! is run), the committed PTX in `kernels/prebuilt/` is embedded and a cargo warning says so.
 
 use std::env;
 use std::fmt::Write as _;
@@ -43,12 +43,14 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     println!("cargo:rerun-if-changed=kernels");
-    for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "SCALING_KERNELS_PREBUILT", "NUM_JOBS"] {
+    for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH", "SCALING_KERNELS_PREBUILT", "NUM_JOBS", "DOCS_RS"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
     let files = kernel_files(&kernels_dir);
-    let forced_prebuilt = env::var("SCALING_KERNELS_PREBUILT").is_ok_and(|v| v == "1");
+    // docs.rs has no nvcc and no network: embed the committed PTX without looking for a compiler.
+    let docs_rs = env::var_os("DOCS_RS").is_some();
+    let forced_prebuilt = docs_rs || env::var("SCALING_KERNELS_PREBUILT").is_ok_and(|v| v == "1");
     let nvcc = if forced_prebuilt { None } else { find_nvcc(&root) };
 
     // Rebuild when the compiler appears or goes away (setup-cuda run, toolkit removed).
@@ -86,7 +88,9 @@ fn main() {
             }
         }
         None => {
-            let why = if forced_prebuilt {
+            let why = if docs_rs {
+                "DOCS_RS is set"
+            } else if forced_prebuilt {
                 "SCALING_KERNELS_PREBUILT=1"
             } else {
                 "no nvcc >= 12.4 found (run scripts/setup-cuda)"

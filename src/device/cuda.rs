@@ -34,6 +34,7 @@ fn vm_view(name: &'static str) -> Error {
 
 /// Checks that a driver library exists before cudarc touches it: cudarc panics on the first driver
 /// call when libcuda cannot be loaded.
+#[cfg(feature = "dynamic-loading")]
 fn driver_present() -> Result<()> {
     // SAFETY: `is_culib_present` only tries to dlopen the driver library by its known names and drops
     // the handle; it calls no driver function.
@@ -42,6 +43,15 @@ fn driver_present() -> Result<()> {
     } else {
         Err(Error::CudaUnavailable { reason: "no CUDA driver library (libcuda.so) could be loaded".into() })
     }
+}
+
+/// Without the `dynamic-loading` feature another crate of the build chose cudarc's linking mode. With
+/// `dynamic-linking` (candle's choice) the loader resolved libcuda before `main`, so it is present;
+/// with cudarc's own fallback to dynamic loading a missing driver panics in cudarc, as documented on
+/// the feature.
+#[cfg(not(feature = "dynamic-loading"))]
+fn driver_present() -> Result<()> {
+    Ok(())
 }
 
 /// The parameter struct as one by-value kernel argument.
