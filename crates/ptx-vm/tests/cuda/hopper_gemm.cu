@@ -7,7 +7,9 @@
 //   of its first warp loads, for each BK slice of K, the A box (BM x BK) and the B box (BN x BK)
 //   with cp.async.bulk.tensor (2d tile, 128-byte swizzle) into a STAGES-deep shared ring. Slot s is
 //   guarded by two mbarriers: full[s] (one arrival with expect-tx of the two boxes' bytes, completed
-//   by the copies) and empty[s] (one arrival per consumer warpgroup once its wgmma read the slot);
+//   by the copies) and empty[s] (one arrival per consumer warp, from its first lane once the warp's
+//   wgmma.wait_group has returned: each warp's reads of the slot happen before its own arrival, so
+//   the copy that refills the slot after the producer's wait cannot race with any of them);
 // - warpgroups 1 and 2 are the consumers (setmaxnreg.inc): warpgroup 1 + w owns rows 64 w .. 64 w + 63
 //   of the tile and issues, per slice, BK / 16 wgmma.mma_async m64n64k16 from K-major 128-byte-swizzle
 //   descriptors into 32 f32 accumulators per thread, then writes C with bounds checks.
@@ -24,6 +26,7 @@ constexpr int BM = 128;
 constexpr int BN = 64;
 constexpr int BK = 64;  // 64 bf16 = 128 bytes: one row of the 128-byte swizzle atom
 constexpr int STAGES = 3;
+constexpr uint32_t CONSUMER_WARPS = 8;
 constexpr int A_BYTES = BM * BK * 2;
 constexpr int B_BYTES = BN * BK * 2;
 constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
@@ -124,7 +127,7 @@ extern "C" __global__ void __launch_bounds__(384, 1)
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
       bar_init(smem_addr(&full[s]), 1);
-      bar_init(smem_addr(&empty[s]), 2);
+      bar_init(smem_addr(&empty[s]), CONSUMER_WARPS);
     }
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
@@ -166,7 +169,7 @@ extern "C" __global__ void __launch_bounds__(384, 1)
     }
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-    if (tid % 128 == 0) bar_arrive(smem_addr(&empty[s]));
+    if (tid % 32 == 0) bar_arrive(smem_addr(&empty[s]));
   }
 
   // Accumulator fragment of m64nNk16 (PTX ISA 9.7.15.5.1.1): warp q of the warpgroup holds rows
