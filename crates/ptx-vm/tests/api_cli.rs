@@ -6,7 +6,7 @@
 mod spec;
 
 use ptx_vm::Arch;
-use spec::{parse_arg, parse_words, Arg, Buffer, Compare, Elem, Fill};
+use spec::{parse_arg, parse_words, Arg, Buffer, Compare, Elem, Fill, TensorMapArg};
 
 const SAXPY: &str = include_str!("ptx/saxpy.ptx");
 
@@ -53,6 +53,50 @@ fn a_full_command_line_parses_into_its_parts() {
     assert_eq!(u64::from_le_bytes(b[0..8].try_into().unwrap()), 0x1000);
     assert_eq!(u64::from_le_bytes(b[16..24].try_into().unwrap()), 0x1010);
     assert_eq!((b[24], &b[32..40], &b[40..48]), (0xfd, &[0xffu8; 8][..], &[1u8, 2, 3, 4, 5, 6, 7, 8][..]));
+}
+
+/// `tmap:` allocates and fills a tensor like a buffer and passes a 128-byte map of it, at the
+/// tensor's address, in the VM's encoding (or whatever `params_with` is given); `--arch` picks
+/// the VM.
+#[test]
+fn a_tensor_map_argument_passes_a_map_of_its_buffer() {
+    let s = parse_words(&words(
+        "h.ptx k --arch sm_90 --param tmap:bf16:40x3:16x2:32B:rand(5) --param buf:f32:4:out --param ptr:0+2",
+    ))
+    .unwrap();
+    assert_eq!(s.arch, Some(Arch::Sm90));
+    let t = TensorMapArg {
+        buffer: Buffer { elem: Elem::Bf16, count: 120, fill: Fill::Rand { seed: 5, range: None }, out: false },
+        dims: vec![40, 3],
+        boxd: vec![16, 2],
+        swizzle: ptx_vm::semantics::wgmma::Swizzle::B32,
+    };
+    assert_eq!(s.args[0], Arg::TensorMap(t.clone()));
+    assert_eq!(s.buffers().len(), 2, "the tensor counts as buffer 0");
+    let m = t.map(0x4000);
+    assert_eq!(
+        (m.global_address, m.element_bytes, &m.global_dims[..2], m.global_strides[0]),
+        (0x4000, 2, &[40u64, 3][..], 80)
+    );
+    let b = s.params(&[0x4000, 0x9000]);
+    let b = b.as_bytes();
+    assert_eq!(b.len(), 128 + 16);
+    assert_eq!(&b[..128], &t.vm_bytes(0x4000).unwrap()[..]);
+    assert_eq!(u64::from_le_bytes(b[128..136].try_into().unwrap()), 0x9000);
+    assert_eq!(u64::from_le_bytes(b[136..144].try_into().unwrap()), 0x4002);
+    let g = s.params_with(&[0x4000, 0x9000], |_, a| [(a >> 12) as u8; 128]);
+    assert_eq!(&g.as_bytes()[..128], &[4u8; 128][..]);
+    // Malformed maps are refused with the field named.
+    for (arg, why) in [
+        ("tmap:bf16:40x3:16:none:zeros", "BOX"),
+        ("tmap:bf16:40x3:16x2:16B:zeros", "SWIZZLE"),
+        ("tmap:f32:40x3:64x2:128B:zeros", "128"),
+        ("tmap:bf16:0x3:16x2:none:zeros", "DIMS"),
+    ] {
+        let e = parse_arg(arg).unwrap_err();
+        assert!(e.contains(why), "{arg}: {e}");
+    }
+    assert!(parse_words(&words("h.ptx k --arch sm_70")).unwrap_err().contains("--arch sm_70"));
 }
 
 #[test]

@@ -22,6 +22,10 @@ const EXTREMES: [&str; 8] = ["0", "-1", "4294967296", "18446744073709551616", "0
 fn mutate(rng: &mut Rng, ptx: &str) -> String {
     let mut lines: Vec<String> = ptx.lines().map(str::to_string).collect();
     let n = lines.len();
+    if n == 0 {
+        // A second edit of a file an earlier one cut to nothing: nothing left to pick from.
+        return ptx.to_string();
+    }
     let pick = |rng: &mut Rng, n: usize| (rng.next_u64() % n as u64) as usize;
     match rng.next_u32() % 6 {
         0 => {

@@ -302,6 +302,13 @@ fn results_are_bit_identical_for_any_host_thread_count() {
     }
 }
 
+/// The architecture regen.sh compiles a source for: the one its first line names
+/// (`// nvcc-arch: ARCH`), otherwise compute_80.
+fn nvcc_arch(cu: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(cu).unwrap();
+    text.lines().next().and_then(|l| l.strip_prefix("// nvcc-arch: ")).unwrap_or("compute_80").trim().to_string()
+}
+
 /// The committed PTX must be what tests/cuda/regen.sh makes of the committed CUDA. Runs only
 /// where the repo-local nvcc (or `$NVCC`) exists, and says so when it skips.
 #[test]
@@ -329,7 +336,12 @@ fn committed_ptx_is_fresh_where_nvcc_exists() {
         // The same flags and path rewriting as regen.sh.
         let status = std::process::Command::new(&nvcc)
             .current_dir(&cuda)
-            .args(["-ptx", "-arch=compute_80", "-lineinfo", "-std=c++17"])
+            .args([
+                "-ptx",
+                &format!("-arch={}", nvcc_arch(&cuda.join(format!("{name}.cu")))),
+                "-lineinfo",
+                "-std=c++17",
+            ])
             .arg(format!("{name}.cu"))
             .arg("-o")
             .arg(&out)

@@ -17,6 +17,13 @@
 //! - `TYPE:VALUE` passes a scalar: `u8 i8 u16 i16 u32 i32 u64 i64 f32 f64`.
 //! - `ptr:I` or `ptr:I+BYTES` passes the address of buffer I (0-based, in buffer order) again.
 //! - `bytes:ALIGN:HEX` passes raw bytes at an alignment (a struct by value).
+//! - `tmap:TYPE:DIMS:BOX:SWIZZLE:FILL[:out]` allocates a dense tensor of TYPE with the extents
+//!   DIMS (`D0xD1...`, innermost first, 1 to 5 of them), fills it as a buffer and passes, instead
+//!   of its address, a 128-byte tiled tensor map of it (a `__grid_constant__ CUtensorMap`) with
+//!   the box BOX (`B0xB1...`) and the swizzle `none`, `32B`, `64B` or `128B`. It counts as a
+//!   buffer (allocated, compared, indexed by `ptr:I`). [`Spec::params`] writes the VM's encoding
+//!   ([`ptx_vm::semantics::tensor_map`]); a GPU half encodes the same map with the driver
+//!   (`cuTensorMapEncodeTiled`) through [`Spec::params_with`].
 //!
 //! Buffer TYPEs are the scalar types plus `f16` and `bf16`. A struct passed by value may also be
 //! given field by field (`--param ptr:0 --param u32:7 --param u32:0` for `{float*; int; pad}`): the
@@ -28,6 +35,9 @@
 //! exact), `mma:TOL` (|gpu - vm| <= TOL x the largest |vm| of the buffer: tensor-core sums and
 //! float atomics, whose order the ISA leaves open) or `skip`.
 //!
+//! `--arch sm_90` runs the launch on the VM as a Hopper (sm_90a kernels: wgmma, TMA); the default
+//! is the architecture the caller passes (sm_80 for `vm_diff`).
+//!
 //! `--expect-error WORD` (also `vm_diff` only) marks a launch meant to fail: it runs on the VM
 //! only, and passes when the launch fails or the sanitizer reports a finding, with WORD in the
 //! text, each `_` of WORD read as a space ([`expected_failure`]).
@@ -36,14 +46,17 @@
 //! crate's `examples/vm_diff.rs` with `#[path]`, so each includer uses part of it.
 #![allow(dead_code)]
 
+use ptx_vm::semantics::tensor_map::TensorMap;
+use ptx_vm::semantics::wgmma::Swizzle;
 use ptx_vm::{Arch, LaunchReport, Machine, Module, ParamBuilder};
 
 /// How to use the tool, printed with every argument error.
 pub const USAGE: &str = "usage: ptx_run FILE.ptx KERNEL [--grid X[,Y,Z]] [--block X[,Y,Z]] [--smem BYTES]
                [--param SPEC]... [--no-sanitizer] [--print-out N]
-               [--compare RULE]... [--expect-error WORD]   (read by vm_diff)
+               [--arch sm_80|sm_90] [--compare RULE]... [--expect-error WORD]   (read by vm_diff)
        ptx_run FILE.ptx     (lists the kernels and their parameters)
   SPEC: buf:TYPE:COUNT:FILL[:out] | TYPE:VALUE | ptr:I[+BYTES] | bytes:ALIGN:HEX
+        | tmap:TYPE:DIMS:BOX:SWIZZLE:FILL[:out]   (DIMS, BOX: D0xD1..., SWIZZLE: none|32B|64B|128B)
   TYPE: u8 i8 u16 i16 u32 i32 u64 i64 f16 bf16 f32 f64 (f16/bf16 for buffers only)
   FILL: zeros | poison | iota | rand(SEED) | rand(SEED,LO,HI) | VALUE | const(VALUE) | out
 example: ptx_run crates/ptx-vm/tests/ptx/saxpy.ptx saxpy_f32 --grid 4 --block 256 \\
@@ -294,6 +307,38 @@ pub enum Arg {
     Ptr(usize, u64),
     /// Raw bytes at an alignment.
     Bytes(usize, Vec<u8>),
+    /// A new buffer holding a dense tensor; the kernel gets a tiled tensor map of it.
+    TensorMap(TensorMapArg),
+}
+
+/// A `tmap:` argument: the tensor's buffer and the map's fields.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorMapArg {
+    /// The tensor's elements (`count` is the product of `dims`).
+    pub buffer: Buffer,
+    /// Extents, innermost first.
+    pub dims: Vec<u64>,
+    /// The box, innermost first.
+    pub boxd: Vec<u32>,
+    /// The shared-memory swizzle.
+    pub swizzle: Swizzle,
+}
+
+impl TensorMapArg {
+    /// The map's fields for a tensor at `addr`: dense strides (each the bytes of the dimensions
+    /// inside it), element strides 1, no interleave, zero fill outside the tensor.
+    pub fn map(&self, addr: u64) -> TensorMap {
+        let eb = self.buffer.elem.size() as u64;
+        let strides: Vec<u64> = (1..self.dims.len()).map(|i| eb * self.dims[..i].iter().product::<u64>()).collect();
+        let mut m = TensorMap::new(addr, eb as u8, &self.dims, &strides, &self.boxd);
+        m.swizzle = self.swizzle;
+        m
+    }
+
+    /// The VM's 128-byte encoding of the map for a tensor at `addr`.
+    pub fn vm_bytes(&self, addr: u64) -> Result<[u8; 128], String> {
+        self.map(addr).encode().map_err(|e| e.to_string())
+    }
 }
 
 /// How `vm_diff` compares a buffer read back from the GPU with the VM's.
@@ -339,6 +384,8 @@ pub struct Spec {
     /// launched on the GPU, where such a kernel would take the context down or leave undefined
     /// bytes.
     pub expect_error: Option<String>,
+    /// `--arch`: the VM architecture of the launch, over the caller's default.
+    pub arch: Option<Arch>,
 }
 
 impl Spec {
@@ -353,13 +400,23 @@ impl Spec {
             .iter()
             .filter_map(|a| match a {
                 Arg::Buffer(b) => Some(b),
+                Arg::TensorMap(t) => Some(&t.buffer),
                 _ => None,
             })
             .collect()
     }
 
-    /// The parameter list, given the device address of each buffer (in buffer order).
+    /// The parameter list, given the device address of each buffer (in buffer order), with the
+    /// tensor maps in the VM's encoding.
     pub fn params(&self, addrs: &[u64]) -> ParamBuilder {
+        // parse_words encoded every map once at a 16-byte aligned address: it cannot fail at
+        // another (buffer addresses are aligned).
+        self.params_with(addrs, |t, a| t.vm_bytes(a).expect("checked by parse_words"))
+    }
+
+    /// [`Spec::params`] with the tensor maps encoded by `encode` (given the map and the tensor's
+    /// address): the driver's encoding for a GPU.
+    pub fn params_with(&self, addrs: &[u64], encode: impl Fn(&TensorMapArg, u64) -> [u8; 128]) -> ParamBuilder {
         let mut p = ParamBuilder::new();
         let mut next = 0;
         for a in &self.args {
@@ -367,6 +424,10 @@ impl Spec {
                 Arg::Buffer(_) => {
                     next += 1;
                     p.ptr(addrs[next - 1])
+                }
+                Arg::TensorMap(t) => {
+                    next += 1;
+                    p.bytes(&encode(t, addrs[next - 1]), 128)
                 }
                 Arg::Ptr(i, off) => p.ptr(addrs[*i].wrapping_add(*off)),
                 Arg::Bytes(align, data) => p.bytes(data, *align),
@@ -527,6 +588,46 @@ pub fn parse_arg(s: &str) -> Result<Arg, String> {
             }
             Ok(Arg::Bytes(align, data))
         }
+        "tmap" => {
+            let parts: Vec<&str> = rest.split(':').collect();
+            if parts.len() < 5 || parts.len() > 6 {
+                return bad("expected tmap:TYPE:DIMS:BOX:SWIZZLE:FILL[:out]".into());
+            }
+            let Some(elem) = Elem::parse(parts[0]) else {
+                return bad(format!("unknown element type `{}`", parts[0]));
+            };
+            let extents = |s: &str| -> Option<Vec<u64>> {
+                let v: Option<Vec<u64>> = s.split('x').map(|d| d.parse().ok().filter(|&d| d > 0)).collect();
+                v.filter(|v| (1..=5).contains(&v.len()))
+            };
+            let Some(dims) = extents(parts[1]) else {
+                return bad(format!("DIMS `{}` is not 1 to 5 positive extents D0xD1...", parts[1]));
+            };
+            let Some(boxd) = extents(parts[2]).filter(|b| b.len() == dims.len() && b.iter().all(|&x| x <= 256)) else {
+                return bad(format!("BOX `{}` is not {} extents of 1 to 256", parts[2], dims.len()));
+            };
+            let boxd: Vec<u32> = boxd.iter().map(|&b| b as u32).collect();
+            let swizzle = match parts[3] {
+                "none" => Swizzle::None,
+                "32B" => Swizzle::B32,
+                "64B" => Swizzle::B64,
+                "128B" => Swizzle::B128,
+                x => return bad(format!("SWIZZLE `{x}` is not none, 32B, 64B or 128B")),
+            };
+            let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(usize::try_from(d).ok()?));
+            let Some(count) = count.filter(|c| c.checked_mul(elem.size()).is_some_and(|b| b <= 1 << 34)) else {
+                return bad(format!("{} elements is more than 16 GiB", parts[1]));
+            };
+            let (fill, out) = match (parts[4], parts.get(5)) {
+                ("out", None) => (Fill::Poison, true),
+                (f, None) => (fill(f).map_err(ctx)?, false),
+                (f, Some(&"out")) => (fill(f).map_err(ctx)?, true),
+                (_, Some(x)) => return bad(format!("expected `out` after the fill, got `{x}`")),
+            };
+            let t = TensorMapArg { buffer: Buffer { elem, count, fill, out }, dims, boxd, swizzle };
+            t.vm_bytes(0x1000).map_err(|e| format!("--param {s}: {e}"))?;
+            Ok(Arg::TensorMap(t))
+        }
         t => match Elem::parse(t) {
             Some(elem) if !rest.is_empty() => scalar(elem, rest).map(|b| Arg::Scalar(elem, b)).map_err(ctx),
             _ => bad("expected buf:..., ptr:I, bytes:ALIGN:HEX or TYPE:VALUE".into()),
@@ -574,6 +675,7 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Spec, String> {
         compare: Compare::Exact,
         compare_buffer: Vec::new(),
         expect_error: None,
+        arch: None,
     };
     while let Some(w) = it.next() {
         let mut value = |opt: &str| it.next().ok_or_else(|| format!("{opt} needs a value"));
@@ -601,6 +703,13 @@ pub fn parse_words<S: AsRef<str>>(words: &[S]) -> Result<Spec, String> {
                 }
             }
             "--expect-error" => spec.expect_error = Some(value(w)?.to_string()),
+            "--arch" => {
+                spec.arch = Some(match value(w)? {
+                    "sm_80" => Arch::Sm80,
+                    "sm_90" | "sm_90a" => Arch::Sm90,
+                    v => return Err(format!("--arch {v}: expected sm_80 or sm_90")),
+                })
+            }
             o if o.starts_with("--") => return Err(format!("unknown option {o}")),
             p => positional.push(p.to_string()),
         }
@@ -675,7 +784,7 @@ pub fn run_vm_keep(spec: &Spec, ptx: &str, arch: Arch) -> Result<VmRun, VmFailur
             module.kernel_names()
         )));
     }
-    let mut m = Machine::new(arch).with_sanitizer(spec.sanitizer).with_counters(true);
+    let mut m = Machine::new(spec.arch.unwrap_or(arch)).with_sanitizer(spec.sanitizer).with_counters(true);
     let mut addrs = Vec::new();
     for b in spec.buffers() {
         let a = m.alloc(b.bytes()).map_err(|e| fail(e.to_string()))?;
