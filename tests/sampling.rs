@@ -1015,9 +1015,10 @@ fn plain_min_p_and_top_p_rows_read_the_logits_at_most_twice() {
         ("T 0.7 top-p 0.95 min-p 0.02", RowParams { temperature: 0.7, top_p: 0.95, min_p: 0.02, ..base }),
     ];
     let dev = Device::vm();
-    for (name, x) in &rows {
+    for (ri, (name, x)) in rows.iter().enumerate() {
         let b: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
-        for (label, p) in &configs {
+        // Every config on the random rows; plain and the combination on the ordered ones.
+        for (label, p) in configs.iter().filter(|(l, _)| ri < 3 || *l == "plain" || l.starts_with('T')) {
             let reads = row_reads(&dev, &b, *p, 4);
             eprintln!("{label} on {name}: {reads:.3} row reads");
             assert!(reads <= 2.0, "{label} on {name}: {reads:.3} row reads");
@@ -1027,13 +1028,13 @@ fn plain_min_p_and_top_p_rows_read_the_logits_at_most_twice() {
     // shared memory: all-equal logits put the whole row in one cell, and 64 draws on a flat row
     // want about 64 cells of ~128 tokens. Measured, bounded, and exact (tests below).
     let equal = vec![bf16::from_f32(0.5); v];
-    for (label, p) in &configs {
+    for (label, p) in configs.iter().filter(|(l, _)| *l == "plain" || *l == "top-p 0.9") {
         let reads = row_reads(&dev, &equal, *p, 4);
         eprintln!("{label} on all equal: {reads:.3} row reads (fallback)");
         assert!(reads <= 8.0, "{label} on all equal: {reads:.3} row reads");
     }
     let b: Vec<bf16> = rows[0].1.iter().map(|&v| bf16::from_f32(v)).collect();
-    for (label, p) in &configs {
+    for (label, p) in configs.iter().filter(|(l, _)| *l == "plain" || *l == "top-p 0.9") {
         let reads = row_reads(&dev, &b, *p, 64);
         eprintln!("{label} on uniform, 64 samples: {reads:.3} row reads");
         assert!(reads <= 8.0, "{label} on uniform, 64 samples: {reads:.3} row reads");

@@ -19,32 +19,44 @@
 // Work split: one CTA of 256 threads per row (grid = batch); thread t walks elements t, t + 256, ...
 // All n samples of a row share the passes. Passes over the row (reads of `vocab` elements):
 //   1   max and sum of exp of raw and processed logits (online), NaN / inf flags, argmax (greedy),
-//       and a streaming list of the best L candidates in the total order (L = k under top-k with
+//       a streaming list of the best L candidates in the total order (L = k under top-k with
 //       k <= 1024, else 1024; only when a filter is on or vocab <= 1024): each tile appends its
 //       candidates above the L-th best so far to shared memory and a bitonic sort compacts the
-//       buffer back to the best L when it would overflow.
+//       buffer back to the best L when it would overflow; and, without top-k and past 1024 tokens,
+//       approximate masses per cell of z (width 1/64 below the running maximum; see CellHist).
 // list path, when the allowed set lies inside the list: always under top-k (k <= 1024); under
 // min-p when its set ends inside the list; under top-p when the list's mass reaches the threshold:
 //   0   (top-k, min-p) filters, draw and ranks in shared memory;
-//   1   top-p without top-k: the exact mass of the min-p set, to get the threshold;
+//   1   top-p without top-k: the exact mass of the min-p set, to get the threshold (pass 2 below);
 //   <=1 only when a drawn token ties, in processed value, the list's last entry with more such ties
 //       past it, and the next raw value above the token's has the same processed value (T != 1,
 //       f32 logits, in practice): ranks over the row.
-// full-row path otherwise (top-k > 1024, or top-p / min-p sets beyond 1024 tokens, or plain):
+// two-pass path (plain, min-p, top-p without top-k, sets past the list): from pass 1's cells the
+// kernel predicts the cells where top-p's cut and each sample's target will fall; then
+//   1   exact integer masses and counts per cell, collecting the predicted cells' elements
+//       (<= 2048) into shared memory; the cut, the draws (in the total order) and the ranks (the
+//       count of the cells above plus a comparison inside the token's cell) come from there.
+//   A query whose exact cell was not collected, or a collection past 2048, falls back to the
+//   full-row path below with the exact mass already known: all-equal logits (one cell holds the
+//   row) and many samples on a flat row (64 draws want ~64 cells of ~128 tokens at vocab 131,072).
+// full-row path otherwise (top-k > 1024, or the fallback):
 //   3   top-k: radix select on the order key (11 + 11 + 10 bits), counting, when k > 1024;
-//   1   mass of the min-p set, when top-k is off (shared with the list path's pass);
+//   1   mass of the min-p set, when top-k is off and pass 2 did not run;
 //   3   top-p: radix select weighted by mass, when p < 1;
 //   <=1 tie scan in index order to find the last kept tie, only when the cut splits a tie (early exit);
 //   <=1 the draw (early exit once every sample's target is passed);
 //   1   ranks (count of raw logits above each drawn token's).
-// The list path draws in the total order (the list's order), the full-row path in index order;
-// either is an inverse CDF over the same integer masses, so both are exact.
-// Measured on the VM (examples/sol_report.rs, bf16, vocab 131,072, 32-byte sectors requested / row
-// bytes): top-k 50 + top-p 0.9: 1.00 (4.00 before the streaming list); top-k 1: 1.00; top-p 0.9
-// alone on uniform logits in [-8, 8) (a set of ~19k tokens): 6.94; min-p or plain: 3.88;
-// greedy: 1.00. tests/sampling.rs asserts <= 2 on adversarial rows for the list path. The fewest
-// bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass (the division, the
-// exponential, compares and adds).
+// The list and two-pass paths draw in the total order, the full-row path in index order; each is
+// an inverse CDF over the same integer masses, so all are exact.
+// Measured on the VM (tests/sampling.rs, examples/sol_report.rs; bf16, vocab 131,072, 32-byte
+// sectors requested / row bytes): top-k 50 + top-p 0.9: 1.00 (4.00 before the streaming list);
+// top-k 1: 1.00; top-p 0.9 alone on uniform logits in [-8, 8) (a set of ~19k tokens): 2.00 (6.94
+// before the two-pass path); min-p 0.1 or plain: 2.00 (3.88 before); greedy: 1.00. tests/sampling.rs
+// asserts <= 2 on adversarial rows for the list path and on flat, peaked, heavy-tailed, rising,
+// falling and one-huge rows for the two-pass path (4 samples); the fallbacks measure 3.98 (plain,
+// min-p) and 7.78 (top-p) on all-equal logits, 3.99 / 7.72 with 64 samples on the flat row. The
+// fewest bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass (the division,
+// the exponential, compares and adds).
 // Status: kStatusNoFinite (all -inf) or kStatusNonFinite (NaN, +inf, or a processed logit that
 // overflowed): token 0, logprobs NaN, rank 0.
 #include "common/philox.cuh"
