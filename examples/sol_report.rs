@@ -495,23 +495,30 @@ fn sampling_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -
         );
     }
     let resources = LaunchResources { registers_per_thread: Some(SAMPLE_REGISTERS) };
-    for vocab in [128_256usize, 151_936] {
-        let row = RowParams { top_k: 50, top_p: 0.9, ..base };
-        let four = sample_counters::<bf16>(dev, 4, vocab, 1, row)?;
-        println!(
-            "sampling bf16 vocab {vocab} top-k 50 + top-p 0.9, 4 rows: {:.3} row reads per row",
-            (four.global_load_sectors * 32) as f64 / (4 * vocab * 2) as f64
-        );
-        for batch in [256usize, 1024] {
-            let mut c = Counters::default();
-            for _ in 0..batch / 4 {
-                c.merge(&four);
-            }
-            let plan = SamplingPlan::new(batch, vocab, 1)?;
-            let floor = KernelFloor { flops: plan.flops() as f64, min_bytes: plan.min_bytes(2) as f64, tensor: false };
-            let name = format!("sampling_sample bf16 top-k+top-p b{batch} v{vocab}");
-            for m in models {
-                rows.push(speed_of_light_with(&name, &c, m, Some(floor), resources));
+    // The list path (top-k + top-p) and the two-pass path (top-p alone, plain sampling).
+    for (label, tag, row) in [
+        ("top-k 50 + top-p 0.9", "top-k+top-p", RowParams { top_k: 50, top_p: 0.9, ..base }),
+        ("top-p 0.9", "top-p", RowParams { top_p: 0.9, ..base }),
+        ("plain", "plain", base),
+    ] {
+        for vocab in [128_256usize, 151_936] {
+            let four = sample_counters::<bf16>(dev, 4, vocab, 1, row)?;
+            println!(
+                "sampling bf16 vocab {vocab} {label}, 4 rows: {:.3} row reads per row",
+                (four.global_load_sectors * 32) as f64 / (4 * vocab * 2) as f64
+            );
+            for batch in [256usize, 1024] {
+                let mut c = Counters::default();
+                for _ in 0..batch / 4 {
+                    c.merge(&four);
+                }
+                let plan = SamplingPlan::new(batch, vocab, 1)?;
+                let floor =
+                    KernelFloor { flops: plan.flops() as f64, min_bytes: plan.min_bytes(2) as f64, tensor: false };
+                let name = format!("sampling_sample bf16 {tag} b{batch} v{vocab}");
+                for m in models {
+                    rows.push(speed_of_light_with(&name, &c, m, Some(floor), resources));
+                }
             }
         }
     }

@@ -960,8 +960,7 @@ fn passes_over_the_logits_stay_within_two_reads_on_every_row() {
         }
     }
     // top-p or min-p alone: two reads when their set fits the 1024-entry list (a decoding-like
-    // row), one when min-p's set ends inside it; else the radix path (on the uniform row, a top-p
-    // 0.9 set of ~19k tokens: about 7 reads, the bound below).
+    // row), one when min-p's set ends inside it (sets past the list: the next test).
     let b: Vec<bf16> = rows[1].1.iter().map(|&v| bf16::from_f32(v)).collect();
     for (label, p) in [("top-p 0.9", RowParams { top_p: 0.9, ..base }), ("min-p 0.1", RowParams { min_p: 0.1, ..base })]
     {
@@ -969,10 +968,6 @@ fn passes_over_the_logits_stay_within_two_reads_on_every_row() {
         eprintln!("{label} on peaked: {reads:.3} row reads");
         assert!(reads <= 2.0, "{label} on peaked: {reads:.3} row reads");
     }
-    let b: Vec<bf16> = rows[0].1.iter().map(|&v| bf16::from_f32(v)).collect();
-    let reads = row_reads(&dev, &b, RowParams { top_p: 0.9, ..base }, 4);
-    eprintln!("top-p 0.9 on uniform: {reads:.3} row reads (radix path)");
-    assert!(reads <= 7.5, "top-p 0.9 on uniform: {reads:.3} row reads");
     // The stream's compactions on the rising row keep the exact top-k: tokens, logprobs and ranks
     // against the reference.
     let w = 20_000;
@@ -980,4 +975,146 @@ fn passes_over_the_logits_stay_within_two_reads_on_every_row() {
     check_against_reference(&dev, &rising, &[RowParams { top_k: 1000, top_p: 0.97, ..base }], 8, "rising k 1000");
     let rising: Vec<f32> = (0..w).map(|i| -8.0 + 16.0 * i as f32 / w as f32).collect();
     check_against_reference(&dev, &rising, &[RowParams { top_k: 700, temperature: 1.3, ..base }], 8, "rising f32");
+}
+
+#[test]
+fn plain_min_p_and_top_p_rows_read_the_logits_at_most_twice() {
+    // The two-pass path (no top-k, sets past the 1024-entry list): pass 1 finds the maximum and
+    // predicts the cells of the cut and the draws, pass 2 sums the exact cell masses and collects
+    // those cells. Vocab 131,072 in bf16, every row alone in its launch.
+    let v = 131_072usize;
+    let mut r = fixed_rng(37);
+    let uniform: Vec<f32> = (0..v).map(|_| r.random_range(-8.0f32..8.0)).collect();
+    let mut peaked: Vec<f32> = (0..v).map(|_| r.random_range(-8.0f32..4.0)).collect();
+    for _ in 0..64 {
+        peaked[r.random_range(0..v)] = r.random_range(12.0f32..16.0);
+    }
+    // A flat tail that holds most of the mass under a few large logits (plain draws land in both).
+    let mut heavy_tail: Vec<f32> = (0..v).map(|_| r.random_range(-4.0f32..4.0)).collect();
+    for _ in 0..16 {
+        heavy_tail[r.random_range(0..v)] = 12.0;
+    }
+    let mut huge = vec![0.0f32; v];
+    huge[v / 3] = 1e4;
+    // Rising rows move the maximum's cell on every tile of pass 1.
+    let rising: Vec<f32> = (0..v).map(|i| -8.0 + 16.0 * i as f32 / v as f32).collect();
+    let falling: Vec<f32> = rising.iter().rev().copied().collect();
+    let rows: [(&str, Vec<f32>); 6] = [
+        ("uniform", uniform),
+        ("peaked", peaked),
+        ("heavy tail", heavy_tail),
+        ("one huge", huge),
+        ("rising", rising),
+        ("falling", falling),
+    ];
+    let base = RowParams { seed: 9, ..RowParams::default() };
+    let configs = [
+        ("plain", base),
+        ("min-p 0.1", RowParams { min_p: 0.1, ..base }),
+        ("top-p 0.9", RowParams { top_p: 0.9, ..base }),
+        ("T 0.7 top-p 0.95 min-p 0.02", RowParams { temperature: 0.7, top_p: 0.95, min_p: 0.02, ..base }),
+    ];
+    let dev = Device::vm();
+    for (ri, (name, x)) in rows.iter().enumerate() {
+        let b: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
+        // Every config on the random rows; plain and the combination on the ordered ones.
+        for (label, p) in configs.iter().filter(|(l, _)| ri < 3 || *l == "plain" || l.starts_with('T')) {
+            let reads = row_reads(&dev, &b, *p, 4);
+            eprintln!("{label} on {name}: {reads:.3} row reads");
+            assert!(reads <= 2.0, "{label} on {name}: {reads:.3} row reads");
+        }
+    }
+    // The fallback (the radix path after pass 2's exact mass) when the cells to collect exceed
+    // shared memory: all-equal logits put the whole row in one cell, and 64 draws on a flat row
+    // want about 64 cells of ~128 tokens. Measured, bounded, and exact (tests below).
+    let equal = vec![bf16::from_f32(0.5); v];
+    for (label, p) in configs.iter().filter(|(l, _)| *l == "plain" || *l == "top-p 0.9") {
+        let reads = row_reads(&dev, &equal, *p, 4);
+        eprintln!("{label} on all equal: {reads:.3} row reads (fallback)");
+        assert!(reads <= 8.0, "{label} on all equal: {reads:.3} row reads");
+    }
+    let b: Vec<bf16> = rows[0].1.iter().map(|&v| bf16::from_f32(v)).collect();
+    for (label, p) in configs.iter().filter(|(l, _)| *l == "plain" || *l == "top-p 0.9") {
+        let reads = row_reads(&dev, &b, *p, 64);
+        eprintln!("{label} on uniform, 64 samples: {reads:.3} row reads");
+        assert!(reads <= 8.0, "{label} on uniform, 64 samples: {reads:.3} row reads");
+    }
+}
+
+#[test]
+fn two_pass_path_matches_the_reference() {
+    // Plain, min-p and top-p rows whose sets pass the 1024-entry list (and a few that fall back),
+    // in every dtype, against the float64 reference: tokens in the allowed set, logprobs, ranks.
+    let mut rng = rng("two_pass_path_matches_the_reference");
+    let v = 6_007usize;
+    let uniform: Vec<f32> = (0..v).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+    let mut peaked: Vec<f32> = (0..v).map(|_| rng.random_range(-6.0f32..2.0)).collect();
+    for _ in 0..40 {
+        peaked[rng.random_range(0..v)] = rng.random_range(4.0f32..7.0);
+    }
+    // Few distinct values (ties inside every cell and at the cut once rounded to 16 bits).
+    let coarse: Vec<f32> = (0..v).map(|_| (rng.random_range(0.0f32..3.0) * 16.0).floor() / 16.0).collect();
+    let mut mostly_inf = vec![f32::NEG_INFINITY; v];
+    for x in mostly_inf.iter_mut().skip(1000).take(2000) {
+        *x = rng.random_range(-1.0f32..1.0);
+    }
+    let rising: Vec<f32> = (0..v).map(|i| -8.0 + 16.0 * i as f32 / v as f32).collect();
+    let mut huge = vec![0.0f32; v];
+    huge[v / 2] = 1e4;
+    let mut p = |t: f32, top_p: f32, min_p: f32| RowParams {
+        temperature: t,
+        top_p,
+        min_p,
+        seed: rng.random(),
+        position: rng.random(),
+        ..RowParams::default()
+    };
+    let configs = [p(1.0, 1.0, 0.0), p(1.0, 1.0, 0.1), p(1.0, 0.9, 0.0), p(0.7, 0.95, 0.02), p(1.6, 0.5, 0.0)];
+    let shapes = [
+        ("uniform", uniform),
+        ("peaked", peaked),
+        ("coarse", coarse),
+        ("mostly -inf", mostly_inf),
+        ("rising", rising),
+        ("one huge", huge),
+        ("all equal", vec![0.25f32; v]),
+    ];
+    for dev in backends() {
+        for (name, x) in &shapes {
+            let logits: Vec<f32> = configs.iter().flat_map(|_| x.iter().copied()).collect();
+            check_against_reference(&dev, &logits, &configs, 8, &format!("f32 {name}"));
+            let b: Vec<bf16> = logits.iter().map(|&v| bf16::from_f32(v)).collect();
+            check_against_reference(&dev, &b, &configs, 8, &format!("bf16 {name}"));
+        }
+        let h: Vec<f16> = configs.iter().flat_map(|_| shapes[0].1.iter().map(|&v| f16::from_f32(v))).collect();
+        check_against_reference(&dev, &h, &configs, 8, "f16 uniform");
+        // 64 samples of one row: the collection overflows on some, not on others.
+        let b: Vec<bf16> = shapes[0].1.iter().map(|&v| bf16::from_f32(v)).collect();
+        check_against_reference(&dev, &b, &configs[2..3], 64, "bf16 uniform 64 samples");
+        let b: Vec<bf16> = shapes[1].1.iter().map(|&v| bf16::from_f32(v)).collect();
+        check_against_reference(&dev, &b, &configs[..1], 64, "bf16 peaked 64 samples");
+    }
+}
+
+#[test]
+fn two_pass_draws_match_the_exact_distribution() {
+    // 1,500 tokens in [-1, 1): plain, and temperature 0.8 with top-p 0.95 and min-p 0.1 (~1,160
+    // tokens), both past the 1024-entry list, so they take the two-pass path (64 draws per row).
+    let mut r = fixed_rng(41);
+    let flat: Vec<f32> = (0..1500).map(|_| r.random_range(-1.0f32..1.0)).collect();
+    let base = RowParams::default();
+    let cases = [
+        ("plain", base),
+        ("T 0.8 top_p 0.95 min_p 0.1", RowParams { temperature: 0.8, top_p: 0.95, min_p: 0.1, ..base }),
+    ];
+    for dev in stat_backends() {
+        for (name, p) in &cases {
+            let want = refs::filtered_distribution(&widen(&flat), p).unwrap();
+            let counts = histogram(&dev, &flat, *p, 100_000);
+            let (stat, df) = chi_square(&counts, &want);
+            let crit = chi_square_critical(df);
+            eprintln!("{name}: chi2 {stat:.1} on {df} df (reject above {crit:.1})");
+            assert!(stat < crit, "{name}: chi2 {stat:.1} on {df} df, threshold {crit:.1}");
+        }
+    }
 }

@@ -19,32 +19,44 @@
 // Work split: one CTA of 256 threads per row (grid = batch); thread t walks elements t, t + 256, ...
 // All n samples of a row share the passes. Passes over the row (reads of `vocab` elements):
 //   1   max and sum of exp of raw and processed logits (online), NaN / inf flags, argmax (greedy),
-//       and a streaming list of the best L candidates in the total order (L = k under top-k with
+//       a streaming list of the best L candidates in the total order (L = k under top-k with
 //       k <= 1024, else 1024; only when a filter is on or vocab <= 1024): each tile appends its
 //       candidates above the L-th best so far to shared memory and a bitonic sort compacts the
-//       buffer back to the best L when it would overflow.
+//       buffer back to the best L when it would overflow; and, without top-k and past 1024 tokens,
+//       approximate masses per cell of z (width 1/64 below the running maximum; see CellHist).
 // list path, when the allowed set lies inside the list: always under top-k (k <= 1024); under
 // min-p when its set ends inside the list; under top-p when the list's mass reaches the threshold:
 //   0   (top-k, min-p) filters, draw and ranks in shared memory;
-//   1   top-p without top-k: the exact mass of the min-p set, to get the threshold;
+//   1   top-p without top-k: the exact mass of the min-p set, to get the threshold (pass 2 below);
 //   <=1 only when a drawn token ties, in processed value, the list's last entry with more such ties
 //       past it, and the next raw value above the token's has the same processed value (T != 1,
 //       f32 logits, in practice): ranks over the row.
-// full-row path otherwise (top-k > 1024, or top-p / min-p sets beyond 1024 tokens, or plain):
+// two-pass path (plain, min-p, top-p without top-k, sets past the list): from pass 1's cells the
+// kernel predicts the cells where top-p's cut and each sample's target will fall; then
+//   1   exact integer masses and counts per cell, collecting the predicted cells' elements
+//       (<= 2048) into shared memory; the cut, the draws (in the total order) and the ranks (the
+//       count of the cells above plus a comparison inside the token's cell) come from there.
+//   A query whose exact cell was not collected, or a collection past 2048, falls back to the
+//   full-row path below with the exact mass already known: all-equal logits (one cell holds the
+//   row) and many samples on a flat row (64 draws want ~64 cells of ~128 tokens at vocab 131,072).
+// full-row path otherwise (top-k > 1024, or the fallback):
 //   3   top-k: radix select on the order key (11 + 11 + 10 bits), counting, when k > 1024;
-//   1   mass of the min-p set, when top-k is off (shared with the list path's pass);
+//   1   mass of the min-p set, when top-k is off and pass 2 did not run;
 //   3   top-p: radix select weighted by mass, when p < 1;
 //   <=1 tie scan in index order to find the last kept tie, only when the cut splits a tie (early exit);
 //   <=1 the draw (early exit once every sample's target is passed);
 //   1   ranks (count of raw logits above each drawn token's).
-// The list path draws in the total order (the list's order), the full-row path in index order;
-// either is an inverse CDF over the same integer masses, so both are exact.
-// Measured on the VM (examples/sol_report.rs, bf16, vocab 131,072, 32-byte sectors requested / row
-// bytes): top-k 50 + top-p 0.9: 1.00 (4.00 before the streaming list); top-k 1: 1.00; top-p 0.9
-// alone on uniform logits in [-8, 8) (a set of ~19k tokens): 6.94; min-p or plain: 3.88;
-// greedy: 1.00. tests/sampling.rs asserts <= 2 on adversarial rows for the list path. The fewest
-// bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass (the division, the
-// exponential, compares and adds).
+// The list and two-pass paths draw in the total order, the full-row path in index order; each is
+// an inverse CDF over the same integer masses, so all are exact.
+// Measured on the VM (tests/sampling.rs, examples/sol_report.rs; bf16, vocab 131,072, 32-byte
+// sectors requested / row bytes): top-k 50 + top-p 0.9: 1.00 (4.00 before the streaming list);
+// top-k 1: 1.00; top-p 0.9 alone on uniform logits in [-8, 8) (a set of ~19k tokens): 2.00 (6.94
+// before the two-pass path); min-p 0.1 or plain: 2.00 (3.88 before); greedy: 1.00. tests/sampling.rs
+// asserts <= 2 on adversarial rows for the list path and on flat, peaked, heavy-tailed, rising,
+// falling and one-huge rows for the two-pass path (4 samples); the fallbacks measure 3.98 (plain,
+// min-p) and 7.78 (top-p) on all-equal logits, 3.99 / 7.72 with 64 samples on the flat row. The
+// fewest bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass (the division,
+// the exponential, compares and adds).
 // Status: kStatusNoFinite (all -inf) or kStatusNonFinite (NaN, +inf, or a processed logit that
 // overflowed): token 0, logprobs NaN, rank 0.
 #include "common/philox.cuh"
@@ -111,13 +123,39 @@ struct SampleSmem {
   int tok[kMaxSamples];
   unsigned int rank[kMaxSamples];
   float xt[kMaxSamples];
+  uint32_t cell[kMaxSamples];
+  uint32_t order[kMaxSamples];
+  double pred_lo, pred_hi;
   uint64_t scan[kRowWarps];
   MaxSum ms[kRowWarps];
   uint32_t arg_key[kRowWarps];
   uint32_t arg_idx[kRowWarps];
   unsigned long long above_cnt, above_mass, total_mass, total_cnt;
-  uint32_t digit, found, pidx;
+  uint32_t digit, found, pidx, ncol;
+  int top_cell, cut_lo, cut_hi;
 };
+
+// Cells of the processed logits for the two-pass path (plain, min-p and top-p without top-k):
+// cell b holds the z with floor(z * 64) == top - b, top = floor(max z * 64), and the last cell
+// every z below. The cells span 32 below the maximum, past 40 ln 2 = 27.7 where every mass is 0,
+// so a draw or a top-p cut never lands in the last cell. Pass 1 sums approximate masses per cell
+// (float, relative to the running top cell, shifted when the maximum rises); from them the kernel
+// predicts the cells where the top-p cut and each sample's target will fall, and pass 2 sums the
+// exact masses and counts per cell and collects the elements of the predicted cells into shared
+// memory. Everything after pass 2 uses only exact data: a query whose exact cell was not collected
+// (or a collection that overflowed) falls back to the radix path, so the prediction changes the
+// number of passes, never a token.
+constexpr int kCells = 2048;
+constexpr float kCellsPerUnit = 64.0f;
+constexpr int kCellsPerThread = kCells / kRowThreads;
+struct CellHist {
+  float approx[kCells];             // pass 1
+  unsigned long long mass[kCells];  // pass 2 (exact), then its inclusive prefix; before: predicted prefix (f64)
+  unsigned int count[kCells];       // pass 2, then its inclusive prefix
+  uint32_t want[kCells / 32];       // cells pass 2 collects
+};
+// Mirrored by CELL_HIST_BYTES in src/sampling/sample.rs (the launch's dynamic shared memory).
+static_assert(sizeof(CellHist) == 33024, "CellHist size");
 
 template <typename T>
 struct RowCtx {
@@ -373,8 +411,350 @@ __device__ __forceinline__ uint2 stream_tile(StreamList& l, SampleSmem& sm, bool
   return make_uint2(len, thr);
 }
 
+// floor(z * 64), clamped to +-2^29 so that cell differences fit an int (-inf lands at the bottom).
+__device__ __forceinline__ int z_cell(float z) {
+  return __float2int_rd(fminf(fmaxf(__fmul_rn(z, kCellsPerUnit), -536870912.0f), 536870912.0f));
+}
+__device__ __forceinline__ int cell_of(float z, int top) { return min(top - z_cell(z), kCells - 1); }
+__device__ __forceinline__ bool wanted(const CellHist& h, int b) { return (h.want[b >> 5] >> (b & 31)) & 1u; }
+
+// Moves every cell sum `shift` cells down (the top cell rose by `shift`), rescaled to the new top;
+// the last cell keeps what falls past it. Block-wide; rare (a new maximum cell), so not inlined.
+__device__ __noinline__ void shift_cells(CellHist& h, int shift) {
+  const float f = exp_rn(__fmul_rn(-float(shift), 1.0f / kCellsPerUnit));
+  float v[kCellsPerThread];
+#pragma unroll
+  for (int j = 0; j < kCellsPerThread; ++j) v[j] = h.approx[threadIdx.x + j * kRowThreads];
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kCellsPerThread; ++j) h.approx[threadIdx.x + j * kRowThreads] = 0.0f;
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < kCellsPerThread; ++j) {
+    const int b = min(int(threadIdx.x) + j * kRowThreads + shift, kCells - 1);
+    if (v[j] != 0.0f) atomicAdd(&h.approx[b], __fmul_rn(v[j], f));
+  }
+}
+
+// Pass 1's share of the cells for one tile: the block's top cell rises (shifting the sums) when a
+// candidate lies above it, then each candidate adds exp(z - top / 64) to its cell. Block-wide;
+// `top` is the same in every thread (INT_MIN before the first finite logit).
+__device__ __forceinline__ void hist_tile(CellHist& h, SampleSmem& sm, bool cand, float z, int& top) {
+  const int g = cand ? z_cell(z) : INT_MIN;
+  if (__syncthreads_or(cand && g > top)) {
+    int m = g;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = max(m, __shfl_xor_sync(kFullMask, m, o));
+    if (threadIdx.x == 0) sm.top_cell = INT_MIN;
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) atomicMax(&sm.top_cell, m);
+    __syncthreads();
+    const int nt = sm.top_cell;
+    if (top != INT_MIN) shift_cells(h, min(nt - top, kCells));
+    top = nt;
+  }
+  if (cand) {
+    const float w = exp_rn(__fsub_rn(z, __fmul_rn(float(top), 1.0f / kCellsPerUnit)));
+    atomicAdd(&h.approx[cell_of(z, top)], w);
+  }
+}
+
+// Inclusive block scan of doubles in thread order (the prediction's prefix sums; not exact, and
+// it need not be: only the choice of cells depends on it).
+__device__ __forceinline__ double block_scan_f64(double v, uint64_t* scratch, double& total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const double t = __shfl_up_sync(kFullMask, v, o);
+    if (lane >= o) v += t;
+  }
+  if (lane == 31) scratch[warp] = uint64_t(__double_as_longlong(v));
+  __syncthreads();
+  double before = 0.0;
+  total = 0.0;
+  for (int w = 0; w < kRowWarps; ++w) {
+    const double s = __longlong_as_double(static_cast<long long>(scratch[w]));
+    if (w < warp) before += s;
+    total += s;
+  }
+  __syncthreads();
+  return v + before;
+}
+
+// Marks the cells whose predicted mass range [before, after] (widened by `slack`) meets [lo, hi]
+// and that hold predicted mass (no query lands in an empty cell, nor in the last one); returns
+// the first and last cell of the range. One thread; `pre` holds the predicted inclusive prefixes.
+__device__ __forceinline__ int2 want_range(CellHist& h, const double* pre, double lo, double hi, double slack) {
+  int a = 0, b = kCells - 1;  // the first cell whose range ends at or after lo - slack
+  while (a < b) {
+    const int mid = (a + b) >> 1;
+    if (pre[mid] + slack >= lo) {
+      b = mid;
+    } else {
+      a = mid + 1;
+    }
+  }
+  int e = a, f = kCells - 1;  // the last cell whose range starts at or before hi + slack
+  while (e < f) {
+    const int mid = (e + f + 1) >> 1;
+    if ((mid == 0 ? 0.0 : pre[mid - 1]) - slack <= hi) {
+      e = mid;
+    } else {
+      f = mid - 1;
+    }
+  }
+  for (int c = a; c <= e && c < kCells - 1; ++c) {
+    if (pre[c] != (c == 0 ? 0.0 : pre[c - 1])) atomicOr(&h.want[c >> 5], 1u << (c & 31));
+  }
+  return make_int2(a, e);
+}
+
+// The prediction: from pass 1's approximate cell masses, the cells where top-p's cut and each
+// sample's target are expected (sm.target holds the samples' Philox bits), with a margin of 2^-12
+// of the mass for the float sums. Returns false, marking nothing, when top-p's set may end inside
+// the streaming list (`list_mass`, exact units; `list_usable`): then pass 2 leaves the list alone
+// and only sums the mass, and the list decides.
 template <typename T>
-__device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm) {
+__device__ __noinline__ bool predict_cells(const RowCtx<T> c, CellHist& h, SampleSmem& sm, float top_p, bool list_usable,
+                                           uint64_t list_mass, uint32_t n) {
+  const int top = sm.top_cell;
+  const bool p_on = top_p < 1.0f;
+  double* pre = reinterpret_cast<double*>(h.mass);
+  double v[kCellsPerThread], local = 0.0, boundary = 0.0;
+#pragma unroll
+  for (int j = 0; j < kCellsPerThread; ++j) {
+    const int b = int(threadIdx.x) * kCellsPerThread + j;
+    double m = b == kCells - 1 ? 0.0 : double(h.approx[b]);
+    if (!c.minp_ok(__fmul_rn(float(top - b + 1), 1.0f / kCellsPerUnit))) {
+      m = 0.0;
+    } else if (!c.minp_ok(__fmul_rn(float(top - b), 1.0f / kCellsPerUnit))) {
+      boundary += m;  // min-p's cut splits this cell: its kept mass is anywhere in [0, m]
+    }
+    local += m;
+    v[j] = local;
+  }
+  double total, bmass;
+  const double excl = block_scan_f64(local, sm.scan, total) - local;
+  block_scan_f64(boundary, sm.scan, bmass);
+#pragma unroll
+  for (int j = 0; j < kCellsPerThread; ++j) pre[threadIdx.x * kCellsPerThread + j] = excl + v[j];
+  for (int w = threadIdx.x; w < kCells / 32; w += kRowThreads) h.want[w] = 0;
+  __syncthreads();
+  const double mk_lo = total - bmass, mk_hi = total, slack = total * (1.0 / 4096.0);
+  if (list_usable) {
+    // exact mass ~ approximate mass * 2^40 * exp(top / 64 - max z)
+    const double scale =
+        1099511627776.0 * double(exp_rn(__fsub_rn(__fmul_rn(float(top), 1.0f / kCellsPerUnit), c.mz)));
+    if (double(list_mass) >= double(top_p) * mk_lo * scale * (1.0 - 1.0 / 1024.0)) return false;
+  }
+  if (threadIdx.x == 0) {
+    double a_lo = mk_lo, a_hi = mk_hi;
+    if (p_on) {
+      const int2 r = want_range(h, pre, double(top_p) * mk_lo, double(top_p) * mk_hi, slack);
+      a_lo = r.x == 0 ? 0.0 : pre[r.x - 1];
+      a_hi = pre[r.y];
+    }
+    sm.pred_lo = a_lo;  // the allowed mass's predicted range
+    sm.pred_hi = a_hi;
+  }
+  __syncthreads();
+  const double a_lo = sm.pred_lo, a_hi = sm.pred_hi;
+  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+    const double u = double(sm.target[s]) * 5.421010862427522e-20;  // bits / 2^64
+    want_range(h, pre, u * a_lo * (1.0 - 1e-6), u * a_hi * (1.0 + 1e-6), slack);
+  }
+  __syncthreads();
+  return true;
+}
+
+// Pass 2 of the two-pass path: exact masses and counts per cell of the min-p set (then their
+// inclusive prefixes, thread t owning cells [8t, 8t + 8)), and, when `collect`, the elements of the
+// wanted cells appended to the streaming list's arrays (sm.ncol counts them, even past capacity).
+// Returns the exact mass of the min-p set.
+template <typename T>
+__device__ __noinline__ uint64_t cell_pass(const RowCtx<T> c, CellHist& h, SampleSmem& sm, bool collect) {
+  const int top = sm.top_cell;
+  for (int b = threadIdx.x; b < kCells; b += kRowThreads) {
+    h.mass[b] = 0;
+    h.count[b] = 0;
+  }
+  if (threadIdx.x == 0) sm.ncol = 0;
+  __syncthreads();
+  StreamList& l = sm.u.s;
+  for (uint32_t i = threadIdx.x; i < c.vocab; i += kRowThreads) {
+    const float xi = to_float(c.x[i]), zi = __fdiv_rn(xi, c.temp);
+    if (!c.minp_ok(zi)) continue;
+    const int b = cell_of(zi, top);
+    const uint64_t m = mass_of(zi, c.mz);
+    if (m != 0) atomicAdd(&h.mass[b], static_cast<unsigned long long>(m));
+    atomicAdd(&h.count[b], 1u);
+    if (collect && wanted(h, b)) {
+      const uint32_t slot = atomicAdd(&sm.ncol, 1u);
+      if (slot < kStreamCap) {
+        l.key[slot] = order_key(zi);
+        l.idx[slot] = i;
+        l.x[slot] = xi;
+      }
+    }
+  }
+  __syncthreads();
+  uint64_t ms = 0, cs = 0;
+  const int b0 = int(threadIdx.x) * kCellsPerThread;
+#pragma unroll
+  for (int j = 0; j < kCellsPerThread; ++j) {
+    ms += h.mass[b0 + j];
+    cs += h.count[b0 + j];
+  }
+  uint64_t total, ctot;
+  uint64_t me = block_scan_u64(ms, sm.scan, total) - ms;
+  uint64_t ce = block_scan_u64(cs, sm.scan, ctot) - cs;
+#pragma unroll
+  for (int j = 0; j < kCellsPerThread; ++j) {
+    me += h.mass[b0 + j];
+    ce += h.count[b0 + j];
+    h.mass[b0 + j] = me;
+    h.count[b0 + j] = uint32_t(ce);
+  }
+  __syncthreads();
+  return total;
+}
+
+// The cell holding mass position q (h.mass holds inclusive prefixes, q < their total).
+__device__ __forceinline__ int cell_at(const CellHist& h, uint64_t q) {
+  int a = 0, b = kCells - 1;
+  while (a < b) {
+    const int mid = (a + b) >> 1;
+    if (h.mass[mid] > q) {
+      b = mid;
+    } else {
+      a = mid + 1;
+    }
+  }
+  return a;
+}
+
+// One walk of the sorted collection with each element's exact position [lo, up) in the total
+// order's mass: the collection holds whole cells, so a cell's first element starts at the mass of
+// every cell before it (the exact prefix). `visit(j, lo, up)` runs for every element.
+template <typename T, typename F>
+__device__ __forceinline__ void walk_collection(const RowCtx<T>& c, const CellHist& h, SampleSmem& sm, int top,
+                                                uint32_t len, F visit) {
+  const StreamList& l = sm.u.s;
+  uint64_t base = 0;
+  for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
+    const uint32_t j = tile + threadIdx.x;
+    uint64_t y = 0, m = 0;
+    if (j < len) {
+      const float zj = key_value(l.key[j]);
+      const int b = cell_of(zj, top);
+      m = mass_of(zj, c.mz);
+      const uint64_t cell_start = b == 0 ? 0 : h.mass[b - 1];
+      if (j == 0) {
+        y = cell_start;
+      } else {
+        const int pb = cell_of(key_value(l.key[j - 1]), top);
+        if (pb != b) y = cell_start - h.mass[pb];
+      }
+      y += m;
+    }
+    uint64_t tot;
+    const uint64_t up = base + block_scan_u64(y, sm.scan, tot);
+    if (j < len && m != 0) visit(j, up - m, up);
+    base += tot;
+  }
+  __syncthreads();
+}
+
+// The two-pass path after pass 2: top-p's cut, the draws and the ranks from the collected cells.
+// Fills sm.tok, sm.xt, sm.rank (less 1) and sm.above_mass (the allowed mass); false (nothing
+// decided) when a query's cell was not collected or the collection overflowed.
+template <typename T>
+__device__ __noinline__ bool resolve_cells(const RowCtx<T> c, CellHist& h, SampleSmem& sm, uint64_t m_km, float top_p,
+                                           uint32_t n) {
+  const int top = sm.top_cell;
+  const bool p_on = top_p < 1.0f;
+  const uint32_t len = sm.ncol;
+  if (len > kStreamCap) return false;
+  StreamList& l = sm.u.s;
+  const uint64_t q = p_on ? top_p_need(m_km, top_p) - 1 : 0;
+  if (p_on && !wanted(h, cell_at(h, q))) return false;
+  stream_sort(l, len);
+  if (threadIdx.x == 0) sm.above_mass = m_km;
+  __syncthreads();
+  if (p_on) {
+    walk_collection(c, h, sm, top, len, [&](uint32_t, uint64_t lo, uint64_t up) {
+      if (lo <= q && q < up) sm.above_mass = up;
+    });
+  }
+  const uint64_t m_allowed = sm.above_mass;
+  // Targets, their cells, and their order (so that each element finds its targets by bisection).
+  bool miss = false;
+  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+    const uint64_t t = __umul64hi(m_allowed, sm.target[s]);
+    const int b = cell_at(h, t);
+    miss |= !wanted(h, b);
+    sm.cell[s] = uint32_t(b);
+    uint32_t r = 0;
+    for (uint32_t o = 0; o < n; ++o) {
+      const uint64_t to = __umul64hi(m_allowed, sm.target[o]);
+      r += (to < t || (to == t && o < s)) ? 1 : 0;
+    }
+    sm.rank[s] = r;
+  }
+  if (__syncthreads_or(miss)) return false;
+  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+    const uint32_t r = sm.rank[s];
+    sm.order[r] = s;
+  }
+  __syncthreads();
+  walk_collection(c, h, sm, top, len, [&](uint32_t j, uint64_t lo, uint64_t up) {
+    const uint32_t* order = sm.order;
+    uint32_t a = 0, b = n;  // the first sorted target >= lo
+    while (a < b) {
+      const uint32_t mid = (a + b) >> 1;
+      if (__umul64hi(m_allowed, sm.target[order[mid]]) < lo) {
+        a = mid + 1;
+      } else {
+        b = mid;
+      }
+    }
+    for (; a < n && __umul64hi(m_allowed, sm.target[order[a]]) < up; ++a) sm.tok[order[a]] = int(j);
+  });
+  // Ranks: every token of a higher cell has a larger raw logit; inside the token's cell, warp w
+  // compares raw logits for samples w, w + 8, ... (two raw logits can share a processed one).
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (uint32_t s = warp; s < n; s += kRowWarps) {
+    const int js = sm.tok[s];
+    const uint32_t cs = sm.cell[s], ks = l.key[js];
+    const float xs = l.x[js];
+    uint32_t cnt = cs == 0 ? 0u : h.count[cs - 1];
+    for (int base = js - 1; base >= 0; base -= 32) {  // before it: its cell
+      const int j = base - lane;
+      const bool in = j >= 0 && cell_of(key_value(l.key[j]), top) == int(cs);
+      cnt += __popc(__ballot_sync(kFullMask, in && l.x[j] > xs));
+      if (!__all_sync(kFullMask, in)) break;
+    }
+    for (uint32_t base = js + 1; base < len; base += 32) {  // after it: its processed value
+      const uint32_t j = base + lane;
+      const bool in = j < len && l.key[j] == ks;
+      cnt += __popc(__ballot_sync(kFullMask, in && l.x[j] > xs));
+      if (!__all_sync(kFullMask, in)) break;
+    }
+    __syncwarp();
+    if (lane == 0) sm.rank[s] = cnt;
+  }
+  __syncthreads();
+  for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) {
+    const int j = sm.tok[s];
+    sm.tok[s] = int(l.idx[j]);
+    sm.xt[s] = l.x[j];
+  }
+  __syncthreads();
+  return true;
+}
+
+template <typename T>
+__device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm, CellHist& h) {
   const uint32_t row = blockIdx.x;
   const uint32_t vocab = p.vocab, n = p.n;
   const T* __restrict__ x = static_cast<const T*>(p.logits) + uint64_t(row) * vocab;
@@ -389,6 +769,13 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   const bool use_list =
       !greedy && (topk_on ? top_k <= kListMax : (top_p < 1.0f || min_p > 0.0f || vocab <= kListMax));
   const uint32_t cap_l = topk_on ? top_k : kListMax;
+  // The two-pass path's cells: plain, min-p and top-p rows whose set may not fit the list.
+  const bool cells_on = !greedy && !topk_on && vocab > kListMax;
+  int top = INT_MIN;  // pass 1's top cell
+  if (cells_on) {
+    for (int b = threadIdx.x; b < kCells; b += kRowThreads) h.approx[b] = 0.0f;
+    __syncthreads();
+  }
 
   // Pass 1: raw and processed (max, sum), flags, argmax, and the streaming top-L list.
   bool bad = false;
@@ -423,6 +810,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
         }
       }
     }
+    if (cells_on) hist_tile(h, sm, cand, key_value(zkey), top);
     if (use_list) {
       const uint2 st = stream_tile(sm.u.s, sm, cand, zkey, i, xi, cap_l, len, thr);
       len = st.x;
@@ -500,12 +888,14 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   // the draw and the ranks run there. A larger raw logit means a larger or equal processed one, so
   // every token that outranks a listed one is listed, except equal processed logits past the list's
   // end (possible only when T != 1): then one pass over the row counts the ranks.
-  bool resolved = false;
+  bool resolved = false, cells_done = false;
+  StreamList& l = sm.u.s;
+  // Candidates were dropped iff a compaction ran or more than L remain.
+  const bool dropped = thr != 0 || len > cap_l;
+  uint32_t lm = 0;
+  uint64_t list_mass = 0;
   if (use_list) {
-    StreamList& l = sm.u.s;
     stream_sort(l, len);
-    // Candidates were dropped iff a compaction ran or more than L remain.
-    const bool dropped = thr != 0 || len > cap_l;
     len = min(len, cap_l);
     uint64_t base = 0, lm_local = 0;
     for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
@@ -523,24 +913,30 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
       if (j < len) l.cum[j] = base + incl;
       base += tot;
     }
-    const uint32_t lm = uint32_t(block_sum_u64(lm_local, sm.scan));  // >= 1: the maximum passes min-p
-    const uint64_t list_mass = l.cum[lm - 1];
+    lm = uint32_t(block_sum_u64(lm_local, sm.scan));  // >= 1: the maximum passes min-p
+    list_mass = l.cum[lm - 1];
     if (topk_on || !dropped || lm < len) {
       m_km = list_mass;
       resolved = true;
-    } else if (p_on) {
-      // Pass 2: the exact mass of the min-p set; the top-p cut lies in the list when its mass
-      // reaches the threshold.
-      uint64_t m = 0;
-      for (uint32_t i = threadIdx.x; i < vocab; i += kRowThreads) {
-        const float zi = c.z(i);
-        if (c.minp_ok(zi)) m += mass_of(zi, c.mz);
-      }
-      m_km = block_sum_u64(m, sm.scan);
-      have_total = true;
+    }
+  }
+  if (!resolved && cells_on) {
+    // Pass 2 (the two-pass path): exact cell masses of the min-p set, collecting the predicted
+    // cells; top-p's set may instead end inside the list (then the list's arrays stay intact).
+    for (uint32_t s = threadIdx.x; s < n; s += kRowThreads) sm.target[s] = philox_bits64(p.seed[row], p.position[row], s);
+    __syncthreads();
+    const bool collect = predict_cells(c, h, sm, top_p, use_list && p_on, list_mass, n);
+    m_km = cell_pass(c, h, sm, collect);
+    have_total = true;
+    if (collect) {
+      cells_done = resolve_cells(c, h, sm, m_km, top_p, n);
+      m_allowed = sm.above_mass;
+    } else {
       resolved = list_mass >= top_p_need(m_km, top_p);
     }
-    if (resolved) {
+  }
+  if (resolved) {
+    {
       const uint64_t need = p_on ? top_p_need(m_km, top_p) : ~0ull;
       uint64_t a_local = 0;
       for (uint32_t j = threadIdx.x; j < lm; j += kRowThreads) {
@@ -590,7 +986,7 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
     }
   }
 
-  if (!resolved) {
+  if (!resolved && !cells_done) {
   // top-k over the min-p set (k beyond the list's capacity).
   Cut ck = none;
   if (topk_on) {
@@ -690,7 +1086,8 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   extern "C" __global__ void __launch_bounds__(sk::kRowThreads, 3)                               \
       sampling_sample_##NAME(const __grid_constant__ sk::SampleParams p) {                        \
     __shared__ sk::SampleSmem sm;                                                                 \
-    sk::sample_row<T>(p, sm);                                                                     \
+    extern __shared__ __align__(16) unsigned char sk_cells[];                                     \
+    sk::sample_row<T>(p, sm, *reinterpret_cast<sk::CellHist*>(sk_cells));                         \
   }
 SK_SAMPLE_ENTRY(f32, float)
 SK_SAMPLE_ENTRY(f16, __half)

@@ -11,6 +11,9 @@ const THREADS: u32 = 256;
 /// Most samples per row in one launch (`kMaxSamples` in sample.cu): the draw keeps every sample's
 /// target in shared memory.
 pub const MAX_SAMPLES: usize = 64;
+/// Dynamic shared memory of the sampler: `sizeof(CellHist)` in sample.cu (a static_assert there
+/// holds the two together), the cells of the two-pass path for plain, min-p and top-p rows.
+const CELL_HIST_BYTES: u32 = 33_024;
 /// Largest vocab: the kernels sum per-token masses of up to 2^40 in 64-bit integers, so 2^23
 /// tokens at most (8,388,608; the largest vocabularies in use are about 262,144).
 pub const MAX_VOCAB: usize = 1 << 23;
@@ -278,7 +281,7 @@ pub fn sample<T: Float>(
         n: n as u32,
         pad: 0,
     };
-    let dims = LaunchDims { grid: [batch as u32, 1, 1], block: [THREADS, 1, 1], dynamic_smem: 0 };
+    let dims = LaunchDims { grid: [batch as u32, 1, 1], block: [THREADS, 1, 1], dynamic_smem: CELL_HIST_BYTES };
     dev.launch(&kernels::SAMPLING_SAMPLE, &format!("sampling_sample_{}", T::NAME), dims, &params)
 }
 
