@@ -126,6 +126,10 @@ fn check(spec: &Spec, ptx_path: &PathBuf, gpu: Option<&Gpu>, gpu_time: &mut f64)
     let Some(gpu) = gpu else {
         return Ok(format!("{vm_part}; GPU comparison needs a GPU"));
     };
+    if spec.arch == Some(Arch::Sm90) && gpu.major != 9 {
+        // sm_90a PTX (wgmma, TMA) loads on a Hopper GPU only.
+        return Ok(format!("{vm_part}; GPU comparison needs an sm_90 GPU, not {}", gpu.name));
+    }
     let t = Instant::now();
     let gpu_bufs = gpu.run(spec, &ptx);
     *gpu_time += t.elapsed().as_secs_f64();
@@ -149,6 +153,8 @@ fn check(spec: &Spec, ptx_path: &PathBuf, gpu: Option<&Gpu>, gpu_time: &mut f64)
 struct Gpu {
     stream: Arc<CudaStream>,
     name: String,
+    /// Compute capability major: sm_90a lines run on a 9.x GPU only.
+    major: i32,
     /// Loaded modules by PTX file: each is JIT-compiled once, not once per line.
     modules: RefCell<HashMap<String, Arc<CudaModule>>>,
 }
@@ -173,6 +179,7 @@ impl Gpu {
         Ok(Gpu {
             stream: ctx.default_stream(),
             name: format!("{name} (sm_{major}{minor})"),
+            major,
             modules: RefCell::new(HashMap::new()),
         })
     }
@@ -198,7 +205,25 @@ impl Gpu {
             bufs.push(s.clone_htod(&b.host_bytes()).map_err(|e| format!("uploading: {e}"))?);
         }
         let addrs: Vec<u64> = bufs.iter().map(|b| b.device_ptr(s).0).collect();
-        let params = spec.params(&addrs);
+        // Tensor maps in the driver's (opaque) encoding of the same fields the VM's encodes.
+        let map_err: RefCell<Option<String>> = RefCell::new(None);
+        let params = spec.params_with(&addrs, |t, addr| {
+            encode_tensor_map(t, addr).unwrap_or_else(|e| {
+                map_err.borrow_mut().get_or_insert(e);
+                [0; 128]
+            })
+        });
+        if let Some(e) = map_err.into_inner() {
+            return Err(e);
+        }
+        if spec.smem > 48 * 1024 {
+            // Past 48 KiB a kernel must opt in to its dynamic shared memory.
+            f.set_attribute(
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                spec.smem as i32,
+            )
+            .map_err(|e| format!("allowing {} bytes of dynamic shared memory: {e}", spec.smem))?;
+        }
         layout.check_params(&spec.kernel, &params).map_err(|e| e.to_string())?;
         let mut bytes = params.finish();
         // cuLaunchKernel takes one host pointer per declared parameter, to its value; the values
@@ -225,4 +250,59 @@ impl Gpu {
         s.synchronize().map_err(|e| format!("running: {e}"))?;
         bufs.iter().map(|b| s.clone_dtoh(b).map_err(|e| format!("downloading: {e}"))).collect()
     }
+}
+
+/// `cuTensorMapEncodeTiled` of a spec's tensor map for a tensor at `addr`: the fields the VM's
+/// encoding holds (`TensorMapArg::map`: dense strides, element strides 1, no interleave, zero fill
+/// outside the tensor).
+fn encode_tensor_map(t: &spec::TensorMapArg, addr: u64) -> Result<[u8; 128], String> {
+    use ptx_vm::semantics::wgmma::Swizzle;
+    use sys::CUtensorMapDataType as T;
+    use sys::CUtensorMapSwizzle as S;
+    let m = t.map(addr);
+    let data_type = match t.buffer.elem {
+        spec::Elem::U8 | spec::Elem::I8 => T::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+        spec::Elem::U16 | spec::Elem::I16 => T::CU_TENSOR_MAP_DATA_TYPE_UINT16,
+        spec::Elem::F16 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+        spec::Elem::Bf16 => T::CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+        spec::Elem::U32 => T::CU_TENSOR_MAP_DATA_TYPE_UINT32,
+        spec::Elem::I32 => T::CU_TENSOR_MAP_DATA_TYPE_INT32,
+        spec::Elem::F32 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+        spec::Elem::U64 => T::CU_TENSOR_MAP_DATA_TYPE_UINT64,
+        spec::Elem::I64 => T::CU_TENSOR_MAP_DATA_TYPE_INT64,
+        spec::Elem::F64 => T::CU_TENSOR_MAP_DATA_TYPE_FLOAT64,
+    };
+    let swizzle = match m.swizzle {
+        Swizzle::None => S::CU_TENSOR_MAP_SWIZZLE_NONE,
+        Swizzle::B32 => S::CU_TENSOR_MAP_SWIZZLE_32B,
+        Swizzle::B64 => S::CU_TENSOR_MAP_SWIZZLE_64B,
+        Swizzle::B128 => S::CU_TENSOR_MAP_SWIZZLE_128B,
+    };
+    let (dims, strides, boxd, estr) = (m.global_dims, m.global_strides, m.box_dims, m.element_strides);
+    let mut map = sys::CUtensorMap { opaque: [0; 16] };
+    // SAFETY: `map` is a writable CUtensorMap; the dims, strides, box and element-stride arrays
+    // hold at least `rank` entries (5, 4, 5, 5) and outlive the call, which only reads them and
+    // writes the map; the caller's context is current (the stream's, bound by cudarc).
+    let r = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            &mut map,
+            data_type,
+            u32::from(m.rank),
+            addr as *mut c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxd.as_ptr(),
+            estr.as_ptr(),
+            sys::CUtensorMapInterleave::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            swizzle,
+            sys::CUtensorMapL2promotion::CU_TENSOR_MAP_L2_PROMOTION_NONE,
+            sys::CUtensorMapFloatOOBfill::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    r.result().map_err(|e| format!("cuTensorMapEncodeTiled: {e}"))?;
+    let mut bytes = [0u8; 128];
+    for (b, w) in bytes.chunks_exact_mut(8).zip(map.opaque) {
+        b.copy_from_slice(&w.to_le_bytes());
+    }
+    Ok(bytes)
 }
