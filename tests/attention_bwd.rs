@@ -4,7 +4,8 @@
 //! Inputs: random q, k, v, dout in the dtype; out and lse are the float64 forward's, rounded to the
 //! dtype and to fp32 (what a forward hands the backward). Error rule (FlashAttention's): for each of
 //! dq, dk, dv (and dsinks), max |got - ref| <= 2 x the max error of a naive backward in the input
-//! precision (`attention_bwd_rounded`) + eps. Outputs and the workspace are poisoned before each
+//! precision (`attention_bwd_rounded`) + eps; for dsinks, a sum over every row of a head's rounded
+//! `out`, 2 x the larger of that and the error of the same sum in float64 from the rounded inputs. Outputs and the workspace are poisoned before each
 //! launch and every element is compared; the VM's sanitizer fails any launch with a finding.
 
 mod common;
@@ -248,10 +249,40 @@ fn run<T: Float>(dev: &Device, rng: &mut impl Rng, c: &Case) {
     if let Some(ws) = &want.dsinks {
         let g: Vec<f64> = got.dsinks.iter().map(|&x| x as f64).collect();
         let (err, naive_err) = (max_abs_err(&g, ws), max_abs_err(naive.dsinks.as_ref().unwrap(), ws));
-        report += &format!(" dsinks {err:.1e}/{naive_err:.1e}");
-        assert!(err <= 2.0 * naive_err + eps, "{what}: dsinks: max err {err:e} > 2 x naive {naive_err:e} + {eps:e}");
+        // dsinks_h = -sum_i exp(sink_h - lse_i) * rowsum(dout_i * out_i) is a sum over all of a
+        // head's rows of `out`, which reaches the backward rounded to T: the same sum in float64
+        // from those rounded inputs has an error of its own that no kernel can avoid, and with only
+        // `heads` values the naive backward's error alone is a noisy yardstick (a seed once gave
+        // 2.2e-3 naive against 8.2e-3 from the rounded inputs). The bound is 2 x the larger of the two.
+        let from_inputs = dsinks_from_rounded_inputs(&x, &dout);
+        let input_err = max_abs_err(&from_inputs, ws);
+        report += &format!(" dsinks {err:.1e}/{naive_err:.1e} (rounded inputs {input_err:.1e})");
+        let bound = 2.0 * naive_err.max(input_err) + eps;
+        assert!(
+            err <= bound,
+            "{what}: dsinks: max err {err:e} > 2 x max(naive {naive_err:e}, inputs {input_err:e}) + {eps:e}"
+        );
     }
     eprintln!("{} d{} {:?}: err/naive{report}", T::NAME, c.d, c.seqs);
+}
+
+/// The sinks' gradient in float64 from the backward's rounded inputs (out in T, lse in fp32):
+/// `-sum_i exp(sink_h - lse_i) * sum_c dout_ic * out_ic` per head, written from the math.
+fn dsinks_from_rounded_inputs<T: Float>(x: &Inputs<T>, dout: &[f64]) -> Vec<f64> {
+    let (h, d) = (x.spec.heads, x.spec.head_dim);
+    let total_q = *x.cu_q.last().unwrap();
+    let sinks = x.spec.sinks.as_ref().expect("a case with sinks");
+    (0..h)
+        .map(|hh| {
+            -(0..total_q)
+                .map(|i| {
+                    let row = (i * h + hh) * d;
+                    let big_d: f64 = (0..d).map(|c| dout[row + c] * x.out[row + c].to_f64()).sum();
+                    (sinks[hh] - x.lse[hh * total_q + i] as f64).exp() * big_d
+                })
+                .sum::<f64>()
+        })
+        .collect()
 }
 
 fn run_all(test: &str, cases: &[(Case, Option<&str>)]) {
