@@ -18,7 +18,7 @@ use crate::device::{kernels, ArgPtr, Device, LaunchDims, View, ViewMut};
 use crate::dtype::Float;
 use crate::error::{Error, Result};
 
-use super::fwd::{visible_keys, AttnOptions, AttnShape, RowStrides, VarlenShape};
+use super::fwd::{AttnOptions, AttnShape, RowStrides, VarlenShape};
 
 /// `sk::AttnBwdParams` (kernels/attention/bwd_params.cuh): device pointers as `u64` (0 for null).
 #[repr(C)]
@@ -635,8 +635,8 @@ pub fn attention_bwd_flops(
     causal: bool,
     window: (i32, i32),
 ) -> u64 {
-    let pairs: u64 = (0..seqlen_q).map(|i| visible_keys(i, seqlen_q, seqlen_k, causal, window) as u64).sum();
-    10 * head_dim as u64 * heads as u64 * pairs
+    // 4 d per pair forward, so an exact multiple of 2.
+    super::attention_fwd_flops(seqlen_q, seqlen_k, heads, head_dim, causal, window) / 2 * 5
 }
 
 /// The fewest bytes one sequence's backward moves: q, k, v, out, dout and the fp32 LSE read once,

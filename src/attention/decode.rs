@@ -735,18 +735,7 @@ fn decode<T: Float, E: crate::device::Element>(
     for (name, addr) in [("q", pq.addr), ("k_cache", pk.addr), ("v_cache", pv.addr), ("out", po.addr)] {
         aligned(name, addr)?;
     }
-    let plse = match opts.lse.as_mut() {
-        Some(l) => Some(dev.ptr_mut("lse", l)?),
-        None => None,
-    };
-    let pa = match opts.alibi_slopes.as_ref() {
-        Some(a) => Some(dev.ptr("alibi_slopes", a)?),
-        None => None,
-    };
-    let ps = match opts.sinks.as_ref() {
-        Some(s) => Some(dev.ptr("sinks", s)?),
-        None => None,
-    };
+    let (plse, pa, ps) = option_ptrs(dev, &mut opts)?;
     let addr = |p: &Option<crate::device::ArgPtr<'_>>| p.as_ref().map_or(0, |p| p.addr);
     let (pks, pvs) = match scales {
         Some((k, v)) => (Some(dev.ptr("k_scale", k)?), Some(dev.ptr("v_scale", v)?)),
@@ -884,18 +873,7 @@ fn cascade<T: Float>(
     {
         aligned(name, addr)?;
     }
-    let plse = match opts.lse.as_mut() {
-        Some(l) => Some(dev.ptr_mut("lse", l)?),
-        None => None,
-    };
-    let pa = match opts.alibi_slopes.as_ref() {
-        Some(a) => Some(dev.ptr("alibi_slopes", a)?),
-        None => None,
-    };
-    let ps = match opts.sinks.as_ref() {
-        Some(s) => Some(dev.ptr("sinks", s)?),
-        None => None,
-    };
+    let (plse, pa, ps) = option_ptrs(dev, &mut opts)?;
     let addr = |p: &Option<crate::device::ArgPtr<'_>>| p.as_ref().map_or(0, |p| p.addr);
     let pw = dev.ptr_mut("workspace", workspace)?;
     let slots = pp.splits + sp.splits;
@@ -1111,6 +1089,20 @@ pub fn decode_min_bytes(shape: DecodeShape, layout: &PagedLayout, lens: &[i32], 
 pub fn decode_kv_bytes(layout: &PagedLayout, lens: &[i32], elem_bytes: usize) -> u64 {
     let keys: u64 = lens.iter().map(|&l| l.max(0) as u64).sum();
     2 * keys * (layout.kv_heads * layout.head_dim * elem_bytes) as u64
+}
+
+/// Device pointers of the options' optional arrays: the LSE output, the ALiBi slopes, the sinks.
+#[allow(clippy::type_complexity)]
+fn option_ptrs<'p>(
+    dev: &'p Device,
+    opts: &'p mut DecodeOptions<'_>,
+) -> Result<(Option<crate::device::ArgPtr<'p>>, Option<crate::device::ArgPtr<'p>>, Option<crate::device::ArgPtr<'p>>)> {
+    let DecodeOptions { lse, alibi_slopes, sinks, .. } = opts;
+    Ok((
+        lse.as_mut().map(|l| dev.ptr_mut("lse", l)).transpose()?,
+        alibi_slopes.as_ref().map(|a| dev.ptr("alibi_slopes", a)).transpose()?,
+        sinks.as_ref().map(|x| dev.ptr("sinks", x)).transpose()?,
+    ))
 }
 
 #[cfg(test)]
