@@ -211,10 +211,10 @@ fn check_heads(heads: usize, kv_heads: usize, head_dim: usize) -> Result<usize> 
     if heads == 0 || heads > MAX_GRID_YZ {
         return Err(Error::invalid("heads", format!("1..={MAX_GRID_YZ}"), heads));
     }
-    if kv_heads == 0 || heads % kv_heads != 0 {
+    if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
         return Err(Error::invalid("kv_heads", format!("a divisor of heads ({heads})"), kv_heads));
     }
-    if head_dim == 0 || head_dim % 8 != 0 || head_dim > MAX_HEAD_DIM {
+    if head_dim == 0 || !head_dim.is_multiple_of(8) || head_dim > MAX_HEAD_DIM {
         return Err(Error::invalid("head_dim", "a multiple of 8 in 8..=256", head_dim));
     }
     Ok([64, 128, 256].into_iter().find(|&d| d >= head_dim).unwrap_or(MAX_HEAD_DIM))
@@ -381,7 +381,7 @@ fn check_options(plan: &AttnBwdPlan, opts: &AttnOptions<'_>) -> Result<((i32, i3
         ("row_strides.v", strides.v, kw),
         ("row_strides.out", strides.out, qw),
     ] {
-        if stride < width || stride % 8 != 0 || stride > i64::MAX as usize {
+        if stride < width || !stride.is_multiple_of(8) || stride > i64::MAX as usize {
             return Err(Error::invalid(
                 name,
                 format!("a multiple of 8 elements >= {width} (heads * head_dim)"),
@@ -495,7 +495,7 @@ fn run<T: Float>(
             .into_iter()
             .chain([("dk", pdk.addr), ("dv", pdv.addr)])
     {
-        if addr % 16 != 0 {
+        if !addr.is_multiple_of(16) {
             return Err(Error::invalid(name, "a 16-byte aligned start", format!("address {addr:#x}")));
         }
     }

@@ -141,7 +141,7 @@ impl PagedLayout {
         if self.kv_heads == 0 || self.kv_heads > 65535 {
             return Err(Error::invalid("layout.kv_heads", "1..=65535", self.kv_heads));
         }
-        if self.head_dim == 0 || self.head_dim % 8 != 0 || self.head_dim > 256 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(8) || self.head_dim > 256 {
             return Err(Error::invalid("layout.head_dim", "a multiple of 8 in 8..=256", self.head_dim));
         }
         if self.pages_per_seq == 0
@@ -273,7 +273,7 @@ fn check_shape(shape: DecodeShape, layout: &PagedLayout) -> Result<()> {
     if shape.q_len == 0 || shape.q_len > MAX_Q_LEN {
         return Err(Error::invalid("shape.q_len", format!("1..={MAX_Q_LEN}"), shape.q_len));
     }
-    if shape.heads == 0 || shape.heads % layout.kv_heads != 0 || shape.heads > 65535 {
+    if shape.heads == 0 || !shape.heads.is_multiple_of(layout.kv_heads) || shape.heads > 65535 {
         return Err(Error::invalid(
             "shape.heads",
             format!("a multiple of kv_heads ({}) up to 65535", layout.kv_heads),
@@ -466,7 +466,7 @@ impl CascadePlan {
         host_suffix_lens: &[i32],
         splits: Option<(usize, usize)>,
     ) -> Result<CascadePlan> {
-        if samples == 0 || shape.batch % samples != 0 {
+        if samples == 0 || !shape.batch.is_multiple_of(samples) {
             return Err(Error::invalid("samples", format!("a divisor of shape.batch ({})", shape.batch), samples));
         }
         let same = |a: &PagedLayout, b: &PagedLayout| {
@@ -579,7 +579,7 @@ fn check_dtype<T: Float>() -> Result<()> {
 }
 
 fn aligned(name: &'static str, addr: u64) -> Result<()> {
-    if addr % 16 != 0 {
+    if !addr.is_multiple_of(16) {
         return Err(Error::invalid(name, "a 16-byte aligned start", format!("address {addr:#x}")));
     }
     Ok(())
@@ -661,7 +661,7 @@ pub fn decode_attention_fp8<T: Float>(
     workspace: Option<&mut ViewMut<'_, f32>>,
     opts: DecodeOptions<'_>,
 ) -> Result<()> {
-    if plan.layout.head_dim % 16 != 0 {
+    if !plan.layout.head_dim.is_multiple_of(16) {
         return Err(Error::invalid("layout.head_dim", "a multiple of 16 with an fp8 cache", plan.layout.head_dim));
     }
     for (name, v) in [("k_scale", k_scale), ("v_scale", v_scale)] {
@@ -1007,7 +1007,7 @@ pub fn append_kv<T: crate::device::Element>(
     n_new: usize,
 ) -> Result<()> {
     let elem = std::mem::size_of::<T>();
-    if !matches!(elem, 1 | 2) || (layout.kv_heads * layout.head_dim * elem) % 16 != 0 {
+    if !matches!(elem, 1 | 2) || !(layout.kv_heads * layout.head_dim * elem).is_multiple_of(16) {
         return Err(Error::invalid(
             "k_cache",
             "2-byte elements (bf16, f16) or bytes (u8: fp8) with kv_heads x head_dim x size a multiple of 16 bytes",

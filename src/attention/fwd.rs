@@ -239,10 +239,10 @@ fn validate(
     if heads == 0 || heads > MAX_GRID_YZ {
         return Err(Error::invalid("heads", format!("1..={MAX_GRID_YZ}"), heads));
     }
-    if kv_heads == 0 || heads % kv_heads != 0 {
+    if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
         return Err(Error::invalid("kv_heads", format!("a divisor of heads ({heads})"), kv_heads));
     }
-    if head_dim == 0 || head_dim % 8 != 0 || head_dim > MAX_HEAD_DIM {
+    if head_dim == 0 || !head_dim.is_multiple_of(8) || head_dim > MAX_HEAD_DIM {
         return Err(Error::invalid("head_dim", "a multiple of 8 in 8..=256", head_dim));
     }
     let kernel_dim = [64, 128, 256].into_iter().find(|&d| d >= head_dim).unwrap_or(MAX_HEAD_DIM);
@@ -275,7 +275,7 @@ fn validate(
         ("row_strides.v", strides.v, kw),
         ("row_strides.out", strides.out, qw),
     ] {
-        if stride < width || stride % 8 != 0 || stride > i64::MAX as usize {
+        if stride < width || !stride.is_multiple_of(8) || stride > i64::MAX as usize {
             return Err(Error::invalid(
                 name,
                 format!("a multiple of 8 elements >= {width} (heads * head_dim)"),
@@ -474,7 +474,7 @@ fn launch<T: Float>(
     let pv = dev.ptr("v", v)?;
     let po = dev.ptr_mut("out", out)?;
     for (name, addr) in [("q", pq.addr), ("k", pk.addr), ("v", pv.addr), ("out", po.addr)] {
-        if addr % 16 != 0 {
+        if !addr.is_multiple_of(16) {
             return Err(Error::invalid(name, "a 16-byte aligned start", format!("address {addr:#x}")));
         }
     }

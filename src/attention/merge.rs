@@ -135,7 +135,7 @@ pub fn merge_states<T: Float>(
     // 16-byte accesses when every row starts 16-byte aligned in all three O tensors.
     let wide = (16 / size_of::<T>()) as u32;
     let row_bytes = shape.head_dim * size_of::<T>();
-    let aligned = [pa.addr, pb.addr, po.addr].iter().all(|a| a % 16 == 0) && row_bytes % 16 == 0;
+    let aligned = [pa.addr, pb.addr, po.addr].iter().all(|a| a.is_multiple_of(16)) && row_bytes.is_multiple_of(16);
     let vec = if aligned { wide } else { 1 };
 
     let params = MergeStatesParams {

@@ -41,7 +41,7 @@ pub fn combine<T: Float>(
     if k == 0 || k > 32 {
         return Err(Error::invalid("k", "1..=32", k));
     }
-    if y.len() % hidden != 0 || y.len() / hidden > i32::MAX as usize {
+    if !y.len().is_multiple_of(hidden) || y.len() / hidden > i32::MAX as usize {
         return Err(Error::invalid("y", format!("rows * hidden ({hidden}) elements, rows < 2^31"), y.len()));
     }
     let entries = tokens.checked_mul(k).ok_or_else(|| Error::invalid("tokens", "tokens * k to fit", tokens))?;
@@ -55,7 +55,11 @@ pub fn combine<T: Float>(
     let py = dev.ptr("y", y)?.addr;
     let po = dev.ptr_mut("out", out)?.addr;
     let wide = (16 / size_of::<T>()) as u32;
-    let vec = if (hidden * size_of::<T>()) % 16 == 0 && py % 16 == 0 && po % 16 == 0 { wide } else { 1 };
+    let vec = if (hidden * size_of::<T>()).is_multiple_of(16) && py.is_multiple_of(16) && po.is_multiple_of(16) {
+        wide
+    } else {
+        1
+    };
     let params = CombineParams {
         y: py,
         weights: dev.ptr("weights", weights)?.addr,
@@ -108,7 +112,7 @@ pub fn combine_backward<T: Float>(
     }
     let (pg, py, pd) = (dev.ptr("dout", dout)?.addr, dev.ptr("y", y)?.addr, dev.ptr_mut("dy", dy)?.addr);
     let wide = (16 / size_of::<T>()) as u32;
-    let vec = if (hidden * size_of::<T>()) % 16 == 0 && (pg | py | pd) % 16 == 0 { wide } else { 1 };
+    let vec = if (hidden * size_of::<T>()).is_multiple_of(16) && (pg | py | pd).is_multiple_of(16) { wide } else { 1 };
     let params = CombineBwdParams {
         dout: pg,
         y: py,

@@ -95,7 +95,7 @@ impl PermutePlan {
             return Err(Error::invalid("options.capacity", "at least 1 (or None)", 0));
         }
         let epr = options.experts_per_rank.unwrap_or(experts);
-        if epr == 0 || experts % epr != 0 {
+        if epr == 0 || !experts.is_multiple_of(epr) {
             return Err(Error::invalid("options.experts_per_rank", format!("a divisor of experts ({experts})"), epr));
         }
         let too_big = || Error::invalid("tokens", "tokens * k plus padding to fit in i32", tokens);
@@ -265,7 +265,11 @@ pub fn permute_gather<T: Float>(
     }
     let px = dev.ptr("x", x)?.addr;
     let po = dev.ptr_mut("gathered", gathered)?.addr;
-    let vec = if row_bytes % 16 == 0 && px % 16 == 0 && po % 16 == 0 { 16 } else { size_of::<T>() as u32 };
+    let vec = if row_bytes.is_multiple_of(16) && px.is_multiple_of(16) && po.is_multiple_of(16) {
+        16
+    } else {
+        size_of::<T>() as u32
+    };
     align(dev, plan, ids, out, Some((px, po, row_bytes, vec)), "moe_permute_scatter")
 }
 
@@ -371,7 +375,11 @@ pub fn gather<T: Float>(
     }
     let px = dev.ptr("x", x)?.addr;
     let po = dev.ptr_mut("out", out)?.addr;
-    let vec = if row_bytes % 16 == 0 && px % 16 == 0 && po % 16 == 0 { 16 } else { size_of::<T>() as u32 };
+    let vec = if row_bytes.is_multiple_of(16) && px.is_multiple_of(16) && po.is_multiple_of(16) {
+        16
+    } else {
+        size_of::<T>() as u32
+    };
     let params = GatherParams {
         x: px,
         sorted_ids: dev.ptr("perm.sorted_ids", &perm.sorted_ids.view())?.addr,

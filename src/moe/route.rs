@@ -159,7 +159,7 @@ impl RoutePlan {
         if options.k == 0 || options.k > k_max {
             return Err(Error::invalid("options.k", format!("1..={MAX_K} and <= experts ({experts})"), options.k));
         }
-        if options.n_group == 0 || options.n_group > MAX_GROUPS || experts % options.n_group != 0 {
+        if options.n_group == 0 || options.n_group > MAX_GROUPS || !experts.is_multiple_of(options.n_group) {
             return Err(Error::invalid(
                 "options.n_group",
                 format!("1..={MAX_GROUPS} dividing experts ({experts})"),

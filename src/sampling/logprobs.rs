@@ -119,7 +119,7 @@ pub fn top_logprobs<T: Float>(
     if n == 0 || n > MAX_TOP_LOGPROBS || n > vocab {
         return Err(Error::invalid("n", format!("1..={MAX_TOP_LOGPROBS} and at most the vocab ({vocab})"), n));
     }
-    if logits.len() % vocab != 0 {
+    if !logits.len().is_multiple_of(vocab) {
         return Err(Error::invalid("logits", format!("a multiple of vocab ({vocab}) elements"), logits.len()));
     }
     let rows = logits.len() / vocab;

@@ -123,7 +123,7 @@ pub fn apply_penalties<T: Float>(
     if vocab == 0 || vocab > super::MAX_VOCAB {
         return Err(Error::invalid("vocab", format!("1..={}", super::MAX_VOCAB), vocab));
     }
-    if logits.len() % vocab != 0 {
+    if !logits.len().is_multiple_of(vocab) {
         return Err(Error::invalid("logits", format!("a multiple of vocab ({vocab}) elements"), logits.len()));
     }
     let rows = logits.len() / vocab;
