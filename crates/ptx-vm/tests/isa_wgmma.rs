@@ -1,4 +1,4 @@
-//! `wgmma.mma_async.sync.aligned.m64nNk16.f32.{bf16,f16}` on hand-written PTX (PTX ISA 9.7.15,
+//! `wgmma.mma_async.sync.aligned.m64nNk16.{f32,f16}.{bf16,f16}` on hand-written PTX (PTX ISA 9.7.15,
 //! "Asynchronous Warpgroup Level Matrix Multiply-Accumulate"), against a float64 product:
 //! - 9.7.15.5.1.1 register fragments: warp q of the warpgroup holds rows 16q..16q+16 of A (the
 //!   four registers of the m16n8k16 A fragment) and of D (per 8 columns j, `d[4j..4j+4]` as the
@@ -6,6 +6,9 @@
 //! - 9.7.15.5.1.2 shared-memory layouts, K-major: core matrices of 8 rows x 16 bytes (LBO along K,
 //!   SBO between groups of 8 rows) without swizzle; atoms of 8 rows x 32/64/128 bytes, SBO apart,
 //!   with the 16-byte chunks of each address permuted by its row in the repeating pattern;
+//! - f16 accumulators: N / 4 `.f16x2` registers, element i in the half i % 2 of register i / 2 at
+//!   the f32 layout's position of element i; the expected value is the float64 sum rounded to f16
+//!   (nearest even) once per `mma_async` (the VM's documented model, which the ISA leaves open);
 //! - scale-d (false: D = A * B), imm-scale-a/b (-1 negates the operand);
 //! - `wgmma.fence` is accepted; results are written to the accumulators only when `wait_group`
 //!   retires their group (9.7.15.6-7): a store of them before it sees the old values and is a
@@ -83,6 +86,9 @@ struct Case {
     /// The N of that `wait_group`, and whether an empty group is committed after the mma's.
     wait_n: u32,
     empty_commit: bool,
+    /// f16 accumulators (`.f16.f16.f16`, two per register) instead of f32; the inputs then have
+    /// full 11-bit significands so that the products do not fit in f16 and the rounding shows.
+    acc16: bool,
 }
 
 impl Case {
@@ -100,6 +106,7 @@ impl Case {
             wait: true,
             wait_n: 0,
             empty_commit: false,
+            acc16: false,
         }
     }
 }
@@ -133,19 +140,53 @@ fn half_from_f32(f: f32) -> (u16, f32) {
     (sign | (exp as u16) << 10 | mant, f)
 }
 
+/// f64 -> f16 bits, to nearest even, written from the format (1 sign, 5 exponent bits biased by
+/// 15, 10 fraction bits; subnormals below 2^-14 in steps of 2^-24); finite results only.
+fn f16_rn(x: f64) -> u16 {
+    let sign = if x.is_sign_negative() { 0x8000 } else { 0 };
+    let a = x.abs();
+    if a == 0.0 {
+        return sign;
+    }
+    let e = (((a.to_bits() >> 52) as i32) - 1023).max(-14);
+    let q = 2f64.powi(e - 10);
+    let mut m = (a / q).round_ties_even() as u32;
+    let mut e = e;
+    if m == 2048 {
+        e += 1;
+        m = 1024;
+    }
+    assert!(e <= 15, "{x} overflows f16");
+    if m < 1024 {
+        return sign | m as u16; // subnormal (e == -14)
+    }
+    sign | ((e + 15) as u16) << 10 | (m - 1024) as u16
+}
+
+fn f16_value(h: u16) -> f64 {
+    let (e, m) = (((h >> 10) & 31) as i32, (h & 0x3ff) as f64);
+    let v = if e == 0 { m * 2f64.powi(-24) } else { (1024.0 + m) * 2f64.powi(e - 25) };
+    if h & 0x8000 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
 fn ptx(c: &Case) -> String {
     let t = if c.ty == Ty::Bf16 { "bf16" } else { "f16" };
-    let nd = c.n / 2;
+    let nd = if c.acc16 { c.n / 4 } else { c.n / 2 };
+    let dt = if c.acc16 { "f16" } else { "f32" };
     let dregs: Vec<String> = (0..nd).map(|i| format!("%f{i}")).collect();
     let mut body = String::new();
     for i in 0..nd {
-        body += &format!("    ld.global.f32 %f{i}, [%rd20+{}];\n", 4 * i);
+        body += &format!("    ld.global.b32 %f{i}, [%rd20+{}];\n", 4 * i);
     }
     let a_op = if c.a_smem.is_some() { "%rd11".to_string() } else { "{%r10, %r11, %r12, %r13}".to_string() };
     let tail = if c.a_smem.is_some() { ", 0, 0" } else { ", 0" };
     let (sa, sb) = (if c.neg_a { -1 } else { 1 }, if c.neg_b { -1 } else { 1 });
     let mma = format!(
-        "    wgmma.mma_async.sync.aligned.m64n{}k16.f32.{t}.{t} {{{}}}, {a_op}, %rd12, %p1, {sa}, {sb}{tail};\n",
+        "    wgmma.mma_async.sync.aligned.m64n{}k16.{dt}.{t}.{t} {{{}}}, {a_op}, %rd12, %p1, {sa}, {sb}{tail};\n",
         c.n,
         dregs.join(", ")
     );
@@ -159,7 +200,7 @@ fn ptx(c: &Case) -> String {
     }
     let mut store = String::new();
     for i in 0..nd {
-        store += &format!("    st.global.f32 [%rd21+{}], %f{i};\n", 4 * i);
+        store += &format!("    st.global.b32 [%rd21+{}], %f{i};\n", 4 * i);
     }
     format!(
         ".version 8.0\n.target sm_90a\n.address_size 64\n
@@ -169,7 +210,7 @@ fn ptx(c: &Case) -> String {
     .shared .align 1024 .b8 sm[{IMG}];
     .reg .pred %p<4>;
     .reg .b32 %r<32>;
-    .reg .f32 %f<{nf}>;
+    .reg .b32 %f<{nf}>;
     .reg .b64 %rd<32>;
     ld.param.u64 %rd1, [out];
     ld.param.u64 %rd2, [areg];
@@ -221,7 +262,21 @@ COPY:
 fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
     let mut rng = Rng(seed);
     let n = c.n;
-    let mut val = |den: f64| (rng.next_u32() % 17) as f64 / den - 8.0 / den;
+    let acc16 = c.acc16;
+    let mut val = |den: f64| {
+        let r = rng.next_u32();
+        if acc16 {
+            // +-(1 + f / 1024) 2^(e - 1), e in 0..3: every f16 significand occurs.
+            let v = (1024 + r % 1024) as f64 / 1024.0 * 2f64.powi((r >> 10) as i32 % 3 - 1) * 4.0 / den;
+            if r >> 31 == 1 {
+                -v
+            } else {
+                v
+            }
+        } else {
+            (r % 17) as f64 / den - 8.0 / den
+        }
+    };
     let a: Vec<[f64; 16]> = (0..64).map(|_| std::array::from_fn(|_| val(4.0))).collect();
     let b: Vec<[f64; 16]> = (0..n).map(|_| std::array::from_fn(|_| val(4.0))).collect(); // b[n][k]
     let cm: Vec<Vec<f64>> = (0..64).map(|_| (0..n).map(|_| val(8.0)).collect()).collect();
@@ -243,8 +298,10 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
     // A's register fragment and C/D's, per thread T = 32 q + l (g = l / 4, t = l % 4).
     let nthreads = c.threads as usize;
     let mut areg = vec![0u32; 4 * nthreads];
-    let mut cin = vec![0f32; nthreads * n / 2];
-    let mut want = vec![0u32; nthreads * n / 2];
+    // Accumulator words per thread: one f32 per element, or two f16 per word (low half first).
+    let words = if acc16 { n / 4 } else { n / 2 };
+    let mut cin = vec![0u32; nthreads * words];
+    let mut want = vec![0u32; nthreads * words];
     let (sa, sb) = (if c.neg_a { -1.0 } else { 1.0 }, if c.neg_b { -1.0 } else { 1.0 });
     for tid in 0..nthreads {
         let (q, l) = (tid / 32 % 4, tid % 32);
@@ -258,16 +315,26 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
             let (j, i) = (idx / 4, idx % 4);
             let row = 16 * q + g + if i >= 2 { 8 } else { 0 };
             let col = 8 * j + 2 * t + (i & 1);
-            cin[tid * n / 2 + idx] = cm[row][col] as f32;
             let mut s = if c.scale_d { cm[row][col] } else { 0.0 };
             for _ in 0..if c.chain { 2 } else { 1 } {
                 for k in 0..16 {
                     s += (sa * a[row][k]) * (sb * b[col][k]);
                 }
+                // f16 accumulators: one rounding per mma_async (the VM's documented model).
+                if acc16 {
+                    s = f16_value(f16_rn(s));
+                }
             }
             // Without a wait the registers still hold C when they are stored.
             let s = if c.wait { s } else { cm[row][col] };
-            want[tid * n / 2 + idx] = (s as f32).to_bits();
+            if acc16 {
+                let (w, sh) = (tid * words + idx / 2, 16 * (idx % 2));
+                cin[w] |= (bits(Ty::F16, cm[row][col]) as u32) << sh;
+                want[w] |= (f16_rn(s) as u32) << sh;
+            } else {
+                cin[tid * words + idx] = (cm[row][col] as f32).to_bits();
+                want[tid * words + idx] = (s as f32).to_bits();
+            }
         }
     }
     let ptx = ptx(c);
@@ -281,7 +348,7 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
     let pa = up(&mut m, &areg.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
     let pc = up(&mut m, &cin.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
     let pi = up(&mut m, &img);
-    let out_bytes = 4 * nthreads * n / 2;
+    let out_bytes = 4 * nthreads * words;
     let po = m.alloc(out_bytes).unwrap();
     m.memset(po, 0xdd, out_bytes).unwrap();
     let adesc = c.a_smem.map(|la| la.desc(A_BASE)).unwrap_or(0);
@@ -295,7 +362,7 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
     } else {
         // Every accumulator store before the wait reads a pending register.
         let findings = san.count(FindingKind::UndefinedValueStoredToGlobal);
-        assert_eq!(findings, (nthreads * n / 2) as u64, "{san}");
+        assert_eq!(findings, (nthreads * words) as u64, "{san}");
         let text = san.to_string();
         let line = ptx.lines().position(|l| l.contains("wgmma.mma_async")).unwrap() + 1;
         assert!(text.contains(&format!("from uninitialized memory read at PTX line {line}")), "{text}");
@@ -308,16 +375,24 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
 
 fn check(c: &Case, seed: u64) {
     let (got, want) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    let words = if c.acc16 { c.n / 4 } else { c.n / 2 };
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let show = |x: u32| {
+            if c.acc16 {
+                format!("{x:#010x} = ({}, {})", f16_value(x as u16), f16_value((x >> 16) as u16))
+            } else {
+                format!("{}", f32::from_bits(x))
+            }
+        };
         assert_eq!(
             g,
             w,
             "seed {seed} N {} word {i} (thread {}, reg {}): got {} want {}",
             c.n,
-            i / (c.n / 2),
-            i % (c.n / 2),
-            f32::from_bits(*g),
-            f32::from_bits(*w)
+            i / words,
+            i % words,
+            show(*g),
+            show(*w)
         );
     }
 }
@@ -327,6 +402,33 @@ fn every_n_from_8_to_256_with_a_in_registers_and_b_without_swizzle() {
     for n in (8..=256).step_by(8) {
         check(&Case::new(n), 0x3900 + n as u64);
     }
+}
+
+#[test]
+fn f16_accumulators_round_once_per_mma_for_several_n() {
+    for n in [8, 24, 136, 256] {
+        check(&Case { ty: Ty::F16, acc16: true, ..Case::new(n) }, 0xacc16 + n as u64);
+    }
+}
+
+#[test]
+fn f16_accumulators_with_a_from_a_swizzled_descriptor_and_scale_d_false() {
+    let la = Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 0 };
+    let b = Layout { mode: 3, lbo: 16, sbo: 256, kbyte0: 0 };
+    check(&Case { ty: Ty::F16, acc16: true, a_smem: Some(la), b, scale_d: false, ..Case::new(40) }, 0xacc17);
+}
+
+#[test]
+fn f16_accumulators_chained_round_after_each_k16_step() {
+    check(&Case { ty: Ty::F16, acc16: true, chain: true, neg_b: true, ..Case::new(16) }, 0xacc18);
+}
+
+#[test]
+fn f16_accumulators_with_bf16_inputs_are_refused() {
+    let ptx = ptx(&Case { ty: Ty::Bf16, acc16: true, ..Case::new(8) });
+    let module = Module::parse(&ptx).unwrap();
+    let names: Vec<String> = module.unsupported("k").unwrap().iter().map(|u| u.to_string()).collect();
+    assert!(names.iter().any(|s| s.contains("m64n8k16.f16.bf16.bf16")), "{names:?}");
 }
 
 #[test]

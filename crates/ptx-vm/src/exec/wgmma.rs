@@ -6,7 +6,16 @@
 //! (`d[4 j + i]`). A warp's rows of D depend only on its own rows of A and on all of B, so each
 //! warp computes its part when it issues the instruction, with no rendezvous of the four. The
 //! arithmetic is that of `mma.sync`: D (or 0 when scale-d is false), then each product added in
-//! f64 in k order, then one rounding to f32.
+//! f64 in k order, then one rounding to the accumulator type, to nearest even.
+//!
+//! f16 accumulators (`.f16.f16.f16`, 9.7.15.5.1.1: N / 4 `.f16x2` registers holding d0..d(N/2-1),
+//! low half first, each element at the position of the f32 layout's element of the same index):
+//! the ISA does not say at which precision the products are summed or when the sum is rounded to
+//! f16. The model's choice: C (exact in f64) plus the 16 exact products in k order in f64, then a
+//! single rounding to f16 (to nearest even, overflow to infinity) per `mma_async`, i.e. once per
+//! k16 step; a chain of k16 steps on the same accumulators rounds after each step. Hardware that
+//! keeps more (or fewer) bits between the products differs by at most an f16 ulp or so per step,
+//! which is what the differential check's `mma:` tolerance covers.
 //!
 //! Asynchrony (9.7.15.6-7): the operands are read at issue, but the results stay pending until a
 //! `wgmma.wait_group` retires their group; only then are they written to the accumulator
@@ -64,7 +73,7 @@ pub(super) fn exec_wgmma_wait(warp: &mut Warp, exec: u32, n: u32) {
 }
 
 use super::*;
-use crate::semantics::float::{bf16_to_f32, f16_to_f32, f64_to_f32, Rnd};
+use crate::semantics::float::{bf16_to_f32, f16_to_f32, f64_to_f32, f64_to_fmt, Fmt, Rnd};
 use crate::semantics::mma::{a_coord, c_coord, MmaInput, MmaShape};
 use crate::semantics::wgmma::Descriptor;
 
@@ -155,17 +164,29 @@ impl Block<'_, '_> {
             Some(i) => warp.wgmma[i].vals.clone(),
             None => w.d.iter().map(|&r| warp.regs[r as usize]).collect(),
         };
-        for l in 0..32 {
-            let keep = (warp.regs[w.scale_d as usize][l] & 1 == 1) != w.scale_d_neg;
-            for (idx, v) in vals.iter_mut().enumerate() {
-                let (j, i) = (idx / 4, idx % 4);
+        // Element idx (0..N/2) of a thread's accumulator fragment sits at (row, 8 j + c) with
+        // (j, i) = (idx / 4, idx % 4) and (row, c) the m16n8 C position of i; with f32 it is
+        // register idx, with f16 the half idx % 2 (low first) of register idx / 2.
+        let acc_f16 = w.acc_f16;
+        let keep: [bool; 32] = std::array::from_fn(|l| (warp.regs[w.scale_d as usize][l] & 1 == 1) != w.scale_d_neg);
+        for idx in 0..n / 2 {
+            let (j, i) = (idx / 4, idx % 4);
+            let (reg, sh) = if acc_f16 { (idx / 2, 16 * (idx % 2)) } else { (idx, 0) };
+            for (l, v) in vals[reg].iter_mut().enumerate() {
                 let (row, c) = c_coord(l, i);
                 let col = 8 * j + c;
-                let mut acc = if keep { f32::from_bits(v[l] as u32) as f64 } else { 0.0 };
+                let mut acc = 0.0;
+                if keep[l] {
+                    acc = if acc_f16 { f16_to_f32((*v >> sh) as u16) as f64 } else { f32::from_bits(*v as u32) as f64 };
+                }
                 for k in 0..16 {
                     acc += (sa * a[row][k]) * (sb * b[col][k]);
                 }
-                v[l] = f64_to_f32(acc, Rnd::Rn) as u64;
+                if acc_f16 {
+                    *v = (*v & !(0xffff << sh)) | f64_to_fmt(acc, Fmt::F16, Rnd::Rn) << sh;
+                } else {
+                    *v = f64_to_f32(acc, Rnd::Rn) as u64;
+                }
             }
         }
         if !warp.undef.is_empty() {

@@ -6,7 +6,7 @@ use crate::semantics::mma::MmaInput;
 impl KernelLowering<'_> {
     /// `wgmma.fence` is accepted (the VM reads the operands at issue); `commit_group` and
     /// `wait_group` group and retire the pending `mma_async`s. `mma_async` is lowered for
-    /// m64nNk16 with f16/bf16 inputs and f32 accumulators, A from registers or a descriptor and B
+    /// m64nNk16 with f16/bf16 inputs and f32 accumulators or f16 inputs and f16 accumulators, A from registers or a descriptor and B
     /// from a descriptor, both K-major (imm-trans 0); other forms are refused by name.
     pub(super) fn wgmma(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
         let line = ins.line;
@@ -41,15 +41,20 @@ impl KernelLowering<'_> {
             .filter(|n| n % 8 == 0 && (8..=256).contains(n))
             .ok_or_else(bad)?;
         let tys: Vec<Ty> = mods.iter().filter_map(|m| Ty::parse(m)).collect();
-        let input = match tys[..] {
-            [Ty::F32, Ty::F16, Ty::F16] => MmaInput::F16,
-            [Ty::F32, Ty::Bf16, Ty::Bf16] => MmaInput::Bf16,
+        // f32 accumulators with f16 or bf16 inputs; f16 accumulators with f16 inputs only (the
+        // ISA gives .bf16 inputs .f32 accumulators alone).
+        let (input, acc_f16) = match tys[..] {
+            [Ty::F32, Ty::F16, Ty::F16] => (MmaInput::F16, false),
+            [Ty::F32, Ty::Bf16, Ty::Bf16] => (MmaInput::Bf16, false),
+            [Ty::F16, Ty::F16, Ty::F16] => (MmaInput::F16, true),
             _ => return Err(bad()),
         };
         let o = self.ops(ins, 6)?;
         let Operand::Vec(dv) = &o[0] else { return Err(bad()) };
-        if dv.len() != n as usize / 2 {
-            return unsup(format!("{full} with {} accumulators (expected {})", dv.len(), n / 2), line);
+        // N / 2 accumulator elements per thread: one per f32 register, two per f16x2 register.
+        let nregs = if acc_f16 { n as usize / 4 } else { n as usize / 2 };
+        if dv.len() != nregs {
+            return unsup(format!("{full} with {} accumulator registers (expected {nregs})", dv.len()), line);
         }
         let d = dv.iter().map(|x| self.dst(x, line)).collect::<Result<Vec<R>>>()?;
         let a = match &o[1] {
@@ -84,6 +89,6 @@ impl KernelLowering<'_> {
         if rest[2..].iter().any(|&t| t != 0) {
             return unsup(format!("{full} with a transposed (MN-major) operand"), line);
         }
-        Ok(Op::Wgmma(Box::new(Wgmma { input, n, d, a, b_desc, scale_d, scale_d_neg, neg_a, neg_b })))
+        Ok(Op::Wgmma(Box::new(Wgmma { input, acc_f16, n, d, a, b_desc, scale_d, scale_d_neg, neg_a, neg_b })))
     }
 }

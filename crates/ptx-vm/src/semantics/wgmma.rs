@@ -8,7 +8,7 @@
 //! retires the group; a premature read sees the old values and, with definedness tracking, is a
 //! finding at its sink naming the `mma_async`. Not modelled yet: a write of the shared operands
 //! before the wait, definedness of the inputs (retired accumulators are defined), the
-//! shared-memory wavefronts of the descriptor reads, f16 accumulators, `.sp`, and other input types.
+//! shared-memory wavefronts of the descriptor reads, `.sp`, and input types other than f16/bf16.
 //!
 //! The descriptor is a 64-bit value:
 //!
