@@ -211,6 +211,10 @@ pub(crate) struct Wgmma {
     /// imm-scale-a / imm-scale-b: -1 negates the operand.
     pub neg_a: bool,
     pub neg_b: bool,
+    /// imm-trans-a / imm-trans-b: the descriptor operand is MN-major (M-major A, N-major B)
+    /// instead of K-major. Always false for A from registers.
+    pub trans_a: bool,
+    pub trans_b: bool,
 }
 
 /// Where `wgmma.mma_async` reads A.

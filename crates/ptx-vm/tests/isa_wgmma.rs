@@ -6,6 +6,10 @@
 //! - 9.7.15.5.1.2 shared-memory layouts, K-major: core matrices of 8 rows x 16 bytes (LBO along K,
 //!   SBO between groups of 8 rows) without swizzle; atoms of 8 rows x 32/64/128 bytes, SBO apart,
 //!   with the 16-byte chunks of each address permuted by its row in the repeating pattern;
+//! - 9.7.15.5.1.2.1 MN-major (imm-trans 1), A and B from descriptors with every swizzle mode and
+//!   B with A in registers: placed by evaluating the ISA's canonical layouts (9.7.15.5.1.2.1.3)
+//!   in the test, the bytes no operand occupies poisoned with NaN; imm-trans-a with A in
+//!   registers is refused by name;
 //! - f16 accumulators: N / 4 `.f16x2` registers, element i in the half i % 2 of register i / 2 at
 //!   the f32 layout's position of element i; the expected value is the float64 sum rounded to f16
 //!   (nearest even) once per `mma_async` (the VM's documented model, which the ISA leaves open);
@@ -28,17 +32,47 @@ enum Ty {
     F16,
 }
 
-/// A K-major operand layout: swizzle mode (descriptor bits 62-63 value), LBO, SBO, and the byte
-/// offset of the operand's K slice within its swizzle atom row.
+/// An operand layout: swizzle mode (descriptor bits 62-63 value), LBO, SBO, the byte offset of
+/// the operand's K slice within its swizzle atom row (K-major only), and whether it is MN-major
+/// (imm-trans 1).
 #[derive(Clone, Copy)]
 struct Layout {
     mode: u64,
     lbo: u64,
     sbo: u64,
     kbyte0: u64,
+    mn: bool,
 }
 
-const NONE: Layout = Layout { mode: 0, lbo: 128, sbo: 256, kbyte0: 0 };
+const NONE: Layout = Layout { mode: 0, lbo: 128, sbo: 256, kbyte0: 0, mn: false };
+
+/// A K-major layout.
+const fn kl(mode: u64, lbo: u64, sbo: u64, kbyte0: u64) -> Layout {
+    Layout { mode, lbo, sbo, kbyte0, mn: false }
+}
+
+/// An MN-major layout.
+const fn mnl(mode: u64, lbo: u64, sbo: u64) -> Layout {
+    Layout { mode, lbo, sbo, kbyte0: 0, mn: true }
+}
+
+/// Evaluates a CuTe-style layout `(shape) : (stride)` (strides in bytes) at the coordinates
+/// `coord`, each mode split into three sub-modes first-fastest (a K mode `(8,k)` is written
+/// `(1,8,k)`).
+fn cute(mut coord: [u64; 2], shape: [[u64; 3]; 2], stride: [[u64; 3]; 2]) -> u64 {
+    let mut off = 0;
+    for d in 0..2 {
+        for i in 0..3 {
+            // The last sub-mode takes whatever is left (the repeat count m or k).
+            let x = if i == 2 { coord[d] } else { coord[d] % shape[d][i] };
+            off += x * stride[d][i];
+            if i < 2 {
+                coord[d] /= shape[d][i];
+            }
+        }
+    }
+    off
+}
 
 impl Layout {
     fn row_bytes(&self) -> u64 {
@@ -50,8 +84,12 @@ impl Layout {
         }
     }
 
-    /// Byte address (from a 1024-aligned base) of element (row, k) of a K-major matrix.
+    /// Byte address (from a 1024-aligned base) of element (row, k) of the matrix (row along M
+    /// for A, N for B).
     fn addr(&self, row: u64, k: u64) -> u64 {
+        if self.mn {
+            return self.mn_addr(row, k);
+        }
         let kb = self.kbyte0 + 2 * k;
         if self.mode == 0 {
             return row / 8 * self.sbo + kb / 16 * self.lbo + row % 8 * 16 + kb % 16;
@@ -60,6 +98,21 @@ impl Layout {
         let a = row / 8 * self.sbo + row % 8 * w + kb;
         // The 16-byte chunk within the row XOR the row within the 8-row pattern (address bits 7+).
         a ^ (((a >> 7) & (w / 16 - 1)) << 4)
+    }
+
+    /// MN-major, from the canonical layouts of PTX ISA 9.7.15.5.1.2.1.3 in bytes (2-byte
+    /// elements: T = 8 per 16 bytes), then the swizzle `Swizzle<b, 4, 3>` (address bits 4..4+b
+    /// XOR bits 7..7+b, b = log2(w / 16)):
+    /// none: `((8,1,m),(8,k)) : ((2,16,SBO),(16,LBO))`;
+    /// w-byte swizzle: `((8,w/16,m),(8,k)) : ((2,16,LBO),(w,SBO))`.
+    fn mn_addr(&self, mn: u64, k: u64) -> u64 {
+        if self.mode == 0 {
+            return cute([mn, k], [[8, 1, 0], [1, 8, 0]], [[2, 16, self.sbo], [0, 16, self.lbo]]);
+        }
+        let w = self.row_bytes();
+        let a = cute([mn, k], [[8, w / 16, 0], [1, 8, 0]], [[2, 16, self.lbo], [0, w, self.sbo]]);
+        let b = (w / 16).trailing_zeros();
+        a ^ (((a >> 7) & ((1 << b) - 1)) << 4)
     }
 
     /// The descriptor of a matrix placed at `base` (the kernel adds the shared base address).
@@ -183,7 +236,12 @@ fn ptx(c: &Case) -> String {
         body += &format!("    ld.global.b32 %f{i}, [%rd20+{}];\n", 4 * i);
     }
     let a_op = if c.a_smem.is_some() { "%rd11".to_string() } else { "{%r10, %r11, %r12, %r13}".to_string() };
-    let tail = if c.a_smem.is_some() { ", 0, 0" } else { ", 0" };
+    // imm-trans-a (A from a descriptor only), imm-trans-b.
+    let tb = c.b.mn as u32;
+    let tail = match c.a_smem {
+        Some(la) => format!(", {}, {tb}", la.mn as u32),
+        None => format!(", {tb}"),
+    };
     let (sa, sb) = (if c.neg_a { -1 } else { 1 }, if c.neg_b { -1 } else { 1 });
     let mma = format!(
         "    wgmma.mma_async.sync.aligned.m64n{}k16.{dt}.{t}.{t} {{{}}}, {a_op}, %rd12, %p1, {sa}, {sb}{tail};\n",
@@ -280,7 +338,9 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
     let a: Vec<[f64; 16]> = (0..64).map(|_| std::array::from_fn(|_| val(4.0))).collect();
     let b: Vec<[f64; 16]> = (0..n).map(|_| std::array::from_fn(|_| val(4.0))).collect(); // b[n][k]
     let cm: Vec<Vec<f64>> = (0..64).map(|_| (0..n).map(|_| val(8.0)).collect()).collect();
-    let mut img = vec![0u8; IMG];
+    // Every byte the operands do not occupy is poison (0xffff: NaN in f16 and bf16), so a read
+    // from a misplaced address shows in the results.
+    let mut img = vec![0xffu8; IMG];
     for (col, bc) in b.iter().enumerate() {
         for (k, &x) in bc.iter().enumerate() {
             let at = c.b.addr(col as u64, k as u64) as usize;
@@ -413,8 +473,8 @@ fn f16_accumulators_round_once_per_mma_for_several_n() {
 
 #[test]
 fn f16_accumulators_with_a_from_a_swizzled_descriptor_and_scale_d_false() {
-    let la = Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 0 };
-    let b = Layout { mode: 3, lbo: 16, sbo: 256, kbyte0: 0 };
+    let la = kl(1, 16, 1024, 0);
+    let b = kl(3, 16, 256, 0);
     check(&Case { ty: Ty::F16, acc16: true, a_smem: Some(la), b, scale_d: false, ..Case::new(40) }, 0xacc17);
 }
 
@@ -438,38 +498,38 @@ fn f16_inputs() {
 
 #[test]
 fn b_with_the_128_byte_swizzle() {
-    check(&Case { b: Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 0 }, ..Case::new(64) }, 0x128);
+    check(&Case { b: kl(1, 16, 1024, 0), ..Case::new(64) }, 0x128);
 }
 
 #[test]
 fn b_with_the_128_byte_swizzle_at_the_second_k_slice_of_its_atom() {
     // The descriptor starts 32 bytes into the atom (CUTLASS's k-iteration); the swizzle still
     // follows the absolute address, so the base offset stays 0.
-    check(&Case { b: Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 32 }, ..Case::new(32) }, 0x1282);
+    check(&Case { b: kl(1, 16, 1024, 32), ..Case::new(32) }, 0x1282);
 }
 
 #[test]
 fn b_with_the_64_byte_swizzle() {
-    check(&Case { b: Layout { mode: 2, lbo: 16, sbo: 512, kbyte0: 0 }, ..Case::new(64) }, 0x64);
+    check(&Case { b: kl(2, 16, 512, 0), ..Case::new(64) }, 0x64);
 }
 
 #[test]
 fn b_with_the_32_byte_swizzle() {
-    check(&Case { b: Layout { mode: 3, lbo: 16, sbo: 256, kbyte0: 0 }, ..Case::new(64) }, 0x32);
+    check(&Case { b: kl(3, 16, 256, 0), ..Case::new(64) }, 0x32);
 }
 
 #[test]
 fn b_without_swizzle_with_other_leading_and_stride_offsets() {
     // Core matrices along K 2048 bytes apart, groups of 8 rows 128 bytes apart.
-    check(&Case { b: Layout { mode: 0, lbo: 2048, sbo: 128, kbyte0: 0 }, ..Case::new(128) }, 0x1b0);
+    check(&Case { b: kl(0, 2048, 128, 0), ..Case::new(128) }, 0x1b0);
 }
 
 #[test]
 fn a_from_a_descriptor() {
-    let la = Layout { mode: 0, lbo: 128, sbo: 256, kbyte0: 0 };
+    let la = kl(0, 128, 256, 0);
     check(&Case { a_smem: Some(la), ..Case::new(24) }, 0xa5);
-    let sw = Layout { mode: 1, lbo: 16, sbo: 1024, kbyte0: 0 };
-    check(&Case { a_smem: Some(sw), b: Layout { mode: 2, lbo: 16, sbo: 512, kbyte0: 0 }, ..Case::new(16) }, 0xa6);
+    let sw = kl(1, 16, 1024, 0);
+    check(&Case { a_smem: Some(sw), b: kl(2, 16, 512, 0), ..Case::new(16) }, 0xa6);
 }
 
 #[test]
@@ -499,11 +559,71 @@ fn a_block_without_a_whole_warpgroup_is_an_error() {
 }
 
 #[test]
-fn a_transposed_operand_is_refused_by_name() {
-    let ptx = ptx(&Case::new(8)).replace("%p1, 1, 1, 0;", "%p1, 1, 1, 1;");
+fn imm_trans_a_with_a_in_registers_is_refused_by_name() {
+    // The register form has imm-trans-b only; a fourth immediate is an imm-trans-a.
+    let ptx = ptx(&Case::new(8)).replace("%p1, 1, 1, 0;", "%p1, 1, 1, 1, 0;");
     let module = Module::parse(&ptx).unwrap();
     let names: Vec<String> = module.unsupported("k").unwrap().iter().map(|u| u.to_string()).collect();
-    assert!(names.iter().any(|s| s.contains("transposed (MN-major) operand")), "{names:?}");
+    assert!(names.iter().any(|s| s.contains("imm-trans-a operand and A in registers")), "{names:?}");
+}
+
+// MN-major (imm-trans 1) operands, one test per swizzle mode and operand. Each layout is chosen
+// so that both of its byte offsets are used (apart from A with the 128-byte swizzle, whose one
+// atom covers all 64 rows of M: its LBO points at poison) and differ, so a swapped or misread
+// LBO/SBO reads poison or another element.
+
+#[test]
+fn b_n_major_without_swizzle() {
+    // 16-byte chunks along N 256 bytes apart (SBO), groups of 8 K 2048 bytes apart (LBO).
+    check(&Case { b: mnl(0, 2048, 256), ..Case::new(32) }, 0x7b0);
+}
+
+#[test]
+fn b_n_major_with_the_32_byte_swizzle() {
+    // Three atoms along N (16 elements each) 512 bytes apart (LBO), K groups 256 apart (SBO).
+    check(&Case { b: mnl(3, 512, 256), ..Case::new(48) }, 0x7b32);
+}
+
+#[test]
+fn b_n_major_with_the_64_byte_swizzle() {
+    check(&Case { b: mnl(2, 512, 1536), ..Case::new(96) }, 0x7b64);
+}
+
+#[test]
+fn b_n_major_with_the_128_byte_swizzle() {
+    check(&Case { b: mnl(1, 2048, 1024), ..Case::new(128) }, 0x7b128);
+}
+
+#[test]
+fn a_m_major_without_swizzle() {
+    // Chunks along M 256 bytes apart, K groups 128 apart: the two interleave.
+    check(&Case { a_smem: Some(mnl(0, 128, 256)), ..Case::new(16) }, 0x7a0);
+}
+
+#[test]
+fn a_m_major_with_the_32_byte_swizzle() {
+    check(&Case { a_smem: Some(mnl(3, 512, 256)), ..Case::new(24) }, 0x7a32);
+}
+
+#[test]
+fn a_m_major_with_the_64_byte_swizzle() {
+    check(&Case { a_smem: Some(mnl(2, 1024, 512)), ..Case::new(16) }, 0x7a64);
+}
+
+#[test]
+fn a_m_major_with_the_128_byte_swizzle() {
+    check(&Case { a_smem: Some(mnl(1, 4096, 2048)), ..Case::new(16) }, 0x7a128);
+}
+
+#[test]
+fn both_mn_major_with_f16_accumulators() {
+    let c = Case { ty: Ty::F16, acc16: true, a_smem: Some(mnl(2, 1024, 512)), b: mnl(1, 2048, 1024), ..Case::new(72) };
+    check(&c, 0x7ab);
+}
+
+#[test]
+fn a_in_registers_with_b_n_major() {
+    check(&Case { b: mnl(3, 512, 256), neg_b: true, ..Case::new(40) }, 0x7c);
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `wgmma.mma_async` (PTX ISA 9.7.15.5.2), computed at issue.
+//! `wgmma.mma_async` (PTX ISA 9.7.15.5.2), computed at issue. Descriptor operands are read through
+//! `semantics::wgmma`, K-major or MN-major (imm-trans-a/b).
 //!
 //! Each warp of the warpgroup owns rows 16 q .. 16 q + 16 of A and D (q = its rank in the
 //! warpgroup, 9.7.15.5.1.1 "Register Fragments"): A's registers are the m16n8k16 A fragment of
@@ -104,10 +105,12 @@ impl Block<'_, '_> {
         let q = (warp.id % 4) as u64;
         let n = w.n as usize;
         let len = self.smem.len();
-        // Operand element (row, k) of a K-major descriptor operand, read as warp `warp.id`.
-        let read = |blk: &mut Self, desc: u64, row: u64, k: u64, what: &str| -> Res<f64> {
+        // Operand element (row, k) of a descriptor operand (row along M for A, N for B), K-major
+        // or MN-major (`trans`), read as warp `warp.id`.
+        let read = |blk: &mut Self, desc: u64, trans: bool, row: u64, k: u64, what: &str| -> Res<f64> {
             let d = Descriptor::decode(desc);
-            let a = d.k_major_address(row, 2 * k).ok_or_else(|| {
+            let a = if trans { d.mn_major_address(row, k) } else { d.k_major_address(row, 2 * k) };
+            let a = a.ok_or_else(|| {
                 fault(
                     pc,
                     None,
@@ -144,7 +147,7 @@ impl Block<'_, '_> {
                 let desc = warp.regs[rd_ as usize][0];
                 for (row, ar) in a.iter_mut().enumerate() {
                     for (k, x) in ar.iter_mut().enumerate() {
-                        *x = read(self, desc, 16 * q + row as u64, k as u64, "A")?;
+                        *x = read(self, desc, w.trans_a, 16 * q + row as u64, k as u64, "A")?;
                     }
                 }
             }
@@ -153,7 +156,7 @@ impl Block<'_, '_> {
         let mut b = vec![[0f64; 16]; n];
         for (col, bc) in b.iter_mut().enumerate() {
             for (k, x) in bc.iter_mut().enumerate() {
-                *x = read(self, bdesc, col as u64, k as u64, "B")?;
+                *x = read(self, bdesc, w.trans_b, col as u64, k as u64, "B")?;
             }
         }
         let (sa, sb) = (if w.neg_a { -1.0 } else { 1.0 }, if w.neg_b { -1.0 } else { 1.0 });

@@ -7,7 +7,8 @@ impl KernelLowering<'_> {
     /// `wgmma.fence` is accepted (the VM reads the operands at issue); `commit_group` and
     /// `wait_group` group and retire the pending `mma_async`s. `mma_async` is lowered for
     /// m64nNk16 with f16/bf16 inputs and f32 accumulators or f16 inputs and f16 accumulators, A from registers or a descriptor and B
-    /// from a descriptor, both K-major (imm-trans 0); other forms are refused by name.
+    /// from a descriptor, each descriptor operand K-major (imm-trans 0) or MN-major (imm-trans 1);
+    /// imm-trans-a with A in registers (which the ISA forbids) and other forms are refused by name.
     pub(super) fn wgmma(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
@@ -75,7 +76,15 @@ impl KernelLowering<'_> {
             _ => None,
         };
         let rest: Vec<Option<i64>> = o[4..].iter().map(|x| imm(x).map(|v| v as i64)).collect();
-        let want = if matches!(a, WgmmaA::Regs(_)) { 3 } else { 4 };
+        // imm-scale-a, imm-scale-b, then imm-trans-a (A from a descriptor only) and imm-trans-b.
+        let regs_a = matches!(a, WgmmaA::Regs(_));
+        if regs_a && rest.len() == 4 {
+            return unsup(
+                format!("{full} with an imm-trans-a operand and A in registers (the ISA allows imm-trans-a only for A from a descriptor)"),
+                line,
+            );
+        }
+        let want = if regs_a { 3 } else { 4 };
         if rest.len() != want || rest.iter().any(|v| v.is_none()) {
             return Err(bad());
         }
@@ -85,10 +94,26 @@ impl KernelLowering<'_> {
             -1 => Ok(true),
             _ => Err(VmError::Parse { line, message: format!("`{full}`: imm-scale must be 1 or -1, got {v}") }),
         };
+        let trans = |v: i64| match v {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(VmError::Parse { line, message: format!("`{full}`: imm-trans must be 0 or 1, got {v}") }),
+        };
         let (neg_a, neg_b) = (scale(rest[0])?, scale(rest[1])?);
-        if rest[2..].iter().any(|&t| t != 0) {
-            return unsup(format!("{full} with a transposed (MN-major) operand"), line);
-        }
-        Ok(Op::Wgmma(Box::new(Wgmma { input, acc_f16, n, d, a, b_desc, scale_d, scale_d_neg, neg_a, neg_b })))
+        let (trans_a, trans_b) = if regs_a { (false, trans(rest[2])?) } else { (trans(rest[2])?, trans(rest[3])?) };
+        Ok(Op::Wgmma(Box::new(Wgmma {
+            input,
+            acc_f16,
+            n,
+            d,
+            a,
+            b_desc,
+            scale_d,
+            scale_d_neg,
+            neg_a,
+            neg_b,
+            trans_a,
+            trans_b,
+        })))
     }
 }
