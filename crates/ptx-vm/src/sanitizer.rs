@@ -50,6 +50,16 @@ pub enum FindingKind {
     /// observed (by an mbarrier wait, or a barrier with a warp that did) the completion of the
     /// mbarrier phase the copy completes on.
     SharedReadBeforeBulkCopyComplete,
+    /// A write (store, atomic, `cp.async`, bulk or tensor copy) to shared memory that a
+    /// `wgmma.mma_async` reads, before the `wgmma.wait_group` that retires it (PTX ISA 9.7.15.7:
+    /// the shared operands must not be modified until then). [`Finding::other`] is the
+    /// `mma_async`.
+    WgmmaSharedOperandOverwritten,
+    /// A write of an A-fragment or accumulator register of a `wgmma.mma_async` before the
+    /// `wgmma.wait_group` that retires it (undefined behaviour per PTX ISA 9.7.15.5.2; another
+    /// `mma_async` on the same accumulators is allowed). [`Finding::other`] is the `mma_async`;
+    /// the address is not meaningful (0).
+    WgmmaRegisterWrittenBeforeWait,
 }
 
 /// How serious a finding is, as compute-sanitizer grades hazards.
@@ -87,6 +97,12 @@ impl FindingKind {
             FindingKind::UndefinedVote => "initcheck: uninitialized value in a warp vote",
             FindingKind::SharedReadBeforeBulkCopyComplete => {
                 "racecheck: shared read of a cp.async.bulk destination before its mbarrier phase completed"
+            }
+            FindingKind::WgmmaSharedOperandOverwritten => {
+                "racecheck: shared operand of a pending wgmma.mma_async overwritten before its wgmma.wait_group"
+            }
+            FindingKind::WgmmaRegisterWrittenBeforeWait => {
+                "wgmma: A-fragment or accumulator register of a pending wgmma.mma_async written before its wgmma.wait_group"
             }
         }
     }
@@ -159,10 +175,18 @@ impl Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.severity())?;
-        write!(f, "{} in kernel {}: {} at address {:#x}", self.kind.name(), self.kernel, self.at, self.address)?;
+        write!(f, "{} in kernel {}: {}", self.kind.name(), self.kernel, self.at)?;
+        if self.kind != FindingKind::WgmmaRegisterWrittenBeforeWait {
+            write!(f, " at address {:#x}", self.address)?;
+        }
         if let Some(o) = &self.other {
             if self.kind.is_undefined_use() {
                 write!(f, ", from uninitialized memory read at {}", o.line)?;
+            } else if matches!(
+                self.kind,
+                FindingKind::WgmmaSharedOperandOverwritten | FindingKind::WgmmaRegisterWrittenBeforeWait
+            ) {
+                write!(f, ", pending from the wgmma.mma_async at {}", o.line)?;
             } else {
                 write!(f, ", conflicting with {o}")?;
             }

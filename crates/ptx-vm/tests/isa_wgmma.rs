@@ -18,13 +18,17 @@
 //!   retires their group (9.7.15.6-7): a store of them before it sees the old values and is a
 //!   definedness finding naming the `mma_async`; a chain on the same accumulators accumulates.
 //!
+//! - sanitizer: a write (store, atomic, cp.async) to shared bytes a pending `mma_async` reads, or
+//!   a write of its A-fragment or accumulator registers, before its `wait_group` is a finding
+//!   naming the writer and the `mma_async`; other writes, and writes after the wait, are not.
+//!
 //! The placement of operands in shared memory is written here from the ISA's figures, apart from
 //! the VM's decoder (`semantics::wgmma`). Inputs are small dyadic values, so the float64 sums are
 //! exact and the f32 results are compared bit for bit.
 
 mod isa_common;
 use isa_common::Rng;
-use ptx_vm::{Arch, FindingKind, LaunchConfig, Machine, Module, ParamBuilder};
+use ptx_vm::{Arch, FindingKind, LaunchConfig, Machine, Module, ParamBuilder, SanitizerReport};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Ty {
@@ -142,6 +146,9 @@ struct Case {
     /// f16 accumulators (`.f16.f16.f16`, two per register) instead of f32; the inputs then have
     /// full 11-bit significands so that the products do not fit in f16 and the rounding shows.
     acc16: bool,
+    /// PTX placed between the `commit_group` and the `wait_group` (a planted early write); the
+    /// sanitizer report is then the caller's to judge.
+    early: String,
 }
 
 impl Case {
@@ -160,6 +167,7 @@ impl Case {
             wait_n: 0,
             empty_commit: false,
             acc16: false,
+            early: String::new(),
         }
     }
 }
@@ -306,18 +314,20 @@ COPY:
 {body}    setp.ne.u32 %p1, %r5, 0;
     wgmma.fence.sync.aligned;
 {mma}    wgmma.commit_group.sync.aligned;
-{wait}{store}    ret;
+{early}{wait}{store}    ret;
 }}
 ",
         nf = nd.max(1),
         nthreads = c.threads,
         words = IMG / 4,
         dbytes = 4 * nd,
+        early = c.early,
     )
 }
 
-/// Runs the case with random A (64x16), B (16xN), C (64xN); returns (got, want) per thread word.
-fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
+/// Runs the case with random A (64x16), B (16xN), C (64xN); returns (got, want) per thread word
+/// and the sanitizer's report.
+fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>, SanitizerReport), String> {
     let mut rng = Rng(seed);
     let n = c.n;
     let acc16 = c.acc16;
@@ -417,7 +427,9 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [c.threads, 1, 1], dynamic_smem: 0 };
     let rep = m.launch(&module, "k", &cfg, &p).map_err(|e| e.to_string())?;
     let san = rep.sanitizer.clone().expect("sanitizer report");
-    if c.wait {
+    if !c.early.is_empty() {
+        // Judged by the caller.
+    } else if c.wait {
         rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
     } else {
         // Every accumulator store before the wait reads a pending register.
@@ -430,11 +442,11 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>), String> {
     let mut ob = vec![0u8; out_bytes];
     m.read(po, &mut ob).unwrap();
     let got = ob.chunks_exact(4).map(|x| u32::from_le_bytes(x.try_into().unwrap())).collect();
-    Ok((got, want))
+    Ok((got, want, san))
 }
 
 fn check(c: &Case, seed: u64) {
-    let (got, want) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    let (got, want, _) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
     let words = if c.acc16 { c.n / 4 } else { c.n / 2 };
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let show = |x: u32| {
@@ -645,4 +657,107 @@ fn wait_group_1_retires_all_but_the_latest_group() {
 #[test]
 fn wait_group_1_with_one_group_retires_nothing() {
     check(&Case { wait: false, wait_n: 1, ..Case::new(16) }, 0x1b);
+}
+
+// Sanitizer: writes to a pending wgmma's operands before its wait_group (PTX ISA 9.7.15.7).
+
+/// Runs `c` (with a planted write in `c.early`) and returns the report and the PTX lines of the
+/// `mma_async` and of the planted instruction. The results are not judged: a planted shared
+/// write may land before another warp of the warpgroup issues its `mma_async`.
+fn planted(c: &Case, seed: u64) -> (SanitizerReport, usize, usize) {
+    let (_, _, san) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    let text = ptx(c);
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let planted = c.early.lines().next().unwrap().trim();
+    (san, line_of("wgmma.mma_async"), line_of(planted.split(';').next().unwrap()))
+}
+
+/// Only thread 0 writes (a 4-byte store at byte `off` of the shared image).
+fn store_at(off: u64) -> String {
+    format!("    setp.eq.u32 %p3, %r1, 0;\n    add.u32 %r20, %r2, {off};\n    @%p3 st.shared.u32 [%r20], %r1;\n")
+}
+
+#[test]
+fn a_shared_store_into_b_before_the_wait_is_flagged_naming_the_mma_and_the_store() {
+    let b = kl(1, 16, 1024, 0);
+    // Element (5, 3) of B: the store covers it and its neighbour.
+    let off = b.addr(5, 3) & !3;
+    let c = Case { b, early: store_at(off), ..Case::new(32) };
+    let (san, mma, st) = planted(&c, 0x5a1);
+    assert_eq!(san.count(FindingKind::WgmmaSharedOperandOverwritten), 1, "{san}");
+    let f = san.findings.iter().find(|f| f.kind == FindingKind::WgmmaSharedOperandOverwritten).unwrap();
+    assert!(f.at.line.contains(&format!("PTX line {}", st + 2)), "{f}");
+    assert_eq!(f.other.as_ref().unwrap().line, format!("PTX line {mma}"), "{f}");
+    assert_eq!(f.address, off, "{f}"); // sm is the block's only shared variable, at 0
+}
+
+#[test]
+fn a_shared_store_into_an_m_major_a_before_the_wait_is_flagged() {
+    let la = mnl(2, 1024, 512);
+    // Row 10 of A: read by warp 0, whose thread 0 writes it after issuing.
+    let off = (A_BASE + la.addr(10, 9)) & !3;
+    let c = Case { a_smem: Some(la), early: store_at(off), ..Case::new(16) };
+    let (san, _, _) = planted(&c, 0x5a2);
+    assert_eq!(san.count(FindingKind::WgmmaSharedOperandOverwritten), 1, "{san}");
+}
+
+#[test]
+fn a_shared_atomic_into_b_before_the_wait_is_flagged() {
+    let off = NONE.addr(7, 15) & !3;
+    let early = format!(
+        "    setp.eq.u32 %p3, %r1, 0;\n    add.u32 %r20, %r2, {off};\n    @%p3 atom.shared.add.u32 %r21, [%r20], 1;\n"
+    );
+    let (san, _, _) = planted(&Case { early, ..Case::new(8) }, 0x5a3);
+    assert_eq!(san.count(FindingKind::WgmmaSharedOperandOverwritten), 1, "{san}");
+}
+
+#[test]
+fn shared_stores_the_wgmma_does_not_read_or_after_the_wait_are_not_flagged() {
+    // B with N = 8 and no swizzle occupies the first 256 bytes; byte 4096 is poison no one reads.
+    let (san, _, _) = planted(&Case { early: store_at(4096), ..Case::new(8) }, 0x5a4);
+    assert_eq!(san.count(FindingKind::WgmmaSharedOperandOverwritten), 0, "{san}");
+    // The same store into B after wait_group 0 (an empty group committed, then waited on).
+    let early = format!("    wgmma.wait_group.sync.aligned 0;\n{}", store_at(0));
+    let (san, _, _) = planted(&Case { early, ..Case::new(8) }, 0x5a5);
+    assert_eq!(san.count(FindingKind::WgmmaSharedOperandOverwritten), 0, "{san}");
+}
+
+#[test]
+fn writing_an_accumulator_before_the_wait_is_flagged_naming_the_mma() {
+    let early = "    mov.b32 %f3, 0;\n".to_string();
+    let (san, mma, mov) = planted(&Case { early, ..Case::new(16) }, 0x5a6);
+    // Once per warp of the warpgroup.
+    assert_eq!(san.count(FindingKind::WgmmaRegisterWrittenBeforeWait), 4, "{san}");
+    let f = san.findings.iter().find(|f| f.kind == FindingKind::WgmmaRegisterWrittenBeforeWait).unwrap();
+    assert!(f.at.line.contains(&format!("PTX line {mov}")), "{f}");
+    assert_eq!(f.other.as_ref().unwrap().line, format!("PTX line {mma}"), "{f}");
+    assert!(f.to_string().contains("pending from the wgmma.mma_async at PTX line"), "{f}");
+}
+
+#[test]
+fn writing_an_a_fragment_register_before_the_wait_is_flagged() {
+    let early = "    add.u32 %r12, %r12, 1;\n".to_string();
+    let (san, _, _) = planted(&Case { early, ..Case::new(8) }, 0x5a7);
+    assert_eq!(san.count(FindingKind::WgmmaRegisterWrittenBeforeWait), 4, "{san}");
+}
+
+#[test]
+fn writing_other_registers_before_the_wait_is_not_flagged() {
+    // %r13 is A's last register, %f0 the first accumulator; %r14 and %r20 are neither.
+    let early = "    add.u32 %r14, %r13, 1;\n    mov.u32 %r20, %r14;\n".to_string();
+    let (san, _, _) = planted(&Case { early, ..Case::new(8) }, 0x5a8);
+    assert!(san.is_clean(), "{san}");
+}
+
+#[test]
+fn a_cp_async_into_b_before_the_wait_is_flagged() {
+    let off = NONE.addr(3, 8) & !3;
+    let early = format!(
+        "    setp.eq.u32 %p3, %r1, 0;\n    add.u32 %r20, %r2, {off};\n    @%p3 cp.async.ca.shared.global [%r20], [%rd4], 4;\n    cp.async.commit_group;\n    cp.async.wait_all;\n"
+    );
+    let (san, mma, cp) = planted(&Case { early, ..Case::new(8) }, 0x5a9);
+    assert_eq!(san.count(FindingKind::WgmmaSharedOperandOverwritten), 1, "{san}");
+    let f = san.findings.iter().find(|f| f.kind == FindingKind::WgmmaSharedOperandOverwritten).unwrap();
+    assert!(f.at.line.contains(&format!("PTX line {}", cp + 2)), "{f}");
+    assert_eq!(f.other.as_ref().unwrap().line, format!("PTX line {mma}"), "{f}");
 }

@@ -16,9 +16,10 @@
 //! The VM reads `wgmma.mma_async`'s operands when a warp issues it (each warp's 16 rows of D
 //! depend only on its rows of A and on B) and writes the accumulators when `wgmma.wait_group`
 //! retires the group; a premature read sees the old values and, with definedness tracking, is a
-//! finding at its sink naming the `mma_async`. Not modelled yet: a write of the shared operands
-//! before the wait, definedness of the inputs (retired accumulators are defined), the
-//! shared-memory wavefronts of the descriptor reads, `.sp`, and input types other than f16/bf16.
+//! finding at its sink naming the `mma_async`; with the sanitizer, a write of its shared operands
+//! or of its A-fragment or accumulator registers before the wait is a finding too. Not modelled
+//! yet: definedness of the inputs (retired accumulators are defined), the shared-memory
+//! wavefronts of the descriptor reads, `.sp`, and input types other than f16/bf16.
 //!
 //! The descriptor is a 64-bit value:
 //!
