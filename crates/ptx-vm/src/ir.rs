@@ -190,14 +190,16 @@ pub(crate) struct TensorCopy {
     pub mbar_off: i64,
 }
 
-/// `wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}.{f16,bf16}` with K-major operands.
+/// `wgmma.mma_async.sync.aligned.m64nNk16.{f32,f16}.{f16,bf16}.{f16,bf16}`.
 #[derive(Clone, Debug)]
 pub(crate) struct Wgmma {
     /// f16 or bf16 inputs.
     pub input: crate::semantics::mma::MmaInput,
+    /// f16 accumulators (`.f16.f16.f16`, two per register) instead of f32.
+    pub acc_f16: bool,
     /// N: a multiple of 8 in 8..=256.
     pub n: u16,
-    /// The N / 2 f32 accumulators of each thread.
+    /// The accumulator registers of each thread: N / 2 f32, or N / 4 f16x2.
     pub d: Vec<R>,
     /// A from four registers (the m16n8k16 A fragment of the warp's 16 rows) or a descriptor.
     pub a: WgmmaA,
@@ -209,6 +211,10 @@ pub(crate) struct Wgmma {
     /// imm-scale-a / imm-scale-b: -1 negates the operand.
     pub neg_a: bool,
     pub neg_b: bool,
+    /// imm-trans-a / imm-trans-b: the descriptor operand is MN-major (M-major A, N-major B)
+    /// instead of K-major. Always false for A from registers.
+    pub trans_a: bool,
+    pub trans_b: bool,
 }
 
 /// Where `wgmma.mma_async` reads A.

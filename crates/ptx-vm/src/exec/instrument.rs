@@ -192,6 +192,9 @@ impl Block<'_, '_> {
         if !self.bulk_inflight.is_empty() && kind != AccessKind::Write {
             self.check_bulk_inflight(w, lane, pc, a, len);
         }
+        if !self.wgmma_reads.is_empty() && kind != AccessKind::Read {
+            self.check_wgmma_reads(w, lane, pc, a, len);
+        }
         let Some(sh) = self.shadow.as_deref_mut() else { return };
         if let Some(hit) = sh.access_same(tid, a as usize, len, kind, pc, same) {
             let other = if hit.kind == FindingKind::UninitializedSharedRead {

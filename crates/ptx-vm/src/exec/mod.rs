@@ -153,6 +153,9 @@ struct Warp {
     /// id the next `wgmma.commit_group` gives its group.
     wgmma: Vec<wgmma::Pending>,
     wgmma_next_group: u32,
+    /// Sanitizer: whether a pending `mma_async` has registers to watch (the one test each
+    /// instrumented instruction pays for the check of writes to them).
+    wgmma_watch: bool,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -229,10 +232,9 @@ struct Block<'a, 'b> {
     block_index: u32,
     /// Scratch for one warp instruction's (lane, address) pairs.
     scratch: Vec<(u32, u64)>,
-    /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current phase.
-    /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current
-    /// phase and those of its last completed phase.
-    mbar_warps: Vec<(u64, u32, u32)>,
+    /// Racecheck: per mbarrier object (shared address), the releases of its current and its
+    /// completed phases.
+    mbar_sync: Vec<barrier::MbarSync>,
     /// Changes of any mbarrier object so far, and their number at the last time-out of the
     /// suspended `try_wait`s (see `time_out_mbarrier_waits`).
     mbar_epoch: u64,
@@ -240,6 +242,10 @@ struct Block<'a, 'b> {
     /// Racecheck: the shared destinations of `cp.async.bulk` copies whose completion not every warp
     /// has observed.
     bulk_inflight: Vec<async_copy::BulkInflight>,
+    /// Sanitizer: the shared bytes each pending `wgmma.mma_async` reads, until its `wait_group`.
+    wgmma_reads: Vec<wgmma::PendingReads>,
+    /// A number for each `mma_async` issued in the block (ties its reads to its pending result).
+    wgmma_seq: u32,
     /// Device `printf` output so far, and the bytes dropped past the cap.
     printf: String,
     printf_dropped: u64,
@@ -286,6 +292,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             maxnreg: Vec::new(),
             wgmma: Vec::new(),
             wgmma_next_group: 0,
+            wgmma_watch: false,
         });
     }
     for (w, warp) in ws.warps.iter_mut().enumerate() {
@@ -320,10 +327,12 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         shadow,
         block_index: ctaid[0] + gx * (ctaid[1] + gy * ctaid[2]),
         scratch: Vec::with_capacity(32),
-        mbar_warps: Vec::new(),
+        mbar_sync: Vec::new(),
         mbar_epoch: 0,
         mbar_timeout_epoch: u64::MAX,
         bulk_inflight: Vec::new(),
+        wgmma_reads: Vec::new(),
+        wgmma_seq: 0,
         printf: String::new(),
         printf_dropped: 0,
         st_changed: 0,
@@ -394,6 +403,7 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.maxnreg.clear();
     warp.wgmma.clear();
     warp.wgmma_next_group = 0;
+    warp.wgmma_watch = false;
     for s in warp.stack.iter_mut() {
         s.clear();
     }
@@ -733,6 +743,9 @@ impl Block<'_, '_> {
                     mask & if ins.guard_neg { !p } else { p }
                 };
                 let pending = if self.instrument {
+                    if warp.wgmma_watch {
+                        self.check_wgmma_regs(warp, pc, ins, exec);
+                    }
                     if self.ctx.definedness {
                         self.def_pre(warp, pc, ins, exec, mask);
                     }
@@ -839,7 +852,7 @@ impl Block<'_, '_> {
                     Op::TensorCopy(_) => self.exec_tensor_copy(warp, pc, exec, &ins.op)?,
                     Op::Wgmma(_) => self.exec_wgmma(warp, pc, exec, &ins.op)?,
                     Op::WgmmaCommit => wgmma::exec_wgmma_commit(warp, exec),
-                    Op::WgmmaWait { n } => wgmma::exec_wgmma_wait(warp, exec, *n),
+                    Op::WgmmaWait { n } => self.exec_wgmma_wait(warp, exec, *n),
                     Op::Mbarrier { .. } => {
                         let suspended = self.exec_mbarrier(warp, pc, exec, &ins.op)?;
                         if suspended != 0 {

@@ -6,8 +6,9 @@ use crate::semantics::mma::MmaInput;
 impl KernelLowering<'_> {
     /// `wgmma.fence` is accepted (the VM reads the operands at issue); `commit_group` and
     /// `wait_group` group and retire the pending `mma_async`s. `mma_async` is lowered for
-    /// m64nNk16 with f16/bf16 inputs and f32 accumulators, A from registers or a descriptor and B
-    /// from a descriptor, both K-major (imm-trans 0); other forms are refused by name.
+    /// m64nNk16 with f16/bf16 inputs and f32 accumulators or f16 inputs and f16 accumulators, A from registers or a descriptor and B
+    /// from a descriptor, each descriptor operand K-major (imm-trans 0) or MN-major (imm-trans 1);
+    /// imm-trans-a with A in registers (which the ISA forbids) and other forms are refused by name.
     pub(super) fn wgmma(&mut self, ins: &ast::Instr, mods: &[&str]) -> Result<Op> {
         let line = ins.line;
         let full = ins.opcode.join(".");
@@ -41,15 +42,20 @@ impl KernelLowering<'_> {
             .filter(|n| n % 8 == 0 && (8..=256).contains(n))
             .ok_or_else(bad)?;
         let tys: Vec<Ty> = mods.iter().filter_map(|m| Ty::parse(m)).collect();
-        let input = match tys[..] {
-            [Ty::F32, Ty::F16, Ty::F16] => MmaInput::F16,
-            [Ty::F32, Ty::Bf16, Ty::Bf16] => MmaInput::Bf16,
+        // f32 accumulators with f16 or bf16 inputs; f16 accumulators with f16 inputs only (the
+        // ISA gives .bf16 inputs .f32 accumulators alone).
+        let (input, acc_f16) = match tys[..] {
+            [Ty::F32, Ty::F16, Ty::F16] => (MmaInput::F16, false),
+            [Ty::F32, Ty::Bf16, Ty::Bf16] => (MmaInput::Bf16, false),
+            [Ty::F16, Ty::F16, Ty::F16] => (MmaInput::F16, true),
             _ => return Err(bad()),
         };
         let o = self.ops(ins, 6)?;
         let Operand::Vec(dv) = &o[0] else { return Err(bad()) };
-        if dv.len() != n as usize / 2 {
-            return unsup(format!("{full} with {} accumulators (expected {})", dv.len(), n / 2), line);
+        // N / 2 accumulator elements per thread: one per f32 register, two per f16x2 register.
+        let nregs = if acc_f16 { n as usize / 4 } else { n as usize / 2 };
+        if dv.len() != nregs {
+            return unsup(format!("{full} with {} accumulator registers (expected {nregs})", dv.len()), line);
         }
         let d = dv.iter().map(|x| self.dst(x, line)).collect::<Result<Vec<R>>>()?;
         let a = match &o[1] {
@@ -70,7 +76,15 @@ impl KernelLowering<'_> {
             _ => None,
         };
         let rest: Vec<Option<i64>> = o[4..].iter().map(|x| imm(x).map(|v| v as i64)).collect();
-        let want = if matches!(a, WgmmaA::Regs(_)) { 3 } else { 4 };
+        // imm-scale-a, imm-scale-b, then imm-trans-a (A from a descriptor only) and imm-trans-b.
+        let regs_a = matches!(a, WgmmaA::Regs(_));
+        if regs_a && rest.len() == 4 {
+            return unsup(
+                format!("{full} with an imm-trans-a operand and A in registers (the ISA allows imm-trans-a only for A from a descriptor)"),
+                line,
+            );
+        }
+        let want = if regs_a { 3 } else { 4 };
         if rest.len() != want || rest.iter().any(|v| v.is_none()) {
             return Err(bad());
         }
@@ -80,10 +94,26 @@ impl KernelLowering<'_> {
             -1 => Ok(true),
             _ => Err(VmError::Parse { line, message: format!("`{full}`: imm-scale must be 1 or -1, got {v}") }),
         };
+        let trans = |v: i64| match v {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(VmError::Parse { line, message: format!("`{full}`: imm-trans must be 0 or 1, got {v}") }),
+        };
         let (neg_a, neg_b) = (scale(rest[0])?, scale(rest[1])?);
-        if rest[2..].iter().any(|&t| t != 0) {
-            return unsup(format!("{full} with a transposed (MN-major) operand"), line);
-        }
-        Ok(Op::Wgmma(Box::new(Wgmma { input, n, d, a, b_desc, scale_d, scale_d_neg, neg_a, neg_b })))
+        let (trans_a, trans_b) = if regs_a { (false, trans(rest[2])?) } else { (trans(rest[2])?, trans(rest[3])?) };
+        Ok(Op::Wgmma(Box::new(Wgmma {
+            input,
+            acc_f16,
+            n,
+            d,
+            a,
+            b_desc,
+            scale_d,
+            scale_d_neg,
+            neg_a,
+            neg_b,
+            trans_a,
+            trans_b,
+        })))
     }
 }

@@ -1,14 +1,25 @@
 //! The `wgmma` shared-memory matrix descriptor (PTX ISA 9.7.15.5.1.2.2, "Matrix Descriptor
-//! Format") and the addresses of the K-major canonical layouts it describes (9.7.15.5.1.2,
-//! "Shared Memory Matrix Layout"), as `wgmma.mma_async` reads its shared-memory operands. The
-//! MN-major layouts (imm-trans 1) are not modelled yet (the instruction refuses them by name).
+//! Format") and the addresses of the canonical layouts it describes (9.7.15.5.1.2, "Shared Memory
+//! Matrix Layout"), K-major (imm-trans 0) and MN-major (imm-trans 1), as `wgmma.mma_async` reads
+//! its shared-memory operands.
+//!
+//! The two leading/stride byte offsets mean different things in the two majors
+//! (9.7.15.5.1.2.1, on the matrix normalised to 16-byte elements, rows along M/N, columns along K):
+//!
+//! | | no swizzle ("interleave") | 32B / 64B / 128B swizzle |
+//! |---|---|---|
+//! | K-major LBO | the step between 16-byte core-matrix columns along K | unused |
+//! | K-major SBO | the step between groups of 8 rows (M/N) | the same |
+//! | MN-major LBO | the step between groups of 8 columns (K) | the step between atoms along M/N (each `swizzle bytes / 16` rows) |
+//! | MN-major SBO | the step between rows, i.e. 16-byte chunks along M/N | the step between groups of 8 columns (K) |
 //!
 //! The VM reads `wgmma.mma_async`'s operands when a warp issues it (each warp's 16 rows of D
 //! depend only on its rows of A and on B) and writes the accumulators when `wgmma.wait_group`
 //! retires the group; a premature read sees the old values and, with definedness tracking, is a
-//! finding at its sink naming the `mma_async`. Not modelled yet: a write of the shared operands
-//! before the wait, definedness of the inputs (retired accumulators are defined), the
-//! shared-memory wavefronts of the descriptor reads, f16 accumulators, `.sp`, and other input types.
+//! finding at its sink naming the `mma_async`; with the sanitizer, a write of its shared operands
+//! or of its A-fragment or accumulator registers before the wait is a finding too. Not modelled
+//! yet: definedness of the inputs (retired accumulators are defined), the shared-memory
+//! wavefronts of the descriptor reads, `.sp`, and input types other than f16/bf16.
 //!
 //! The descriptor is a 64-bit value:
 //!
@@ -114,6 +125,33 @@ impl Descriptor {
             }
         }
     }
+
+    /// The shared address of element (`mn`, `k`) of an MN-major matrix of 2-byte elements (`mn`
+    /// along M for A, N for B), per the canonical layouts of 9.7.15.5.1.2.1.3 (in 2-byte
+    /// elements, T = 8 of them per 16 bytes):
+    ///
+    /// - no swizzle: `((T,1,m),(8,k)) : ((1,T,SBO),(T,LBO))`: each 16-byte chunk of M/N holds 8
+    ///   elements; the 8 K values of a core matrix are 16 bytes apart; chunks along M/N are SBO
+    ///   apart and groups of 8 K are LBO apart;
+    /// - swizzle of `w` bytes: `((T,w/16,m),(8,k)) : ((1,T,LBO),(w/16*T,SBO))`: an atom is 8 rows
+    ///   of `w` contiguous bytes along M/N, one row per K value; atoms along M/N are LBO apart and
+    ///   groups of 8 K are SBO apart; the swizzle then permutes the 16-byte chunks of the address
+    ///   as for K-major.
+    ///
+    /// `None` for a non-zero base offset (as for K-major).
+    pub fn mn_major_address(&self, mn: u64, k: u64) -> Option<u64> {
+        let b = 2 * mn;
+        match self.swizzle {
+            Swizzle::None => Some(self.start + b / 16 * self.sbo + b % 16 + k / 8 * self.lbo + k % 8 * 16),
+            s => {
+                if self.base_offset != 0 {
+                    return None;
+                }
+                let w = s.row_bytes();
+                Some(s.apply(self.start + b / w * self.lbo + b % w + k / 8 * self.sbo + k % 8 * w))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -214,5 +252,30 @@ mod tests {
                 assert_eq!(a, 0x100 + row * 32 + ((chunk ^ (row / 4)) * 16) + 8, "row {row} chunk {chunk}");
             }
         }
+    }
+
+    #[test]
+    fn mn_major_without_swizzle_steps_chunks_along_mn_by_sbo_and_k_groups_by_lbo() {
+        let d = Descriptor::decode(enc(0x800, 0x300, 0x40, 0, 0));
+        // Element (mn, k): chunk mn / 8 at SBO, byte 2 (mn % 8); K row k % 8 at 16, group k / 8 at LBO.
+        assert_eq!(d.mn_major_address(0, 0), Some(0x800));
+        assert_eq!(d.mn_major_address(5, 0), Some(0x800 + 10));
+        assert_eq!(d.mn_major_address(13, 0), Some(0x800 + 0x40 + 10));
+        assert_eq!(d.mn_major_address(0, 3), Some(0x800 + 48));
+        assert_eq!(d.mn_major_address(9, 11), Some(0x800 + 0x40 + 2 + 0x300 + 48));
+    }
+
+    #[test]
+    fn mn_major_with_the_64_byte_swizzle_steps_atoms_along_mn_by_lbo_and_k_groups_by_sbo() {
+        let d = Descriptor::decode(enc(0x1000, 0x400, 0x200, 0, 2));
+        // 32 elements (64 bytes) along MN per atom row, one row per K value.
+        assert_eq!(d.mn_major_address(31, 0), Some(0x1000 + 62));
+        assert_eq!(d.mn_major_address(32, 0), Some(0x1400));
+        assert_eq!(d.mn_major_address(0, 8), Some(0x1200));
+        // K row 3 (bits 7-8 of 3 * 64 = 192: 1): chunk 0 becomes chunk 1.
+        assert_eq!(d.mn_major_address(1, 3), Some(0x1000 + 192 + 16 + 2));
+        // K row 6 (bits 7-8 of 384: 3): chunk 2 (elements 16..24) becomes chunk 1.
+        assert_eq!(d.mn_major_address(17, 6), Some(0x1000 + 384 + 16 + 2));
+        assert_eq!(Descriptor::decode(enc(0, 0, 0, 1, 2)).mn_major_address(0, 0), None);
     }
 }
