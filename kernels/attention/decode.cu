@@ -1,4 +1,4 @@
-// Decode attention over a paged KV cache (src/attention/decode.rs): GQA-packed tensor-core tiles,
+// Decode attention over a paged KV cache (src/attention/decode/): GQA-packed tensor-core tiles,
 // split-KV partials, their n-way merge by LSE, and the append of new K/V rows into pages.
 //
 // Cache: K and V pages [num_pages, page_size, kv_heads, head_dim] of T; sequence b's key j lives in
@@ -61,7 +61,7 @@
 
 namespace sk {
 
-// Mirrored by `DecodeParams` in src/attention/decode.rs (a test checks the size against the PTX).
+// Mirrored by `DecodeParams` in src/attention/decode/mod.rs (a test checks the size against the PTX).
 struct DecodeParams {
   const void* q;               // [tokens, heads, head_dim] T
   const void* k_cache;         // [num_pages, page_size, kv_heads, head_dim] T
