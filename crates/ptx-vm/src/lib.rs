@@ -27,9 +27,12 @@
 //! swizzles), each global -> shared box completing its whole byte count on its mbarrier; reading a
 //! bulk copy's destination before observing the completion of its mbarrier phase is a racecheck
 //! finding.
-//! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, A from
-//! registers or a descriptor, B from a descriptor, K-major with any swizzle; results reach the
-//! accumulators at `wgmma.wait_group` (see [`semantics::wgmma`] for what is and is not modelled).
+//! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, or f16 inputs
+//! and f16 accumulators, A from registers or a descriptor, B from a descriptor, K-major or
+//! MN-major (imm-trans) with any swizzle; results reach the accumulators at `wgmma.wait_group`,
+//! and with the sanitizer a write of a pending `mma_async`'s shared operands or of its A or
+//! accumulator registers before that is a finding (see [`semantics::wgmma`] for what is and is
+//! not modelled).
 //! Device `printf` (`vprintf`) is formatted as the host C library does and comes back in
 //! [`LaunchReport::printf`] (see [`semantics::printf`] for the conversions and the order).
 //! [`Module::parse`] rejects malformed PTX: syntax errors, undefined names, and directives or
