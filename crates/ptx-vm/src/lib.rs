@@ -29,9 +29,12 @@
 //! finding. Racecheck orders accesses through mbarriers as the memory model does: an arrival (and a
 //! bulk copy's complete-tx) releases, a wait that sees the phase complete acquires, transitively;
 //! see [`sanitizer`].
-//! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, A from
-//! registers or a descriptor, B from a descriptor, K-major with any swizzle; results reach the
-//! accumulators at `wgmma.wait_group` (see [`semantics::wgmma`] for what is and is not modelled).
+//! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, or f16 inputs
+//! and f16 accumulators, A from registers or a descriptor, B from a descriptor, K-major or
+//! MN-major (imm-trans) with any swizzle; results reach the accumulators at `wgmma.wait_group`,
+//! and with the sanitizer a write of a pending `mma_async`'s shared operands or of its A or
+//! accumulator registers before that is a finding (see [`semantics::wgmma`] for what is and is
+//! not modelled).
 //! Device `printf` (`vprintf`) is formatted as the host C library does and comes back in
 //! [`LaunchReport::printf`] (see [`semantics::printf`] for the conversions and the order).
 //! [`Module::parse`] rejects malformed PTX: syntax errors, undefined names, and directives or

@@ -848,3 +848,25 @@ fn a_cp_async_into_b_before_the_wait_is_flagged() {
     assert!(f.at.line.contains(&format!("PTX line {}", cp + 2)), "{f}");
     assert_eq!(f.other.as_ref().unwrap().line, format!("PTX line {mma}"), "{f}");
 }
+
+#[test]
+fn a_bulk_copy_into_b_before_the_wait_is_flagged() {
+    // Thread 0 copies 16 bytes of the image over B's row 2 with cp.async.bulk, on an mbarrier at
+    // byte 20480 (poison no operand reads), and waits for it.
+    let off = NONE.addr(2, 0) & !15;
+    let early = format!(
+        "    setp.eq.u32 %p3, %r1, 0;\n    @!%p3 bra BDONE;\n    add.u32 %r20, %r2, {off};\n    add.u32 %r21, %r2, 20480;\n\
+         \x20   mbarrier.init.shared::cta.b64 [%r21], 1;\n\
+         \x20   mbarrier.arrive.expect_tx.shared::cta.b64 %rd30, [%r21], 16;\n\
+         \x20   cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%r20], [%rd4], 16, [%r21];\n\
+         BWAIT:\n    mbarrier.try_wait.parity.shared::cta.b64 %p2, [%r21], 0;\n    @!%p2 bra BWAIT;\nBDONE:\n"
+    );
+    let c = Case { early, ..Case::new(8) };
+    let (san, mma, _) = planted(&c, 0x5aa);
+    assert_eq!(san.count(FindingKind::WgmmaSharedOperandOverwritten), 1, "{san}");
+    let f = san.findings.iter().find(|f| f.kind == FindingKind::WgmmaSharedOperandOverwritten).unwrap();
+    let cp = ptx(&c).lines().position(|l| l.contains("cp.async.bulk.shared")).unwrap() + 1;
+    assert!(f.at.line.contains(&format!("PTX line {cp}")), "{f}");
+    assert_eq!(f.other.as_ref().unwrap().line, format!("PTX line {mma}"), "{f}");
+    assert_eq!(f.address, off, "{f}");
+}

@@ -73,10 +73,12 @@ pub struct Descriptor {
     /// The matrix start address in shared memory (a multiple of 16).
     pub start: u64,
     /// Leading dimension byte offset: for K-major without swizzle, the offset between core
-    /// matrices adjacent along K; unused by the swizzled K-major layouts.
+    /// matrices adjacent along K; unused by the swizzled K-major layouts. MN-major: the offset
+    /// between groups of 8 K (no swizzle) or between swizzle atoms along M/N (see the table above).
     pub lbo: u64,
     /// Stride dimension byte offset: for K-major layouts, the offset between groups of 8 rows
-    /// (M for A, N for B).
+    /// (M for A, N for B). MN-major: the offset between 16-byte chunks along M/N (no swizzle) or
+    /// between groups of 8 K.
     pub sbo: u64,
     /// Matrix base offset (bits 49-51): 0 when the swizzle pattern starts at its repeat boundary.
     pub base_offset: u8,
