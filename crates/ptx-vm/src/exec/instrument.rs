@@ -28,7 +28,12 @@ impl Block<'_, '_> {
             _ => return None,
         };
         let r = &warp.regs[addr as usize];
-        Some(std::array::from_fn(|l| eff(r[l], off, space)))
+        // `eff` with the space hoisted out of the lanes: the global case is a plain add.
+        Some(if matches!(space, Space::Shared | Space::Local) {
+            std::array::from_fn(|l| eff(r[l], off, Space::Shared))
+        } else {
+            std::array::from_fn(|l| r[l].wrapping_add(off as u64))
+        })
     }
 
     /// Feeds a memory instruction that completed to the counters and the sanitizer.
