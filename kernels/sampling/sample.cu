@@ -412,6 +412,47 @@ __device__ void stream_sort(StreamList& l, uint32_t len) {
   }
 }
 
+// One stage of a bitonic network over the pairs (i, i + stride) of [base, base + n): the better
+// entry goes first where ((i - base) & size) == 0, unless `rev` (size = n: everywhere). Block-wide.
+__device__ __forceinline__ void bitonic_stage(StreamList& l, uint32_t base, uint32_t n, uint32_t size, uint32_t stride,
+                                              bool rev) {
+  for (uint32_t t = threadIdx.x; t < n / 2; t += kRowThreads) {
+    const uint32_t o = 2 * t - (t & (stride - 1)), i = base + o, j = i + stride;
+    const uint32_t ki = l.key[i], kj = l.key[j], ii = l.idx[i], ij = l.idx[j];
+    const bool j_better = kj > ki || (kj == ki && ij < ii);
+    if (j_better == (((o & size) == 0) != rev)) {
+      l.key[i] = kj;
+      l.key[j] = ki;
+      l.idx[i] = ij;
+      l.idx[j] = ii;
+      const float xi = l.x[i];
+      l.x[i] = l.x[j];
+      l.x[j] = xi;
+    }
+  }
+  __syncthreads();
+}
+
+// With [0, kListMax) sorted best first and [kListMax, kListMax + m) in any order (m <= kListMax),
+// leaves the best kListMax of them sorted best first in [0, kListMax), at about half the work of
+// sorting all 2 kListMax: the second half is sorted worst first (padded with entries below every
+// finite key), so the two halves form a bitonic sequence; one stage puts the better of entries i
+// and i + kListMax at i (the best kListMax, bitonic), and a bitonic merge sorts them. Block-wide.
+__device__ void stream_merge_top(StreamList& l, uint32_t m) {
+  constexpr uint32_t H = kListMax;
+  static_assert(2 * H == kStreamCap, "the list holds two halves");
+  for (uint32_t i = H + m + threadIdx.x; i < 2 * H; i += kRowThreads) {
+    l.key[i] = 0;
+    l.idx[i] = 0xffffffffu;
+    l.x[i] = 0.0f;
+  }
+  __syncthreads();
+  for (uint32_t size = 2; size <= H; size <<= 1) {
+    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) bitonic_stage(l, H, H, size, stride, true);
+  }
+  bitonic_stage(l, 0, 2 * H, 2 * H, H, false);
+  for (uint32_t stride = H / 2; stride > 0; stride >>= 1) bitonic_stage(l, 0, H, H, stride, false);
+}
 
 // floor(z * 64); the conversion saturates (-inf and z below -2^31 / 64 give INT_MIN, NaN 0).
 __device__ __forceinline__ int z_cell(float z) { return __float2int_rd(__fmul_rn(z, kCellsPerUnit)); }
@@ -870,7 +911,12 @@ __device__ __forceinline__ void pass1_groups(const T* __restrict__ x, uint32_t v
       if (len <= kStreamCap) {
         st.len = len;
       } else {
-        stream_sort(l, kStreamCap);
+        // After the first compaction the best L lead the list sorted: with L = kListMax a merge does.
+        if (st.compacted && cap_l == kListMax) {
+          stream_merge_top(l, kStreamCap - kListMax);
+        } else {
+          stream_sort(l, kStreamCap);
+        }
         st.thr = key_value(l.key[cap_l - 1]);
         st.compacted = true;
         if (threadIdx.x == 0) sm.appended[rot] = 0;
@@ -1033,7 +1079,11 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   uint32_t lm = 0;
   uint64_t list_mass = 0;
   if (use_list) {
-    stream_sort(l, len);
+    if (compacted && cap_l == kListMax && len > kListMax) {
+      stream_merge_top(l, len - kListMax);  // the first kListMax are sorted since the last compaction
+    } else {
+      stream_sort(l, len);
+    }
     len = min(len, cap_l);
     uint64_t base = 0, lm_local = 0;
     for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
