@@ -20,10 +20,11 @@
 // All n samples of a row share the passes. Passes over the row (reads of `vocab` elements):
 //   1   max and sum of exp of raw and processed logits (online), NaN / inf flags, argmax (greedy),
 //       a streaming list of the best L candidates in the total order (L = k under top-k with
-//       k <= 1024, else 1024; only when a filter is on or vocab <= 1024): each tile appends its
-//       candidates above the L-th best so far to shared memory and a bitonic sort compacts the
-//       buffer back to the best L when it would overflow; and, without top-k and past 1024 tokens,
-//       approximate masses per cell of z (width 1/64 below the running maximum; see CellHist).
+//       k <= 1024, else 1024; only when a filter is on or vocab <= 1024): each candidate above
+//       the L-th best so far takes a slot in shared memory, and when the buffer is full a bitonic
+//       sort (then, with L = 1024, a merge into the sorted best L) compacts it back to the best L;
+//       and, without top-k and past 1024 tokens, approximate masses per cell of z (width 1/64
+//       below the running maximum; see CellHist). See pass1_groups.
 // list path, when the allowed set lies inside the list: always under top-k (k <= 1024); under
 // min-p when its set ends inside the list; under top-p when the list's mass reaches the threshold:
 //   0   (top-k, min-p) filters, draw and ranks in shared memory;
@@ -57,6 +58,17 @@
 // min-p) and 7.78 (top-p) on all-equal logits, 3.99 / 7.72 with 64 samples on the flat row. The
 // fewest bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass (the division,
 // the exponential, compares and adds).
+// Thread instructions per logit (the VM's counters; bf16, vocab 131,072, uniform logits in [-8, 8),
+// one sample; `cargo run --release --example sol_report -- sampling`), all passes: plain 54.6,
+// temperature 0.7 63.7, min-p 0.1 120.7, top-p 0.9 139.7, top-k 50 + top-p 0.9 51.8 (before the
+// grouped passes: 186.7, 186.7, 359.7, 396.0, 195.2). Per element, pass 1 costs the load, a max.NaN,
+// the online (max, sum) (sub, mul, ex2, add, compare; twice and a division when T != 1), the cell
+// sum (~9) and the list's compare; pass 2 the cell, the exact mass, two shared reds and the flag
+// (~20). What remains above that on min-p and top-p rows is the list's compactions (~65 per logit:
+// the list of 1024 fills and is compacted about 7 times on a flat row). sol_report's model still
+// puts these rows above DRAM: plain issue-bound (H100, batch 1024, vocab 151,936: 310 us against
+// 93 us of DRAM; 1,327 us, integer-bound, before), the list's rows bound by shared memory (its
+// sorts; top-p 991 us, 2,280+ before).
 // Status: kStatusNoFinite (all -inf) or kStatusNonFinite (NaN, +inf, or a processed logit that
 // overflowed): token 0, logprobs NaN, rank 0.
 #include "common/philox.cuh"
@@ -84,6 +96,11 @@ __device__ __forceinline__ uint64_t mass_of(float z, float mz) {
 __device__ __forceinline__ float opaque(float v) {
   float r;
   asm("mov.b32 %0, %1;" : "=f"(r) : "f"(v));
+  return r;
+}
+__device__ __forceinline__ uint32_t opaque_u32(uint32_t v) {
+  uint32_t r;
+  asm("mov.b32 %0, %1;" : "=r"(r) : "r"(v));
   return r;
 }
 
@@ -622,14 +639,25 @@ __device__ __noinline__ bool predict_cells(const RowCtx<T> c, CellHist& h, Sampl
 template <typename T, bool kDiv, bool kMinp>
 __device__ __forceinline__ void cell_loop(const RowCtx<T>& c, CellHist& h, SampleSmem& sm, int top) {
   StreamList& l = sm.u.s;
-  const float temp = c.temp, log2e = opaque(kLog2e), scale = opaque(kMassScale);
+  const float temp = c.temp, log2e = opaque(kLog2e), scale = opaque(kMassScale), per_unit = opaque(kCellsPerUnit);
+  // Shared addresses of the cell arrays in registers (the compiler would rebuild each from the
+  // array's symbol per element), and `red`: no result is used.
+  const uint32_t mass_at = opaque_u32(uint32_t(__cvta_generic_to_shared(h.mass)));
+  const uint32_t count_at = opaque_u32(uint32_t(__cvta_generic_to_shared(h.count)));
+  const uint32_t flag_at = opaque_u32(uint32_t(__cvta_generic_to_shared(h.flag))), one_u32 = opaque_u32(1u);
+  const float mz = c.mz, log_minp = c.log_minp;  // in registers across the asm's memory clobbers
   auto one = [&](float xi, uint32_t i) {
     const float zi = kDiv ? __fdiv_rn(xi, temp) : xi;
-    if (kMinp && !c.minp_ok(zi)) return;
-    const int b = cell_of(zi, top);
-    atomicAdd(&h.mass[b], static_cast<unsigned long long>(mass_of(zi, c.mz, log2e, scale)));
-    atomicAdd(&h.count[b], 1u);
-    if (h.flag[b] != 0) {
+    const float d = __fsub_rn(zi, mz);
+    if (kMinp && !(d >= log_minp)) return;  // c.minp_ok(zi)
+    const uint32_t b =
+        min(uint32_t(top) - uint32_t(__float2int_rd(__fmul_rn(zi, per_unit))), uint32_t(kCells - 1));  // cell_of
+    const unsigned long long m = __float2ull_rz(__fmul_rn(exp2f(__fmul_rn(d, log2e)), scale));  // mass_of
+    asm volatile("red.shared.add.u64 [%0], %1;" ::"r"(mass_at + (b << 3)), "l"(m) : "memory");
+    asm volatile("red.shared.add.u32 [%0], %1;" ::"r"(count_at + (b << 2)), "r"(one_u32) : "memory");
+    uint32_t flag;
+    asm volatile("ld.shared.u32 %0, [%1];" : "=r"(flag) : "r"(flag_at + (b << 2)) : "memory");
+    if (flag != 0) {
       const uint32_t slot = atomicAdd(&sm.ncol, 1u);
       if (slot < kStreamCap) {
         l.key[slot] = order_key(zi);
@@ -638,16 +666,17 @@ __device__ __forceinline__ void cell_loop(const RowCtx<T>& c, CellHist& h, Sampl
       }
     }
   };
+  const T* __restrict__ x = c.x;
   const uint32_t vocab = c.vocab, full = vocab - vocab % (kUnroll * kRowThreads);
   for (uint32_t g = 0; g < full; g += kUnroll * kRowThreads) {
-    const T* xg = c.x + g + threadIdx.x;
+    const T* xg = x + g + threadIdx.x;
     float xs[kUnroll];
 #pragma unroll
     for (int k = 0; k < kUnroll; ++k) xs[k] = to_float(xg[k * kRowThreads]);
 #pragma unroll
     for (int k = 0; k < kUnroll; ++k) one(xs[k], g + k * kRowThreads + threadIdx.x);
   }
-  for (uint32_t i = full + threadIdx.x; i < vocab; i += kRowThreads) one(to_float(c.x[i]), i);
+  for (uint32_t i = full + threadIdx.x; i < vocab; i += kRowThreads) one(to_float(x[i]), i);
 }
 
 // Pass 2 of the two-pass path: exact masses and counts per cell of the min-p set (then their
