@@ -4,7 +4,8 @@
 //! SM's floors) next to the kernel's own floor (its FLOPs and fewest bytes). A model, not a
 //! measurement.
 //!
-//! `cargo run --release --example sol_report`
+//! `cargo run --release --example sol_report` (`-- sampling`: only the sampling section and its
+//! table rows)
 
 use half::bf16;
 use half::f16;
@@ -44,6 +45,12 @@ fn merge_counters<T: Float>(dev: &Device, shape: MergeShape) -> Result<Counters>
 fn main() -> Result<()> {
     let dev = Device::vm_with(VmConfig { sanitizer: false, counters: true, ..VmConfig::default() });
     let models = [DeviceModel::h100_sxm(), DeviceModel::h200_sxm(), DeviceModel::a100_sxm()];
+    if std::env::args().nth(1).as_deref() == Some("sampling") {
+        let mut rows: Vec<SolRow> = Vec::new();
+        sampling_rows(&dev, &models, &mut rows)?;
+        println!("\n{}", format_table(&rows));
+        return Ok(());
+    }
     let resources = LaunchResources { registers_per_thread: Some(MERGE_STATES_REGISTERS) };
     let mut rows: Vec<SolRow> = Vec::new();
     let mut add = |name: String, c: &Counters, shape: MergeShape, elem_bytes: usize| {
@@ -447,7 +454,7 @@ fn moe_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -> Res
 
 /// Registers per thread of sampling_sample_{f32,f16,bf16} on sm_80 (`scripts/resource-report`;
 /// 80 on sm_90a). Rerun it after editing kernels/sampling/.
-const SAMPLE_REGISTERS: u32 = 78;
+const SAMPLE_REGISTERS: u32 = 79;
 
 /// One sampling launch of `batch` rows of `vocab` random logits in `T` with `row` for every row
 /// (seeds differ), `n` samples each; returns its counters.
@@ -468,6 +475,22 @@ fn sample_counters<T: Float>(dev: &Device, batch: usize, vocab: usize, n: usize,
     let mut out = SampleOutput::alloc(dev, &plan)?;
     sample(dev, &plan, &x.view(), &params, &mut out)?;
     Ok(dev.vm_last_launch().and_then(|r| r.counters).unwrap_or_default())
+}
+
+/// Thread and warp instructions per logit of one launch over `logits` logits, then the largest
+/// classes' thread instructions per logit.
+fn instruction_mix(c: &Counters, logits: f64) -> String {
+    use ptx_vm::InstClass;
+    let mut classes: Vec<(InstClass, f64)> =
+        InstClass::ALL.iter().map(|&cl| (cl, c.class(cl).threads as f64 / logits)).filter(|&(_, v)| v >= 0.5).collect();
+    classes.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mix: Vec<String> = classes.iter().map(|(cl, v)| format!("{} {v:.1}", cl.name())).collect();
+    format!(
+        "{:.1} thread-instr / logit, {:.2} warp-instr / logit ({})",
+        c.thread_instructions() as f64 / logits,
+        c.warp_instructions() as f64 / logits,
+        mix.join(", ")
+    )
 }
 
 /// Sampling: passes over the logits per row for each filter (32-byte sectors requested / row bytes,
@@ -493,6 +516,18 @@ fn sampling_rows(dev: &Device, models: &[DeviceModel], rows: &mut Vec<SolRow>) -
             (c.global_load_sectors * 32) as f64 / row_bytes,
             c.thread_instructions()
         );
+    }
+    // Instructions per logit and their mix for the common paths (one row of uniform logits in
+    // [-8, 8), one sample): the integer-bound rows of the table below.
+    for (label, row) in [
+        ("plain", base),
+        ("temperature 0.7", RowParams { temperature: 0.7, ..base }),
+        ("min-p 0.1", RowParams { min_p: 0.1, ..base }),
+        ("top-p 0.9", RowParams { top_p: 0.9, ..base }),
+        ("top-k 50 + top-p 0.9", RowParams { top_k: 50, top_p: 0.9, ..base }),
+    ] {
+        let c = sample_counters::<bf16>(dev, 1, vocab, 1, row)?;
+        println!("sampling bf16 vocab {vocab} {label}: {}", instruction_mix(&c, vocab as f64));
     }
     let resources = LaunchResources { registers_per_thread: Some(SAMPLE_REGISTERS) };
     // The list path (top-k + top-p) and the two-pass path (top-p alone, plain sampling).

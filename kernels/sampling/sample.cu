@@ -20,10 +20,11 @@
 // All n samples of a row share the passes. Passes over the row (reads of `vocab` elements):
 //   1   max and sum of exp of raw and processed logits (online), NaN / inf flags, argmax (greedy),
 //       a streaming list of the best L candidates in the total order (L = k under top-k with
-//       k <= 1024, else 1024; only when a filter is on or vocab <= 1024): each tile appends its
-//       candidates above the L-th best so far to shared memory and a bitonic sort compacts the
-//       buffer back to the best L when it would overflow; and, without top-k and past 1024 tokens,
-//       approximate masses per cell of z (width 1/64 below the running maximum; see CellHist).
+//       k <= 1024, else 1024; only when a filter is on or vocab <= 1024): each candidate above
+//       the L-th best so far takes a slot in shared memory, and when the buffer is full a bitonic
+//       sort (then, with L = 1024, a merge into the sorted best L) compacts it back to the best L;
+//       and, without top-k and past 1024 tokens, approximate masses per cell of z (width 1/64
+//       below the running maximum; see CellHist). See pass1_groups.
 // list path, when the allowed set lies inside the list: always under top-k (k <= 1024); under
 // min-p when its set ends inside the list; under top-p when the list's mass reaches the threshold:
 //   0   (top-k, min-p) filters, draw and ranks in shared memory;
@@ -57,6 +58,17 @@
 // min-p) and 7.78 (top-p) on all-equal logits, 3.99 / 7.72 with 64 samples on the flat row. The
 // fewest bytes per row are vocab * sizeof(T) (one read); FLOPs ~ 4 * vocab per pass (the division,
 // the exponential, compares and adds).
+// Thread instructions per logit (the VM's counters; bf16, vocab 131,072, uniform logits in [-8, 8),
+// one sample; `cargo run --release --example sol_report -- sampling`), all passes: plain 54.6,
+// temperature 0.7 63.7, min-p 0.1 120.7, top-p 0.9 139.7, top-k 50 + top-p 0.9 51.8 (before the
+// grouped passes: 186.7, 186.7, 359.7, 396.0, 195.2). Per element, pass 1 costs the load, a max.NaN,
+// the online (max, sum) (sub, mul, ex2, add, compare; twice and a division when T != 1), the cell
+// sum (~9) and the list's compare; pass 2 the cell, the exact mass, two shared reds and the flag
+// (~20). What remains above that on min-p and top-p rows is the list's compactions (~65 per logit:
+// the list of 1024 fills and is compacted about 7 times on a flat row). sol_report's model still
+// puts these rows above DRAM: plain issue-bound (H100, batch 1024, vocab 151,936: 310 us against
+// 93 us of DRAM; 1,327 us, integer-bound, before), the list's rows bound by shared memory (its
+// sorts; top-p 991 us, 2,280+ before).
 // Status: kStatusNoFinite (all -inf) or kStatusNonFinite (NaN, +inf, or a processed logit that
 // overflowed): token 0, logprobs NaN, rank 0.
 #include "common/philox.cuh"
@@ -77,6 +89,36 @@ __device__ __forceinline__ int radix_bits(int r) { return r == 2 ? 10 : 11; }
 
 __device__ __forceinline__ uint64_t mass_of(float z, float mz) {
   return __float2ull_rz(__fmul_rn(exp_rn(__fsub_rn(z, mz)), kMassScale));
+}
+
+// `v` in a register the compiler cannot see through: hot loops multiply by it instead of moving the
+// immediate into a register before every use (the same value, so the same results).
+__device__ __forceinline__ float opaque(float v) {
+  float r;
+  asm("mov.b32 %0, %1;" : "=f"(r) : "f"(v));
+  return r;
+}
+__device__ __forceinline__ uint32_t opaque_u32(uint32_t v) {
+  uint32_t r;
+  asm("mov.b32 %0, %1;" : "=r"(r) : "r"(v));
+  return r;
+}
+
+// mass_of with kLog2e and kMassScale in registers (`log2e`, `scale`): the same operations.
+__device__ __forceinline__ uint64_t mass_of(float z, float mz, float log2e, float scale) {
+  return __float2ull_rz(__fmul_rn(exp2f(__fmul_rn(__fsub_rn(z, mz), log2e)), scale));
+}
+
+// max_sum_add(a, x) for any x but NaN (the same operations on the same values), with kLog2e in a
+// register and the common case (no new maximum) straight-line.
+__device__ __forceinline__ void max_sum_push(MaxSum& a, float x, float log2e) {
+  const float s = __fadd_rn(a.s, exp2f(__fmul_rn(__fsub_rn(x, a.m), log2e)));
+  if (x > a.m) {
+    a.s = __fadd_rn(a.m == -CUDART_INF_F ? 0.0f : __fmul_rn(a.s, exp2f(__fmul_rn(__fsub_rn(a.m, x), log2e))), 1.0f);
+    a.m = x;
+  } else {
+    a.s = s;
+  }
 }
 
 // A cut of the total order: keep every candidate with key > `key` and the first `take` (by index)
@@ -132,6 +174,7 @@ struct SampleSmem {
   uint32_t arg_idx[kRowWarps];
   unsigned long long above_cnt, above_mass, total_mass, total_cnt;
   uint32_t digit, found, pidx, ncol;
+  uint32_t appended[3];  // pass 1's list appends, one counter per group (rotating, see pass1_groups)
   int top_cell, cut_lo, cut_hi;
 };
 
@@ -149,7 +192,10 @@ constexpr int kCells = 2048;
 constexpr float kCellsPerUnit = 64.0f;
 constexpr int kCellsPerThread = kCells / kRowThreads;
 struct CellHist {
-  float approx[kCells];             // pass 1
+  union {
+    float approx[kCells];  // pass 1
+    uint32_t flag[kCells];  // pass 2: nonzero for the cells it collects (want's bits, one word per cell)
+  };
   unsigned long long mass[kCells];  // pass 2 (exact), then its inclusive prefix; before: predicted prefix (f64)
   unsigned int count[kCells];       // pass 2, then its inclusive prefix
   uint32_t want[kCells / 32];       // cells pass 2 collects
@@ -383,39 +429,55 @@ __device__ void stream_sort(StreamList& l, uint32_t len) {
   }
 }
 
-// One tile of the streaming top-L list: appends the tile's finite candidates above the threshold
-// (a key strictly above the L-th best so far: a later equal key has a larger index, so it ranks
-// below it), compacting to the best L first when they would not fit. Block-wide; `len` and `thr`
-// (returned updated) are the same in every thread.
-__device__ __forceinline__ uint2 stream_tile(StreamList& l, SampleSmem& sm, bool finite, uint32_t key, uint32_t i,
-                                         float xi, uint32_t cap_l, uint32_t len, uint32_t thr) {
-  bool acc = finite && key > thr;
-  const uint32_t cnt = __syncthreads_count(acc);
-  if (cnt == 0) return make_uint2(len, thr);
-  if (len + cnt > kStreamCap) {
-    stream_sort(l, len);
-    len = cap_l;  // len > kStreamCap - kRowThreads >= cap_l here
-    thr = l.key[cap_l - 1];
-    acc = acc && key > thr;
+// One stage of a bitonic network over the pairs (i, i + stride) of [base, base + n): the better
+// entry goes first where ((i - base) & size) == 0, unless `rev` (size = n: everywhere). Block-wide.
+__device__ __forceinline__ void bitonic_stage(StreamList& l, uint32_t base, uint32_t n, uint32_t size, uint32_t stride,
+                                              bool rev) {
+  for (uint32_t t = threadIdx.x; t < n / 2; t += kRowThreads) {
+    const uint32_t o = 2 * t - (t & (stride - 1)), i = base + o, j = i + stride;
+    const uint32_t ki = l.key[i], kj = l.key[j], ii = l.idx[i], ij = l.idx[j];
+    const bool j_better = kj > ki || (kj == ki && ij < ii);
+    if (j_better == (((o & size) == 0) != rev)) {
+      l.key[i] = kj;
+      l.key[j] = ki;
+      l.idx[i] = ij;
+      l.idx[j] = ii;
+      const float xi = l.x[i];
+      l.x[i] = l.x[j];
+      l.x[j] = xi;
+    }
   }
-  uint64_t tot;
-  const uint64_t incl = block_scan_u64(acc ? 1 : 0, sm.scan, tot);
-  if (acc) {
-    const uint32_t q = len + uint32_t(incl) - 1;
-    l.key[q] = key;
-    l.idx[q] = i;
-    l.x[q] = xi;
-  }
-  len += uint32_t(tot);
   __syncthreads();
-  return make_uint2(len, thr);
 }
 
-// floor(z * 64), clamped to +-2^29 so that cell differences fit an int (-inf lands at the bottom).
-__device__ __forceinline__ int z_cell(float z) {
-  return __float2int_rd(fminf(fmaxf(__fmul_rn(z, kCellsPerUnit), -536870912.0f), 536870912.0f));
+// With [0, kListMax) sorted best first and [kListMax, kListMax + m) in any order (m <= kListMax),
+// leaves the best kListMax of them sorted best first in [0, kListMax), at about half the work of
+// sorting all 2 kListMax: the second half is sorted worst first (padded with entries below every
+// finite key), so the two halves form a bitonic sequence; one stage puts the better of entries i
+// and i + kListMax at i (the best kListMax, bitonic), and a bitonic merge sorts them. Block-wide.
+__device__ void stream_merge_top(StreamList& l, uint32_t m) {
+  constexpr uint32_t H = kListMax;
+  static_assert(2 * H == kStreamCap, "the list holds two halves");
+  for (uint32_t i = H + m + threadIdx.x; i < 2 * H; i += kRowThreads) {
+    l.key[i] = 0;
+    l.idx[i] = 0xffffffffu;
+    l.x[i] = 0.0f;
+  }
+  __syncthreads();
+  for (uint32_t size = 2; size <= H; size <<= 1) {
+    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) bitonic_stage(l, H, H, size, stride, true);
+  }
+  bitonic_stage(l, 0, 2 * H, 2 * H, H, false);
+  for (uint32_t stride = H / 2; stride > 0; stride >>= 1) bitonic_stage(l, 0, H, H, stride, false);
 }
-__device__ __forceinline__ int cell_of(float z, int top) { return min(top - z_cell(z), kCells - 1); }
+
+// floor(z * 64); the conversion saturates (-inf and z below -2^31 / 64 give INT_MIN, NaN 0).
+__device__ __forceinline__ int z_cell(float z) { return __float2int_rd(__fmul_rn(z, kCellsPerUnit)); }
+// top - z_cell(z) in unsigned arithmetic (exact while z_cell(z) <= top; in range whatever z is),
+// the last cell taking everything past it.
+__device__ __forceinline__ int cell_of(float z, int top) {
+  return int(min(uint32_t(top) - uint32_t(z_cell(z)), uint32_t(kCells - 1)));
+}
 __device__ __forceinline__ bool wanted(const CellHist& h, int b) { return (h.want[b >> 5] >> (b & 31)) & 1u; }
 
 // Moves every cell sum `shift` cells down (the top cell rose by `shift`), rescaled to the new top;
@@ -436,12 +498,15 @@ __device__ __noinline__ void shift_cells(CellHist& h, int shift) {
   }
 }
 
-// Pass 1's share of the cells for one tile: the block's top cell rises (shifting the sums) when a
-// candidate lies above it, then each candidate adds exp(z - top / 64) to its cell. Block-wide;
+// Pass 1's share of the cells for one group of tiles: the block's top cell rises (shifting the
+// sums) when a thread's running maximum `zmax` lies above it, then each of the thread's `kUnroll`
+// processed logits adds exp(z - top / 64) to its cell (-inf adds 0 to the last cell). Block-wide;
 // `top` is the same in every thread (INT_MIN before the first finite logit).
-__device__ __forceinline__ void hist_tile(CellHist& h, SampleSmem& sm, bool cand, float z, int& top) {
-  const int g = cand ? z_cell(z) : INT_MIN;
-  if (__syncthreads_or(cand && g > top)) {
+constexpr int kUnroll = 4;
+__device__ __forceinline__ void hist_group(CellHist& h, SampleSmem& sm, const float (&z)[kUnroll], float zmax,
+                                           int& top, float log2e) {
+  const int g = z_cell(zmax);
+  if (__syncthreads_or(g > top)) {
     int m = g;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) m = max(m, __shfl_xor_sync(kFullMask, m, o));
@@ -450,13 +515,14 @@ __device__ __forceinline__ void hist_tile(CellHist& h, SampleSmem& sm, bool cand
     if ((threadIdx.x & 31) == 0) atomicMax(&sm.top_cell, m);
     __syncthreads();
     const int nt = sm.top_cell;
-    if (top != INT_MIN) shift_cells(h, min(nt - top, kCells));
+    if (top != INT_MIN) shift_cells(h, int(min(uint32_t(nt) - uint32_t(top), uint32_t(kCells))));
     top = nt;
   }
-  if (cand) {
-    const float w = exp_rn(__fsub_rn(z, __fmul_rn(float(top), 1.0f / kCellsPerUnit)));
-    atomicAdd(&h.approx[cell_of(z, top)], w);
-  }
+  if (top == INT_MIN) return;
+  // exp(z - top / 64) as 2^(z log2 e - top log2 e / 64): an estimate, like every cell sum of pass 1.
+  const float off = __fmul_rn(__fmul_rn(float(top), 1.0f / kCellsPerUnit), log2e);
+#pragma unroll
+  for (int k = 0; k < kUnroll; ++k) atomicAdd(&h.approx[cell_of(z[k], top)], exp2f(__fmaf_rn(z[k], log2e, -off)));
 }
 
 // Inclusive block scan of doubles in thread order (the prediction's prefix sums; not exact, and
@@ -525,9 +591,9 @@ __device__ __noinline__ bool predict_cells(const RowCtx<T> c, CellHist& h, Sampl
   for (int j = 0; j < kCellsPerThread; ++j) {
     const int b = int(threadIdx.x) * kCellsPerThread + j;
     double m = b == kCells - 1 ? 0.0 : double(h.approx[b]);
-    if (!c.minp_ok(__fmul_rn(float(top - b + 1), 1.0f / kCellsPerUnit))) {
+    if (!c.minp_ok(__fmul_rn(float(int64_t(top) - b + 1), 1.0f / kCellsPerUnit))) {
       m = 0.0;
-    } else if (!c.minp_ok(__fmul_rn(float(top - b), 1.0f / kCellsPerUnit))) {
+    } else if (!c.minp_ok(__fmul_rn(float(int64_t(top) - b), 1.0f / kCellsPerUnit))) {
       boundary += m;  // min-p's cut splits this cell: its kept mass is anywhere in [0, m]
     }
     local += m;
@@ -567,6 +633,52 @@ __device__ __noinline__ bool predict_cells(const RowCtx<T> c, CellHist& h, Sampl
   return true;
 }
 
+// The element loop of cell_pass over groups of kUnroll tiles (the tail group tests the bounds):
+// kDiv false when T = 1 (z = x / 1 = x exactly), kMinp false without min-p (every z passes).
+// Masses of 0 are added too, and h.flag is 0 everywhere when nothing is collected.
+template <typename T, bool kDiv, bool kMinp>
+__device__ __forceinline__ void cell_loop(const RowCtx<T>& c, CellHist& h, SampleSmem& sm, int top) {
+  StreamList& l = sm.u.s;
+  const float temp = c.temp, log2e = opaque(kLog2e), scale = opaque(kMassScale), per_unit = opaque(kCellsPerUnit);
+  // Shared addresses of the cell arrays in registers (the compiler would rebuild each from the
+  // array's symbol per element), and `red`: no result is used.
+  const uint32_t mass_at = opaque_u32(uint32_t(__cvta_generic_to_shared(h.mass)));
+  const uint32_t count_at = opaque_u32(uint32_t(__cvta_generic_to_shared(h.count)));
+  const uint32_t flag_at = opaque_u32(uint32_t(__cvta_generic_to_shared(h.flag))), one_u32 = opaque_u32(1u);
+  const float mz = c.mz, log_minp = c.log_minp;  // in registers across the asm's memory clobbers
+  auto one = [&](float xi, uint32_t i) {
+    const float zi = kDiv ? __fdiv_rn(xi, temp) : xi;
+    const float d = __fsub_rn(zi, mz);
+    if (kMinp && !(d >= log_minp)) return;  // c.minp_ok(zi)
+    const uint32_t b =
+        min(uint32_t(top) - uint32_t(__float2int_rd(__fmul_rn(zi, per_unit))), uint32_t(kCells - 1));  // cell_of
+    const unsigned long long m = __float2ull_rz(__fmul_rn(exp2f(__fmul_rn(d, log2e)), scale));  // mass_of
+    asm volatile("red.shared.add.u64 [%0], %1;" ::"r"(mass_at + (b << 3)), "l"(m) : "memory");
+    asm volatile("red.shared.add.u32 [%0], %1;" ::"r"(count_at + (b << 2)), "r"(one_u32) : "memory");
+    uint32_t flag;
+    asm volatile("ld.shared.u32 %0, [%1];" : "=r"(flag) : "r"(flag_at + (b << 2)) : "memory");
+    if (flag != 0) {
+      const uint32_t slot = atomicAdd(&sm.ncol, 1u);
+      if (slot < kStreamCap) {
+        l.key[slot] = order_key(zi);
+        l.idx[slot] = i;
+        l.x[slot] = xi;
+      }
+    }
+  };
+  const T* __restrict__ x = c.x;
+  const uint32_t vocab = c.vocab, full = vocab - vocab % (kUnroll * kRowThreads);
+  for (uint32_t g = 0; g < full; g += kUnroll * kRowThreads) {
+    const T* xg = x + g + threadIdx.x;
+    float xs[kUnroll];
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) xs[k] = to_float(xg[k * kRowThreads]);
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) one(xs[k], g + k * kRowThreads + threadIdx.x);
+  }
+  for (uint32_t i = full + threadIdx.x; i < vocab; i += kRowThreads) one(to_float(x[i]), i);
+}
+
 // Pass 2 of the two-pass path: exact masses and counts per cell of the min-p set (then their
 // inclusive prefixes, thread t owning cells [8t, 8t + 8)), and, when `collect`, the elements of the
 // wanted cells appended to the streaming list's arrays (sm.ncol counts them, even past capacity).
@@ -577,25 +689,21 @@ __device__ __noinline__ uint64_t cell_pass(const RowCtx<T> c, CellHist& h, Sampl
   for (int b = threadIdx.x; b < kCells; b += kRowThreads) {
     h.mass[b] = 0;
     h.count[b] = 0;
+    h.flag[b] = collect && wanted(h, b) ? 1u : 0u;  // approx (its storage) is spent
   }
   if (threadIdx.x == 0) sm.ncol = 0;
   __syncthreads();
-  StreamList& l = sm.u.s;
-  for (uint32_t i = threadIdx.x; i < c.vocab; i += kRowThreads) {
-    const float xi = to_float(c.x[i]), zi = __fdiv_rn(xi, c.temp);
-    if (!c.minp_ok(zi)) continue;
-    const int b = cell_of(zi, top);
-    const uint64_t m = mass_of(zi, c.mz);
-    if (m != 0) atomicAdd(&h.mass[b], static_cast<unsigned long long>(m));
-    atomicAdd(&h.count[b], 1u);
-    if (collect && wanted(h, b)) {
-      const uint32_t slot = atomicAdd(&sm.ncol, 1u);
-      if (slot < kStreamCap) {
-        l.key[slot] = order_key(zi);
-        l.idx[slot] = i;
-        l.x[slot] = xi;
-      }
+  const bool minp = c.log_minp != -CUDART_INF_F;
+  if (c.temp == 1.0f) {
+    if (minp) {
+      cell_loop<T, false, true>(c, h, sm, top);
+    } else {
+      cell_loop<T, false, false>(c, h, sm, top);
     }
+  } else if (minp) {
+    cell_loop<T, true, true>(c, h, sm, top);
+  } else {
+    cell_loop<T, true, false>(c, h, sm, top);
   }
   __syncthreads();
   uint64_t ms = 0, cs = 0;
@@ -753,6 +861,114 @@ __device__ __noinline__ bool resolve_cells(const RowCtx<T> c, CellHist& h, Sampl
   return true;
 }
 
+// Pass 1 of a sampled (not greedy) row, in groups of kUnroll tiles: thread t takes elements
+// g + t, g + t + 256, ... of group g, so every thread meets its elements in the order of the plain
+// thread-strided walk and the online sums are bit for bit those of row_max_sum_raw. Per element:
+// a max.NaN (NaN or +inf flags the row), the online (max, sum) of the raw logits and (kDiv: T != 1)
+// of the processed ones, the cell sums (`cells_on`) and the list test (`use_list`). -inf needs no
+// test: it adds exp(-inf) = 0 to a running sum, and the NaN a thread's sum gets from -inf before
+// its first finite logit is reset by that logit (a thread with none adds nothing in block_max_sum).
+// NaN and +inf only need the row flagged: their sums are never used. The tail group pads with -inf.
+// The list: an element whose processed logit lies above `thr` (the L-th best so far, -inf before
+// the first compaction) takes a slot with a shared atomic (slots in any order: the list is sorted
+// before use). When a group finds the list full, the block sorts the full list, keeps the best L,
+// and the elements that found no slot retry against the new L-th best (>=: an element of this
+// group may tie it with a lower index); later groups have higher indices, so > suffices there.
+struct Pass1 {
+  MaxSum raw, proc;
+  bool bad;
+  int top;          // the cells' top cell
+  uint32_t len;     // list entries
+  bool compacted;   // the list dropped candidates
+  float thr;        // list threshold
+};
+
+template <typename T, bool kDiv>
+__device__ __forceinline__ void pass1_groups(const T* __restrict__ x, uint32_t vocab, float temp, CellHist& h,
+                                             SampleSmem& sm, bool cells_on, bool use_list, uint32_t cap_l,
+                                             Pass1& st) {
+  StreamList& l = sm.u.s;
+  if (threadIdx.x < 3) sm.appended[threadIdx.x] = 0;
+  if (threadIdx.x == 0) sm.top_cell = INT_MIN;
+  __syncthreads();
+  const float log2e = opaque(kLog2e);
+  float nan_or_max = -CUDART_INF_F;  // max.NaN of the raw logits: NaN or +inf when the row is bad
+  uint32_t rot = 0;  // group g counts its appends in appended[g % 3] and clears the next one
+  for (uint32_t g = 0; g < vocab; g += kUnroll * kRowThreads) {
+    const T* xg = x + g + threadIdx.x;
+    float xs[kUnroll], zs[kUnroll];
+    if (g + kUnroll * kRowThreads <= vocab) {
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) xs[k] = to_float(xg[k * kRowThreads]);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        xs[k] = g + k * kRowThreads + threadIdx.x < vocab ? to_float(xg[k * kRowThreads]) : -CUDART_INF_F;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kUnroll; ++k) {
+      asm("max.NaN.f32 %0, %0, %1;" : "+f"(nan_or_max) : "f"(xs[k]));
+      max_sum_push(st.raw, xs[k], log2e);
+      if (kDiv) {
+        zs[k] = __fdiv_rn(xs[k], temp);
+        max_sum_push(st.proc, zs[k], log2e);
+      } else {
+        zs[k] = xs[k];
+      }
+    }
+    if (cells_on) hist_group(h, sm, zs, kDiv ? st.proc.m : st.raw.m, st.top, log2e);
+    if (use_list) {
+      const uint32_t next = rot == 2 ? 0 : rot + 1;
+      if (threadIdx.x == 0) sm.appended[next] = 0;
+      uint32_t missed = 0;  // bit k: element k found the list full
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        if (zs[k] > st.thr) {
+          const uint32_t q = st.len + atomicAdd(&sm.appended[rot], 1u);
+          if (q < kStreamCap) {
+            l.key[q] = order_key(zs[k]);
+            l.idx[q] = g + k * kRowThreads + threadIdx.x;
+            l.x[q] = xs[k];
+          } else {
+            missed |= 1u << k;
+          }
+        }
+      }
+      __syncthreads();
+      const uint32_t len = st.len + sm.appended[rot];
+      if (len <= kStreamCap) {
+        st.len = len;
+      } else {
+        // After the first compaction the best L lead the list sorted: with L = kListMax a merge does.
+        if (st.compacted && cap_l == kListMax) {
+          stream_merge_top(l, kStreamCap - kListMax);
+        } else {
+          stream_sort(l, kStreamCap);
+        }
+        st.thr = key_value(l.key[cap_l - 1]);
+        st.compacted = true;
+        if (threadIdx.x == 0) sm.appended[rot] = 0;
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < kUnroll; ++k) {
+          if (((missed >> k) & 1u) && zs[k] >= st.thr) {
+            const uint32_t q = cap_l + atomicAdd(&sm.appended[rot], 1u);  // < cap_l + kUnroll * kRowThreads
+            l.key[q] = order_key(zs[k]);
+            l.idx[q] = g + k * kRowThreads + threadIdx.x;
+            l.x[q] = xs[k];
+          }
+        }
+        __syncthreads();
+        st.len = cap_l + sm.appended[rot];
+      }
+      rot = next;
+    }
+  }
+  if (!kDiv) st.proc = st.raw;
+  st.bad = isnan(nan_or_max) || nan_or_max == CUDART_INF_F || st.proc.m == CUDART_INF_F;
+}
+
 template <typename T>
 __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm, CellHist& h) {
   const uint32_t row = blockIdx.x;
@@ -771,24 +987,21 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   const uint32_t cap_l = topk_on ? top_k : kListMax;
   // The two-pass path's cells: plain, min-p and top-p rows whose set may not fit the list.
   const bool cells_on = !greedy && !topk_on && vocab > kListMax;
-  int top = INT_MIN;  // pass 1's top cell
   if (cells_on) {
     for (int b = threadIdx.x; b < kCells; b += kRowThreads) h.approx[b] = 0.0f;
     __syncthreads();
   }
 
-  // Pass 1: raw and processed (max, sum), flags, argmax, and the streaming top-L list.
+  // Pass 1: raw and processed (max, sum), flags, argmax (greedy), the cells and the streaming
+  // top-L list.
   bool bad = false;
   MaxSum raw{-CUDART_INF_F, 0.0f}, proc{-CUDART_INF_F, 0.0f};
   uint32_t best_key = 0, best_idx = 0xffffffffu;
-  uint32_t len = 0, thr = 0;  // thr stays 0 (below every finite key) until a compaction
-  for (uint32_t tile = 0; tile < vocab; tile += kRowThreads) {
-    const uint32_t i = tile + threadIdx.x;
-    bool cand = false;
-    uint32_t zkey = 0;
-    float xi = 0.0f;
-    if (i < vocab) {
-      xi = to_float(x[i]);
+  uint32_t len = 0;
+  bool compacted = false;
+  if (greedy) {
+    for (uint32_t i = threadIdx.x; i < vocab; i += kRowThreads) {
+      const float xi = to_float(x[i]);
       if (isnan(xi) || xi == CUDART_INF_F) {
         bad = true;
       } else if (xi != -CUDART_INF_F) {
@@ -798,56 +1011,56 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
           best_key = k;
           best_idx = i;
         }
-        if (!greedy) {
-          const float zi = __fdiv_rn(xi, temp);
-          if (zi == CUDART_INF_F) {
-            bad = true;
-          } else if (zi != -CUDART_INF_F) {
-            max_sum_add(proc, zi);
-            cand = true;
-            zkey = order_key(zi);
-          }
-        }
       }
     }
-    if (cells_on) hist_tile(h, sm, cand, key_value(zkey), top);
-    if (use_list) {
-      const uint2 st = stream_tile(sm.u.s, sm, cand, zkey, i, xi, cap_l, len, thr);
-      len = st.x;
-      thr = st.y;
+  } else {
+    Pass1 st{raw, proc, false, INT_MIN, 0, false, -CUDART_INF_F};
+    if (temp == 1.0f) {
+      pass1_groups<T, false>(x, vocab, temp, h, sm, cells_on, use_list, cap_l, st);
+    } else {
+      pass1_groups<T, true>(x, vocab, temp, h, sm, cells_on, use_list, cap_l, st);
     }
+    raw = st.raw;
+    proc = st.proc;
+    bad = st.bad;
+    len = st.len;
+    compacted = st.compacted;
   }
   raw = block_max_sum(raw, sm.ms);
   proc = block_max_sum(proc, sm.ms);
   bad = __syncthreads_or(bad);
   // Every processed logit overflowed to -inf (a huge negative row at a small temperature).
   if (!greedy && proc.m == -CUDART_INF_F && raw.m != -CUDART_INF_F) bad = true;
-  // Argmax, lowest index on ties: warp shuffles, then thread 0 over the warps.
-  for (int o = 16; o > 0; o >>= 1) {
-    const uint32_t ok = __shfl_xor_sync(kFullMask, best_key, o), oi = __shfl_xor_sync(kFullMask, best_idx, o);
-    if (oi != 0xffffffffu && (best_idx == 0xffffffffu || ok > best_key || (ok == best_key && oi < best_idx))) {
-      best_key = ok;
-      best_idx = oi;
-    }
-  }
-  if ((threadIdx.x & 31) == 0) {
-    sm.arg_key[threadIdx.x >> 5] = best_key;
-    sm.arg_idx[threadIdx.x >> 5] = best_idx;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 0; w < kRowWarps; ++w) {
-      const uint32_t ok = sm.arg_key[w], oi = sm.arg_idx[w];
+  // Argmax (greedy), lowest index on ties: warp shuffles, then thread 0 over the warps. Sampled
+  // rows use it only as the full-row draw's guard, which a token always passes.
+  uint32_t argmax = 0;
+  if (greedy) {
+    for (int o = 16; o > 0; o >>= 1) {
+      const uint32_t ok = __shfl_xor_sync(kFullMask, best_key, o), oi = __shfl_xor_sync(kFullMask, best_idx, o);
       if (oi != 0xffffffffu && (best_idx == 0xffffffffu || ok > best_key || (ok == best_key && oi < best_idx))) {
         best_key = ok;
         best_idx = oi;
       }
     }
-    sm.pidx = best_idx;
+    if ((threadIdx.x & 31) == 0) {
+      sm.arg_key[threadIdx.x >> 5] = best_key;
+      sm.arg_idx[threadIdx.x >> 5] = best_idx;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int w = 0; w < kRowWarps; ++w) {
+        const uint32_t ok = sm.arg_key[w], oi = sm.arg_idx[w];
+        if (oi != 0xffffffffu && (best_idx == 0xffffffffu || ok > best_key || (ok == best_key && oi < best_idx))) {
+          best_key = ok;
+          best_idx = oi;
+        }
+      }
+      sm.pidx = best_idx;
+    }
+    __syncthreads();
+    argmax = sm.pidx;
+    __syncthreads();
   }
-  __syncthreads();
-  const uint32_t argmax = sm.pidx;
-  __syncthreads();
 
   const uint64_t out0 = uint64_t(row) * n;
   const bool no_finite = raw.m == -CUDART_INF_F;
@@ -891,11 +1104,15 @@ __device__ __forceinline__ void sample_row(const SampleParams& p, SampleSmem& sm
   bool resolved = false, cells_done = false;
   StreamList& l = sm.u.s;
   // Candidates were dropped iff a compaction ran or more than L remain.
-  const bool dropped = thr != 0 || len > cap_l;
+  const bool dropped = compacted || len > cap_l;
   uint32_t lm = 0;
   uint64_t list_mass = 0;
   if (use_list) {
-    stream_sort(l, len);
+    if (compacted && cap_l == kListMax && len > kListMax) {
+      stream_merge_top(l, len - kListMax);  // the first kListMax are sorted since the last compaction
+    } else {
+      stream_sort(l, len);
+    }
     len = min(len, cap_l);
     uint64_t base = 0, lm_local = 0;
     for (uint32_t tile = 0; tile < len; tile += kRowThreads) {
