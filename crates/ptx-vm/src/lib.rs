@@ -26,7 +26,9 @@
 //! (see [`semantics::tensor_map`]: zero fill outside the tensor, element strides, 32/64/128-byte
 //! swizzles), each global -> shared box completing its whole byte count on its mbarrier; reading a
 //! bulk copy's destination before observing the completion of its mbarrier phase is a racecheck
-//! finding.
+//! finding. Racecheck orders accesses through mbarriers as the memory model does: an arrival (and a
+//! bulk copy's complete-tx) releases, a wait that sees the phase complete acquires, transitively;
+//! see [`sanitizer`].
 //! `wgmma.mma_async` m64nNk16 (every N) with f16/bf16 inputs and f32 accumulators, A from
 //! registers or a descriptor, B from a descriptor, K-major with any swizzle; results reach the
 //! accumulators at `wgmma.wait_group` (see [`semantics::wgmma`] for what is and is not modelled).

@@ -5,13 +5,19 @@
 //! Happens-before, as CUDA defines it for the cases kernels rely on:
 //! - a barrier (`bar.sync`/`barrier.sync`, named or not) orders every access its participating warps
 //!   made before it with every access they make after it;
+//! - a release (an mbarrier arrival, or the completion of a bulk copy's bytes on it) orders the
+//!   releasing warp's earlier accesses before the accesses a warp makes after an acquire (a wait
+//!   that observes the phase's completion), and nothing else: the acquiring warp's own earlier
+//!   accesses stay unordered with the releasing warp's later ones (PTX ISA 9.7.13.15.16 and the
+//!   memory consistency model: `arrive` is a release, `test_wait`/`try_wait` an acquire);
 //! - a warp-level synchronisation (`bar.warp.sync`, and every `.sync` collective: shfl, vote, match,
 //!   redux, mma, ldmatrix) orders accesses of the lanes in its member mask;
 //! - program order orders a thread's own accesses;
 //! - atomics never race with atomics.
 //!
-//! Two accesses to one byte race when they come from different threads, at least one writes, not both
-//! are atomic, and no synchronisation that includes both threads lies between them.
+//! Happens-before is transitive: a warp learns at each synchronisation what the warps it synchronises
+//! with knew (a vector clock per warp). Two accesses to one byte race when they come from different
+//! threads, at least one writes, not both are atomic, and no chain of synchronisations orders them.
 
 use std::fmt;
 
@@ -367,8 +373,11 @@ struct SyncHistory {
     bar_seq: u32,
     /// Sequence number of the last barrier all warps took part in.
     full_bar: u32,
-    /// `pair_bar[a * nwarps + b]`: last barrier both warps a and b took part in (partial barriers).
-    pair_bar: Vec<u32>,
+    /// Vector clocks, one row per warp: `clock[b * nwarps + a]` is the largest barrier sequence
+    /// number `s` such that warp a's accesses stamped at or before `s` happen before warp b's next
+    /// access (through partial barriers and mbarrier release/acquire pairs; full barriers live in
+    /// `full_bar` alone, which every entry implicitly includes).
+    clock: Vec<u32>,
     nwarps: usize,
     /// Per warp: sync sequence, last full-mask sync, and per lane pair the last common sync.
     wsync_seq: Vec<u32>,
@@ -393,7 +402,7 @@ impl BlockShadow {
             sync: SyncHistory {
                 bar_seq: 1,
                 full_bar: 0,
-                pair_bar: vec![0; nwarps * nwarps],
+                clock: vec![0; nwarps * nwarps],
                 nwarps,
                 wsync_seq: vec![1; nwarps],
                 wsync_full: vec![0; nwarps],
@@ -414,7 +423,7 @@ impl BlockShadow {
         let s = &mut self.sync;
         s.bar_seq = 1;
         s.full_bar = 0;
-        s.pair_bar.fill(0);
+        s.clock.fill(0);
         s.wsync_seq.fill(1);
         s.wsync_full.fill(0);
         for m in &mut s.wsync_pair {
@@ -475,12 +484,57 @@ impl BlockShadow {
             s.full_bar = seq;
             return;
         }
-        let parts: Vec<usize> = (0..s.nwarps).filter(|&w| warps.get(w).copied().unwrap_or(false)).collect();
+        // Every part learns what any part knew, and each part's accesses up to the barrier.
+        let n = s.nwarps;
+        let parts: Vec<usize> = (0..n).filter(|&w| warps.get(w).copied().unwrap_or(false)).collect();
+        let mut joined = vec![0u32; n];
         for &a in &parts {
-            for &b in &parts {
-                s.pair_bar[a * s.nwarps + b] = seq;
+            for (j, &c) in joined.iter_mut().zip(&s.clock[a * n..a * n + n]) {
+                *j = (*j).max(c);
             }
         }
+        for &a in &parts {
+            joined[a] = seq;
+        }
+        for &b in &parts {
+            s.clock[b * n..b * n + n].copy_from_slice(&joined);
+        }
+    }
+
+    /// A release by `warp` (an mbarrier arrival, or a bulk copy it issued completing its bytes):
+    /// joins into `into` (a vector clock of [`BlockShadow::warps`] entries, kept by the caller for
+    /// the synchronisation object) everything the warp's accesses so far are ordered after, and
+    /// those accesses themselves. Accesses the warp makes later are not covered.
+    pub fn release(&mut self, warp: usize, into: &mut [u32]) {
+        let s = &mut self.sync;
+        let n = s.nwarps;
+        if warp >= n || into.len() < n {
+            return;
+        }
+        for (i, &c) in into.iter_mut().zip(&s.clock[warp * n..warp * n + n]) {
+            *i = (*i).max(c).max(s.full_bar);
+        }
+        into[warp] = into[warp].max(s.bar_seq);
+        s.bar_seq += 1;
+    }
+
+    /// An acquire by `warp` (a wait that observed an mbarrier phase's completion) of the releases
+    /// joined in `from` (see [`BlockShadow::release`]): the released accesses happen before the
+    /// warp's next accesses. Nothing of the warp's own earlier accesses is ordered by it.
+    pub fn acquire(&mut self, warp: usize, from: &[u32]) {
+        let s = &mut self.sync;
+        let n = s.nwarps;
+        if warp >= n {
+            return;
+        }
+        for (c, &f) in s.clock[warp * n..warp * n + n].iter_mut().zip(from) {
+            *c = (*c).max(f);
+        }
+    }
+
+    /// The number of warps the shadow was made for (the length of a vector clock).
+    pub fn warps(&self) -> usize {
+        self.sync.nwarps
     }
 
     /// A warp-level synchronisation of `warp` among the lanes of `mask` completed.
@@ -608,7 +662,7 @@ impl SyncHistory {
             return true;
         }
         let (wa, wb) = ((ptid / 32) as usize, (tid / 32) as usize);
-        if self.full_bar >= prior.bar() || self.pair_bar[wa * self.nwarps + wb] >= prior.bar() {
+        if self.full_bar >= prior.bar() || self.clock[wb * self.nwarps + wa] >= prior.bar() {
             return true;
         }
         if wa == wb {
@@ -833,6 +887,44 @@ mod tests {
         s.warp_sync(0, u32::MAX);
         s.warp_sync(1, u32::MAX);
         assert!(s.access(33, 0, 4, Read, 2).is_some());
+    }
+
+    #[test]
+    fn partial_barriers_order_transitively() {
+        // Warp 0 meets warp 1, warp 1 then meets warp 2: warp 0's write happens before warp 2's read.
+        let mut s = BlockShadow::new(8, 3);
+        s.access(0, 0, 4, Write, 1);
+        s.barrier(&[true, true, false]);
+        s.barrier(&[false, true, true]);
+        assert_eq!(s.access(64, 0, 4, Read, 2), None);
+    }
+
+    #[test]
+    fn a_release_orders_the_releasers_earlier_accesses_before_the_acquirers_later_ones_only() {
+        let mut s = BlockShadow::new(16, 2);
+        let mut clock = vec![0; s.warps()];
+        s.access(0, 0, 4, Write, 1);
+        s.access(32, 8, 4, Read, 1);
+        s.release(0, &mut clock);
+        s.access(0, 4, 4, Write, 2); // after the release: not covered by it
+        s.acquire(1, &clock);
+        assert_eq!(s.access(33, 0, 4, Read, 3), None);
+        assert_eq!(s.access(33, 4, 4, Read, 3).map(|h| h.kind), Some(FindingKind::SharedReadAfterWrite));
+        // The acquire released nothing of warp 1: its earlier read still races with warp 0's write.
+        assert_eq!(s.access(0, 8, 4, Write, 4).map(|h| h.kind), Some(FindingKind::SharedWriteAfterRead));
+    }
+
+    #[test]
+    fn an_acquire_carries_what_the_releaser_had_acquired() {
+        // 0 -> 1 -> 2 through two release/acquire pairs.
+        let mut s = BlockShadow::new(8, 3);
+        let (mut c01, mut c12) = (vec![0; 3], vec![0; 3]);
+        s.access(0, 0, 4, Write, 1);
+        s.release(0, &mut c01);
+        s.acquire(1, &c01);
+        s.release(1, &mut c12);
+        s.acquire(2, &c12);
+        assert_eq!(s.access(64, 0, 4, Read, 2), None);
     }
 
     #[test]

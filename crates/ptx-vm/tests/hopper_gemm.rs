@@ -4,14 +4,19 @@
 //! Checked against a float64 product at sizes that are and are not multiples of the 128 x 64 x 64
 //! tile (at K = 448, seven slices: each ring slot is reused, its barriers through both phase
 //! parities), sanitizer-strict, bit-identical across host thread counts, with its counters.
+//!
+//! And the same kernel with a planted race (tests/cuda/hopper_gemm_race.cu: one release of a ring
+//! slot per consumer warpgroup instead of per warp, the bug 705c19b fixed), which racecheck must
+//! report at every K that reuses a slot, whatever the host thread count.
 
 mod isa_common;
 use isa_common::Rng;
 use ptx_vm::semantics::tensor_map::TensorMap;
 use ptx_vm::semantics::wgmma::Swizzle;
-use ptx_vm::{Arch, Counters, LaunchConfig, Machine, Module, ParamBuilder};
+use ptx_vm::{Arch, Counters, FindingKind, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder};
 
 const PTX: &str = include_str!("ptx/hopper_gemm.ptx");
+const RACE_PTX: &str = include_str!("ptx/hopper_gemm_race.ptx");
 const KERNEL: &str = "hopper_gemm_bf16";
 const BM: usize = 128;
 const BN: usize = 64;
@@ -31,9 +36,18 @@ struct Run {
     counters: Counters,
 }
 
-/// Runs the kernel on `a` (M x K) and `b` (N x K), both bf16 bits, with `threads` host threads.
+/// Runs the kernel on `a` (M x K) and `b` (N x K), both bf16 bits, with `threads` host threads,
+/// sanitizer-strict.
 fn run(m: usize, n: usize, k: usize, a: &[u16], b: &[u16], threads: usize) -> Run {
-    let module = Module::parse(PTX).unwrap();
+    let (c, rep) = launch(PTX, m, n, k, a, b, threads);
+    rep.assert_clean_strict().unwrap_or_else(|e| panic!("M N K = {m} {n} {k}: sanitizer: {e}"));
+    Run { c, counters: rep.counters.expect("counters") }
+}
+
+/// Launches the kernel of `ptx` on `a` (M x K) and `b` (N x K) with `threads` host threads: C and
+/// the launch's report.
+fn launch(ptx: &str, m: usize, n: usize, k: usize, a: &[u16], b: &[u16], threads: usize) -> (Vec<f32>, LaunchReport) {
+    let module = Module::parse(ptx).unwrap();
     let mut vm = Machine::new(Arch::Sm90).with_threads(threads);
     let upload = |vm: &mut Machine, x: &[u16]| {
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -65,11 +79,10 @@ fn run(m: usize, n: usize, k: usize, a: &[u16], b: &[u16], threads: usize) -> Ru
         dynamic_smem: SMEM,
     };
     let rep = vm.launch(&module, KERNEL, &cfg, &params).unwrap_or_else(|e| panic!("M N K = {m} {n} {k}: {e}"));
-    rep.assert_clean_strict().unwrap_or_else(|e| panic!("M N K = {m} {n} {k}: sanitizer: {e}"));
     let mut bytes = vec![0u8; 4 * m * n];
     vm.read(pc, &mut bytes).unwrap();
     let c = bytes.chunks_exact(4).map(|x| f32::from_le_bytes(x.try_into().unwrap())).collect();
-    Run { c, counters: rep.counters.expect("counters") }
+    (c, rep)
 }
 
 /// Bytes of a `box_rows` x BK box at (`kt` BK, `r0`) that lie inside a `rows` x `k` bf16 tensor.
@@ -147,4 +160,39 @@ fn hopper_gemm_with_partial_tiles_matches_float64() {
 #[test]
 fn hopper_gemm_on_whole_tiles_matches_float64() {
     check(256, 128, 448, seed());
+}
+
+#[test]
+fn a_ring_slot_released_once_per_warpgroup_is_a_race_at_every_k_that_reuses_it() {
+    // Slot s is refilled for slice s + STAGES once the producer's wait on empty[s] returns; with
+    // one arrival per warpgroup, what it acquires are the first warps' releases only, so the TMA
+    // refill races with the wgmma reads of slot s by the warpgroups' other three warps (each reads
+    // its own 16 rows of A). The race exists from the first reuse (K > STAGES x BK = 192) on,
+    // independently of the order in which the VM runs the warps; below that nothing is refilled.
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let (m, n) = (200, 136);
+    for k in [64, 192, 256, 264, 320, 384, 448] {
+        let a: Vec<u16> = (0..m * k).map(|_| bf16(&mut rng).0).collect();
+        let b: Vec<u16> = (0..n * k).map(|_| bf16(&mut rng).0).collect();
+        for threads in [1, 3, 4] {
+            let (_, rep) = launch(RACE_PTX, m, n, k, &a, &b, threads);
+            let san = rep.sanitizer.expect("sanitizer report");
+            let at = format!("seed {seed:#x}, M N K = {m} {n} {k}, {threads} host threads");
+            if k <= STAGES * BK {
+                assert!(san.is_clean(), "{at}: no slot is reused, yet: {san}");
+                continue;
+            }
+            assert!(san.count(FindingKind::SharedWriteAfterRead) > 0, "{at}: the planted race is not reported: {san}");
+            for f in &san.findings {
+                assert_eq!(f.kind, FindingKind::SharedWriteAfterRead, "{at}: {san}");
+                // The refill, by the producer's elected thread, against a read by a warp of a
+                // consumer warpgroup that is not its first.
+                assert!(f.at.thread[0] < 32, "{at}: {f}");
+                let reader = f.other.as_ref().map_or(0, |o| o.thread[0]) / 32;
+                assert!(reader >= 4 && reader % 4 != 0, "{at}: {f}");
+                assert!(f.at.line.contains("hopper_gemm.cu"), "{at}: {f}");
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@
 //!   its phase lacks.
 //! - Every use the ISA leaves undefined is an error naming the object.
 
-use ptx_vm::{Arch, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, VmError};
+use ptx_vm::{Arch, FindingKind, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, VmError};
 
 /// A kernel of `threads` threads with `out` (u32 words, poisoned), two mbarriers `bar` (offset 0)
 /// and `bar2` (offset 8), and 256 bytes `buf`; `%r1` is the thread id, `%rd1` the output.
@@ -225,6 +225,100 @@ fn reading_data_a_warp_wrote_before_arriving_without_waiting_is_a_race() {
     let (_, rep) = run(&b, 64, 1).unwrap_or_else(|e| panic!("launch failed: {e}"));
     let san = rep.sanitizer.expect("sanitizer report");
     assert!(san.has_errors(), "no race reported");
+}
+
+/// Thread 0 initialises `bar` for `count` arrivals (and `bar2` for 32), everyone meets at a
+/// barrier; then `%r4` is the shared address of `buf[lane]`, `%r8` the warp index and `%r9` the
+/// address of a flag word (`buf[32]`, zero).
+fn sync_prologue(count: u32) -> String {
+    format!(
+        "    setp.ne.u32 %p1, %r1, 0;\n    @%p1 bra SYNC;\n    mbarrier.init.shared.b64 [bar], {count};
+    mbarrier.init.shared.b64 [bar2], 32;\n    mov.u32 %r9, buf;\n    add.u32 %r9, %r9, 128;
+    st.shared.u32 [%r9], 0;\nSYNC:\n    bar.sync 0;
+    and.b32 %r2, %r1, 31;\n    shl.b32 %r3, %r2, 2;\n    mov.u32 %r4, buf;\n    add.u32 %r4, %r4, %r3;
+    shr.u32 %r8, %r1, 5;\n    mov.u32 %r9, buf;\n    add.u32 %r9, %r9, 128;\n"
+    )
+}
+
+/// The launch's racecheck findings of `kind` (their occurrences), and all its findings.
+fn races(body: &str, threads: u32, kind: FindingKind) -> (u64, String) {
+    let (_, rep) = run(body, threads, 32).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    let san = rep.sanitizer.expect("sanitizer report");
+    (san.count(kind), san.to_string())
+}
+
+#[test]
+fn a_waiters_reads_before_its_wait_are_not_ordered_before_the_arrivers_later_writes() {
+    // The wait acquires; it releases nothing. Warp 1 reads buf, then waits for the phase warp 0
+    // completed and raises a flag with a relaxed atomic; warp 0, once it sees the flag, writes
+    // buf. Nothing orders warp 1's reads before those writes (a relaxed atomic synchronises
+    // nothing), however late in the VM's order warp 0 writes: a write-after-read race per lane.
+    let mut b = sync_prologue(32);
+    b += "    setp.lt.u32 %p2, %r1, 32;\n    @%p2 st.shared.u32 [%r4], %r1;\n    bar.sync 0;\n";
+    b += "    @!%p2 bra WAITER;\n    mbarrier.arrive.shared.b64 %rd2, [bar];\n";
+    b += "SPIN:\n    atom.shared.add.u32 %r5, [%r9], 0;\n    setp.eq.u32 %p4, %r5, 0;\n    @%p4 bra SPIN;\n";
+    b += "    st.shared.u32 [%r4], %r5;\n    bra.uni DONE;\n";
+    b += "WAITER:\n    ld.shared.u32 %r6, [%r4];\n";
+    b += "WAIT:\n    mbarrier.try_wait.parity.shared.b64 %p5, [bar], 0;\n    @!%p5 bra WAIT;\n";
+    b += "    atom.shared.exch.b32 %r7, [%r9], 1;\nDONE:\n";
+    let (n, san) = races(&b, 64, FindingKind::SharedWriteAfterRead);
+    assert_eq!(n, 32, "{san}");
+}
+
+#[test]
+fn what_an_arriving_warp_does_after_its_arrival_is_not_released_to_the_waiter() {
+    // Warps 0 and 2 arrive, warp 0 then writes buf; warp 1 waits for the phase and reads buf. The
+    // arrival released only what warp 0 did before it: a read-after-write race per lane, although
+    // warp 0 wrote before warp 1's wait saw the phase complete.
+    let mut b = sync_prologue(64);
+    b += "    setp.eq.u32 %p2, %r8, 1;\n    @%p2 bra WAITER;\n    mbarrier.arrive.shared.b64 %rd2, [bar];\n";
+    b += "    setp.eq.u32 %p3, %r8, 0;\n    @%p3 st.shared.u32 [%r4], %r1;\n    bra.uni DONE;\n";
+    b += "WAITER:\nWAIT:\n    mbarrier.try_wait.parity.shared.b64 %p5, [bar], 0;\n    @!%p5 bra WAIT;\n";
+    b += "    ld.shared.u32 %r6, [%r4];\nDONE:\n";
+    let (n, san) = races(&b, 96, FindingKind::SharedReadAfterWrite);
+    assert_eq!(n, 32, "{san}");
+}
+
+#[test]
+fn arrivals_do_not_order_the_arriving_warps_among_themselves_but_a_wait_does() {
+    // Warp 0 writes buf, arrives and raises a flag (a relaxed atomic, which orders nothing);
+    // warp 1, once it sees the flag, arrives (completing the phase) and reads buf. An arrival is
+    // a release only: without a wait the read races with the write (one race per lane); with a
+    // wait on its own arrival's token it is ordered.
+    for wait in [false, true] {
+        let mut b = sync_prologue(64);
+        b += "    setp.ne.u32 %p2, %r8, 0;\n    @%p2 bra SECOND;\n    st.shared.u32 [%r4], %r1;\n";
+        b += "    mbarrier.arrive.shared.b64 %rd2, [bar];\n    atom.shared.exch.b32 %r7, [%r9], 1;\n";
+        b += "    bra.uni DONE;\nSECOND:\n";
+        b += "SPIN:\n    atom.shared.add.u32 %r5, [%r9], 0;\n    setp.eq.u32 %p4, %r5, 0;\n    @%p4 bra SPIN;\n";
+        b += "    mbarrier.arrive.shared.b64 %rd2, [bar];\n";
+        if wait {
+            b += "WAIT:\n    mbarrier.try_wait.shared.b64 %p5, [bar], %rd2;\n    @!%p5 bra WAIT;\n";
+        }
+        b += "    ld.shared.u32 %r6, [%r4];\n    mul.wide.u32 %rd3, %r2, 4;\n    add.s64 %rd3, %rd1, %rd3;\n";
+        b += "    st.global.u32 [%rd3], %r6;\nDONE:\n";
+        let (n, san) = races(&b, 64, FindingKind::SharedReadAfterWrite);
+        assert_eq!(n, if wait { 0 } else { 32 }, "wait {wait}: {san}");
+        if wait {
+            assert_eq!(run_ok(&b, 64, 32), (0..32).collect::<Vec<u32>>());
+        }
+    }
+}
+
+#[test]
+fn happens_before_through_mbarriers_is_transitive() {
+    // Warp 0 writes buf and arrives on bar; warp 1 waits on bar and arrives on bar2; warp 2 waits
+    // on bar2 and reads buf: ordered through warp 1, though warps 0 and 2 never meet.
+    let mut b = sync_prologue(32);
+    b += "    setp.ne.u32 %p2, %r8, 0;\n    @%p2 bra SECOND;\n    st.shared.u32 [%r4], %r1;\n";
+    b += "    mbarrier.arrive.shared.b64 %rd2, [bar];\n    bra.uni DONE;\n";
+    b += "SECOND:\n    setp.ne.u32 %p2, %r8, 1;\n    @%p2 bra THIRD;\n";
+    b += "WAIT1:\n    mbarrier.try_wait.parity.shared.b64 %p5, [bar], 0;\n    @!%p5 bra WAIT1;\n";
+    b += "    mbarrier.arrive.shared.b64 %rd2, [bar2];\n    bra.uni DONE;\n";
+    b += "THIRD:\nWAIT2:\n    mbarrier.try_wait.parity.shared.b64 %p5, [bar2], 0;\n    @!%p5 bra WAIT2;\n";
+    b += "    ld.shared.u32 %r6, [%r4];\n    mul.wide.u32 %rd3, %r2, 4;\n    add.s64 %rd3, %rd1, %rd3;\n";
+    b += "    st.global.u32 [%rd3], %r6;\nDONE:\n";
+    assert_eq!(run_ok(&b, 96, 32), (0..32).collect::<Vec<u32>>());
 }
 
 #[test]

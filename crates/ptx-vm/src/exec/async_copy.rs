@@ -170,7 +170,7 @@ impl Block<'_, '_> {
         let k = Mbar::Tx { complete: true };
         let (_, flipped) = self.mbarrier(k, m, bytes)?;
         if self.shadow.is_some() {
-            self.mbarrier_sync(tid / 32, k, m, flipped, 0);
+            self.mbarrier_sync(tid / 32, k, m, flipped, 0, true);
         }
         Ok(())
     }

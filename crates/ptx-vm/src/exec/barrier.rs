@@ -31,6 +31,22 @@ impl MbarState {
     }
 }
 
+/// Racecheck's record of one mbarrier object: the releases joined into its current phase and into
+/// its completed phases (vector clocks, see `BlockShadow::release`), and the warps that made them.
+pub(super) struct MbarSync {
+    obj: u64,
+    phase: Vec<u32>,
+    phase_warps: u32,
+    done: Vec<u32>,
+    done_warps: u32,
+}
+
+impl MbarSync {
+    fn new(obj: u64, nwarps: usize) -> Self {
+        MbarSync { obj, phase: vec![0; nwarps], phase_warps: 0, done: vec![0; nwarps], done_warps: 0 }
+    }
+}
+
 impl Block<'_, '_> {
     /// An mbarrier instruction, one lane after the other. Returns the lanes of a `try_wait` whose
     /// phase has not completed: they are suspended at the instruction (`wait_bar` with
@@ -52,7 +68,7 @@ impl Block<'_, '_> {
             }
             warp.regs[*d as usize][l] = v;
             if self.shadow.is_some() {
-                self.mbarrier_sync(warp.id, *k, a, flipped, v);
+                self.mbarrier_sync(warp.id, *k, a, flipped, v, false);
             }
         }
         Ok(suspended)
@@ -88,7 +104,7 @@ impl Block<'_, '_> {
             if let Some(Inst { op: Op::Mbarrier { d, k, .. }, .. }) = self.ctx.kernel.code.get(pc as usize) {
                 warp.regs[*d as usize][l] = 1;
                 if self.shadow.is_some() {
-                    self.mbarrier_sync(warp.id, *k, a, false, 1);
+                    self.mbarrier_sync(warp.id, *k, a, false, 1, false);
                 }
             }
             warp.wait_bar &= !(1 << l);
@@ -301,45 +317,64 @@ impl Block<'_, '_> {
         Ok((ret, flipped))
     }
 
-    /// Racecheck's view of an mbarrier (PTX ISA 9.7.13.15.1: the completion of a phase makes the
-    /// arrivals' prior memory accesses visible to the threads that observe it): the warps that
-    /// arrived in the phase form a barrier when the phase completes, and a warp whose wait sees the
-    /// completion joins them then. Accesses a warp makes between its arrival and the completion
-    /// count as before it, which can hide a race but never invents one.
-    pub(super) fn mbarrier_sync(&mut self, w: u32, k: Mbar, a: u64, flipped: bool, v: u64) {
+    /// Racecheck's view of an mbarrier operation of warp `w` on the object at `a` (`flipped`: it
+    /// completed the phase; `v`: its result, 1 for a wait that saw the phase complete; `copy`: the
+    /// complete-tx of a bulk copy that warp issued).
+    ///
+    /// The memory model's edges, no more: an `arrive` (every form, `cp.async.mbarrier.arrive`
+    /// included) releases the warp's accesses made before it, and a bulk copy's complete-tx
+    /// releases the copy's writes (PTX ISA 9.7.13.15: arrive-on has release semantics; 9.7.9.25:
+    /// the copy's writes are made visible to the threads that observe the phase's completion); a
+    /// `test_wait`/`try_wait` that returns true acquires the releases of every completed phase.
+    /// The waiter's own earlier accesses are not ordered before the arriving warps' later ones,
+    /// the arriving warps are not ordered among themselves, and what a warp does after its
+    /// arrival is not released by it (`expect_tx` and an explicit `complete_tx` are relaxed).
+    pub(super) fn mbarrier_sync(&mut self, w: u32, k: Mbar, a: u64, flipped: bool, v: u64, copy: bool) {
+        let Block { shadow: Some(sh), mbar_sync, bulk_inflight, .. } = self else { return };
+        let n = sh.warps();
         let bit = 1u32.checked_shl(w).unwrap_or(0);
-        let i = match self.mbar_warps.iter().position(|(obj, ..)| *obj == a) {
+        let i = match mbar_sync.iter().position(|m| m.obj == a) {
             Some(i) => i,
             None => {
-                self.mbar_warps.push((a, 0, 0));
-                self.mbar_warps.len() - 1
+                mbar_sync.push(MbarSync::new(a, n));
+                mbar_sync.len() - 1
             }
         };
+        let m = &mut mbar_sync[i];
         match k {
             Mbar::Init | Mbar::Inval => {
-                self.mbar_warps[i] = (a, 0, 0);
-                self.bulk_inflight.retain(|c| c.mbar != a);
+                *m = MbarSync::new(a, n);
+                bulk_inflight.retain(|c| c.mbar != a);
                 return;
             }
-            Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. } => self.mbar_warps[i].1 |= bit,
+            Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. } => {
+                sh.release(w as usize, &mut m.phase);
+                m.phase_warps |= bit;
+            }
+            Mbar::Tx { complete: true } if copy => {
+                sh.release(w as usize, &mut m.phase);
+                m.phase_warps |= bit;
+            }
             Mbar::TestWait { .. } if v == 1 => {
-                for c in self.bulk_inflight.iter_mut().filter(|c| c.mbar == a && c.completed) {
-                    c.observed |= bit;
+                // A warp that acquires from one that observed a bulk copy's completion observes it too.
+                for c in bulk_inflight.iter_mut() {
+                    if (c.mbar == a && c.completed) || c.observed & m.done_warps != 0 {
+                        c.observed |= bit;
+                    }
                 }
-                let took_part = self.mbar_warps[i].2 | bit;
-                self.barrier_done(took_part);
+                sh.acquire(w as usize, &m.done);
                 return;
             }
             _ => {}
         }
         if flipped {
-            for c in self.bulk_inflight.iter_mut().filter(|c| c.mbar == a) {
+            for c in bulk_inflight.iter_mut().filter(|c| c.mbar == a) {
                 c.completed = true;
             }
-            let took_part = self.mbar_warps[i].1;
-            self.mbar_warps[i].1 = 0;
-            self.mbar_warps[i].2 = took_part;
-            self.barrier_done(took_part);
+            for (d, p) in m.done.iter_mut().zip(m.phase.iter_mut()) {
+                *d = (*d).max(std::mem::take(p));
+            }
+            m.done_warps |= std::mem::take(&mut m.phase_warps);
         }
     }
 

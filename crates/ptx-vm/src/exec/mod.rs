@@ -229,10 +229,9 @@ struct Block<'a, 'b> {
     block_index: u32,
     /// Scratch for one warp instruction's (lane, address) pairs.
     scratch: Vec<(u32, u64)>,
-    /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current phase.
-    /// Racecheck: per mbarrier object (shared address), the warps that arrived in its current
-    /// phase and those of its last completed phase.
-    mbar_warps: Vec<(u64, u32, u32)>,
+    /// Racecheck: per mbarrier object (shared address), the releases of its current and its
+    /// completed phases.
+    mbar_sync: Vec<barrier::MbarSync>,
     /// Changes of any mbarrier object so far, and their number at the last time-out of the
     /// suspended `try_wait`s (see `time_out_mbarrier_waits`).
     mbar_epoch: u64,
@@ -320,7 +319,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
         shadow,
         block_index: ctaid[0] + gx * (ctaid[1] + gy * ctaid[2]),
         scratch: Vec::with_capacity(32),
-        mbar_warps: Vec::new(),
+        mbar_sync: Vec::new(),
         mbar_epoch: 0,
         mbar_timeout_epoch: u64::MAX,
         bulk_inflight: Vec::new(),

@@ -26,7 +26,13 @@ constexpr int BM = 128;
 constexpr int BN = 64;
 constexpr int BK = 64;  // 64 bf16 = 128 bytes: one row of the 128-byte swizzle atom
 constexpr int STAGES = 3;
-constexpr uint32_t CONSUMER_WARPS = 8;
+// Consumer threads per arrival on an empty barrier: one per warp. hopper_gemm_race.cu builds the
+// kernel with one per warpgroup (128), which leaves three warps' reads of a slot unordered with
+// its refill: the planted race of tests/hopper_gemm.rs.
+#ifndef RELEASE_THREADS
+#define RELEASE_THREADS 32
+#endif
+constexpr uint32_t EMPTY_ARRIVALS = 256 / RELEASE_THREADS;
 constexpr int A_BYTES = BM * BK * 2;
 constexpr int B_BYTES = BN * BK * 2;
 constexpr int STAGE_BYTES = A_BYTES + B_BYTES;
@@ -127,7 +133,7 @@ extern "C" __global__ void __launch_bounds__(384, 1)
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
       bar_init(smem_addr(&full[s]), 1);
-      bar_init(smem_addr(&empty[s]), CONSUMER_WARPS);
+      bar_init(smem_addr(&empty[s]), EMPTY_ARRIVALS);
     }
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
@@ -169,7 +175,7 @@ extern "C" __global__ void __launch_bounds__(384, 1)
     }
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory");
-    if (tid % 32 == 0) bar_arrive(smem_addr(&empty[s]));
+    if (tid % RELEASE_THREADS == 0) bar_arrive(smem_addr(&empty[s]));
   }
 
   // Accumulator fragment of m64nNk16 (PTX ISA 9.7.15.5.1.1): warp q of the warpgroup holds rows
