@@ -609,6 +609,10 @@ pub(crate) struct Kernel {
     pub params: Vec<crate::params::ParamInfo>,
     /// Bytes of static shared memory.
     pub static_smem: usize,
+    /// The static shared variables the kernel reaches: (name, offset, size), for messages that
+    /// name a shared address; and the name of its dynamic shared array, if it declares one.
+    pub shared_vars: Vec<(String, usize, usize)>,
+    pub dyn_smem_name: Option<String>,
     /// Alignment of the dynamic shared memory start.
     pub dyn_smem_align: usize,
     /// Bytes of local memory per thread.

@@ -50,6 +50,20 @@ fn run(body: &str, threads: u32, words: usize) -> Result<(Vec<u32>, LaunchReport
     Ok((b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect(), rep))
 }
 
+/// The error of a launch that must fail, on a machine with a block instruction limit of `limit`.
+fn run_err_limited(body: &str, threads: u32, limit: u64) -> String {
+    let ptx = kernel(body);
+    let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
+    let mut m = Machine::new(Arch::Sm90).with_block_instruction_limit(limit);
+    let out = m.alloc(256).unwrap();
+    m.memset(out, 0xdd, 256).unwrap();
+    let cfg = LaunchConfig { grid: [1, 1, 1], block: [threads, 1, 1], dynamic_smem: 0 };
+    match m.launch(&module, "k", &cfg, &ParamBuilder::new().ptr(out).finish()) {
+        Ok(_) => panic!("the launch succeeded"),
+        Err(e) => e.to_string(),
+    }
+}
+
 fn run_ok(body: &str, threads: u32, words: usize) -> Vec<u32> {
     let (out, rep) = run(body, threads, words).unwrap_or_else(|e| panic!("launch failed: {e}"));
     rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
@@ -343,9 +357,74 @@ fn a_wait_on_bytes_no_copy_will_complete_deadlocks_naming_the_barrier_and_the_by
     b += "WAIT:\n    mbarrier.try_wait.parity.shared::cta.b64 %p1, [bar2], 0;\n    @!%p1 bra WAIT;\n";
     let e = run_err(&b, 1);
     assert!(e.contains("deadlocked"), "{e}");
-    assert!(e.contains("mbarrier [shared 0x8]"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x8] (`bar2`+0) for its phase of parity 0 to complete"), "{e}");
     assert!(e.contains("0 of 1 arrivals missing"), "{e}");
     assert!(e.contains("128 transaction bytes expected (expect_tx) but not completed"), "{e}");
+    assert!(e.contains("`mbarrier.try_wait.parity.shared::cta.b64` at PTX line"), "{e}");
+}
+
+#[test]
+fn a_missing_expect_tx_deadlocks_a_try_wait_spin_loop_naming_the_barrier_and_the_bytes() {
+    // A bulk copy of 128 bytes completes on bar2 before the one arrival, which has no expect_tx:
+    // the tx-count is -128 when the arrivals are all in, so the phase never completes (9.7.13.15.2).
+    let mut b = String::from("    mbarrier.init.shared::cta.b64 [bar2], 1;\n");
+    b += "    mov.u32 %r2, buf;\n    mov.u32 %r3, bar2;\n";
+    b += "    cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%r2], [%rd1], 128, [%r3];\n";
+    b += "    mbarrier.arrive.shared::cta.b64 %rd2, [bar2];\n";
+    b += "WAIT:\n    mbarrier.try_wait.parity.shared::cta.b64 %p1, [bar2], 0;\n    @!%p1 bra WAIT;\n";
+    let e = match run(&b, 1, 64) {
+        Ok(_) => panic!("the launch succeeded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("deadlocked"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x8] (`bar2`+0) for its phase of parity 0 to complete"), "{e}");
+    assert!(e.contains("0 of 1 arrivals missing"), "{e}");
+    assert!(e.contains("128 transaction bytes completed beyond those expected, which no expect_tx announced"), "{e}");
+    assert!(e.contains("a missing expect_tx"), "{e}");
+}
+
+#[test]
+fn a_test_wait_spin_loop_that_never_ends_names_the_barrier_it_polls() {
+    // test_wait never suspends: the loop runs to the block's instruction limit, and the runaway
+    // report names the object, the phase polled for and what it lacks (arrivals and bytes).
+    let mut b = String::from("    mbarrier.init.shared::cta.b64 [bar2], 3;\n");
+    b += "    mbarrier.arrive.expect_tx.shared::cta.b64 %rd2, [bar2], 64;\n";
+    b += "WAIT:\n    mbarrier.test_wait.parity.shared::cta.b64 %p1, [bar2], 0;\n    @!%p1 bra WAIT;\n";
+    let e = run_err_limited(&b, 1, 20_000);
+    assert!(e.contains("ran more than 20000 warp instructions"), "{e}");
+    assert!(e.contains("`mbarrier.test_wait.parity.shared::cta.b64` at PTX line"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x8] (`bar2`+0) for its phase of parity 0 to complete"), "{e}");
+    assert!(e.contains("2 of 3 arrivals missing, 64 transaction bytes expected (expect_tx) but not completed"), "{e}");
+}
+
+#[test]
+fn a_deadlocked_wait_on_an_mbarrier_in_dynamic_shared_memory_names_its_offset_there() {
+    let ptx = ".version 8.0\n.target sm_90a\n.address_size 64
+.extern .shared .align 16 .b8 dsm[];
+.visible .entry k()
+{
+    .reg .pred %p<2>;
+    .reg .b32 %r<4>;
+    .reg .b64 %rd<2>;
+    mov.u32 %r1, dsm;
+    add.u32 %r1, %r1, 24;
+    mbarrier.init.shared::cta.b64 [%r1], 2;
+    mbarrier.arrive.shared::cta.b64 %rd1, [%r1];
+WAIT:
+    mbarrier.try_wait.parity.shared::cta.b64 %p1, [%r1], 0;
+    @!%p1 bra WAIT;
+    ret;
+}
+";
+    let module = Module::parse(ptx).unwrap_or_else(|e| panic!("parse failed: {e}"));
+    let mut m = Machine::new(Arch::Sm90);
+    let cfg = LaunchConfig { grid: [1, 1, 1], block: [1, 1, 1], dynamic_smem: 64 };
+    let e = match m.launch(&module, "k", &cfg, &ParamBuilder::new().finish()) {
+        Ok(_) => panic!("the launch succeeded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("(`dsm`+24 (dynamic shared memory)) for its phase of parity 0"), "{e}");
+    assert!(e.contains("1 of 2 arrivals missing, no transaction bytes outstanding"), "{e}");
 }
 
 #[test]
@@ -355,7 +434,7 @@ fn a_wait_on_arrivals_that_never_come_deadlocks_naming_the_missing_count() {
     b += "    mbarrier.arrive.shared.b64 %rd2, [bar];\n";
     b += "WAIT:\n    mbarrier.try_wait.shared.b64 %p2, [bar], %rd2;\n    @!%p2 bra WAIT;\n";
     let e = run_err(&b, 32);
-    assert!(e.contains("mbarrier [shared 0x0] for its phase of parity 0"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x0] (`bar`+0) for its phase of parity 0"), "{e}");
     assert!(e.contains("16 of 48 arrivals missing, no transaction bytes outstanding"), "{e}");
 }
 
