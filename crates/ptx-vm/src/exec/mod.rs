@@ -851,7 +851,12 @@ impl Block<'_, '_> {
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
                     Op::BulkCopy { .. } => self.exec_bulk_copy(warp, pc, exec, &ins.op)?,
                     Op::TensorCopy(_) => self.exec_tensor_copy(warp, pc, exec, &ins.op)?,
-                    Op::Wgmma(_) => self.exec_wgmma(warp, pc, exec, &ins.op)?,
+                    Op::Wgmma(_) => {
+                        // exec_wgmma counts its FLOPs into mma_flops; they are wgmma's too.
+                        let before = self.counters.mma_flops;
+                        self.exec_wgmma(warp, pc, exec, &ins.op)?;
+                        self.counters.wgmma_flops += self.counters.mma_flops - before;
+                    }
                     Op::WgmmaCommit => wgmma::exec_wgmma_commit(warp, exec),
                     Op::WgmmaWait { n } => wgmma::exec_wgmma_wait(warp, exec, *n),
                     Op::Mbarrier { .. } => {
