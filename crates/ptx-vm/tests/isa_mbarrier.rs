@@ -12,39 +12,29 @@
 //!   its phase lacks.
 //! - Every use the ISA leaves undefined is an error naming the object.
 
+mod isa_common;
+use isa_common::{sm90_kernel, SM90_PTX};
 use ptx_vm::{Arch, FindingKind, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, VmError};
 
-/// A kernel of `threads` threads with `out` (u32 words, poisoned), two mbarriers `bar` (offset 0)
-/// and `bar2` (offset 8), and 256 bytes `buf`; `%r1` is the thread id, `%rd1` the output.
+/// A kernel `k` running `body`: tests/ptx/isa_sm90.ptx's `mbarrier_phases` with `body` in place of
+/// its own. `out` is u32 words (poisoned), `bar` (offset 0) and `bar2` (offset 8) two mbarriers,
+/// `buf` 256 bytes; `%r1` is the thread id, `%rd1` the output.
 fn kernel(body: &str) -> String {
-    format!(
-        ".version 8.0\n.target sm_90a\n.address_size 64\n
-.visible .entry k(.param .u64 out)
-{{
-    .shared .align 8 .b64 bar;
-    .shared .align 8 .b64 bar2;
-    .shared .align 16 .b8 buf[256];
-    .reg .pred %p<8>;
-    .reg .b32 %r<32>;
-    .reg .b64 %rd<16>;
-    ld.param.u64 %rd1, [out];
-    cvta.to.global.u64 %rd1, %rd1;
-    mov.u32 %r1, %tid.x;
-{body}
-    ret;
-}}
-"
-    )
+    sm90_kernel("mbarrier_phases", &[("body", body)])
 }
 
 fn run(body: &str, threads: u32, words: usize) -> Result<(Vec<u32>, LaunchReport), VmError> {
-    let ptx = kernel(body);
-    let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
+    run_kernel(&kernel(body), "k", threads, words)
+}
+
+/// [`run`] for kernel `name` of `ptx`.
+fn run_kernel(ptx: &str, name: &str, threads: u32, words: usize) -> Result<(Vec<u32>, LaunchReport), VmError> {
+    let module = Module::parse(ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
     let mut m = Machine::new(Arch::Sm90);
     let out = m.alloc(4 * words).unwrap();
     m.memset(out, 0xdd, 4 * words).unwrap();
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [threads, 1, 1], dynamic_smem: 0 };
-    let rep = m.launch(&module, "k", &cfg, &ParamBuilder::new().ptr(out).finish())?;
+    let rep = m.launch(&module, name, &cfg, &ParamBuilder::new().ptr(out).finish())?;
     let mut b = vec![0u8; 4 * words];
     m.read(out, &mut b).unwrap();
     Ok((b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect(), rep))
@@ -89,24 +79,13 @@ fn put(i: usize, r: &str) -> String {
 
 #[test]
 fn a_phase_completes_at_the_init_count_and_the_next_phase_expects_it_again() {
-    // 9.7.13.15.1: init sets pending = expected = count, phase 0; the arrival that brings pending to
-    // zero completes the phase and resets pending for the next.
-    let mut b = String::from("    mbarrier.init.shared::cta.b64 [bar], 2;\n");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd2, [bar];\n";
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p1, [bar], 0;\n";
-    b += &put_p(0, "%p1");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd3, [bar];\n";
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p2, [bar], 0;\n";
-    b += &put_p(1, "%p2");
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p3, [bar], 1;\n";
-    b += &put_p(2, "%p3");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd4, [bar];\n";
-    b += "    mbarrier.pending_count.b64 %r2, %rd4;\n";
-    b += &put(3, "%r2");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd5, [bar];\n";
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p4, [bar], 1;\n";
-    b += &put_p(4, "%p4");
-    assert_eq!(run_ok(&b, 1, 5), vec![0, 1, 0, 2, 1]);
+    // 9.7.13.15.1: init sets pending = expected = count (2), phase 0; the arrival that brings pending
+    // to zero completes the phase and resets pending for the next. tests/ptx/isa_sm90.ptx's
+    // mbarrier_phases: test_wait of phase 0 after one arrival, after two, of phase 1 then, the
+    // pending count in the token of the next arrival, test_wait of phase 1 after the fourth.
+    let (out, rep) = run_kernel(SM90_PTX, "mbarrier_phases", 1, 5).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
+    assert_eq!(out, vec![0, 1, 0, 2, 1]);
 }
 
 #[test]
