@@ -299,6 +299,27 @@ fn arrivals_do_not_order_the_arriving_warps_among_themselves_but_a_wait_does() {
 }
 
 #[test]
+fn a_relaxed_arrive_releases_nothing_and_a_relaxed_wait_acquires_nothing() {
+    // Warp 1 writes buf and arrives; warp 0 waits for the phase and reads buf. With the default
+    // (and explicit) .release arrive and .acquire wait the read is ordered; with either side
+    // .relaxed nothing orders it: a read-after-write race per lane (the values still arrive: the
+    // VM runs the threads one after the other).
+    for (arrive, wait, want) in [(".release", ".acquire", 0), ("", "", 0), (".relaxed", "", 32), ("", ".relaxed", 32)] {
+        let mut b = sync_prologue(32);
+        b += "    setp.eq.u32 %p2, %r8, 0;\n    @%p2 bra CONSUMER;\n    st.shared.u32 [%r4], %r1;\n";
+        b += &format!("    mbarrier.arrive{arrive}.cta.shared::cta.b64 %rd2, [bar];\n    bra.uni DONE;\n");
+        b += &format!("CONSUMER:\nWAIT:\n    mbarrier.try_wait.parity{wait}.cta.shared::cta.b64 %p5, [bar], 0;\n");
+        b += "    @!%p5 bra WAIT;\n    ld.shared.u32 %r6, [%r4];\n    mul.wide.u32 %rd3, %r2, 4;\n";
+        b += "    add.s64 %rd3, %rd1, %rd3;\n    st.global.u32 [%rd3], %r6;\nDONE:\n";
+        let (n, san) = races(&b, 64, FindingKind::SharedReadAfterWrite);
+        assert_eq!(n, want, "arrive{arrive} try_wait{wait}: {san}");
+        if want == 0 {
+            assert_eq!(run_ok(&b, 64, 32), (32..64).collect::<Vec<u32>>(), "arrive{arrive} try_wait{wait}");
+        }
+    }
+}
+
+#[test]
 fn happens_before_through_mbarriers_is_transitive() {
     // Warp 0 writes buf and arrives on bar; warp 1 waits on bar and arrives on bar2; warp 2 waits
     // on bar2 and reads buf: ordered through warp 1, though warps 0 and 2 never meet.

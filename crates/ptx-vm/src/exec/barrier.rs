@@ -59,7 +59,7 @@ impl Block<'_, '_> {
             let a = shared_addr(eff(warp.regs[*addr as usize][l], *off, Space::Shared));
             let bv = warp.regs[*b as usize][l];
             let (v, flipped) = self.mbarrier(*k, a, bv).map_err(|m| fault(pc, Some(l as u32), m))?;
-            if let Mbar::TestWait { blocking, parity } = *k {
+            if let Mbar::TestWait { blocking, parity, .. } = *k {
                 if v == 0 {
                     warp.mbar_poll = Some((pc, a, if parity { bv & 1 } else { bv >> 63 }));
                     if blocking {
@@ -293,7 +293,7 @@ impl Block<'_, '_> {
                 s = MbarState { pending: n, expected: n, tx: 0, phase: 0 };
             }
             Mbar::Inval => s = MbarState { pending: 0, expected: 0, tx: 0, phase: 0 },
-            Mbar::Arrive { drop, no_complete, tx } => {
+            Mbar::Arrive { drop, no_complete, tx, .. } => {
                 ret = cur;
                 let n = if tx {
                     tx_in(&mut s, (b & 0xffff_ffff) as i64)?;
@@ -365,7 +365,8 @@ impl Block<'_, '_> {
     /// `test_wait`/`try_wait` that returns true acquires the releases of every completed phase.
     /// The waiter's own earlier accesses are not ordered before the arriving warps' later ones,
     /// the arriving warps are not ordered among themselves, and what a warp does after its
-    /// arrival is not released by it (`expect_tx` and an explicit `complete_tx` are relaxed).
+    /// arrival is not released by it (`expect_tx` and an explicit `complete_tx` are relaxed, as
+    /// are the `.relaxed` forms of `arrive` and of the waits).
     pub(super) fn mbarrier_sync(&mut self, w: u32, k: Mbar, a: u64, flipped: bool, v: u64, copy: bool) {
         let Block { shadow: Some(sh), mbar_sync, bulk_inflight, .. } = self else { return };
         let n = sh.warps();
@@ -384,7 +385,7 @@ impl Block<'_, '_> {
                 bulk_inflight.retain(|c| c.mbar != a);
                 return;
             }
-            Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. } => {
+            Mbar::Arrive { relaxed: false, .. } | Mbar::CpAsyncArrive { .. } => {
                 sh.release(w as usize, &mut m.phase);
                 m.phase_warps |= bit;
             }
@@ -392,6 +393,7 @@ impl Block<'_, '_> {
                 sh.release(w as usize, &mut m.phase);
                 m.phase_warps |= bit;
             }
+            Mbar::TestWait { relaxed: true, .. } => return,
             Mbar::TestWait { .. } if v == 1 => {
                 // A warp that acquires from one that observed a bulk copy's completion observes it too.
                 for c in bulk_inflight.iter_mut() {
