@@ -151,13 +151,13 @@ fn main() -> Result<(), VmError> {
     println!();
     println!("exact VM counters behind the MODEL (per launch):");
     println!(
-        "{:<28} {:>12} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10}",
-        "kernel", "warp instr", "ld req", "ld sectors", "st req", "shared wf", "bank confl", "mma GFLOP"
+        "{:<28} {:>12} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>11}",
+        "kernel", "warp instr", "ld req", "ld sectors", "st req", "shared wf", "bank confl", "mma GFLOP", "of it wgmma"
     );
     for c in &cases {
         let k = &c.counters;
         println!(
-            "{:<28} {:>12} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10.3}",
+            "{:<28} {:>12} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10.3} {:>11.3}",
             c.label,
             k.warp_instructions(),
             k.global_load_requests,
@@ -165,7 +165,8 @@ fn main() -> Result<(), VmError> {
             k.global_store_requests,
             k.shared_wavefronts,
             k.bank_conflicts(),
-            k.mma_flops as f64 / 1e9
+            k.mma_flops as f64 / 1e9,
+            k.wgmma_flops as f64 / 1e9
         );
     }
     println!("(a model from exact counts, not a measurement on a GPU)");

@@ -112,8 +112,12 @@ pub struct ClassCount {
 pub struct Counters {
     /// Per class, indexed like [`InstClass::ALL`].
     pub classes: [ClassCount; 18],
-    /// Floating-point operations done by tensor-core mma with f16/bf16 inputs (2 per multiply-add).
+    /// Floating-point operations done by tensor-core mma with f16/bf16 inputs (2 per multiply-add):
+    /// `mma.sync` and `wgmma.mma_async` together.
     pub mma_flops: u64,
+    /// Of [`Counters::mma_flops`], those done by `wgmma.mma_async` (sm_90a); the rest are
+    /// `mma.sync`'s, which Hopper runs at a lower rate (see [`crate::sol::DeviceModel`]).
+    pub wgmma_flops: u64,
     /// Floating-point operations done by tensor-core mma with tf32 inputs.
     pub mma_tf32_flops: u64,
     /// Global loads: requests (see [`global_sectors`] for what a request is).
@@ -203,6 +207,7 @@ impl Counters {
             a.warps += b.warps;
         }
         self.mma_flops += o.mma_flops;
+        self.wgmma_flops += o.wgmma_flops;
         self.mma_tf32_flops += o.mma_tf32_flops;
         self.global_load_requests += o.global_load_requests;
         self.global_load_sectors += o.global_load_sectors;

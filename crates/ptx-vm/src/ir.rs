@@ -160,13 +160,14 @@ pub(crate) enum Mbar {
     /// `mbarrier.inval [a]`.
     Inval,
     /// `mbarrier.arrive{.noComplete} state, [a]{, count}`; `drop` for `arrive_drop`; `tx` for
-    /// `.expect_tx` (the operand is then a transaction count and the arrival count is 1).
-    Arrive { drop: bool, no_complete: bool, tx: bool },
+    /// `.expect_tx` (the operand is then a transaction count and the arrival count is 1);
+    /// `relaxed` for `.relaxed` (no release semantics; the default is `.release`).
+    Arrive { drop: bool, no_complete: bool, tx: bool, relaxed: bool },
     /// `mbarrier.expect_tx [a], txCount` (`complete: false`) or `mbarrier.complete_tx [a], txCount`.
     Tx { complete: bool },
     /// `mbarrier.test_wait` / `try_wait` (`blocking`), against a state token or (`parity`) a
-    /// phase parity.
-    TestWait { parity: bool, blocking: bool },
+    /// phase parity; `relaxed` for `.relaxed` (no acquire semantics; the default is `.acquire`).
+    TestWait { parity: bool, blocking: bool, relaxed: bool },
     /// `mbarrier.pending_count count, state`.
     PendingCount,
     /// `cp.async.mbarrier.arrive{.noinc} [a]`: with copies done at issue, the arrive happens now.
@@ -615,6 +616,10 @@ pub(crate) struct Kernel {
     pub params: Vec<crate::params::ParamInfo>,
     /// Bytes of static shared memory.
     pub static_smem: usize,
+    /// The static shared variables the kernel reaches: (name, offset, size), for messages that
+    /// name a shared address; and the name of its dynamic shared array, if it declares one.
+    pub shared_vars: Vec<(String, usize, usize)>,
+    pub dyn_smem_name: Option<String>,
     /// Alignment of the dynamic shared memory start.
     pub dyn_smem_align: usize,
     /// Bytes of local memory per thread.

@@ -19,8 +19,9 @@
 //! Of sm_90: `setmaxnreg`, `elect.sync`, `griddepcontrol`, mbarrier objects in full (arrival and
 //! transaction counts, phases, `try_wait`/`test_wait` with and without `.parity`; a `try_wait`
 //! suspends the thread until its phase completes, or returns false when nothing else in the block
-//! can move, and a wait no phase completion can release is a deadlock naming the object, the
-//! missing arrivals and transaction bytes), and non-tensor `cp.async.bulk` in both directions,
+//! can move, and a wait no phase completion can release is a deadlock naming the object (its
+//! shared variable and offset), the phase's parity, the missing arrivals and transaction bytes, as
+//! is a `test_wait` spin loop that runs into the block's instruction limit), and non-tensor `cp.async.bulk` in both directions,
 //! performed at issue and completing on its mbarrier with its byte count; `cp.async.bulk.tensor`
 //! 1-5D in tile mode in both directions, driven by a tensor map in the VM's own 128-byte encoding
 //! (see [`semantics::tensor_map`]: zero fill outside the tensor, element strides, 32/64/128-byte

@@ -20,9 +20,13 @@ pub struct DeviceModel {
     pub sms: u32,
     /// The clock the rates are quoted at, in GHz.
     pub clock_ghz: f64,
-    /// Dense tensor-core FLOPs per clock per SM with f16/bf16 inputs and f32 accumulation.
+    /// Dense tensor-core FLOPs per clock per SM with f16/bf16 inputs and f32 accumulation, issued
+    /// as warp-level `mma.sync`.
     pub mma_f16_flops_per_clk: f64,
-    /// Dense tensor-core FLOPs per clock per SM with tf32 inputs.
+    /// The same, issued as warpgroup `wgmma.mma_async` (sm_90a); 0 on devices without it.
+    pub wgmma_f16_flops_per_clk: f64,
+    /// Dense tensor-core FLOPs per clock per SM with tf32 inputs (the device's peak, whichever
+    /// instruction reaches it: a floor for `mma.sync`, which the VM runs tf32 with).
     pub mma_tf32_flops_per_clk: f64,
     /// f32 lanes (add/mul/fma instructions) per clock per SM.
     pub fp32_per_clk: f64,
@@ -65,6 +69,11 @@ const REGISTER_ALLOCATION_UNIT: u32 = 256;
 const WARP_ALLOCATION_GRANULARITY: u32 = 4;
 /// Shared memory is allocated per CTA in units of 128 bytes (same source, 8.0 and 9.0).
 const SHARED_ALLOCATION_UNIT: u32 = 128;
+/// The share of the wgmma peak that `mma.sync` reaches on Hopper: FlashAttention-3 (Shah et al.,
+/// 2024, arXiv:2407.08608, section 2: "mma.sync can only reach 2/3 of the peak throughput of the
+/// H100 Tensor Cores", from the microbenchmarks of Luo et al., arXiv:2402.13499). NVIDIA's
+/// datasheet and whitepaper quote only the peak, which Hopper reaches with wgmma.
+const HOPPER_MMA_SYNC_SHARE: f64 = 2.0 / 3.0;
 /// SM sub-partitions, each with one warp scheduler and a quarter of the SM's math units (A100 and
 /// H100 whitepapers: four processing blocks per SM). A warp runs on one sub-partition, so an SM
 /// with fewer than four resident warps cannot use all of its units.
@@ -75,7 +84,9 @@ impl DeviceModel {
     ///
     /// Sources: NVIDIA H100 Tensor Core GPU datasheet and the Hopper architecture whitepaper: 132 SMs;
     /// dense BF16/FP16 tensor 989.4 TFLOP/s and TF32 494.7 TFLOP/s, which at the 1.83 GHz boost clock
-    /// the whitepaper quotes them at are 4096 and 2048 FLOP/clk/SM; 128 FP32, 64 FP64 and 64 INT32
+    /// the whitepaper quotes them at are 4096 and 2048 FLOP/clk/SM: the wgmma rate. `mma.sync` gets
+    /// 2/3 of it, 2730.7 FLOP/clk/SM (659.6 TFLOP/s; FlashAttention-3, see
+    /// `HOPPER_MMA_SYNC_SHARE`); 128 FP32, 64 FP64 and 64 INT32
     /// lanes per SM; HBM3 at 3.35 TB/s. CUDA C++ Programming Guide, "Arithmetic Instructions"
     /// throughput table, compute capability 9.0: 16 special-function results/clk/SM, 256 non-tensor
     /// f16 ops/clk/SM (128 packed instructions). Four warp schedulers per SM.
@@ -90,7 +101,8 @@ impl DeviceModel {
             name: "H100 SXM5",
             sms: 132,
             clock_ghz: 1.83,
-            mma_f16_flops_per_clk: 4096.0,
+            mma_f16_flops_per_clk: 4096.0 * HOPPER_MMA_SYNC_SHARE,
+            wgmma_f16_flops_per_clk: 4096.0,
             mma_tf32_flops_per_clk: 2048.0,
             fp32_per_clk: 128.0,
             fp64_per_clk: 64.0,
@@ -110,8 +122,9 @@ impl DeviceModel {
         }
     }
 
-    /// H200 SXM 141 GB: the H100 SXM5's GH100 (132 SMs, the same tensor and vector rates and
-    /// occupancy limits) with HBM3e at 4.8 TB/s (NVIDIA H200 Tensor Core GPU datasheet).
+    /// H200 SXM 141 GB: the H100 SXM5's GH100 (132 SMs, the same tensor and vector rates, wgmma and
+    /// mma.sync alike, and occupancy limits) with HBM3e at 4.8 TB/s (NVIDIA H200 Tensor Core GPU
+    /// datasheet: the same 989.4 dense BF16/FP16 TFLOP/s).
     pub fn h200_sxm() -> Self {
         DeviceModel { name: "H200 SXM", dram_gbps: 4800.0, ..DeviceModel::h100_sxm() }
     }
@@ -119,8 +132,8 @@ impl DeviceModel {
     /// A100 SXM4 80 GB.
     ///
     /// Sources: NVIDIA A100 Tensor Core GPU architecture whitepaper and datasheet: 108 SMs at a
-    /// 1.41 GHz boost clock; dense BF16/FP16 tensor 312 TFLOP/s (2048 FLOP/clk/SM) and TF32 156
-    /// TFLOP/s (1024); 64 FP32, 32 FP64 and 64 INT32 lanes per SM; HBM2e at 2039 GB/s. CUDA C++
+    /// 1.41 GHz boost clock; dense BF16/FP16 tensor 312 TFLOP/s (2048 FLOP/clk/SM, with mma.sync;
+    /// there is no wgmma before sm_90a) and TF32 156 TFLOP/s (1024); 64 FP32, 32 FP64 and 64 INT32 lanes per SM; HBM2e at 2039 GB/s. CUDA C++
     /// Programming Guide throughput table, compute capability 8.0: 16 special-function results/clk/SM,
     /// 256 non-tensor f16 ops/clk/SM (128 packed instructions). Four warp schedulers per SM.
     ///
@@ -134,6 +147,7 @@ impl DeviceModel {
             sms: 108,
             clock_ghz: 1.41,
             mma_f16_flops_per_clk: 2048.0,
+            wgmma_f16_flops_per_clk: 0.0,
             mma_tf32_flops_per_clk: 1024.0,
             fp32_per_clk: 64.0,
             fp64_per_clk: 32.0,
@@ -158,8 +172,13 @@ impl DeviceModel {
         work / (per_clk_per_sm * f64::from(self.sms) * self.clock_ghz * 1e9)
     }
 
-    /// Peak dense tensor FLOP/s with 16-bit inputs.
+    /// Peak dense tensor FLOP/s with 16-bit inputs, with the faster of mma.sync and wgmma.
     pub fn tensor_flops(&self) -> f64 {
+        self.mma_f16_flops_per_clk.max(self.wgmma_f16_flops_per_clk) * f64::from(self.sms) * self.clock_ghz * 1e9
+    }
+
+    /// Peak dense tensor FLOP/s with 16-bit inputs issued as `mma.sync`.
+    pub fn mma_sync_flops(&self) -> f64 {
         self.mma_f16_flops_per_clk * f64::from(self.sms) * self.clock_ghz * 1e9
     }
 
@@ -374,6 +393,9 @@ pub fn speed_of_light_with(
     // Seconds for `work` at `per_clk` per SM; `sub_partitioned` units scale with the sub-partitions
     // the busiest SM's warps reach.
     let unit = |work: f64, per_clk: f64, sub_partitioned: bool| -> f64 {
+        if work == 0.0 {
+            return 0.0;
+        }
         let Some(w) = waves else { return m.seconds(work, per_clk) };
         if w.occupancy.ctas_per_sm == 0 {
             return if work > 0.0 { f64::INFINITY } else { 0.0 };
@@ -384,7 +406,11 @@ pub fn speed_of_light_with(
         share / (per_clk * fraction * m.clock_ghz * 1e9)
     };
     let threads = |class| c.class(class).threads as f64;
-    let tensor = unit(c.mma_flops as f64, m.mma_f16_flops_per_clk, true)
+    // One tensor pipe: mma.sync and wgmma FLOPs each at their own rate, their times added (a
+    // device without wgmma has no finite floor for wgmma FLOPs).
+    let mma_sync_flops = c.mma_flops.saturating_sub(c.wgmma_flops);
+    let tensor = unit(mma_sync_flops as f64, m.mma_f16_flops_per_clk, true)
+        + unit(c.wgmma_flops as f64, m.wgmma_f16_flops_per_clk, true)
         + unit(c.mma_tf32_flops as f64, m.mma_tf32_flops_per_clk, true);
     let dram_bytes = ((c.unique_sectors_read + c.unique_sectors_written) * SECTOR_BYTES) as f64;
     let unit_seconds = [
@@ -461,8 +487,12 @@ mod tests {
     fn models_reproduce_the_datasheet_peaks() {
         let h = DeviceModel::h100_sxm();
         assert!((h.tensor_flops() / 1e12 - 989.4).abs() < 1.0, "{}", h.tensor_flops());
+        // mma.sync: 2/3 of the wgmma peak on Hopper; the A100's peak is its mma.sync rate.
+        assert!((h.mma_sync_flops() / 1e12 - 659.6).abs() < 1.0, "{}", h.mma_sync_flops());
+        assert!((DeviceModel::h200_sxm().mma_sync_flops() - h.mma_sync_flops()).abs() < 1.0);
         let a = DeviceModel::a100_sxm();
         assert!((a.tensor_flops() / 1e12 - 312.0).abs() < 1.0);
+        assert_eq!(a.mma_sync_flops(), a.tensor_flops());
         assert!((a.fp32_flops() / 1e12 - 19.5).abs() < 0.1);
     }
 
@@ -504,6 +534,36 @@ mod tests {
 
     fn unit(row: &SolRow, name: &str) -> f64 {
         row.unit_seconds[UNITS.iter().position(|&u| u == name).unwrap()]
+    }
+
+    #[test]
+    fn wgmma_flops_run_at_the_wgmma_rate_and_mma_sync_flops_at_two_thirds_of_it_on_hopper() {
+        let h = DeviceModel::h100_sxm();
+        let flops: u64 = 3 << 40;
+        let shapeless = |mma: u64, wgmma: u64| Counters { mma_flops: mma, wgmma_flops: wgmma, ..Counters::default() };
+        let t = |c: &Counters| unit(&speed_of_light("k", c, &h, None), "tensor");
+        // All of it wgmma: the 989.4 TFLOP/s peak (the work spread over all 132 SMs).
+        let all_wgmma = t(&shapeless(flops, flops));
+        assert!((all_wgmma - flops as f64 / (4096.0 * 132.0 * 1.83e9)).abs() < 1e-12, "{all_wgmma}");
+        // All of it mma.sync: 1.5 x as long.
+        let all_sync = t(&shapeless(flops, 0));
+        assert!((all_sync / all_wgmma - 1.5).abs() < 1e-12, "{all_sync} {all_wgmma}");
+        // A third each way: the two times add (one tensor pipe).
+        let mixed = t(&shapeless(flops, 2 * flops / 3));
+        assert!((mixed / all_wgmma - (2.0 / 3.0 + 1.5 / 3.0)).abs() < 1e-12, "{mixed}");
+        // The same with a launch shape: per busiest SM, with the same ratio.
+        let shaped = |wgmma: u64| Counters { mma_flops: flops, wgmma_flops: wgmma, ..launch(264, 384, 0) };
+        let r = t(&shaped(0)) / t(&shaped(flops));
+        assert!((r - 1.5).abs() < 1e-12, "{r}");
+    }
+
+    #[test]
+    fn wgmma_flops_have_no_finite_floor_on_a_device_without_wgmma() {
+        let a = DeviceModel::a100_sxm();
+        let c = Counters { mma_flops: 1 << 30, wgmma_flops: 1 << 30, ..Counters::default() };
+        assert!(unit(&speed_of_light("k", &c, &a, None), "tensor").is_infinite());
+        let none = speed_of_light("k", &Counters::default(), &a, None);
+        assert_eq!(unit(&none, "tensor"), 0.0);
     }
 
     #[test]

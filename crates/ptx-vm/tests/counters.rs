@@ -170,6 +170,7 @@ fn gemm_mma_flops_are_2mnk() {
     let k = gemm_counters(&mut m);
     assert_eq!(k.mma_flops, 2 * d * d * d);
     assert_eq!(k.mma_tf32_flops, 0);
+    assert_eq!(k.wgmma_flops, 0, "mma.sync FLOPs are not wgmma's");
     // gemm_bf16.cu: STAGES (2) x (BM x A_STRIDE + BK x B_STRIDE) bf16 = 2 x (64 x 40 + 32 x 72) x 2 bytes.
     assert_eq!((k.threads_per_block, k.shared_bytes_per_block), (128, 2 * (64 * 40 + 32 * 72) * 2));
     assert_eq!(k.class(InstClass::Tensor).warps, 2 * d * d * d / (2 * 16 * 8 * 16));

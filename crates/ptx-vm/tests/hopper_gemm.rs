@@ -130,6 +130,7 @@ fn check(m: usize, n: usize, k: usize, seed: u64) {
     let (gy, gx, kt) = (m.div_ceil(BM), n.div_ceil(BN), k.div_ceil(BK));
     let k_ = &one.counters;
     assert_eq!(k_.mma_flops, (2 * gy * BM * gx * BN * kt * BK) as u64, "M N K = {m} {n} {k}");
+    assert_eq!(k_.wgmma_flops, k_.mma_flops, "M N K = {m} {n} {k}: every tensor FLOP is wgmma's");
     let mut tma = 0;
     for by in 0..gy {
         for bx in 0..gx {

@@ -13,35 +13,15 @@
 //! - Counters: the bytes in `bulk_copy_bytes`, the global and shared request counters.
 
 mod isa_common;
-use isa_common::Rng;
+use isa_common::{sm90_kernel, Rng, SM90_PTX};
 use ptx_vm::{Arch, FindingKind, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, VmError};
 
-/// A kernel of `threads` threads with `in` and `out` (u32 words), an mbarrier `bar` and a 16-byte
-/// aligned 256-byte `buf`; `%r1` is the thread id, `%rd1` the output, `%rd2` the input, `%r2` the
-/// shared address of `buf`, `%r3` that of `bar`, `%p1` "thread 0".
+/// A kernel `k` running `body`: tests/ptx/isa_sm90.ptx's `bulk_copy_load` with `body` in place of
+/// its own. `in` and `out` are u32 words, `bar` an mbarrier, `buf` 256 bytes 128-byte aligned; `%r1`
+/// is the thread id, `%rd1` the output, `%rd2` the input, `%r2` the shared address of `buf`, `%r3`
+/// that of `bar`, `%p1` "thread 0".
 fn kernel(body: &str) -> String {
-    format!(
-        ".version 8.0\n.target sm_90a\n.address_size 64\n
-.visible .entry k(.param .u64 out, .param .u64 in)
-{{
-    .shared .align 8 .b64 bar;
-    .shared .align 128 .b8 buf[256];
-    .reg .pred %p<8>;
-    .reg .b32 %r<32>;
-    .reg .b64 %rd<16>;
-    ld.param.u64 %rd1, [out];
-    cvta.to.global.u64 %rd1, %rd1;
-    ld.param.u64 %rd2, [in];
-    cvta.to.global.u64 %rd2, %rd2;
-    mov.u32 %r1, %tid.x;
-    mov.u32 %r2, buf;
-    mov.u32 %r3, bar;
-    setp.eq.u32 %p1, %r1, 0;
-{body}
-    ret;
-}}
-"
-    )
+    sm90_kernel("bulk_copy_load", &[("body", body)])
 }
 
 /// Thread 0 initialises `bar` for one arrival; everyone meets at a barrier.
@@ -61,10 +41,20 @@ fn input(seed: u64) -> Vec<u32> {
     (0..64).map(|_| rng.next_u32()).collect()
 }
 
-/// Runs the kernel with `in` = `inp` (offset by `in_off` bytes) and 64 poisoned output words.
+/// Runs the kernel of `body` with `in` = `inp` (offset by `in_off` bytes) and 64 poisoned output words.
 fn run(body: &str, threads: u32, inp: &[u32], in_off: u64) -> Result<(Vec<u32>, LaunchReport), VmError> {
-    let ptx = kernel(body);
-    let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
+    run_kernel(&kernel(body), "k", threads, inp, in_off)
+}
+
+/// [`run`] for kernel `name` of `ptx`.
+fn run_kernel(
+    ptx: &str,
+    name: &str,
+    threads: u32,
+    inp: &[u32],
+    in_off: u64,
+) -> Result<(Vec<u32>, LaunchReport), VmError> {
+    let module = Module::parse(ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
     let mut m = Machine::new(Arch::Sm90);
     let out = m.alloc(256).unwrap();
     m.memset(out, 0xdd, 256).unwrap();
@@ -72,7 +62,7 @@ fn run(body: &str, threads: u32, inp: &[u32], in_off: u64) -> Result<(Vec<u32>, 
     let bytes: Vec<u8> = inp.iter().flat_map(|v| v.to_le_bytes()).collect();
     m.write(inb + in_off, &bytes).unwrap();
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [threads, 1, 1], dynamic_smem: 0 };
-    let rep = m.launch(&module, "k", &cfg, &ParamBuilder::new().ptr(out).ptr(inb + in_off).finish())?;
+    let rep = m.launch(&module, name, &cfg, &ParamBuilder::new().ptr(out).ptr(inb + in_off).finish())?;
     let mut b = vec![0u8; 256];
     m.read(out, &mut b).unwrap();
     Ok((b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect(), rep))
@@ -87,9 +77,9 @@ fn run_err(body: &str, threads: u32, in_off: u64) -> String {
 
 #[test]
 fn a_global_to_shared_bulk_copy_completes_the_phase_with_its_bytes() {
+    // tests/ptx/isa_sm90.ptx's bulk_copy_load: [INIT, LOAD, WAIT, READ, STORE].
     let inp = input(0xb01c);
-    let body = [INIT, LOAD, WAIT, READ, STORE].concat();
-    let (out, rep) = run(&body, 64, &inp, 0).unwrap_or_else(|e| panic!("{e}"));
+    let (out, rep) = run_kernel(SM90_PTX, "bulk_copy_load", 64, &inp, 0).unwrap_or_else(|e| panic!("{e}"));
     rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
     assert_eq!(out, inp);
 }
@@ -107,17 +97,10 @@ fn a_bulk_copy_is_counted_as_one_global_request_and_one_shared_request() {
 
 #[test]
 fn a_shared_to_global_bulk_copy_in_a_bulk_group_writes_the_bytes() {
+    // tests/ptx/isa_sm90.ptx's bulk_copy_store: every thread stores in[tid] ^ 0x5a5a5a5a to
+    // buf[tid]; the proxy fence and the barrier order the stores before thread 0's bulk store.
     let inp = input(0x5706e);
-    let mut body = String::new();
-    // Every thread stores in[tid] ^ 0x5a5a5a5a to buf[tid]; the proxy fence and the barrier order
-    // the stores before thread 0's bulk store.
-    body += "    mul.wide.u32 %rd4, %r1, 4;\n    add.s64 %rd5, %rd2, %rd4;\n    ld.global.u32 %r6, [%rd5];\n";
-    body += "    xor.b32 %r6, %r6, 0x5a5a5a5a;\n    shl.b32 %r4, %r1, 2;\n    add.u32 %r5, %r2, %r4;\n";
-    body += "    st.shared.u32 [%r5], %r6;\n    fence.proxy.async.shared::cta;\n    bar.sync 0;\n";
-    body += "    @!%p1 bra DONE;\n";
-    body += "    cp.async.bulk.global.shared::cta.bulk_group [%rd1], [%r2], 256;\n";
-    body += "    cp.async.bulk.commit_group;\n    cp.async.bulk.wait_group.read 0;\n    cp.async.bulk.wait_group 0;\nDONE:\n";
-    let (out, rep) = run(&body, 64, &inp, 0).unwrap_or_else(|e| panic!("{e}"));
+    let (out, rep) = run_kernel(SM90_PTX, "bulk_copy_store", 64, &inp, 0).unwrap_or_else(|e| panic!("{e}"));
     rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
     assert_eq!(out, inp.iter().map(|v| v ^ 0x5a5a_5a5a).collect::<Vec<u32>>());
     let c = rep.counters.expect("counters");

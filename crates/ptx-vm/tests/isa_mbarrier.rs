@@ -12,42 +12,46 @@
 //!   its phase lacks.
 //! - Every use the ISA leaves undefined is an error naming the object.
 
+mod isa_common;
+use isa_common::{sm90_kernel, SM90_PTX};
 use ptx_vm::{Arch, FindingKind, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, VmError};
 
-/// A kernel of `threads` threads with `out` (u32 words, poisoned), two mbarriers `bar` (offset 0)
-/// and `bar2` (offset 8), and 256 bytes `buf`; `%r1` is the thread id, `%rd1` the output.
+/// A kernel `k` running `body`: tests/ptx/isa_sm90.ptx's `mbarrier_phases` with `body` in place of
+/// its own. `out` is u32 words (poisoned), `bar` (offset 0) and `bar2` (offset 8) two mbarriers,
+/// `buf` 256 bytes; `%r1` is the thread id, `%rd1` the output.
 fn kernel(body: &str) -> String {
-    format!(
-        ".version 8.0\n.target sm_90a\n.address_size 64\n
-.visible .entry k(.param .u64 out)
-{{
-    .shared .align 8 .b64 bar;
-    .shared .align 8 .b64 bar2;
-    .shared .align 16 .b8 buf[256];
-    .reg .pred %p<8>;
-    .reg .b32 %r<32>;
-    .reg .b64 %rd<16>;
-    ld.param.u64 %rd1, [out];
-    cvta.to.global.u64 %rd1, %rd1;
-    mov.u32 %r1, %tid.x;
-{body}
-    ret;
-}}
-"
-    )
+    sm90_kernel("mbarrier_phases", &[("body", body)])
 }
 
 fn run(body: &str, threads: u32, words: usize) -> Result<(Vec<u32>, LaunchReport), VmError> {
-    let ptx = kernel(body);
-    let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
+    run_kernel(&kernel(body), "k", threads, words)
+}
+
+/// [`run`] for kernel `name` of `ptx`.
+fn run_kernel(ptx: &str, name: &str, threads: u32, words: usize) -> Result<(Vec<u32>, LaunchReport), VmError> {
+    let module = Module::parse(ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
     let mut m = Machine::new(Arch::Sm90);
     let out = m.alloc(4 * words).unwrap();
     m.memset(out, 0xdd, 4 * words).unwrap();
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [threads, 1, 1], dynamic_smem: 0 };
-    let rep = m.launch(&module, "k", &cfg, &ParamBuilder::new().ptr(out).finish())?;
+    let rep = m.launch(&module, name, &cfg, &ParamBuilder::new().ptr(out).finish())?;
     let mut b = vec![0u8; 4 * words];
     m.read(out, &mut b).unwrap();
     Ok((b.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect(), rep))
+}
+
+/// The error of a launch that must fail, on a machine with a block instruction limit of `limit`.
+fn run_err_limited(body: &str, threads: u32, limit: u64) -> String {
+    let ptx = kernel(body);
+    let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
+    let mut m = Machine::new(Arch::Sm90).with_block_instruction_limit(limit);
+    let out = m.alloc(256).unwrap();
+    m.memset(out, 0xdd, 256).unwrap();
+    let cfg = LaunchConfig { grid: [1, 1, 1], block: [threads, 1, 1], dynamic_smem: 0 };
+    match m.launch(&module, "k", &cfg, &ParamBuilder::new().ptr(out).finish()) {
+        Ok(_) => panic!("the launch succeeded"),
+        Err(e) => e.to_string(),
+    }
 }
 
 fn run_ok(body: &str, threads: u32, words: usize) -> Vec<u32> {
@@ -75,24 +79,13 @@ fn put(i: usize, r: &str) -> String {
 
 #[test]
 fn a_phase_completes_at_the_init_count_and_the_next_phase_expects_it_again() {
-    // 9.7.13.15.1: init sets pending = expected = count, phase 0; the arrival that brings pending to
-    // zero completes the phase and resets pending for the next.
-    let mut b = String::from("    mbarrier.init.shared::cta.b64 [bar], 2;\n");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd2, [bar];\n";
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p1, [bar], 0;\n";
-    b += &put_p(0, "%p1");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd3, [bar];\n";
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p2, [bar], 0;\n";
-    b += &put_p(1, "%p2");
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p3, [bar], 1;\n";
-    b += &put_p(2, "%p3");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd4, [bar];\n";
-    b += "    mbarrier.pending_count.b64 %r2, %rd4;\n";
-    b += &put(3, "%r2");
-    b += "    mbarrier.arrive.shared::cta.b64 %rd5, [bar];\n";
-    b += "    mbarrier.test_wait.parity.shared::cta.b64 %p4, [bar], 1;\n";
-    b += &put_p(4, "%p4");
-    assert_eq!(run_ok(&b, 1, 5), vec![0, 1, 0, 2, 1]);
+    // 9.7.13.15.1: init sets pending = expected = count (2), phase 0; the arrival that brings pending
+    // to zero completes the phase and resets pending for the next. tests/ptx/isa_sm90.ptx's
+    // mbarrier_phases: test_wait of phase 0 after one arrival, after two, of phase 1 then, the
+    // pending count in the token of the next arrival, test_wait of phase 1 after the fourth.
+    let (out, rep) = run_kernel(SM90_PTX, "mbarrier_phases", 1, 5).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    rep.assert_clean_strict().unwrap_or_else(|e| panic!("sanitizer: {e}"));
+    assert_eq!(out, vec![0, 1, 0, 2, 1]);
 }
 
 #[test]
@@ -306,6 +299,27 @@ fn arrivals_do_not_order_the_arriving_warps_among_themselves_but_a_wait_does() {
 }
 
 #[test]
+fn a_relaxed_arrive_releases_nothing_and_a_relaxed_wait_acquires_nothing() {
+    // Warp 1 writes buf and arrives; warp 0 waits for the phase and reads buf. With the default
+    // (and explicit) .release arrive and .acquire wait the read is ordered; with either side
+    // .relaxed nothing orders it: a read-after-write race per lane (the values still arrive: the
+    // VM runs the threads one after the other).
+    for (arrive, wait, want) in [(".release", ".acquire", 0), ("", "", 0), (".relaxed", "", 32), ("", ".relaxed", 32)] {
+        let mut b = sync_prologue(32);
+        b += "    setp.eq.u32 %p2, %r8, 0;\n    @%p2 bra CONSUMER;\n    st.shared.u32 [%r4], %r1;\n";
+        b += &format!("    mbarrier.arrive{arrive}.cta.shared::cta.b64 %rd2, [bar];\n    bra.uni DONE;\n");
+        b += &format!("CONSUMER:\nWAIT:\n    mbarrier.try_wait.parity{wait}.cta.shared::cta.b64 %p5, [bar], 0;\n");
+        b += "    @!%p5 bra WAIT;\n    ld.shared.u32 %r6, [%r4];\n    mul.wide.u32 %rd3, %r2, 4;\n";
+        b += "    add.s64 %rd3, %rd1, %rd3;\n    st.global.u32 [%rd3], %r6;\nDONE:\n";
+        let (n, san) = races(&b, 64, FindingKind::SharedReadAfterWrite);
+        assert_eq!(n, want, "arrive{arrive} try_wait{wait}: {san}");
+        if want == 0 {
+            assert_eq!(run_ok(&b, 64, 32), (32..64).collect::<Vec<u32>>(), "arrive{arrive} try_wait{wait}");
+        }
+    }
+}
+
+#[test]
 fn happens_before_through_mbarriers_is_transitive() {
     // Warp 0 writes buf and arrives on bar; warp 1 waits on bar and arrives on bar2; warp 2 waits
     // on bar2 and reads buf: ordered through warp 1, though warps 0 and 2 never meet.
@@ -343,9 +357,74 @@ fn a_wait_on_bytes_no_copy_will_complete_deadlocks_naming_the_barrier_and_the_by
     b += "WAIT:\n    mbarrier.try_wait.parity.shared::cta.b64 %p1, [bar2], 0;\n    @!%p1 bra WAIT;\n";
     let e = run_err(&b, 1);
     assert!(e.contains("deadlocked"), "{e}");
-    assert!(e.contains("mbarrier [shared 0x8]"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x8] (`bar2`+0) for its phase of parity 0 to complete"), "{e}");
     assert!(e.contains("0 of 1 arrivals missing"), "{e}");
     assert!(e.contains("128 transaction bytes expected (expect_tx) but not completed"), "{e}");
+    assert!(e.contains("`mbarrier.try_wait.parity.shared::cta.b64` at PTX line"), "{e}");
+}
+
+#[test]
+fn a_missing_expect_tx_deadlocks_a_try_wait_spin_loop_naming_the_barrier_and_the_bytes() {
+    // A bulk copy of 128 bytes completes on bar2 before the one arrival, which has no expect_tx:
+    // the tx-count is -128 when the arrivals are all in, so the phase never completes (9.7.13.15.2).
+    let mut b = String::from("    mbarrier.init.shared::cta.b64 [bar2], 1;\n");
+    b += "    mov.u32 %r2, buf;\n    mov.u32 %r3, bar2;\n";
+    b += "    cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%r2], [%rd1], 128, [%r3];\n";
+    b += "    mbarrier.arrive.shared::cta.b64 %rd2, [bar2];\n";
+    b += "WAIT:\n    mbarrier.try_wait.parity.shared::cta.b64 %p1, [bar2], 0;\n    @!%p1 bra WAIT;\n";
+    let e = match run(&b, 1, 64) {
+        Ok(_) => panic!("the launch succeeded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("deadlocked"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x8] (`bar2`+0) for its phase of parity 0 to complete"), "{e}");
+    assert!(e.contains("0 of 1 arrivals missing"), "{e}");
+    assert!(e.contains("128 transaction bytes completed beyond those expected, which no expect_tx announced"), "{e}");
+    assert!(e.contains("a missing expect_tx"), "{e}");
+}
+
+#[test]
+fn a_test_wait_spin_loop_that_never_ends_names_the_barrier_it_polls() {
+    // test_wait never suspends: the loop runs to the block's instruction limit, and the runaway
+    // report names the object, the phase polled for and what it lacks (arrivals and bytes).
+    let mut b = String::from("    mbarrier.init.shared::cta.b64 [bar2], 3;\n");
+    b += "    mbarrier.arrive.expect_tx.shared::cta.b64 %rd2, [bar2], 64;\n";
+    b += "WAIT:\n    mbarrier.test_wait.parity.shared::cta.b64 %p1, [bar2], 0;\n    @!%p1 bra WAIT;\n";
+    let e = run_err_limited(&b, 1, 20_000);
+    assert!(e.contains("ran more than 20000 warp instructions"), "{e}");
+    assert!(e.contains("`mbarrier.test_wait.parity.shared::cta.b64` at PTX line"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x8] (`bar2`+0) for its phase of parity 0 to complete"), "{e}");
+    assert!(e.contains("2 of 3 arrivals missing, 64 transaction bytes expected (expect_tx) but not completed"), "{e}");
+}
+
+#[test]
+fn a_deadlocked_wait_on_an_mbarrier_in_dynamic_shared_memory_names_its_offset_there() {
+    let ptx = ".version 8.0\n.target sm_90a\n.address_size 64
+.extern .shared .align 16 .b8 dsm[];
+.visible .entry k()
+{
+    .reg .pred %p<2>;
+    .reg .b32 %r<4>;
+    .reg .b64 %rd<2>;
+    mov.u32 %r1, dsm;
+    add.u32 %r1, %r1, 24;
+    mbarrier.init.shared::cta.b64 [%r1], 2;
+    mbarrier.arrive.shared::cta.b64 %rd1, [%r1];
+WAIT:
+    mbarrier.try_wait.parity.shared::cta.b64 %p1, [%r1], 0;
+    @!%p1 bra WAIT;
+    ret;
+}
+";
+    let module = Module::parse(ptx).unwrap_or_else(|e| panic!("parse failed: {e}"));
+    let mut m = Machine::new(Arch::Sm90);
+    let cfg = LaunchConfig { grid: [1, 1, 1], block: [1, 1, 1], dynamic_smem: 64 };
+    let e = match m.launch(&module, "k", &cfg, &ParamBuilder::new().finish()) {
+        Ok(_) => panic!("the launch succeeded"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("(`dsm`+24 (dynamic shared memory)) for its phase of parity 0"), "{e}");
+    assert!(e.contains("1 of 2 arrivals missing, no transaction bytes outstanding"), "{e}");
 }
 
 #[test]
@@ -355,7 +434,7 @@ fn a_wait_on_arrivals_that_never_come_deadlocks_naming_the_missing_count() {
     b += "    mbarrier.arrive.shared.b64 %rd2, [bar];\n";
     b += "WAIT:\n    mbarrier.try_wait.shared.b64 %p2, [bar], %rd2;\n    @!%p2 bra WAIT;\n";
     let e = run_err(&b, 32);
-    assert!(e.contains("mbarrier [shared 0x0] for its phase of parity 0"), "{e}");
+    assert!(e.contains("mbarrier [shared 0x0] (`bar`+0) for its phase of parity 0"), "{e}");
     assert!(e.contains("16 of 48 arrivals missing, no transaction bytes outstanding"), "{e}");
 }
 

@@ -13,9 +13,13 @@
 //! passed as a `.param .align 128 .b8 [128]` kernel parameter (`__grid_constant__`, declared as
 //! nvcc declares a `CUtensorMap`) or in global memory. Inputs are seeded random bytes; shared
 //! memory starts poisoned with `0xab` bytes and every byte of it is compared.
+//!
+//! The load and store kernels of every rank are tests/ptx/isa_sm90.ptx's `tma_load_Nd` and
+//! `tma_store_Nd` (vm_diff.txt runs them on a Hopper GPU too); the variants here (other ways of
+//! naming the map, other bodies) are built from the same template.
 
 mod isa_common;
-use isa_common::Rng;
+use isa_common::{sm90_kernel, Rng, SM90_PTX};
 use ptx_vm::semantics::tensor_map::TensorMap;
 use ptx_vm::semantics::wgmma::Swizzle;
 use ptx_vm::{Arch, FindingKind, LaunchConfig, LaunchReport, Machine, Module, ParamBuilder, VmError};
@@ -140,10 +144,10 @@ enum MapAt {
     Global,
 }
 
-/// A kernel of 128 threads: shared `buf` is filled from `inp` (u32 words), the mbarrier `bar`
-/// initialised for one arrival, then `body` runs, then `buf` is dumped to `out`. `%r2` is the shared
-/// address `buf + doff`, `%r3` that of `bar`, `%r5` the `tx` parameter, `%rd9` the map's address,
-/// `COORDS` the coordinate registers, `%p1` "thread 0".
+/// A kernel `k` of 128 threads running `body` (tests/ptx/isa_sm90.ptx's `tma_load_Nd` with `body`
+/// in place of its own; see there for the registers), the map's address taken as `at` says. In
+/// `body`, `MAP` stands for the map operand, `COORDS` for the coordinate registers and `RANK` for
+/// the rank.
 fn kernel(rank: usize, body: &str, at: MapAt) -> String {
     let coords: Vec<String> = (0..rank).map(|i| format!("%r{}", 10 + i)).collect();
     let map = match at {
@@ -154,67 +158,11 @@ fn kernel(rank: usize, body: &str, at: MapAt) -> String {
     };
     let map_op = if at == MapAt::ParamNamed { "tmap" } else { "%rd9" };
     let body = body.replace("MAP", map_op).replace("COORDS", &coords.join(", ")).replace("RANK", &rank.to_string());
-    let words = SMEM / 4;
-    format!(
-        ".version 8.0\n.target sm_90a\n.address_size 64\n
-.visible .entry k(.param .align 128 .b8 tmap[128], .param .u64 out, .param .u64 gmap, .param .u64 inp,
-    .param .u32 doff, .param .u32 tx, .param .s32 c0, .param .s32 c1, .param .s32 c2, .param .s32 c3, .param .s32 c4)
-{{
-    .shared .align 8 .b64 bar;
-    .shared .align 1024 .b8 buf[{SMEM}];
-    .reg .pred %p<8>;
-    .reg .b32 %r<40>;
-    .reg .b64 %rd<16>;
-    ld.param.u64 %rd1, [out];
-    cvta.to.global.u64 %rd1, %rd1;
-    ld.param.u64 %rd2, [inp];
-    cvta.to.global.u64 %rd2, %rd2;
-{map}    mov.u32 %r1, %tid.x;
-    mov.u32 %r6, buf;
-    ld.param.u32 %r4, [doff];
-    add.u32 %r2, %r6, %r4;
-    mov.u32 %r3, bar;
-    ld.param.u32 %r5, [tx];
-    ld.param.s32 %r10, [c0];
-    ld.param.s32 %r11, [c1];
-    ld.param.s32 %r12, [c2];
-    ld.param.s32 %r13, [c3];
-    ld.param.s32 %r14, [c4];
-    setp.eq.u32 %p1, %r1, 0;
-    mov.u32 %r20, %r1;
-FILL:
-    mul.wide.u32 %rd4, %r20, 4;
-    add.s64 %rd5, %rd2, %rd4;
-    ld.global.u32 %r23, [%rd5];
-    shl.b32 %r21, %r20, 2;
-    add.u32 %r22, %r6, %r21;
-    st.shared.u32 [%r22], %r23;
-    add.u32 %r20, %r20, {THREADS};
-    setp.lt.u32 %p3, %r20, {words};
-    @%p3 bra FILL;
-    fence.proxy.async.shared::cta;
-    @%p1 mbarrier.init.shared::cta.b64 [%r3], 1;
-    bar.sync 0;
-{body}
-    bar.sync 0;
-    mov.u32 %r20, %r1;
-DUMP:
-    shl.b32 %r21, %r20, 2;
-    add.u32 %r22, %r6, %r21;
-    ld.shared.u32 %r23, [%r22];
-    mul.wide.u32 %rd4, %r20, 4;
-    add.s64 %rd5, %rd1, %rd4;
-    st.global.u32 [%rd5], %r23;
-    add.u32 %r20, %r20, {THREADS};
-    setp.lt.u32 %p3, %r20, {words};
-    @%p3 bra DUMP;
-    ret;
-}}
-"
-    )
+    sm90_kernel(&format!("tma_load_{rank}d"), &[("map", map), ("body", &body)])
 }
 
-/// Thread 0 expects `tx` bytes and copies the box in; everyone waits for phase 0.
+/// Thread 0 expects `tx` bytes and copies the box in; everyone waits for phase 0 (the body of
+/// tests/ptx/isa_sm90.ptx's `tma_load_Nd`).
 const LOAD: &str = "    @%p1 mbarrier.arrive.expect_tx.shared::cta.b64 %rd3, [%r3], %r5;
     @%p1 cp.async.bulk.tensor.RANKd.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%r2], [MAP, {COORDS}], [%r3];
 WAIT:
@@ -222,7 +170,7 @@ WAIT:
     @!%p2 bra WAIT;
 ";
 
-/// Thread 0 stores the box out in a bulk group and waits for it.
+/// Thread 0 stores the box out in a bulk group and waits for it (the body of `tma_store_Nd`).
 const STORE: &str = "    @%p1 cp.async.bulk.tensor.RANKd.global.shared::cta.tile.bulk_group [MAP, {COORDS}], [%r2];
     @%p1 cp.async.bulk.commit_group;
     @%p1 cp.async.bulk.wait_group 0;
@@ -254,7 +202,13 @@ fn launch_partly_written(
     tx: u32,
     map: MapFn,
 ) -> Result<Run, VmError> {
-    let ptx = kernel(case.rank(), body, at);
+    // The loads and stores as tests/ptx/isa_sm90.ptx has them (and vm_diff runs them on a GPU),
+    // else a variant built from its template.
+    let (ptx, name) = match (body, at) {
+        (LOAD, MapAt::ParamCvta) => (SM90_PTX.to_string(), format!("tma_load_{}d", case.rank())),
+        (STORE, MapAt::ParamCvta) => (SM90_PTX.to_string(), format!("tma_store_{}d", case.rank())),
+        _ => (kernel(case.rank(), body, at), "k".to_string()),
+    };
     let module = Module::parse(&ptx).unwrap_or_else(|e| panic!("parse failed: {e}\n{ptx}"));
     let mut m = Machine::new(Arch::Sm90);
     let t = m.alloc(tensor.len()).unwrap();
@@ -273,7 +227,7 @@ fn launch_partly_written(
         pb = pb.i32(v);
     }
     let cfg = LaunchConfig { grid: [1, 1, 1], block: [THREADS, 1, 1], dynamic_smem: 0 };
-    let report = m.launch(&module, "k", &cfg, &pb.finish())?;
+    let report = m.launch(&module, &name, &cfg, &pb.finish())?;
     let mut s = vec![0u8; SMEM];
     m.read(out, &mut s).unwrap();
     let mut tb = vec![0u8; tensor.len()];
@@ -306,7 +260,7 @@ fn check_store(case: &Case, seed: u64) -> Run {
     let mut rng = Rng(seed);
     let tensor = vec![0xdd; case.tensor_bytes()];
     let smem = random_bytes(&mut rng, SMEM);
-    let run = launch(case, STORE, MapAt::ParamReg, &tensor, &smem, 0, None)
+    let run = launch(case, STORE, MapAt::ParamCvta, &tensor, &smem, 0, None)
         .unwrap_or_else(|e| panic!("seed {seed:#x}: {e}\n{case:?}"));
     run.report.assert_clean_strict().unwrap_or_else(|e| panic!("seed {seed:#x}: sanitizer: {e}"));
     let want = model_store(case, &tensor, &smem);
@@ -349,7 +303,7 @@ fn loads_match_the_model_at_rank(rank: usize, seed: u64) {
     let mut rng = Rng(seed);
     for k in 0..6 {
         let case = random_case(&mut rng, rank, Swizzle::None);
-        check_load(&case, seed + k, MapAt::ParamReg);
+        check_load(&case, seed + k, MapAt::ParamCvta);
     }
 }
 
@@ -397,7 +351,7 @@ fn boxes_over_every_edge_fill_with_zeros_and_complete_the_whole_box() {
     // Left, top, right, bottom, a corner, and entirely outside: each completes 128 bytes.
     for (k, c) in [[-5, 3], [8, -2], [30, 1], [2, 8], [-15, -3], [40, 0], [0, -4], [-16, 2]].into_iter().enumerate() {
         let case = case2d(c);
-        let run = check_load(&case, 0xed6e + k as u64, MapAt::ParamReg);
+        let run = check_load(&case, 0xed6e + k as u64, MapAt::ParamCvta);
         let inside = case.inside_bytes() as u64;
         let cn = run.report.counters.expect("counters");
         assert_eq!(cn.bulk_copy_bytes, 128, "{c:?}");
@@ -420,11 +374,11 @@ fn each_swizzle_places_the_chunks_as_the_address_bit_pattern() {
             c: vec![0, 0],
             doff: 0,
         };
-        check_load(&case, 0x5a1 + k as u64, MapAt::ParamReg);
+        check_load(&case, 0x5a1 + k as u64, MapAt::ParamCvta);
         // Partial, and at a destination 128 bytes into the pattern.
         case.c = vec![5, 9];
         case.doff = 128;
-        check_load(&case, 0x5b1 + k as u64, MapAt::ParamReg);
+        check_load(&case, 0x5b1 + k as u64, MapAt::ParamCvta);
         check_store(&case, 0x5c1 + k as u64);
         case.doff = 0;
         case.c = vec![-3, -2];
@@ -438,7 +392,7 @@ fn random_swizzled_boxes_of_every_rank_load_and_store_as_the_model_says() {
     for rank in 1..=5 {
         for s in [Swizzle::B32, Swizzle::B64, Swizzle::B128] {
             let case = random_case(&mut rng, rank, s);
-            check_load(&case, rng.next_u64(), MapAt::ParamReg);
+            check_load(&case, rng.next_u64(), MapAt::ParamCvta);
             check_store(&case, rng.next_u64());
         }
     }
@@ -458,9 +412,9 @@ fn element_strides_take_every_s_th_element_and_pack_them() {
     };
     // 4 x 3 x 2 elements of 4 bytes: 96 bytes.
     assert_eq!(case.box_bytes(), 96);
-    check_load(&case, 0xe5, MapAt::ParamReg);
+    check_load(&case, 0xe5, MapAt::ParamCvta);
     case.c = vec![-4, 5, 4];
-    check_load(&case, 0xe6, MapAt::ParamReg);
+    check_load(&case, 0xe6, MapAt::ParamCvta);
     check_store(&case, 0xe7);
 }
 
@@ -491,7 +445,7 @@ fn a_store_counts_the_bytes_inside_the_tensor_as_global_stores() {
 #[test]
 fn a_load_counts_the_box_once_in_the_global_and_shared_counters() {
     let case = case2d([8, 2]);
-    let run = check_load(&case, 0xc1, MapAt::ParamReg);
+    let run = check_load(&case, 0xc1, MapAt::ParamCvta);
     let c = run.report.counters.expect("counters");
     // The kernel's own traffic: SMEM / 4 word loads of inp and stores to out by 128 threads.
     let words = SMEM as u64 / 4;
@@ -507,7 +461,7 @@ fn the_map_may_be_in_global_memory_or_named_as_the_parameter_or_behind_cvta_para
     let case = case2d([-3, 7]);
     check_load(&case, 0x91, MapAt::Global);
     check_load(&case, 0x92, MapAt::ParamNamed);
-    check_load(&case, 0x93, MapAt::ParamCvta);
+    check_load(&case, 0x93, MapAt::ParamReg);
 }
 
 #[test]

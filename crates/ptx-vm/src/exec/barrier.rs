@@ -59,11 +59,16 @@ impl Block<'_, '_> {
             let a = shared_addr(eff(warp.regs[*addr as usize][l], *off, Space::Shared));
             let bv = warp.regs[*b as usize][l];
             let (v, flipped) = self.mbarrier(*k, a, bv).map_err(|m| fault(pc, Some(l as u32), m))?;
-            if let Mbar::TestWait { blocking: true, .. } = k {
+            if let Mbar::TestWait { blocking, parity, .. } = *k {
                 if v == 0 {
-                    suspended |= 1 << l;
-                    warp.bar_id[l] = MBAR_WAIT;
-                    continue;
+                    warp.mbar_poll = Some((pc, a, if parity { bv & 1 } else { bv >> 63 }));
+                    if blocking {
+                        suspended |= 1 << l;
+                        warp.bar_id[l] = MBAR_WAIT;
+                        continue;
+                    }
+                } else {
+                    warp.mbar_poll = None;
                 }
             }
             warp.regs[*d as usize][l] = v;
@@ -74,9 +79,9 @@ impl Block<'_, '_> {
         Ok(suspended)
     }
 
-    /// For a lane suspended in `mbarrier.try_wait`: its object's address and whether the phase it
-    /// waits for has completed.
-    fn mbarrier_wait_state(&self, warp: &Warp, l: usize) -> Option<(u64, bool)> {
+    /// For a lane suspended in `mbarrier.try_wait`: its object's address, the phase parity it
+    /// waits for, and whether that phase has completed.
+    fn mbarrier_wait_state(&self, warp: &Warp, l: usize) -> Option<(u64, u64, bool)> {
         let Some(Inst { op: Op::Mbarrier { k: Mbar::TestWait { parity, .. }, addr, off, b, .. }, .. }) =
             self.ctx.kernel.code.get(warp.pc[l] as usize)
         else {
@@ -86,7 +91,7 @@ impl Block<'_, '_> {
         let bv = warp.regs[*b as usize][l];
         let waited = if *parity { bv & 1 } else { bv >> 63 };
         let cur = rd(self.smem, a as usize, 8)?;
-        Some((a, cur >> 63 != waited))
+        Some((a, waited, cur >> 63 != waited))
     }
 
     /// Releases the lanes suspended in `mbarrier.try_wait` whose phase has completed.
@@ -96,7 +101,7 @@ impl Block<'_, '_> {
             if warp.bar_id[l] != MBAR_WAIT {
                 continue;
             }
-            let Some((a, done)) = self.mbarrier_wait_state(warp, l) else { continue };
+            let Some((a, _, done)) = self.mbarrier_wait_state(warp, l) else { continue };
             if !done {
                 continue;
             }
@@ -131,6 +136,9 @@ impl Block<'_, '_> {
                     continue;
                 }
                 let pc = warp.pc[l];
+                if let Some((a, waited, _)) = self.mbarrier_wait_state(warp, l) {
+                    warp.mbar_poll = Some((pc, a, waited));
+                }
                 if let Some(Inst { op: Op::Mbarrier { d, .. }, .. }) = self.ctx.kernel.code.get(pc as usize) {
                     warp.regs[*d as usize][l] = 0;
                 }
@@ -145,19 +153,48 @@ impl Block<'_, '_> {
     /// The deadlock report's words for lanes suspended in `mbarrier.try_wait`: the object, the
     /// phase awaited and what it still lacks.
     pub(super) fn describe_mbarrier_wait(&self, warp: &Warp, l: usize) -> String {
-        let Some((a, _)) = self.mbarrier_wait_state(warp, l) else { return "wait at an mbarrier".into() };
+        let Some((a, waited, _)) = self.mbarrier_wait_state(warp, l) else { return "wait at an mbarrier".into() };
+        format!("wait at {}", self.describe_mbarrier(a, waited))
+    }
+
+    /// The mbarrier object at shared address `a`, named by its variable, and its phase of parity
+    /// `waited`: whether it completed, else the arrivals and transaction bytes it still lacks.
+    pub(super) fn describe_mbarrier(&self, a: u64, waited: u64) -> String {
         let cur = rd(self.smem, a as usize, 8).unwrap_or(0);
         let s = MbarState::unpack(cur);
+        let name = self.shared_name(a);
+        if s.phase != waited {
+            return format!("mbarrier [shared {a:#x}] ({name}), whose phase of parity {waited} has completed");
+        }
         let tx = match s.tx {
             0 => "no transaction bytes outstanding".to_string(),
             t if t > 0 => format!("{t} transaction bytes expected (expect_tx) but not completed"),
-            t => format!("{} transaction bytes completed beyond those expected", -t),
+            t => format!(
+                "{} transaction bytes completed beyond those expected, which no expect_tx announced: a missing \
+                 expect_tx, without which the phase cannot complete",
+                -t
+            ),
         };
         format!(
-            "wait at mbarrier [shared {a:#x}] for its phase of parity {} to complete ({} of {} arrivals \
+            "mbarrier [shared {a:#x}] ({name}) for its phase of parity {waited} to complete ({} of {} arrivals \
              missing, {tx})",
-            s.phase, s.pending, s.expected
+            s.pending, s.expected
         )
+    }
+
+    /// Shared address `a` in the kernel's own terms: `` `var`+offset `` within the static shared
+    /// variable that holds it, or within the dynamic shared array.
+    pub(super) fn shared_name(&self, a: u64) -> String {
+        let k = self.ctx.kernel;
+        let a = a as usize;
+        if let Some((n, off, _)) = k.shared_vars.iter().find(|(_, off, size)| (*off..off + size).contains(&a)) {
+            return format!("`{n}`+{}", a - off);
+        }
+        let dyn_base = k.static_smem.div_ceil(k.dyn_smem_align) * k.dyn_smem_align;
+        match &k.dyn_smem_name {
+            Some(n) if a >= dyn_base => format!("`{n}`+{} (dynamic shared memory)", a - dyn_base),
+            _ => "no shared variable".to_string(),
+        }
     }
 
     /// Releases lanes whose barrier completed since they arrived.
@@ -256,7 +293,7 @@ impl Block<'_, '_> {
                 s = MbarState { pending: n, expected: n, tx: 0, phase: 0 };
             }
             Mbar::Inval => s = MbarState { pending: 0, expected: 0, tx: 0, phase: 0 },
-            Mbar::Arrive { drop, no_complete, tx } => {
+            Mbar::Arrive { drop, no_complete, tx, .. } => {
                 ret = cur;
                 let n = if tx {
                     tx_in(&mut s, (b & 0xffff_ffff) as i64)?;
@@ -328,7 +365,8 @@ impl Block<'_, '_> {
     /// `test_wait`/`try_wait` that returns true acquires the releases of every completed phase.
     /// The waiter's own earlier accesses are not ordered before the arriving warps' later ones,
     /// the arriving warps are not ordered among themselves, and what a warp does after its
-    /// arrival is not released by it (`expect_tx` and an explicit `complete_tx` are relaxed).
+    /// arrival is not released by it (`expect_tx` and an explicit `complete_tx` are relaxed, as
+    /// are the `.relaxed` forms of `arrive` and of the waits).
     pub(super) fn mbarrier_sync(&mut self, w: u32, k: Mbar, a: u64, flipped: bool, v: u64, copy: bool) {
         let Block { shadow: Some(sh), mbar_sync, bulk_inflight, .. } = self else { return };
         let n = sh.warps();
@@ -347,7 +385,7 @@ impl Block<'_, '_> {
                 bulk_inflight.retain(|c| c.mbar != a);
                 return;
             }
-            Mbar::Arrive { .. } | Mbar::CpAsyncArrive { .. } => {
+            Mbar::Arrive { relaxed: false, .. } | Mbar::CpAsyncArrive { .. } => {
                 sh.release(w as usize, &mut m.phase);
                 m.phase_warps |= bit;
             }
@@ -355,6 +393,7 @@ impl Block<'_, '_> {
                 sh.release(w as usize, &mut m.phase);
                 m.phase_warps |= bit;
             }
+            Mbar::TestWait { relaxed: true, .. } => return,
             Mbar::TestWait { .. } if v == 1 => {
                 // A warp that acquires from one that observed a bulk copy's completion observes it too.
                 for c in bulk_inflight.iter_mut() {

@@ -139,6 +139,10 @@ struct Warp {
     committed: [u32; 32],
     /// Backward branches taken by a trailing group while other lanes waited ahead.
     starve: u32,
+    /// The last `mbarrier.test_wait`/`try_wait` of the warp that returned false and has not been
+    /// followed by one that returned true: (pc, object, phase parity waited for), for the
+    /// message of a spin loop that never ends.
+    mbar_poll: Option<(u32, u64, u64)>,
     /// Definedness tracking: per register, the lanes whose value is undefined (empty when off).
     undef: Vec<u32>,
     /// Definedness tracking: per register, the instruction (pc + 1; 0: none) that first read the
@@ -286,6 +290,7 @@ pub(crate) fn run_block(ctx: &LaunchCtx, ctaid: [u32; 3], ws: &mut Workspace) ->
             clock: 0,
             committed: [0; 32],
             starve: 0,
+            mbar_poll: None,
             undef: Vec::new(),
             undef_from: Vec::new(),
             undef_any: false,
@@ -400,6 +405,7 @@ fn init_warp(ctx: &LaunchCtx, ctaid: [u32; 3], w: u32, nthreads: u32, smem_size:
     warp.clock = 0;
     warp.committed = [0; 32];
     warp.starve = 0;
+    warp.mbar_poll = None;
     warp.maxnreg.clear();
     warp.wgmma.clear();
     warp.wgmma_next_group = 0;
@@ -655,6 +661,15 @@ impl Block<'_, '_> {
                 first_pc.get_or_insert(pc);
                 add_group(&mut groups, format!("at {}", self.where_(pc)), lanes, w as u32);
             }
+            // A spin loop on an mbarrier: name the object and what its phase lacks.
+            if let Some((pc, a, waited)) = warp.mbar_poll.filter(|_| live != 0) {
+                let what = format!(
+                    "polling, with {} which last returned false, the {}",
+                    self.where_(pc),
+                    self.describe_mbarrier(a, waited)
+                );
+                add_group(&mut groups, what, live, w as u32);
+            }
         }
         let mut lines = vec![format!(
             "the block ran more than {} warp instructions without finishing (an endless loop, or a \
@@ -850,7 +865,12 @@ impl Block<'_, '_> {
                     Op::CpAsync { .. } => self.exec_cp_async(warp, pc, exec, &ins.op)?,
                     Op::BulkCopy { .. } => self.exec_bulk_copy(warp, pc, exec, &ins.op)?,
                     Op::TensorCopy(_) => self.exec_tensor_copy(warp, pc, exec, &ins.op)?,
-                    Op::Wgmma(_) => self.exec_wgmma(warp, pc, exec, &ins.op)?,
+                    Op::Wgmma(_) => {
+                        // exec_wgmma counts its FLOPs into mma_flops; they are wgmma's too.
+                        let before = self.counters.mma_flops;
+                        self.exec_wgmma(warp, pc, exec, &ins.op)?;
+                        self.counters.wgmma_flops += self.counters.mma_flops - before;
+                    }
                     Op::WgmmaCommit => wgmma::exec_wgmma_commit(warp, exec),
                     Op::WgmmaWait { n } => self.exec_wgmma_wait(warp, exec, *n),
                     Op::Mbarrier { .. } => {

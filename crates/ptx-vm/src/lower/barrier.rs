@@ -52,7 +52,8 @@ impl KernelLowering<'_> {
                 Some(c) => self.src(c, Ty::U32, line)?,
                 None => self.imm(1),
             };
-            let k = Mbar::Arrive { drop: has("arrive_drop"), no_complete: has("noComplete"), tx };
+            let k =
+                Mbar::Arrive { drop: has("arrive_drop"), no_complete: has("noComplete"), tx, relaxed: has("relaxed") };
             Ok(op(k, d, a, b))
         } else if has("expect_tx") || has("complete_tx") {
             let o = self.ops(ins, 2)?;
@@ -70,7 +71,8 @@ impl KernelLowering<'_> {
             let d = self.dst(&o[0], line)?;
             let a = self.addr(&o[1], line)?;
             let b = self.src(&o[2], Ty::B64, line)?;
-            Ok(op(Mbar::TestWait { parity: has("parity"), blocking: has("try_wait") }, d, a, b))
+            let k = Mbar::TestWait { parity: has("parity"), blocking: has("try_wait"), relaxed: has("relaxed") };
+            Ok(op(k, d, a, b))
         } else if has("pending_count") {
             let o = self.ops(ins, 2)?;
             let d = self.dst(&o[0], line)?;

@@ -481,6 +481,8 @@ struct KernelLowering<'m> {
     static_smem: usize,
     dyn_align: usize,
     module_shared: HashMap<usize, usize>,
+    shared_vars: Vec<(String, usize, usize)>,
+    dyn_smem_name: Option<String>,
     local_size: usize,
     fparam_size: usize,
     param_size: usize,
@@ -518,6 +520,8 @@ impl<'m> KernelLowering<'m> {
             static_smem: 0,
             dyn_align: 16,
             module_shared: HashMap::new(),
+            shared_vars: Vec::new(),
+            dyn_smem_name: None,
             local_size: 0,
             fparam_size: 0,
             param_size: 0,
@@ -614,6 +618,8 @@ impl<'m> KernelLowering<'m> {
             param_size: self.param_size,
             params: self.params,
             static_smem: self.static_smem,
+            shared_vars: self.shared_vars,
+            dyn_smem_name: self.dyn_smem_name,
             dyn_smem_align: self.dyn_align,
             local_size: self.local_size,
             fparam_size: self.fparam_size,
@@ -758,6 +764,7 @@ impl<'m> KernelLowering<'m> {
                         "shared" => {
                             let off = align_up(self.static_smem, v.align);
                             self.static_smem = off + v.size;
+                            self.shared_vars.push((v.name.clone(), off, v.size));
                             Sym::Var(self.imm(off as u64), Space::Shared)
                         }
                         "param" => {
@@ -868,6 +875,7 @@ impl<'m> KernelLowering<'m> {
                 let v = &self.m.vars[vi];
                 if v.is_extern || v.unsized_array {
                     self.dyn_align = self.dyn_align.max(v.align);
+                    self.dyn_smem_name.get_or_insert_with(|| v.name.clone());
                     return Some((self.konst(Init::DynShared), Space::Shared));
                 }
                 let off = match self.module_shared.get(&vi) {
@@ -876,6 +884,7 @@ impl<'m> KernelLowering<'m> {
                         let o = align_up(self.static_smem, v.align);
                         self.static_smem = o + v.size;
                         self.module_shared.insert(vi, o);
+                        self.shared_vars.push((v.name.clone(), o, v.size));
                         o
                     }
                 };

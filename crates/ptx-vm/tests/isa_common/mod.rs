@@ -76,3 +76,32 @@ pub fn run_u32(
         })
         .collect()
 }
+
+/// The hand-written sm_90a kernels that the ISA tests share with the differential check
+/// (tests/cuda/vm_diff.txt runs them on a Hopper GPU too).
+pub const SM90_PTX: &str = include_str!("../ptx/isa_sm90.ptx");
+
+/// The text of kernel `name` in `ptx`: from its `.visible .entry name(` line to the `}` that
+/// closes it at the start of a line.
+pub fn entry<'a>(ptx: &'a str, name: &str) -> &'a str {
+    let start = ptx.find(&format!(".visible .entry {name}(")).unwrap_or_else(|| panic!("no kernel {name}"));
+    let end = ptx[start..].find("\n}\n").unwrap_or_else(|| panic!("kernel {name} is not closed")) + start + 3;
+    &ptx[start..end]
+}
+
+/// A module of one kernel `k`: kernel `name` of tests/ptx/isa_sm90.ptx with, for each (`region`,
+/// `text`), the lines between its `// region {` line and the next `// }` line replaced by `text`.
+/// The file's kernels are the templates of the tests' variants, so that each is written once.
+pub fn sm90_kernel(name: &str, regions: &[(&str, &str)]) -> String {
+    let header_end = SM90_PTX.find(".address_size 64\n").expect("the file's header") + ".address_size 64\n".len();
+    let header: String =
+        SM90_PTX[..header_end].lines().filter(|l| !l.starts_with("//")).map(|l| format!("{l}\n")).collect();
+    let mut text = entry(SM90_PTX, name).replacen(&format!(".entry {name}("), ".entry k(", 1);
+    for (region, with) in regions {
+        let open = format!("    // {region} {{\n");
+        let start = text.find(&open).unwrap_or_else(|| panic!("kernel {name} has no `// {region} {{` region"));
+        let close = text[start..].find("    // }\n").expect("the region is closed") + start;
+        text.replace_range(start + open.len()..close, with);
+    }
+    header + &text
+}
