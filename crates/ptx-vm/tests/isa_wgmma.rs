@@ -28,7 +28,7 @@
 
 mod isa_common;
 use isa_common::Rng;
-use ptx_vm::{Arch, FindingKind, LaunchConfig, Machine, Module, ParamBuilder, SanitizerReport};
+use ptx_vm::{Arch, Counters, FindingKind, LaunchConfig, Machine, Module, ParamBuilder, SanitizerReport};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Ty {
@@ -395,7 +395,7 @@ COPY:
 
 /// Runs the case with random A (64x16), B (16xN), C (64xN); returns (got, want) per thread word
 /// and the sanitizer's report.
-fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>, SanitizerReport), String> {
+fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>, SanitizerReport, Counters), String> {
     let mut rng = Rng(seed);
     let n = c.n;
     let acc16 = c.acc16;
@@ -523,11 +523,11 @@ fn run(c: &Case, seed: u64) -> Result<(Vec<u32>, Vec<u32>, SanitizerReport), Str
     let mut ob = vec![0u8; out_bytes];
     m.read(po, &mut ob).unwrap();
     let got = ob.chunks_exact(4).map(|x| u32::from_le_bytes(x.try_into().unwrap())).collect();
-    Ok((got, want, san))
+    Ok((got, want, san, rep.counters.expect("counters")))
 }
 
 fn check(c: &Case, seed: u64) {
-    let (got, want, _) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    let (got, want, _, _) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
     let words = if c.acc16 { c.n / 4 } else { c.n / 2 };
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let show = |x: u32| {
@@ -629,6 +629,36 @@ fn a_from_a_descriptor() {
     check(&Case { a_smem: Some(la), ..Case::new(24) }, 0xa5);
     let sw = kl(1, 16, 1024, 0);
     check(&Case { a_smem: Some(sw), b: kl(2, 16, 512, 0), ..Case::new(16) }, 0xa6);
+}
+
+/// Shared-memory counters of descriptor reads: one request per operand and one conflict-free
+/// wavefront per core matrix (8 rows of 16 bytes), B counted once per warpgroup (2 N / 8 core
+/// matrices), A from shared memory per warp (4 each). Every case below runs the same block and
+/// copies the same image into shared memory, so the differences from the first are the wgmma's.
+#[test]
+fn descriptor_reads_count_one_conflict_free_wavefront_per_core_matrix() {
+    let counters = |c: &Case| run(c, 0xc0).unwrap_or_else(|e| panic!("launch failed: {e}")).3;
+    let base = counters(&Case::new(8));
+    let cases = [
+        ("B K-major, no swizzle, N 64", Case::new(64), 2 * 64 / 8 - 2, 0),
+        ("B K-major, 128B swizzle, N 64", Case { b: kl(1, 16, 1024, 0), ..Case::new(64) }, 14, 0),
+        ("B K-major, 64B swizzle, N 32", Case { b: kl(2, 16, 512, 0), ..Case::new(32) }, 6, 0),
+        ("B N-major, 32B swizzle, N 40", Case { b: mnl(3, 512, 256), ..Case::new(40) }, 8, 0),
+        ("A K-major from shared, N 8", Case { a_smem: Some(kl(0, 128, 256, 0)), ..Case::new(8) }, 16, 4),
+        (
+            "A K-major 128B swizzle, B 64B swizzle, N 16",
+            Case { a_smem: Some(kl(1, 16, 1024, 0)), b: kl(2, 16, 512, 0), ..Case::new(16) },
+            16 + 2,
+            4,
+        ),
+    ];
+    for (what, case, wavefronts, requests) in cases {
+        let c = counters(&case);
+        assert_eq!(c.shared_wavefronts - base.shared_wavefronts, wavefronts, "{what}: wavefronts");
+        assert_eq!(c.shared_ideal_wavefronts - base.shared_ideal_wavefronts, wavefronts, "{what}: ideal wavefronts");
+        assert_eq!(c.shared_requests - base.shared_requests, requests, "{what}: requests");
+        assert_eq!(c.bank_conflicts(), base.bank_conflicts(), "{what}: bank conflicts");
+    }
 }
 
 #[test]
@@ -752,7 +782,7 @@ fn wait_group_1_with_one_group_retires_nothing() {
 /// `mma_async` and of the planted instruction. The results are not judged: a planted shared
 /// write may land before another warp of the warpgroup issues its `mma_async`.
 fn planted(c: &Case, seed: u64) -> (SanitizerReport, usize, usize) {
-    let (_, _, san) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
+    let (_, _, san, _) = run(c, seed).unwrap_or_else(|e| panic!("launch failed: {e}"));
     let text = ptx(c);
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
     let planted = c.early.lines().next().unwrap().trim();

@@ -323,7 +323,45 @@ impl Block<'_, '_> {
         }
         if self.instrument {
             self.counters.mma_flops += 2 * 16 * n as u64 * 16;
+            if let WgmmaA::Desc(rd_) = w.a {
+                self.count_core_matrices(warp.regs[rd_ as usize][0], w.trans_a, 16 * q, 16);
+            }
+            if q == 0 {
+                self.count_core_matrices(bdesc, w.trans_b, 0, n as u64);
+            }
         }
         Ok(())
+    }
+
+    /// Counts the shared-memory traffic of one descriptor operand's `rows` rows (M or N) from
+    /// `row0`, k 0..16, in the model's unit: a core matrix (8 rows of 16 bytes, 8 x 8 16-bit
+    /// elements: 8 M/N rows of 8 k for K-major, 8 k rows of 8 M/N for MN-major) is one pass, like
+    /// an `ldmatrix` matrix, costing one wavefront per distinct bank set ([`ctr::ldmatrix_wavefronts`]).
+    /// One request per operand. A is counted per warp (its own 16 rows), B once per warpgroup (at
+    /// its first warp: the four warps read the same B). In every swizzle mode the canonical layouts
+    /// put a core matrix's 8 rows in distinct banks, so this is mostly the operand's wavefront count
+    /// (its share of the shared-memory bandwidth floor); a layout that put two rows of a core
+    /// matrix in the same banks would show as conflicts. Called after the operand's elements were
+    /// read, so every address exists (the model's choice of unit: the ISA does not say how the
+    /// hardware reads the operands).
+    fn count_core_matrices(&mut self, desc: u64, trans: bool, row0: u64, rows: u64) {
+        let d = Descriptor::decode(desc);
+        let mut starts = [0u64; 8];
+        let (mut wf, mut ideal) = (0, 0);
+        for mn in (row0..row0 + rows).step_by(8) {
+            for k0 in [0u64, 8] {
+                for (r, a) in starts.iter_mut().enumerate() {
+                    let r = r as u64;
+                    let at = if trans { d.mn_major_address(mn, k0 + r) } else { d.k_major_address(mn + r, 2 * k0) };
+                    *a = at.unwrap_or(0);
+                }
+                let (w, i) = ctr::ldmatrix_wavefronts(&starts, 1);
+                wf += w;
+                ideal += i;
+            }
+        }
+        self.counters.shared_requests += 1;
+        self.counters.shared_wavefronts += wf;
+        self.counters.shared_ideal_wavefronts += ideal;
     }
 }

@@ -17,9 +17,12 @@
 //! depend only on its rows of A and on B) and writes the accumulators when `wgmma.wait_group`
 //! retires the group; a premature read sees the old values and, with definedness tracking, is a
 //! finding at its sink naming the `mma_async`; with the sanitizer, a write of its shared operands
-//! or of its A-fragment or accumulator registers before the wait is a finding too. Not modelled
-//! yet: definedness of the inputs (retired accumulators are defined), the shared-memory
-//! wavefronts of the descriptor reads, `.sp`, and input types other than f16/bf16.
+//! or of its A-fragment or accumulator registers before the wait is a finding too. The
+//! counters take the descriptor reads as one shared-memory request per operand and one pass per
+//! core matrix (8 rows of 16 bytes, as an `ldmatrix` matrix; B once per warpgroup), so their
+//! wavefronts and bank conflicts follow the addresses the swizzle gives (the model's unit: the ISA
+//! does not say how the hardware reads them). Not modelled yet: definedness of the inputs
+//! (retired accumulators are defined), `.sp`, and input types other than f16/bf16.
 //!
 //! The descriptor is a 64-bit value:
 //!
