@@ -396,39 +396,6 @@ __device__ __forceinline__ float next_up(float x, __nv_bfloat16) {
   return __bfloat162float(__ushort_as_bfloat16(u));
 }
 
-// Sorts the first `len` entries of the streaming list best first in the total order (key
-// descending, index ascending): a bitonic sort over the next power of two, padded with entries
-// below every finite key. Block-wide.
-__device__ void stream_sort(StreamList& l, uint32_t len) {
-  uint32_t n2 = 2;
-  while (n2 < len) n2 <<= 1;
-  for (uint32_t i = len + threadIdx.x; i < n2; i += kRowThreads) {
-    l.key[i] = 0;
-    l.idx[i] = 0xffffffffu;
-    l.x[i] = 0.0f;
-  }
-  __syncthreads();
-  for (uint32_t size = 2; size <= n2; size <<= 1) {
-    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) {
-      for (uint32_t t = threadIdx.x; t < n2 / 2; t += kRowThreads) {
-        const uint32_t i = 2 * t - (t & (stride - 1)), j = i + stride;
-        const uint32_t ki = l.key[i], kj = l.key[j], ii = l.idx[i], ij = l.idx[j];
-        const bool j_better = kj > ki || (kj == ki && ij < ii);
-        if (j_better == ((i & size) == 0)) {
-          l.key[i] = kj;
-          l.key[j] = ki;
-          l.idx[i] = ij;
-          l.idx[j] = ii;
-          const float xi = l.x[i];
-          l.x[i] = l.x[j];
-          l.x[j] = xi;
-        }
-      }
-      __syncthreads();
-    }
-  }
-}
-
 // One stage of a bitonic network over the pairs (i, i + stride) of [base, base + n): the better
 // entry goes first where ((i - base) & size) == 0, unless `rev` (size = n: everywhere). Block-wide.
 __device__ __forceinline__ void bitonic_stage(StreamList& l, uint32_t base, uint32_t n, uint32_t size, uint32_t stride,
@@ -448,6 +415,22 @@ __device__ __forceinline__ void bitonic_stage(StreamList& l, uint32_t base, uint
     }
   }
   __syncthreads();
+}
+
+// Sorts the first `len` entries of the streaming list best first in the total order (key
+// descending, index ascending): a bitonic sort over the next power of two, padded with entries
+// below every finite key. Block-wide.
+__device__ void stream_sort(StreamList& l, uint32_t len) {
+  uint32_t n2 = 2;
+  while (n2 < len) n2 <<= 1;
+  for (uint32_t i = len + threadIdx.x; i < n2; i += kRowThreads) {
+    l.key[i] = 0;
+    l.idx[i] = 0xffffffffu;
+    l.x[i] = 0.0f;
+  }
+  __syncthreads();
+  for (uint32_t size = 2; size <= n2; size <<= 1)
+    for (uint32_t stride = size >> 1; stride > 0; stride >>= 1) bitonic_stage(l, 0, n2, size, stride, false);
 }
 
 // With [0, kListMax) sorted best first and [kListMax, kListMax + m) in any order (m <= kListMax),
